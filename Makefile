@@ -1,0 +1,32 @@
+# Two commands for a new user: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install rules-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: embedded Temporal dev server (UI on http://localhost:8233) + the worker on task queue `redress`
+run: install
+	$(BIN)/redress worker
+
+## test: the whole suite against a real Temporal dev server
+test: install
+	$(BIN)/redress rules check rules
+	$(BIN)/python -m pytest -q
+
+rules-check: install
+	$(BIN)/redress rules check rules
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

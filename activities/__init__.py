@@ -1,0 +1,1 @@
+"""Activities: everything Redress does that touches the outside world (rules files, HTTP peers, the outbox)."""

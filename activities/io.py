@@ -1,0 +1,137 @@
+"""Inputs and outputs of activities: the workflow's private contract with its activities.
+
+Kept apart from workflows/contract.py because no outside service depends on them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from workflows.contract import Channel, ComplaintInput, Customer, Order, RemedyKind, RemedyOffer, Severity
+
+
+class TriageFacts(BaseModel):
+    """What the rules may see of a complaint: no name, phone or e-mail."""
+
+    complaint_id: str
+    channel: Channel
+    received_at: datetime
+    text: str
+    customer_id: str
+    language: str
+    order: Order | None = None
+    requested_remedy: RemedyKind | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, complaint: ComplaintInput) -> "TriageFacts":
+        return cls(
+            complaint_id=complaint.complaint_id,
+            channel=complaint.channel,
+            received_at=complaint.received_at,
+            text=complaint.text,
+            customer_id=complaint.customer.id,
+            language=complaint.customer.language,
+            order=complaint.order,
+            requested_remedy=complaint.requested_remedy,
+            tags=complaint.tags,
+            metadata=complaint.metadata,
+        )
+
+
+class RuleFiring(BaseModel):
+    rule: str
+    fired: bool
+    reason: str
+
+
+class TriageResult(BaseModel):
+    rule_version: str
+    category: str
+    severity: Severity
+    queue: str
+    tags: list[str] = Field(default_factory=list)
+    escalate_to: str
+    deadlines: dict[str, datetime]
+    offers: list[RemedyOffer] = Field(default_factory=list)
+    rules: list[RuleFiring] = Field(default_factory=list)
+    survey_window_seconds: float
+    reopen_below: int
+
+    @property
+    def fired(self) -> list[str]:
+        return [r.rule for r in self.rules if r.fired]
+
+
+class DeadlineRequest(BaseModel):
+    rule_version: str
+    severity: Severity
+    start: datetime
+    names: list[str]
+
+
+class DeadlineAnswer(BaseModel):
+    rule_version: str
+    deadlines: dict[str, datetime]
+    escalate_to: str
+
+
+class ProposalCheck(BaseModel):
+    complaint_id: str
+    rule_version: str
+    kind: RemedyKind
+    amount: Decimal
+    currency: str
+    proposed_by: str
+
+
+class ProposalVerdict(BaseModel):
+    allowed: bool
+    needs_approval: bool
+    required_role: str | None = None
+    eligible_approvers: list[str] = Field(default_factory=list)
+    reason: str
+
+
+class CustomerNotice(BaseModel):
+    complaint_id: str
+    key: str = Field(description="Idempotency key: the same notice is never delivered twice.")
+    template: str
+    language: str
+    customer: Customer
+    channel: Channel
+    rule_version: str
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class StaffNotice(BaseModel):
+    complaint_id: str
+    key: str
+    template: str
+    role: str
+    rule_version: str
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class RemedyOrder(BaseModel):
+    complaint_id: str
+    proposal_id: str
+    kind: RemedyKind
+    amount: Decimal
+    currency: str
+    customer_id: str
+    order_id: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"remedy:{self.complaint_id}:{self.proposal_id}"
+
+
+class RemedyReceipt(BaseModel):
+    transaction_id: str
+    via: str

@@ -1,0 +1,173 @@
+"""Evaluating a rule set: triage, deadlines, offers and approval requirements.
+
+Semantics an admin can predict:
+- rules are read top to bottom; every rule is evaluated and reported (fired or not, and why);
+- category and queue come from the first fired rule that sets them, else the defaults;
+- severity is the highest any fired rule asks for (rules only ever raise it);
+- a rule whose condition fails at run time does not fire, and the reason says so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from activities.io import ProposalCheck, ProposalVerdict, RuleFiring, TriageFacts, TriageResult
+from activities.rules.loader import RuleSet
+from workflows.contract import RemedyOffer, Severity
+
+DEADLINE_NAMES = ("first_response", "resolution")
+
+
+def facts_variables(facts: TriageFacts, keywords: list[str]) -> dict[str, Any]:
+    """The CEL view of a complaint: every variable always present, so conditions never hit a missing field."""
+    order = facts.order
+    return {
+        "text": facts.text,
+        "channel": facts.channel.value,
+        "customer": {"id": facts.customer_id, "language": facts.language},
+        "order": {
+            "present": order is not None,
+            "id": order.id if order else "",
+            "value": float(order.value) if order else 0.0,
+            "currency": order.currency if order else "",
+            "product_sku": (order.product_sku or "") if order else "",
+            "items": [
+                {"sku": i.sku, "quantity": i.quantity, "unit_price": float(i.unit_price or 0)}
+                for i in (order.items if order else [])
+            ],
+        },
+        "requested_remedy": facts.requested_remedy.value if facts.requested_remedy else "",
+        "tags": list(facts.tags),
+        "metadata": dict(facts.metadata),
+        "keywords": keywords,
+    }
+
+
+def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
+    doc = rule_set.document
+    hits = rule_set.keywords.matches(facts.text)
+    all_keywords = sorted({k for found in hits.values() for k in found})
+    variables = facts_variables(facts, all_keywords)
+
+    category: str | None = None
+    queue: str | None = None
+    severity = doc.defaults.severity
+    tags: list[str] = []
+    firings: list[RuleFiring] = []
+    for index, rule in enumerate(doc.rules):
+        fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), variables)
+        firings.append(RuleFiring(rule=rule.name, fired=fired, reason=reason))
+        if not fired:
+            continue
+        effect = rule.set
+        category = category or effect.category
+        queue = queue or effect.queue
+        if effect.severity and effect.severity.rank > severity.rank:
+            severity = effect.severity
+        tags.extend(t for t in effect.tags if t not in tags)
+
+    category = category or doc.defaults.category
+    queue = queue or doc.defaults.queue
+    offer_variables = {**variables, "category": category, "severity": severity.value, "queue": queue}
+    offers = []
+    for index, offer in enumerate(doc.offers):
+        fired, reason = _decide(rule_set, "offers", index, [], [], offer_variables)
+        firings.append(RuleFiring(rule=f"offer:{offer.name}", fired=fired, reason=reason))
+        if fired:
+            offers.append(_offer(offer, facts))
+
+    return TriageResult(
+        rule_version=rule_set.version,
+        category=category,
+        severity=severity,
+        queue=queue,
+        tags=tags,
+        escalate_to=doc.tiers[severity].escalate_to,
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES),
+        offers=offers,
+        rules=firings,
+        survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
+        reopen_below=doc.follow_up.reopen_below,
+    )
+
+
+def _decide(
+    rule_set: RuleSet, section: str, index: int, keywords: list[str], found: list[str], variables: dict[str, Any]
+) -> tuple[bool, str]:
+    reasons = []
+    if keywords:
+        if not found:
+            return False, "no keyword found in the text"
+        reasons.append(f"keyword {', '.join(repr(k) for k in found)} found")
+    condition = rule_set.condition(section, index)
+    if condition is not None:
+        try:
+            holds = condition.evaluate(variables)
+        except ValueError as error:
+            return False, f"condition `{condition.source}` could not be evaluated: {error}"
+        if not holds:
+            return False, f"condition `{condition.source}` is false"
+        reasons.append(f"condition `{condition.source}` is true")
+    return True, "; ".join(reasons) or "always"
+
+
+def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
+    amount = Decimal("0")
+    currency = offer.currency
+    if offer.amount is not None:
+        amount = offer.amount
+    elif offer.order_value_share is not None and facts.order is not None:
+        amount = (facts.order.value * offer.order_value_share).quantize(Decimal("0.01"))
+        currency = currency or facts.order.currency
+    return RemedyOffer(rule=offer.name, kind=offer.kind, amount=amount, currency=currency)
+
+
+def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str]) -> dict[str, datetime]:
+    """Absolute due times. Calendar time for now; business calendars plug in here."""
+    tier = rule_set.document.tiers[severity]
+    spans: dict[str, timedelta] = {"first_response": tier.first_response, "resolution": tier.resolution}
+    return {name: start + spans[name] for name in names}
+
+
+def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:
+    """Who must approve this remedy: nobody if the proposer's own authority covers it."""
+    doc = rule_set.document
+    if check.kind in doc.approval.free_kinds or check.amount == 0:
+        return ProposalVerdict(allowed=True, needs_approval=False, reason=f"{check.kind.value} costs nothing")
+    roles = doc.approval.roles
+    rank = {role.role: position for position, role in enumerate(roles)}
+
+    def covers(position: int) -> bool:
+        limits = roles[position].limits
+        if limits is None:
+            return True
+        limit = limits.get(check.currency)
+        return limit is not None and check.amount <= limit
+
+    proposer = doc.approvers.get(check.proposed_by)
+    if proposer is not None and covers(rank[proposer.role]):
+        return ProposalVerdict(
+            allowed=True, needs_approval=False,
+            reason=f"within the authority of {check.proposed_by} ({proposer.role})",
+        )
+    required = next((position for position in range(len(roles)) if covers(position)), None)
+    if required is None:
+        return ProposalVerdict(
+            allowed=False, needs_approval=True,
+            reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit in {check.currency}",
+        )
+    eligible = sorted(
+        name for name, approver in doc.approvers.items()
+        if rank[approver.role] >= required and name != check.proposed_by
+    )
+    if not eligible:
+        return ProposalVerdict(
+            allowed=False, needs_approval=True, required_role=roles[required].role,
+            reason=f"nobody in the approver directory holds {roles[required].role} or above (besides the proposer)",
+        )
+    return ProposalVerdict(
+        allowed=True, needs_approval=True, required_role=roles[required].role, eligible_approvers=eligible,
+        reason=f"{check.amount} {check.currency} needs {roles[required].role} or above",
+    )

@@ -1,0 +1,72 @@
+"""CEL conditions: compiled once per rule-set version, checked against the variables rules may use.
+
+An unknown variable is an error when the rules load, not a condition that is
+quietly false at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+# What a triage rule may read. Personal data (name, phone, e-mail) is deliberately absent.
+TRIAGE_VARIABLES = frozenset(
+    {"text", "channel", "customer", "order", "requested_remedy", "tags", "metadata", "keywords"}
+)
+# Offer rules run after triage and may also read its outcome.
+OFFER_VARIABLES = TRIAGE_VARIABLES | {"category", "severity", "queue"}
+
+# Names bound by comprehension macros (`tags.exists(t, t == "vip")`) are not free variables.
+_MACRO_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+)")
+
+
+@dataclass(frozen=True)
+class ConditionProblem:
+    message: str
+    column: int  # 1-based column inside the expression
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    source: str
+    program: Any
+
+    def evaluate(self, variables: dict[str, Any]) -> bool:
+        """True or False; raises ValueError when the expression fails or is not a boolean."""
+        try:
+            result = self.program.execute(variables)
+        except Exception as error:  # cel raises TypeError/RuntimeError/ValueError
+            raise ValueError(str(error).split(". ")[0]) from None
+        if not isinstance(result, bool):
+            raise ValueError(f"condition gave {result!r}, not true/false")
+        return result
+
+
+def compile_condition(source: str, allowed: frozenset[str]) -> tuple[CompiledCondition | None, ConditionProblem | None]:
+    try:
+        program = cel.compile(source)
+    except ValueError as error:
+        text = str(error)
+        match = _CEL_POSITION.search(text)
+        column = int(match.group(2)) if match else 1
+        detail = text.split("ERROR: ", 1)[-1].split("\n", 1)[0]
+        detail = _CEL_POSITION.sub("", detail).lstrip(": ")
+        return None, ConditionProblem(f"CEL syntax: {detail}", column)
+    bound = set(_MACRO_BINDING.findall(source))
+    unknown = sorted(set(program.variables()) - allowed - bound)
+    if unknown:
+        name = unknown[0]
+        column = _column_of(source, name)
+        return None, ConditionProblem(
+            f"unknown variable {', '.join(unknown)}; rules may use: {', '.join(sorted(allowed))}", column
+        )
+    return CompiledCondition(source, program), None
+
+
+def _column_of(source: str, name: str) -> int:
+    match = re.search(rf"(?<![\w.]){re.escape(name)}\b", source)
+    return match.start() + 1 if match else 1

@@ -1,0 +1,199 @@
+"""The shape of the rule YAML, as pydantic models: the loader reports their errors with positions.
+
+A rule set is the union of the top-level sections found in rules/*.yaml; each
+section lives in exactly one file so an admin always knows where to edit.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from string import Formatter
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from activities.rules.durations import Duration
+from workflows.contract import Currency, Money, RemedyKind, Severity
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tier(_Strict):
+    first_response: Duration
+    resolution: Duration
+    escalate_to: Identifier = Field(description="Role notified when a deadline of this tier is missed.")
+
+
+class FollowUp(_Strict):
+    survey_window: Duration = Field(description="How long the survey waits for an answer before closing.")
+    reopen_below: Annotated[int, Field(ge=1, le=6)] = Field(
+        default=3, description="A CSAT score below this reopens the case."
+    )
+
+
+class Defaults(_Strict):
+    category: Identifier = "other"
+    queue: Identifier = "general"
+    severity: Severity = Severity.general
+
+
+class Effect(_Strict):
+    category: Identifier | None = None
+    queue: Identifier | None = None
+    severity: Severity | None = Field(default=None, description="Raises the tier to at least this.")
+    tags: list[Identifier] = Field(default_factory=list)
+
+
+class TriageRule(_Strict):
+    """Fires when any keyword is in the text (if keywords are given) and `when` is true (if given)."""
+
+    name: Identifier
+    description: str | None = None
+    keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    when: str | None = Field(default=None, description="A CEL expression.")
+    set: Effect
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> "TriageRule":
+        if not self.keywords and not self.when:
+            raise ValueError("a rule needs `keywords`, `when`, or both; otherwise it always fires")
+        return self
+
+
+class OfferRule(_Strict):
+    """A remedy suggested to the agent when `when` holds (evaluated after triage)."""
+
+    name: Identifier
+    description: str | None = None
+    when: str | None = None
+    kind: RemedyKind
+    amount: Money | None = None
+    order_value_share: Annotated[Decimal, Field(gt=0, le=1)] | None = Field(
+        default=None, description="Amount as a share of the order value (1 = the full value)."
+    )
+    currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> "OfferRule":
+        if self.amount is not None and self.order_value_share is not None:
+            raise ValueError("give `amount` or `order_value_share`, not both")
+        return self
+
+
+class ApprovalRole(_Strict):
+    role: Identifier
+    limits: dict[Currency, Money] | None = Field(
+        default=None, description="Highest amount this role may grant per currency; absent = unlimited."
+    )
+
+
+class Approval(_Strict):
+    roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
+    free_kinds: list[RemedyKind] = Field(
+        default_factory=lambda: [RemedyKind.apology, RemedyKind.explanation],
+        description="Remedies that cost nothing and need no approval.",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _unique(cls, roles: list[ApprovalRole]) -> list[ApprovalRole]:
+        names = [r.role for r in roles]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"role listed twice: {', '.join(duplicates)}")
+        return roles
+
+
+class Approver(_Strict):
+    role: Identifier
+
+
+TEMPLATE_FIELDS = frozenset(
+    {
+        "complaint_id",
+        "first_response_due",
+        "resolution_due",
+        "message",
+        "remedy",
+        "amount",
+        "currency",
+        "summary",
+        "deadline",
+        "severity",
+        "queue",
+        "level",
+        "role",
+        "reason",
+        "proposal_id",
+    }
+)
+REQUIRED_TEMPLATES = frozenset(
+    {
+        "acknowledgement", "progress", "remedy_executed", "survey", "closed", "withdrawn", "reopened",
+        "escalation", "approval_needed", "remedy_failed",
+    }
+)
+
+
+class RuleSetDocument(_Strict):
+    tiers: dict[Severity, Tier]
+    follow_up: FollowUp
+    defaults: Defaults = Field(default_factory=Defaults)
+    rules: list[TriageRule] = Field(default_factory=list)
+    offers: list[OfferRule] = Field(default_factory=list)
+    approval: Approval
+    approvers: dict[Identifier, Approver] = Field(default_factory=dict)
+    templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
+
+    @field_validator("tiers")
+    @classmethod
+    def _every_tier(cls, tiers: dict[Severity, Tier]) -> dict[Severity, Tier]:
+        missing = [s.value for s in Severity if s not in tiers]
+        if missing:
+            raise ValueError(f"every tier needs deadlines; missing: {', '.join(missing)}")
+        return tiers
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, templates: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        missing = sorted(REQUIRED_TEMPLATES - templates.keys())
+        if missing:
+            raise ValueError(f"missing templates: {', '.join(missing)}")
+        for name, texts in templates.items():
+            if "en" not in texts:
+                raise ValueError(f"template {name!r} needs an 'en' text (the fallback language)")
+            for language, text in texts.items():
+                try:
+                    fields = {f for _, f, _, _ in Formatter().parse(text) if f is not None}
+                except ValueError as error:
+                    raise ValueError(f"template {name}.{language}: {error}") from None
+                unknown = sorted(fields - TEMPLATE_FIELDS)
+                if unknown:
+                    raise ValueError(
+                        f"template {name}.{language} uses unknown placeholder(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+                    )
+        return templates
+
+
+def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems that span sections (a role named but not defined, a name used twice), with their paths."""
+    roles = {r.role for r in doc.approval.roles}
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for severity, tier in doc.tiers.items():
+        if tier.escalate_to not in roles:
+            problems.append((("tiers", severity.value, "escalate_to"), f"unknown role {tier.escalate_to!r}"))
+    for name, approver in doc.approvers.items():
+        if approver.role not in roles:
+            problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
+    for section, items in (("rules", doc.rules), ("offers", doc.offers)):
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.name in seen:
+                problems.append(((section, index, "name"), f"name {item.name!r} is used twice"))
+            seen.add(item.name)
+    return problems

@@ -1,0 +1,220 @@
+"""`redress`: the command line for agents, supervisors and admins.
+
+Exit codes: 0 done, 1 refused / not found / already exists, 2 invalid input or rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from activities.rules import RulesInvalid, load_rules
+from client import InvalidComplaint, RedressClient, RedressError, connect
+from workflows.contract import (
+    ApprovalDecision,
+    Feedback,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+    Status,
+    TimelineEvent,
+    Withdrawal,
+    describe_validation_error,
+)
+
+
+def _print_json(value: Any) -> None:
+    def plain(item: Any) -> Any:
+        if isinstance(item, BaseModel):
+            return item.model_dump(mode="json")
+        if isinstance(item, list):
+            return [plain(i) for i in item]
+        return item
+
+    print(json.dumps(plain(value), ensure_ascii=False, indent=2))
+
+
+def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
+    print(f"complaint  {status.complaint_id}")
+    print(f"stage      {status.stage.value}")
+    if status.severity:
+        print(f"triage     {status.category} / {status.severity.value} / queue {status.queue}  (rules {status.rule_version})")
+    if status.assignee:
+        print(f"assignee   {status.assignee}")
+    for name, deadline in status.deadlines.items():
+        state = ("met " + deadline.met_at.isoformat(timespec="seconds")) if deadline.met_at else (
+            "MISSED" if deadline.breached_at else "open")
+        print(f"due        {name}: {deadline.due.isoformat(timespec='seconds')}  [{state}]")
+    if status.escalation_level:
+        print(f"escalation level {status.escalation_level}")
+    if status.pending_approval:
+        p = status.pending_approval
+        print(f"awaiting   {p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
+              f" (eligible: {', '.join(p.eligible_approvers)})")
+    for offer in status.offers:
+        amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
+        print(f"offer      {offer.kind.value}{amount}  ({offer.rule})")
+    if status.csat is not None:
+        print(f"csat       {status.csat}")
+    print("timeline")
+    for event in timeline:
+        print(f"  {event.at.isoformat(timespec='seconds')}  {event.kind:<16} {event.actor:<22} {event.detail}")
+
+
+async def _with_client(args: argparse.Namespace, action) -> int:
+    redress = RedressClient(await connect(args.address))
+    try:
+        result = await action(redress)
+    except InvalidComplaint as invalid:
+        print(invalid, file=sys.stderr)
+        return 2
+    except RedressError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 1
+    if result is not None:
+        _print_json(result) if args.json else print(result if isinstance(result, str) else _summary(result))
+    return 0
+
+
+def _summary(result: Any) -> str:
+    if isinstance(result, Status):
+        return f"{result.complaint_id}: {result.stage.value}"
+    if isinstance(result, BaseModel):
+        return " ".join(f"{k}={v}" for k, v in result.model_dump(mode="json", exclude_none=True).items()
+                        if not isinstance(v, (list, dict)))
+    return str(result)
+
+
+def _message(model: type[BaseModel], **fields: Any) -> BaseModel:
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as invalid:
+        raise InvalidComplaint(describe_validation_error(invalid, root="message")) from None
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+
+    async def action(redress: RedressClient) -> str:
+        workflow_id = await redress.submit(data)
+        return f"submitted {data.get('complaint_id')} as workflow {workflow_id}"
+
+    return asyncio.run(_with_client(args, action))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    async def action(redress: RedressClient) -> None:
+        status, timeline = await redress.status(args.id), await redress.timeline(args.id)
+        if args.json:
+            _print_json({"status": status.model_dump(mode="json"),
+                         "timeline": [e.model_dump(mode="json") for e in timeline]})
+        else:
+            _show_status(status, timeline)
+
+    return asyncio.run(_with_client(args, action))
+
+
+def _update_command(method: str, model: type[BaseModel], fields) -> Any:
+    def command(args: argparse.Namespace) -> int:
+        async def action(redress: RedressClient) -> Any:
+            message = _message(model, **fields(args))
+            return await getattr(redress, method)(args.id, message)
+
+        return asyncio.run(_with_client(args, action))
+
+    return command
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    try:
+        rule_set = load_rules(args.dir)
+    except RulesInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(invalid.errors)} problem(s); rules refused", file=sys.stderr)
+        return 2
+    doc = rule_set.document
+    print(f"rules OK: version {rule_set.version}: {len(doc.rules)} triage rules, {len(doc.offers)} offers, "
+          f"{len(doc.approval.roles)} approval roles, {len(doc.approvers)} approvers, {len(doc.templates)} templates")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import worker
+
+    worker.main()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redress", description="Durable complaint handling on Temporal.")
+    parser.add_argument("--address", help="Temporal frontend (default: TEMPORAL_ADDRESS or localhost:7233)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("worker", help="run the worker (embedded Temporal server unless TEMPORAL_ADDRESS is set)"
+                        ).set_defaults(run=cmd_worker)
+    submit = commands.add_parser("submit", help="open a case from a complaint JSON file")
+    submit.add_argument("file")
+    submit.set_defaults(run=cmd_submit)
+    show = commands.add_parser("show", help="status and timeline of a case")
+    show.add_argument("id", help="complaint id")
+    show.set_defaults(run=cmd_show)
+
+    def message_command(name: str, help_: str, method: str, model: type[BaseModel], options, fields) -> None:
+        sub = commands.add_parser(name, help=help_)
+        sub.add_argument("id", help="complaint id")
+        for flag, kwargs in options:
+            sub.add_argument(flag, **kwargs)
+        sub.set_defaults(run=_update_command(method, model, fields))
+
+    message_command("respond", "record a response to the customer", "record_response", ResponseRecord,
+                    [("--as", {"dest": "agent", "required": True}), ("--message", {})],
+                    lambda a: {"agent": a.agent, "message": a.message})
+    message_command("propose", "propose a remedy", "propose_remedy", RemedyProposal,
+                    [("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
+                     ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
+                     ("--reason", {"required": True})],
+                    lambda a: {"proposed_by": a.agent, "kind": a.kind, "amount": a.amount,
+                               "currency": a.currency, "reason": a.reason})
+    for name, method in (("approve", "approve_remedy"), ("reject", "reject_remedy")):
+        message_command(name, f"{name} the remedy awaiting approval", method, ApprovalDecision,
+                        [("--as", {"dest": "approver", "required": True}), ("--proposal", {"required": True}),
+                         ("--note", {})],
+                        lambda a: {"approver": a.approver, "proposal_id": a.proposal, "note": a.note})
+    message_command("resolve", "mark the case resolved", "resolve", Resolution,
+                    [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
+                    lambda a: {"agent": a.agent, "summary": a.summary})
+    message_command("feedback", "record the customer's CSAT (1-5)", "customer_feedback", Feedback,
+                    [("--score", {"type": int, "required": True}), ("--comment", {})],
+                    lambda a: {"score": a.score, "comment": a.comment})
+    message_command("withdraw", "withdraw the complaint", "withdraw", Withdrawal,
+                    [("--by", {"required": True}), ("--reason", {})],
+                    lambda a: {"by": a.by, "reason": a.reason})
+
+    rules = commands.add_parser("rules", help="work with the rule files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate a rules folder; exit 2 on any problem")
+    check.add_argument("dir", nargs="?", default="rules")
+    check.set_defaults(run=cmd_rules_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

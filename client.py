@@ -1,0 +1,190 @@
+"""The typed Python client other services import to open and work complaint cases.
+
+It speaks the same plain JSON contract any language can (workflows/contract.py),
+validates before anything reaches Temporal, and turns Temporal's errors into
+three that callers can act on: AlreadyExists, NotFound, Refused(reason).
+
+Connection settings come from Temporal's standard environment variables
+(TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*), read by
+temporalio.envconfig.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.contract import (
+    TASK_QUEUE,
+    WORKFLOW_TYPE,
+    ApprovalDecision,
+    ComplaintInput,
+    Feedback,
+    Outcome,
+    ProposalAnswer,
+    ProposalRecord,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+    Status,
+    TimelineEvent,
+    Withdrawal,
+    describe_validation_error,
+    workflow_id_for,
+)
+
+DEFAULT_ADDRESS = "localhost:7233"
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little between services
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class RedressError(Exception):
+    """Base of the errors a caller is expected to handle."""
+
+
+class InvalidComplaint(RedressError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid complaint:\n  " + "\n  ".join(problems))
+
+
+class AlreadyExists(RedressError):
+    def __init__(self, complaint_id: str):
+        self.complaint_id = complaint_id
+        super().__init__(f"complaint {complaint_id} already exists; no second case was opened")
+
+
+class NotFound(RedressError):
+    def __init__(self, complaint_id: str):
+        self.complaint_id = complaint_id
+        super().__init__(f"no complaint {complaint_id}")
+
+
+class Refused(RedressError):
+    """The case refused a message; `reason` says why. Nothing changed."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def external_cluster_configured() -> bool:
+    return bool(os.environ.get("TEMPORAL_ADDRESS"))
+
+
+async def connect(address: str | None = None) -> Client:
+    """Connect with the pydantic JSON converter (the contract's wire format)."""
+    config = dict(ClientConfig.load_client_connect_config())
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+def validate_complaint(data: ComplaintInput | dict[str, Any], now: datetime | None = None) -> ComplaintInput:
+    """Refuse an invalid complaint before it reaches Temporal, naming each bad field."""
+    try:
+        complaint = data if isinstance(data, ComplaintInput) else ComplaintInput.model_validate(data)
+    except ValidationError as invalid:
+        raise InvalidComplaint(describe_validation_error(invalid)) from None
+    now = now or datetime.now(timezone.utc)
+    if complaint.received_at > now + FUTURE_TOLERANCE:
+        raise InvalidComplaint([f"complaint.received_at: is in the future ({complaint.received_at.isoformat()})"])
+    return complaint
+
+
+class RedressClient:
+    def __init__(self, client: Client, task_queue: str = TASK_QUEUE):
+        self.client = client
+        self.task_queue = task_queue
+
+    async def submit(self, complaint: ComplaintInput | dict[str, Any]) -> str:
+        """Open a case; the complaint id makes this idempotent: a second submit raises AlreadyExists."""
+        checked = validate_complaint(complaint)
+        try:
+            handle = await self.client.start_workflow(
+                WORKFLOW_TYPE,
+                checked.model_dump(mode="json", exclude_none=True),
+                id=workflow_id_for(checked.complaint_id),
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            raise AlreadyExists(checked.complaint_id) from None
+        return handle.id
+
+    def handle(self, complaint_id: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(workflow_id_for(complaint_id))
+
+    async def status(self, complaint_id: str) -> Status:
+        return await self._query(complaint_id, "status", Status)
+
+    async def timeline(self, complaint_id: str) -> list[TimelineEvent]:
+        try:
+            return await self.handle(complaint_id).query("timeline", result_type=list[TimelineEvent])
+        except RPCError as error:
+            raise self._translate(complaint_id, error) from None
+
+    async def outcome(self, complaint_id: str) -> Outcome:
+        """Wait for the case to end and return its outcome."""
+        try:
+            handle = self.client.get_workflow_handle(workflow_id_for(complaint_id), result_type=Outcome)
+            return await handle.result()
+        except RPCError as error:
+            raise self._translate(complaint_id, error) from None
+
+    async def record_response(self, complaint_id: str, response: ResponseRecord) -> Status:
+        return await self._update(complaint_id, "record_response", response, Status)
+
+    async def propose_remedy(self, complaint_id: str, proposal: RemedyProposal) -> ProposalAnswer:
+        return await self._update(complaint_id, "propose_remedy", proposal, ProposalAnswer)
+
+    async def approve_remedy(self, complaint_id: str, decision: ApprovalDecision) -> ProposalRecord:
+        return await self._update(complaint_id, "approve_remedy", decision, ProposalRecord)
+
+    async def reject_remedy(self, complaint_id: str, decision: ApprovalDecision) -> ProposalRecord:
+        return await self._update(complaint_id, "reject_remedy", decision, ProposalRecord)
+
+    async def resolve(self, complaint_id: str, resolution: Resolution) -> Status:
+        return await self._update(complaint_id, "resolve", resolution, Status)
+
+    async def customer_feedback(self, complaint_id: str, feedback: Feedback) -> Status:
+        return await self._update(complaint_id, "customer_feedback", feedback, Status)
+
+    async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
+        return await self._update(complaint_id, "withdraw", withdrawal, Status)
+
+    async def _query(self, complaint_id: str, name: str, result_type: type[T]) -> T:
+        try:
+            return await self.handle(complaint_id).query(name, result_type=result_type)
+        except RPCError as error:
+            raise self._translate(complaint_id, error) from None
+
+    async def _update(self, complaint_id: str, name: str, message: BaseModel, result_type: type[T]) -> T:
+        try:
+            return await self.handle(complaint_id).execute_update(name, message, result_type=result_type)
+        except WorkflowUpdateFailedError as failed:
+            cause = failed.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise Refused(reason) from None
+        except RPCError as error:
+            raise self._translate(complaint_id, error) from None
+
+    @staticmethod
+    def _translate(complaint_id: str, error: RPCError) -> Exception:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            if "completed" in error.message:
+                return Refused("the case has ended")
+            return NotFound(complaint_id)
+        return error

@@ -1,0 +1,130 @@
+"""Shared fixtures: one real Temporal dev server per session, a real HTTP peer, workers on fresh task queues.
+
+Nothing here mocks Temporal or HTTP. Deadlines are seconds long: the shipped
+rule set is copied with a tiers.yaml of second-long deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.complaint_activities import ComplaintActivities
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from client import RedressClient
+from tests.peer import Peer
+from worker import build_worker, temporal_binary
+from workflows import search_attributes as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+    ) as environment:
+        yield environment
+
+
+@pytest.fixture
+def peer() -> Peer:
+    with Peer() as running:
+        yield running
+
+
+def write_rules(directory: Path, first_response: str = "20s", resolution: str = "40s",
+                survey_window: str = "20s", major_first_response: str | None = None) -> Path:
+    """The shipped rules with second-long deadlines (the same for every tier unless told)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    shutil.copytree(ROOT / "rules", directory, ignore=shutil.ignore_patterns("tests"))
+    tiers = "tiers:\n"
+    for tier, role in (("general", "team_lead"), ("urgent", "cs_manager"), ("major", "director")):
+        first = major_first_response if tier == "major" and major_first_response else first_response
+        tiers += f"  {tier}: {{first_response: {first}, resolution: {resolution}, escalate_to: {role}}}\n"
+    tiers += f"follow_up: {{survey_window: {survey_window}, reopen_below: 3}}\n"
+    (directory / "tiers.yaml").write_text(tiers, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    return write_rules(tmp_path / "rules")
+
+
+WorkerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def run_worker(env: WorkflowEnvironment, tmp_path: Path, peer: Peer, rules_dir: Path) -> WorkerFactory:
+    """`async with run_worker() as redress:` runs a worker on a fresh task queue and yields a client for it."""
+
+    @asynccontextmanager
+    async def start(rules: Path | None = None, task_queue: str | None = None, http_timeout: float = 5.0,
+                    use_peer: bool = True, **worker_options: Any) -> AsyncIterator[RedressClient]:
+        queue = task_queue or f"redress-test-{uuid.uuid4().hex[:8]}"
+        settings = Settings(
+            rules_dir=rules or rules_dir,
+            data_dir=tmp_path / "data",
+            notify_url=f"{peer.url}/notify" if use_peer else None,
+            payment_url=f"{peer.url}/pay" if use_peer else None,
+            http_timeout_seconds=http_timeout,
+        )
+        async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+            activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir))
+            async with build_worker(env.client, activities, task_queue=queue, **worker_options):
+                yield RedressClient(env.client, task_queue=queue)
+
+    return start
+
+
+def complaint(**overrides: Any) -> dict[str, Any]:
+    """A valid complaint as plain JSON, with a fresh id."""
+    data: dict[str, Any] = {
+        "complaint_id": f"T-{uuid.uuid4().hex[:10]}",
+        "customer": {"id": "cust-42", "name": "Li Lei", "phone": "+86 138 0000 0000",
+                     "email": "li.lei@example.com", "language": "zh"},
+        "channel": "app",
+        "received_at": datetime.now(timezone.utc).isoformat(),
+        "text": "订单重复扣费，请退款。",
+        "order": {"id": "SO-1001", "value": "300.00", "currency": "CNY", "items": [{"sku": "KETTLE-2", "quantity": 1}]},
+        "tags": [],
+    }
+    data.update(overrides)
+    return data
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.2) -> Any:
+    """Poll until `check` returns something truthy (visibility and timers are asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+async def stage_is(redress: RedressClient, complaint_id: str, *stages: str, timeout: float = 20.0):
+    async def check():
+        status = await redress.status(complaint_id)
+        return status if status.stage.value in stages else None
+
+    return await eventually(check, timeout=timeout)

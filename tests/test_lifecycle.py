@@ -1,0 +1,120 @@
+"""A complaint's whole life on the real dev server: intake to close, reopen, withdraw, duplicates."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from client import AlreadyExists, Refused
+from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal
+from tests.conftest import complaint, stage_is
+
+
+async def test_complaint_from_submission_to_close(run_worker, peer):
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        assert await redress.submit(data) == f"complaint-{cid}"
+
+        status = await stage_is(redress, cid, "acknowledged")
+        assert (status.category, status.queue, status.severity.value) == ("billing", "billing", "general")
+        assert {o.kind.value for o in status.offers} == {"apology", "refund"}
+        ack = peer.acted("/notify", complaint_id=cid, template="acknowledgement")
+        assert len(ack) == 1 and ack[0].body["language"] == "zh" and "我们已收到" in ack[0].body["text"]
+
+        status = await redress.record_response(cid, ResponseRecord(agent="li.na", message="我们正在核实扣费记录。"))
+        assert status.stage.value == "in_progress" and status.assignee == "li.na"
+        assert status.deadlines["first_response"].met_at is not None
+
+        answer = await redress.propose_remedy(cid, RemedyProposal(
+            kind="refund", amount=Decimal("100"), currency="CNY", reason="duplicate charge", proposed_by="li.na"))
+        assert answer.status.value == "approved"  # within a specialist's 200 CNY
+        status = await stage_is(redress, cid, "remedy_executed")
+        assert status.remedies[0].transaction_id == "tx-1"
+
+        await redress.resolve(cid, Resolution(agent="li.na", summary="重复扣费已退回"))
+        await stage_is(redress, cid, "follow_up")
+        await redress.customer_feedback(cid, Feedback(score=5, comment="谢谢"))
+        outcome = await redress.outcome(cid)
+        kinds = [e.kind for e in await redress.timeline(cid)]
+
+    assert outcome.stage.value == "closed" and outcome.csat == 5 and outcome.breaches == []
+    assert [(p.kind.value, p.amount) for p in outcome.compensation] == [("refund", Decimal("100"))]
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+    templates = [r.body["template"] for r in peer.acted("/notify", complaint_id=cid)]
+    assert templates == ["acknowledgement", "progress", "remedy_executed", "survey", "closed"]
+    assert kinds == ["received", "triaged", "acknowledged", "response", "remedy_proposed", "remedy_executed",
+                     "resolved", "feedback", "closed"]
+
+
+async def test_duplicate_submission_opens_no_second_case(run_worker, env):
+    async with run_worker() as redress:
+        data = complaint()
+        await redress.submit(data)
+        with pytest.raises(AlreadyExists):
+            await redress.submit({**data, "text": "a different text, same id"})
+        runs = [w async for w in env.client.list_workflows(f"WorkflowId = 'complaint-{data['complaint_id']}'")]
+        # visibility may lag, but it must never show two runs
+        assert len(runs) <= 1
+        await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
+        assert (await redress.outcome(data["complaint_id"])).stage.value == "withdrawn"
+
+
+async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_worker, peer):
+    async with run_worker() as redress:
+        data = complaint(text="The kettle stopped working after two days.", customer={"id": "c-7", "language": "en"})
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="sam.taylor"))
+        await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Explained how to reset it"))
+        await stage_is(redress, cid, "follow_up")
+        before = (await redress.status(cid)).deadlines["resolution"]
+
+        await redress.customer_feedback(cid, Feedback(score=1, comment="Still broken"))
+        status = await stage_is(redress, cid, "reopened")
+        assert status.reopen_count == 1 and status.csat == 1
+        assert status.deadlines["resolution"].due > before.due and status.deadlines["resolution"].met_at is None
+        assert peer.acted("/notify", complaint_id=cid, template="reopened")
+
+        with pytest.raises(Refused, match="feedback is taken after"):
+            await redress.customer_feedback(cid, Feedback(score=5))
+        await redress.record_response(cid, ResponseRecord(agent="sam.taylor", message="A replacement is on its way."))
+        await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Replaced the kettle"))
+        await stage_is(redress, cid, "follow_up")
+        await redress.customer_feedback(cid, Feedback(score=4))
+        outcome = await redress.outcome(cid)
+    assert (outcome.stage.value, outcome.csat, outcome.reopen_count) == ("closed", 4, 1)
+
+
+async def test_withdraw_ends_the_case_and_tells_the_customer(run_worker, peer):
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.withdraw(cid, Withdrawal(by="customer", reason="sorted it out myself"))
+        outcome = await redress.outcome(cid)
+        with pytest.raises(Refused, match="ended|withdrawn"):
+            await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    assert outcome.stage.value == "withdrawn"
+    assert len(peer.acted("/notify", complaint_id=cid, template="withdrawn")) == 1
+    assert peer.acted("/pay") == []
+
+
+async def test_survey_without_answer_closes_the_case(run_worker, tmp_path):
+    from tests.conftest import write_rules
+
+    rules = write_rules(tmp_path / "short-survey", survey_window="2s")
+    async with run_worker(rules=rules) as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+        outcome = await redress.outcome(cid)
+        kinds = [e.kind for e in await redress.timeline(cid)]
+    assert outcome.stage.value == "closed" and outcome.csat is None
+    assert "survey_expired" in kinds

