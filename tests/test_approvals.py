@@ -1,0 +1,118 @@
+"""Compensation above the proposer's authority waits for an eligible approver, and is paid once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from activities.io import ProposalCheck
+from activities.rules import load_rules
+from activities.rules.engine import check_proposal
+from client import Refused
+from tests.conftest import ROOT, complaint, eventually, stage_is
+from workflows.contract import ApprovalDecision, RemedyProposal, ResponseRecord
+
+
+def verdict(amount: str, currency: str = "CNY", by: str = "li.na", kind: str = "refund"):
+    rules = load_rules(ROOT / "rules")
+    return check_proposal(rules, ProposalCheck(complaint_id="c", rule_version=rules.version, kind=kind,
+                                               amount=Decimal(amount), currency=currency, proposed_by=by))
+
+
+def test_approval_matrix():
+    assert not verdict("200").needs_approval  # a specialist's own limit
+    over = verdict("200.01")
+    assert over.required_role == "team_lead" and "li.na" not in over.eligible_approvers
+    assert set(over.eligible_approvers) == {"wang.fang", "alex.morgan", "zhang.wei", "chen.jing"}
+    assert verdict("3000").required_role == "cs_manager"
+    assert not verdict("3000", by="zhang.wei").needs_approval
+    assert verdict("9000").eligible_approvers == ["chen.jing"]
+    assert verdict("9000", by="chen.jing").needs_approval is False
+    assert verdict("40", currency="USD").required_role == "team_lead"
+    assert not verdict("0", kind="apology").needs_approval
+    assert not verdict("999999", by="nobody.known", kind="apology").needs_approval
+
+
+def test_no_role_may_approve_a_currency_nobody_has_limits_in(tmp_path):
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    text = (rules / "approval.yaml").read_text(encoding="utf-8")
+    (rules / "approval.yaml").write_text(text.replace("    - role: director\n", "    - role: director\n      limits: {CNY: 100000}\n"), encoding="utf-8")
+    rule_set = load_rules(rules)
+    answer = check_proposal(rule_set, ProposalCheck(complaint_id="c", rule_version=rule_set.version, kind="refund",
+                                                    amount=Decimal("5"), currency="JPY", proposed_by="li.na"))
+    assert not answer.allowed and "no role may approve 5 JPY" in answer.reason
+
+
+async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once(run_worker, peer, env):
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        answer = await redress.propose_remedy(cid, RemedyProposal(
+            kind="cash", amount=Decimal("800"), currency="CNY", reason="ruined birthday", proposed_by="li.na"))
+        assert (answer.status.value, answer.required_role) == ("awaiting_approval", "team_lead")
+        status = await redress.status(cid)
+        assert status.stage.value == "awaiting_approval" and status.pending_approval.proposal_id == "P1"
+        notice = await eventually(lambda: _acted(peer, cid, "approval_needed"))
+        assert notice[0].body["role"] == "team_lead"
+
+        refusals = {
+            "four eyes": ApprovalDecision(proposal_id="P1", approver="li.na"),
+            "may not decide": ApprovalDecision(proposal_id="P1", approver="sam.taylor"),
+            "stale proposal P7": ApprovalDecision(proposal_id="P7", approver="wang.fang"),
+            "may not decide P1": ApprovalDecision(proposal_id="P1", approver="mallory"),
+        }
+        for reason, decision in refusals.items():
+            with pytest.raises(Refused, match=reason):
+                await redress.approve_remedy(cid, decision)
+        with pytest.raises(Refused, match="still open"):
+            await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("10"), currency="CNY",
+                                                             reason="another", proposed_by="li.na"))
+        unchanged = await redress.status(cid)
+        assert unchanged.stage.value == "awaiting_approval" and len(unchanged.remedies) == 1
+        assert [e.kind for e in await redress.timeline(cid)][-1] == "remedy_proposed"
+
+        # the supervisor can find it in visibility
+        async def listed():
+            return [w async for w in env.client.list_workflows(
+                f"ComplaintStatus = 'awaiting_approval' AND WorkflowId = 'complaint-{cid}'")]
+        assert len(await eventually(listed)) == 1
+
+        record = await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang",
+                                                                   note="goodwill"))
+        assert record.decided_by == "wang.fang"
+        status = await stage_is(redress, cid, "remedy_executed")
+        with pytest.raises(Refused, match="no remedy awaits approval"):
+            await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+        events = await redress.timeline(cid)
+    assert status.remedies[0].transaction_id == "tx-1"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+    approved = next(e for e in events if e.kind == "remedy_approved")
+    assert approved.actor == "approver:wang.fang" and approved.data["rule_version"] == status.rule_version
+
+
+async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+                                                         reason="goodwill", proposed_by="li.na"))
+        record = await redress.reject_remedy(cid, ApprovalDecision(proposal_id="P1", approver="zhang.wei",
+                                                                  note="offer a coupon instead"))
+        assert record.status.value == "rejected"
+        status = await redress.status(cid)
+        assert status.stage.value == "in_progress" and status.pending_approval is None
+    assert peer.acted("/pay") == []
+
+
+async def _acted(peer, cid, template):
+    return peer.acted("/notify", complaint_id=cid, template=template)

@@ -1,0 +1,88 @@
+"""HTTP peers fail; the case does not. Retries carry the same Idempotency-Key, so nothing happens twice."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.conftest import complaint, stage_is
+from workflows.contract import RemedyProposal, ResponseRecord
+
+
+async def test_transient_peer_failure_is_retried_and_delivered_once(run_worker, peer):
+    peer.script("/notify", fail=[503, 502])
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged", timeout=30)
+    attempts = peer.received("/notify", complaint_id=cid, template="acknowledgement")
+    assert len(attempts) == 3
+    assert len({a.key for a in attempts}) == 1 and attempts[0].key
+    assert len(peer.acted("/notify", complaint_id=cid, template="acknowledgement")) == 1
+
+
+async def test_payment_whose_answer_is_lost_is_retried_without_paying_twice(run_worker, peer):
+    """The peer pays, then the answer times out: the retry's same key gets the stored answer."""
+    peer.script("/pay", stall_seconds=[3.0])
+    async with run_worker(http_timeout=1.0) as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("50"), currency="CNY",
+                                                         reason="duplicate charge", proposed_by="li.na"))
+        status = await stage_is(redress, cid, "remedy_executed", timeout=30)
+    attempts = peer.received("/pay", complaint_id=cid)
+    assert len(attempts) >= 2 and {a.key for a in attempts} == {f"remedy:{cid}:P1"}
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+    assert status.remedies[0].transaction_id == "tx-1"
+
+
+async def test_payment_refused_with_4xx_goes_back_to_a_person_and_the_case_lives_on(run_worker, peer, env):
+    peer.script("/pay", fail=[422])
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("50"), currency="CNY",
+                                                         reason="duplicate charge", proposed_by="li.na"))
+
+        async def failed():
+            status = await redress.status(cid)
+            return status if status.remedies and status.remedies[0].status.value == "failed" else None
+
+        from tests.conftest import eventually
+        status = await eventually(failed)
+        assert status.stage.value == "in_progress"
+        assert len(peer.received("/pay", complaint_id=cid)) == 1  # not retried
+        staff = await eventually(lambda: _acted(peer, cid, "remedy_failed"))
+        assert staff[0].body["role"] == "team_lead" and "HTTP 422" in staff[0].body["text"]
+        # a person can try again
+        answer = await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("30"),
+                                                                  currency="CNY", reason="retry as coupon",
+                                                                  proposed_by="li.na"))
+        assert answer.proposal_id == "P2"
+        await stage_is(redress, cid, "remedy_executed")
+
+
+async def _acted(peer, cid, template):
+    return peer.acted("/notify", complaint_id=cid, template=template)
+
+
+async def test_without_endpoints_everything_goes_to_the_local_outbox_once(run_worker, tmp_path):
+    async with run_worker(use_peer=False) as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("20"), currency="CNY",
+                                                         reason="goodwill", proposed_by="li.na"))
+        await stage_is(redress, cid, "remedy_executed")
+    from activities.outbox import Outbox
+
+    entries = [e for e in Outbox(tmp_path / "data" / "outbox.jsonl").entries() if e["complaint_id"] == cid]
+    assert [e.get("template", e.get("audience")) for e in entries] == ["acknowledgement", "payment", "remedy_executed"]
+    assert len({e["key"] for e in entries}) == 3
+    assert "Li Lei" not in entries[1].values()  # the payment entry carries no contact details

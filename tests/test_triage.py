@@ -1,0 +1,77 @@
+"""Triage by keyword and by CEL condition, on the shipped rules, through the real workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from activities.io import TriageFacts
+from activities.rules import load_rules
+from activities.rules.engine import triage
+from tests.conftest import ROOT, complaint, stage_is
+from workflows.contract import ComplaintInput
+
+
+def facts(**overrides) -> TriageFacts:
+    return TriageFacts.of(ComplaintInput.model_validate(complaint(**overrides)))
+
+
+def test_keywords_route_chinese_and_english_texts():
+    rules = load_rules(ROOT / "rules")
+    cases = {
+        "我要退款，订单多扣了钱": ("billing", "billing"),
+        "Please refund me, I was charged twice": ("billing", "billing"),
+        "快递到了，箱子破损，杯子也碎了": ("delivery", "logistics"),
+        "The parcel arrived DAMAGED": ("delivery", "logistics"),
+        "你们泄露了我的个人信息": ("privacy", "legal"),
+        "You shared my personal data with advertisers": ("privacy", "legal"),
+        "The assistant was rude to my mother": ("attitude", "service"),
+        "Nothing special, just wanted to say the app is slow": ("other", "general"),
+    }
+    for text, expected in cases.items():
+        result = triage(rules, facts(text=text))
+        assert (result.category, result.queue) == expected, text
+
+
+def test_cel_conditions_raise_severity_and_every_rule_explains_itself():
+    rules = load_rules(ROOT / "rules")
+    big_order = {"id": "SO-9", "value": "8000", "currency": "CNY"}
+    result = triage(rules, facts(text="The TV stopped working", order=big_order))
+    assert result.severity.value == "urgent"
+    by_rule = {r.rule: r for r in result.rules}
+    assert by_rule["high-value-order-is-urgent"].fired
+    assert "order.value >= 5000.0" in by_rule["high-value-order-is-urgent"].reason
+    assert not by_rule["regulator-referral-is-major"].fired
+    assert "is false" in by_rule["regulator-referral-is-major"].reason
+    assert by_rule["privacy-to-legal"].reason == "no keyword found in the text"
+
+    small = triage(rules, facts(text="The TV stopped working", order={**big_order, "value": "80"}))
+    assert small.severity.value == "general"
+    assert triage(rules, facts(text="The TV stopped working", order=None)).severity.value == "general"
+
+
+def test_severity_is_the_highest_asked_for_and_deadlines_follow_the_tier():
+    rules = load_rules(ROOT / "rules")
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    result = triage(rules, facts(text="The heater caught fire 起火", channel="social", received_at=received.isoformat()))
+    assert result.severity.value == "major" and result.escalate_to == "director"
+    assert result.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+    assert result.deadlines["resolution"] == datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+
+
+async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worker, env):
+    async with run_worker() as redress:
+        data = complaint(text="Parcel arrived damaged", channel="referral", customer={"id": "c-9", "language": "en"})
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        status = await stage_is(redress, cid, "acknowledged")
+        assert (status.category, status.queue, status.severity.value) == ("delivery", "logistics", "major")
+        triaged = next(e for e in await redress.timeline(cid) if e.kind == "triaged")
+        assert triaged.data["rule_version"] == status.rule_version
+        assert set(triaged.data["fired"]) >= {"damaged-to-logistics", "regulator-referral-is-major"}
+
+        description = await redress.handle(cid).describe()
+        attributes = description.typed_search_attributes
+        from workflows import search_attributes as sa
+        assert attributes.get(sa.QUEUE) == "logistics" and attributes.get(sa.SEVERITY) == "major"
+        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == "c-9"
+        assert attributes.get(sa.FIRST_RESPONSE_DUE) == status.deadlines["first_response"].due
