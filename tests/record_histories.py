@@ -1,0 +1,108 @@
+"""Record workflow histories for the replay tests: `make histories` (run it when the workflow changes on purpose).
+
+Each scenario runs on a real dev server with a real HTTP peer; its history is
+saved as tests/histories/<name>.json. Old files are kept (add, do not replace)
+so that histories made by earlier versions of the code keep being replayed:
+they stand for cases still running in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.complaint_activities import ComplaintActivities  # noqa: E402
+from activities.rules.store import RuleStore  # noqa: E402
+from activities.settings import Settings  # noqa: E402
+from client import RedressClient  # noqa: E402
+from tests.conftest import complaint, eventually, stage_is, write_rules  # noqa: E402
+from tests.peer import Peer  # noqa: E402
+from worker import build_worker, temporal_binary  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.contract import (  # noqa: E402
+    ApprovalDecision, Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal,
+)
+
+OUT = ROOT / "tests" / "histories"
+
+
+async def approval_reopen_close(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-approval-reopen")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na", message="正在处理"))
+    await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+                                                     reason="goodwill", proposed_by="li.na"))
+    await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+    await stage_is(redress, cid, "remedy_executed")
+    await redress.resolve(cid, Resolution(agent="li.na", summary="paid"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=2))
+    await stage_is(redress, cid, "reopened")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="called back"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+    return cid
+
+
+async def escalation_withdrawal(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-escalation-withdraw", text="Parcel arrived damaged", channel="referral")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+
+    async def escalated():
+        return (await redress.status(cid)).escalation_level
+
+    await eventually(escalated)
+    await redress.withdraw(cid, Withdrawal(by="customer"))
+    await redress.outcome(cid)
+    return cid
+
+
+async def refused_input(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-refused", channel="fax")
+    await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
+    await redress.outcome("H-refused")
+    return "H-refused"
+
+
+SCENARIOS = [approval_reopen_close, escalation_withdrawal, refused_input]
+
+
+async def main() -> None:
+    version = sys.argv[1] if len(sys.argv) > 1 else "v1"
+    with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
+        rules = write_rules(Path(tmp) / "rules", first_response="2s", major_first_response="1s")
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+            search_attributes=sa.ALL,
+        ) as env:
+            settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
+                                payment_url=f"{peer.url}/pay")
+            async with httpx.AsyncClient() as http:
+                activities = ComplaintActivities(settings, http, RuleStore(rules))
+                async with build_worker(env.client, activities, task_queue="record"):
+                    redress = RedressClient(env.client, task_queue="record")
+                    for scenario in SCENARIOS:
+                        cid = await scenario(redress)
+                        history = await redress.handle(cid).fetch_history()
+                        target = OUT / f"{version}-{scenario.__name__}.json"
+                        target.write_text(history.to_json(), encoding="utf-8")
+                        print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
