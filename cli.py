@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sys.exit(args.run(args))
+    try:
+        sys.exit(args.run(args))
+    except BrokenPipeError:  # `redress show X | head`: the reader left; not an error
+        sys.stderr.close()
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.conftest import complaint, stage_is
+from tests.conftest import complaint, eventually, stage_is
 from workflows.contract import RemedyProposal, ResponseRecord
 
 
@@ -86,3 +86,24 @@ async def test_without_endpoints_everything_goes_to_the_local_outbox_once(run_wo
     assert [e.get("template", e.get("audience")) for e in entries] == ["acknowledgement", "payment", "remedy_executed"]
     assert len({e["key"] for e in entries}) == 3
     assert "Li Lei" not in entries[1].values()  # the payment entry carries no contact details
+
+
+async def test_notice_refused_by_the_peer_is_recorded_and_the_case_goes_on(run_worker, peer, env):
+    peer.script("/notify", fail=[400])
+    async with run_worker() as redress:
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+
+        async def recorded():
+            return [e for e in await redress.timeline(cid) if e.kind == "notice_failed"]
+
+        [failed] = await eventually(recorded)
+        assert failed.data["template"] == "acknowledgement" and "HTTP 400" in failed.detail
+        status = await redress.status(cid)
+        assert status.stage.value == "triaged"  # not acknowledged: the customer never got it
+        await redress.record_response(cid, ResponseRecord(agent="li.na", message="We called you instead."))
+        await stage_is(redress, cid, "in_progress")
+        assert len(peer.acted("/notify", complaint_id=cid, template="progress")) == 1
+        from temporalio.client import WorkflowExecutionStatus
+        assert (await redress.handle(cid).describe()).status == WorkflowExecutionStatus.RUNNING

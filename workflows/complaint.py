@@ -69,6 +69,11 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
+def _reason(failure: ActivityError) -> str:
+    cause = failure.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)
+
+
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=REFUSED, non_retryable=True)
 
@@ -136,9 +141,10 @@ class Complaint:
         sender = asyncio.create_task(self._send_notices())
         self._tell_customer("acknowledgement")
         await workflow.wait_condition(lambda: not self._notices)
-        if self._stage == Stage.triaged:
-            self._set_stage(Stage.acknowledged)
-        self._event("acknowledged", "system", "acknowledgement sent to the customer")
+        if not any(e.kind == "notice_failed" for e in self._timeline):
+            if self._stage == Stage.triaged:
+                self._set_stage(Stage.acknowledged)
+            self._event("acknowledged", "system", "acknowledgement sent to the customer")
 
         while True:
             await self._work_case()
@@ -205,7 +211,7 @@ class Complaint:
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
             )
         except ActivityError as failure:
-            reason = str(failure.cause.message if isinstance(failure.cause, ApplicationError) else failure.cause)
+            reason = _reason(failure)
             proposal.status = ProposalStatus.failed
             self._executing = None
             self._set_stage(Stage.in_progress)
@@ -313,16 +319,16 @@ class Complaint:
             if not self._notices:
                 return
             notice = self._notices[0]
-            if isinstance(notice, CustomerNotice):
+            activity = (ComplaintActivities.notify_customer if isinstance(notice, CustomerNotice)
+                        else ComplaintActivities.notify_staff)
+            try:
                 await workflow.execute_activity_method(
-                    ComplaintActivities.notify_customer, notice,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+                    activity, notice, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
                 )
-            else:
-                await workflow.execute_activity_method(
-                    ComplaintActivities.notify_staff, notice,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-                )
+            except ActivityError as failure:
+                # The peer refused this message for good (e.g. a bad address): record it, keep the case going.
+                self._event("notice_failed", "notifier", f"{notice.template} not delivered: {_reason(failure)}",
+                            template=notice.template, key=notice.key)
             self._notices.popleft()
 
     def _params(self, proposal: ProposalRecord | None = None, **extra: str) -> dict[str, str]:

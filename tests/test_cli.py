@@ -1,0 +1,48 @@
+"""The `redress` command as a user runs it: a subprocess talking to the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from tests.conftest import ROOT, complaint, stage_is
+from workflows.contract import TASK_QUEUE
+
+
+async def redress_cli(env, *args: str) -> tuple[int, str, str]:
+    address = env.client.service_client.config.target_host
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "--address", address, *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_path):
+    data = complaint(text="Package never arrived 快递丢失", customer={"id": "c-cli", "language": "en"})
+    cid = data["complaint_id"]
+    path = tmp_path / "complaint.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    async with run_worker(task_queue=TASK_QUEUE) as redress:
+        code, out, _ = await redress_cli(env, "submit", str(path))
+        assert code == 0 and f"complaint-{cid}" in out
+        code, _, err = await redress_cli(env, "submit", str(path))
+        assert code == 1 and "already exists" in err
+
+        await stage_is(redress, cid, "acknowledged")
+        code, out, _ = await redress_cli(env, "show", cid)
+        assert code == 0 and "delivery / general / queue logistics" in out and "acknowledged" in out
+
+        code, out, _ = await redress_cli(env, "--json", "respond", cid, "--as", "li.na", "--message", "Tracing it")
+        assert code == 0 and json.loads(out)["stage"] == "in_progress"
+        code, _, err = await redress_cli(env, "feedback", cid, "--score", "9")
+        assert code == 2 and "message.score" in err
+        code, _, err = await redress_cli(env, "resolve", "NO-SUCH-CASE", "--as", "li.na", "--summary", "x")
+        assert code == 1 and "no complaint NO-SUCH-CASE" in err
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(complaint(channel="pigeon")), encoding="utf-8")
+    code, _, err = await redress_cli(env, "submit", str(bad))
+    assert code == 2 and "complaint.channel:" in err and "pigeon" in err
