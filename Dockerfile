@@ -1,0 +1,16 @@
+# The Redress worker image. Rules are mounted at /app/rules by docker-compose so admins edit them in place.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker.py cli.py client.py ./
+RUN pip install . && useradd --uid 10001 --create-home redress && mkdir -p /data && chown redress /data
+COPY rules ./rules
+
+USER redress
+ENV REDRESS_RULES=/app/rules REDRESS_DATA=/data REDRESS_LOG_FORMAT=json
+CMD ["redress", "worker"]
