@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -214,10 +215,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        sys.exit(args.run(args))
+        code = args.run(args)
     except BrokenPipeError:  # `redress show X | head`: the reader left; not an error
-        sys.stderr.close()
-        sys.exit(0)
+        code = 0
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without interpreter teardown, once all output is flushed.
+
+    The Temporal client's Rust threads can outlive the event loop; during
+    CPython finalization they abort the process about one run in fifteen
+    (temporalio/sdk-python#300, seen here as SIGABRT after the work was done).
+    Skipping finalization avoids it; nothing of ours needs it.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
