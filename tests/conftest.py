@@ -122,6 +122,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
         await asyncio.sleep(interval)
 
 
+async def notices(peer: Peer, complaint_id: str, template: str) -> list:
+    """Notices the peer acted on for this case and template (for `eventually`: they are sent asynchronously)."""
+    return peer.acted("/notify", complaint_id=complaint_id, template=template)
+
+
 async def stage_is(redress: RedressClient, complaint_id: str, *stages: str, timeout: float = 20.0):
     async def check():
         status = await redress.status(complaint_id)

@@ -10,7 +10,7 @@ from activities.io import ProposalCheck
 from activities.rules import load_rules
 from activities.rules.engine import check_proposal
 from client import Refused
-from tests.conftest import ROOT, complaint, eventually, stage_is
+from tests.conftest import ROOT, complaint, eventually, notices, stage_is
 from workflows.contract import ApprovalDecision, RemedyProposal, ResponseRecord
 
 
@@ -59,7 +59,7 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
         assert (answer.status.value, answer.required_role) == ("awaiting_approval", "team_lead")
         status = await redress.status(cid)
         assert status.stage.value == "awaiting_approval" and status.pending_approval.proposal_id == "P1"
-        notice = await eventually(lambda: _acted(peer, cid, "approval_needed"))
+        notice = await eventually(lambda: notices(peer, cid, "approval_needed"))
         assert notice[0].body["role"] == "team_lead"
 
         refusals = {
@@ -112,7 +112,3 @@ async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
         status = await redress.status(cid)
         assert status.stage.value == "in_progress" and status.pending_approval is None
     assert peer.acted("/pay") == []
-
-
-async def _acted(peer, cid, template):
-    return peer.acted("/notify", complaint_id=cid, template=template)

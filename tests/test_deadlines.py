@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import complaint, eventually, stage_is, write_rules
+from tests.conftest import complaint, eventually, notices, stage_is, write_rules
 from workflows.contract import ResponseRecord
 
 
@@ -22,8 +22,8 @@ async def test_missed_first_response_escalates_once_to_the_tier_role(run_worker,
         status = await eventually(escalated, timeout=15)
         deadline = status.deadlines["first_response"]
         assert deadline.breached_at is not None and deadline.breached_at >= deadline.due
-        notices = await eventually(lambda: _acted(peer, cid, "escalation"))
-        assert notices[0].body["role"] == "team_lead" and "first_response" in notices[0].body["text"]
+        sent = await eventually(lambda: notices(peer, cid, "escalation"))
+        assert sent[0].body["role"] == "team_lead" and "first_response" in sent[0].body["text"]
         await asyncio.sleep(1.5)
         assert (await redress.status(cid)).escalation_level == 1  # once, not again
         missed = [e for e in await redress.timeline(cid) if e.kind == "deadline_missed"]
@@ -58,10 +58,6 @@ async def test_deadline_passed_while_no_worker_ran_still_escalates(run_worker, p
     await asyncio.sleep(4)  # the deadline passes with no worker running
     assert peer.acted("/notify", complaint_id=cid, template="escalation") == []
     async with run_worker(rules=rules, task_queue=queue) as redress:
-        await eventually(lambda: _acted(peer, cid, "escalation"), timeout=15)
+        await eventually(lambda: notices(peer, cid, "escalation"), timeout=15)
         status = await redress.status(cid)
     assert status.escalation_level == 1
-
-
-async def _acted(peer, cid, template):
-    return peer.acted("/notify", complaint_id=cid, template=template)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.conftest import complaint, eventually, stage_is
+from tests.conftest import complaint, eventually, notices, stage_is
 from workflows.contract import RemedyProposal, ResponseRecord
 
 
@@ -57,7 +57,7 @@ async def test_payment_refused_with_4xx_goes_back_to_a_person_and_the_case_lives
         status = await eventually(failed)
         assert status.stage.value == "in_progress"
         assert len(peer.received("/pay", complaint_id=cid)) == 1  # not retried
-        staff = await eventually(lambda: _acted(peer, cid, "remedy_failed"))
+        staff = await eventually(lambda: notices(peer, cid, "remedy_failed"))
         assert staff[0].body["role"] == "team_lead" and "HTTP 422" in staff[0].body["text"]
         # a person can try again
         answer = await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("30"),
@@ -66,9 +66,6 @@ async def test_payment_refused_with_4xx_goes_back_to_a_person_and_the_case_lives
         assert answer.proposal_id == "P2"
         await stage_is(redress, cid, "remedy_executed")
 
-
-async def _acted(peer, cid, template):
-    return peer.acted("/notify", complaint_id=cid, template=template)
 
 
 async def test_without_endpoints_everything_goes_to_the_local_outbox_once(run_worker, tmp_path):
@@ -104,6 +101,6 @@ async def test_notice_refused_by_the_peer_is_recorded_and_the_case_goes_on(run_w
         assert status.stage.value == "triaged"  # not acknowledged: the customer never got it
         await redress.record_response(cid, ResponseRecord(agent="li.na", message="We called you instead."))
         await stage_is(redress, cid, "in_progress")
-        assert len(peer.acted("/notify", complaint_id=cid, template="progress")) == 1
+        assert len(await eventually(lambda: notices(peer, cid, "progress"))) == 1
         from temporalio.client import WorkflowExecutionStatus
         assert (await redress.handle(cid).describe()).status == WorkflowExecutionStatus.RUNNING

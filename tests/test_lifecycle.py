@@ -8,7 +8,7 @@ import pytest
 
 from client import AlreadyExists, Refused
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal
-from tests.conftest import complaint, stage_is
+from tests.conftest import complaint, eventually, notices, stage_is
 
 
 async def test_complaint_from_submission_to_close(run_worker, peer):
@@ -76,7 +76,7 @@ async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_work
         status = await stage_is(redress, cid, "reopened")
         assert status.reopen_count == 1 and status.csat == 1
         assert status.deadlines["resolution"].due > before.due and status.deadlines["resolution"].met_at is None
-        assert peer.acted("/notify", complaint_id=cid, template="reopened")
+        await eventually(lambda: notices(peer, cid, "reopened"))  # notices are sent after the stage changes
 
         with pytest.raises(Refused, match="feedback is taken after"):
             await redress.customer_feedback(cid, Feedback(score=5))
