@@ -122,6 +122,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
         await asyncio.sleep(interval)
 
 
+async def open_case(redress: RedressClient, respond_as: str | None = None, **overrides: Any) -> str:
+    """Submit a complaint, wait for its acknowledgement and, if asked, record an agent's first response."""
+    data = complaint(**overrides)
+    await redress.submit(data)
+    await stage_is(redress, data["complaint_id"], "acknowledged")
+    if respond_as:
+        from workflows.contract import ResponseRecord
+
+        await redress.record_response(data["complaint_id"], ResponseRecord(agent=respond_as))
+    return data["complaint_id"]
+
+
 async def notices(peer: Peer, complaint_id: str, template: str) -> list:
     """Notices the peer acted on for this case and template (for `eventually`: they are sent asynchronously)."""
     return peer.acted("/notify", complaint_id=complaint_id, template=template)

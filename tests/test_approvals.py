@@ -10,7 +10,7 @@ from activities.io import ProposalCheck
 from activities.rules import load_rules
 from activities.rules.engine import check_proposal
 from client import Refused
-from tests.conftest import ROOT, complaint, eventually, notices, stage_is
+from tests.conftest import ROOT, complaint, eventually, notices, open_case, stage_is
 from workflows.contract import ApprovalDecision, RemedyProposal, ResponseRecord
 
 
@@ -99,11 +99,7 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
 
 async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
     async with run_worker() as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
-        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        cid = await open_case(redress, respond_as="li.na")
         await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
                                                          reason="goodwill", proposed_by="li.na"))
         record = await redress.reject_remedy(cid, ApprovalDecision(proposal_id="P1", approver="zhang.wei",

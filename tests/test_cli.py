@@ -26,7 +26,7 @@ async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_pa
     path = tmp_path / "complaint.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     async with run_worker(task_queue=TASK_QUEUE) as redress:
-        code, out, _ = await redress_cli(env, "submit", str(path))
+        code, out, err = await redress_cli(env, "submit", str(path))
         assert code == 0 and f"complaint-{cid}" in out, err
         code, _, err = await redress_cli(env, "submit", str(path))
         assert code == 1 and "already exists" in err

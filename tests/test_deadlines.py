@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import complaint, eventually, notices, stage_is, write_rules
+from tests.conftest import complaint, eventually, notices, open_case, stage_is, write_rules
 from workflows.contract import ResponseRecord
 
 
@@ -36,11 +36,7 @@ async def test_missed_first_response_escalates_once_to_the_tier_role(run_worker,
 async def test_a_met_deadline_never_fires(run_worker, peer, tmp_path):
     rules = write_rules(tmp_path / "fast", first_response="2s", resolution="60s")
     async with run_worker(rules=rules) as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
-        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        cid = await open_case(redress, respond_as="li.na")
         await asyncio.sleep(3)
         status = await redress.status(cid)
     assert status.escalation_level == 0 and status.deadlines["first_response"].breached_at is None

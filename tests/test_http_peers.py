@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.conftest import complaint, eventually, notices, stage_is
+from tests.conftest import complaint, eventually, notices, open_case, stage_is
 from workflows.contract import RemedyProposal, ResponseRecord
 
 
@@ -25,10 +25,7 @@ async def test_payment_whose_answer_is_lost_is_retried_without_paying_twice(run_
     """The peer pays, then the answer times out: the retry's same key gets the stored answer."""
     peer.script("/pay", stall_seconds=[3.0])
     async with run_worker(http_timeout=1.0) as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
+        cid = await open_case(redress)
         await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("50"), currency="CNY",
                                                          reason="duplicate charge", proposed_by="li.na"))
         status = await stage_is(redress, cid, "remedy_executed", timeout=30)
@@ -41,11 +38,7 @@ async def test_payment_whose_answer_is_lost_is_retried_without_paying_twice(run_
 async def test_payment_refused_with_4xx_goes_back_to_a_person_and_the_case_lives_on(run_worker, peer, env):
     peer.script("/pay", fail=[422])
     async with run_worker() as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
-        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        cid = await open_case(redress, respond_as="li.na")
         await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("50"), currency="CNY",
                                                          reason="duplicate charge", proposed_by="li.na"))
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.rules import RulesInvalid, load_rules
 from client import InvalidComplaint, Refused
-from tests.conftest import ROOT, complaint, stage_is
+from tests.conftest import ROOT, complaint, open_case
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
 
 
@@ -30,8 +31,9 @@ async def test_invalid_complaints_are_refused_at_the_client_naming_the_field(run
             with pytest.raises(InvalidComplaint) as refused:
                 await redress.submit(data)
             assert any(p.startswith(f"{field}:") for p in refused.value.problems), (field, refused.value.problems)
-            with pytest.raises(Exception):
+            with pytest.raises(RPCError) as missing:
                 await redress.handle(data["complaint_id"]).describe()  # nothing was started
+            assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_raw_json_that_bypasses_the_client_ends_as_refused_not_failed(run_worker, env):
@@ -48,10 +50,7 @@ async def test_raw_json_that_bypasses_the_client_ends_as_refused_not_failed(run_
 
 async def test_invalid_messages_are_refused_with_a_reason_and_change_nothing(run_worker):
     async with run_worker() as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
+        cid = await open_case(redress)
         with pytest.raises(Refused, match="record a response"):
             await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
         with pytest.raises(Refused, match="feedback is taken after"):

@@ -8,7 +8,7 @@ import pytest
 
 from client import AlreadyExists, Refused
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal
-from tests.conftest import complaint, eventually, notices, stage_is
+from tests.conftest import complaint, eventually, notices, open_case, stage_is
 
 
 async def test_complaint_from_submission_to_close(run_worker, peer):
@@ -63,11 +63,7 @@ async def test_duplicate_submission_opens_no_second_case(run_worker, env):
 
 async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_worker, peer):
     async with run_worker() as redress:
-        data = complaint(text="The kettle stopped working after two days.", customer={"id": "c-7", "language": "en"})
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
-        await redress.record_response(cid, ResponseRecord(agent="sam.taylor"))
+        cid = await open_case(redress, text="The kettle stopped working after two days.", customer={"id": "c-7", "language": "en"}, respond_as="sam.taylor")
         await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Explained how to reset it"))
         await stage_is(redress, cid, "follow_up")
         before = (await redress.status(cid)).deadlines["resolution"]
@@ -90,10 +86,7 @@ async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_work
 
 async def test_withdraw_ends_the_case_and_tells_the_customer(run_worker, peer):
     async with run_worker() as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
+        cid = await open_case(redress)
         await redress.withdraw(cid, Withdrawal(by="customer", reason="sorted it out myself"))
         outcome = await redress.outcome(cid)
         with pytest.raises(Refused, match="ended|withdrawn"):
@@ -108,11 +101,7 @@ async def test_survey_without_answer_closes_the_case(run_worker, tmp_path):
 
     rules = write_rules(tmp_path / "short-survey", survey_window="2s")
     async with run_worker(rules=rules) as redress:
-        data = complaint()
-        cid = data["complaint_id"]
-        await redress.submit(data)
-        await stage_is(redress, cid, "acknowledged")
-        await redress.record_response(cid, ResponseRecord(agent="li.na"))
+        cid = await open_case(redress, respond_as="li.na")
         await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
         outcome = await redress.outcome(cid)
         kinds = [e.kind for e in await redress.timeline(cid)]

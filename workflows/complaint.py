@@ -271,7 +271,7 @@ class Complaint:
     async def _watch_deadlines(self) -> None:
         while not self._stage.is_final:
             epoch = self._deadline_epoch
-            changed = lambda: self._deadline_epoch != epoch or self._stage.is_final  # noqa: E731
+            changed = lambda epoch=epoch: self._deadline_epoch != epoch or self._stage.is_final  # noqa: E731
             upcoming = self._next_deadline()
             if upcoming is None:
                 await workflow.wait_condition(changed)
