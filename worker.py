@@ -9,6 +9,7 @@ our search attributes there, so a new user needs nothing but Python.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import sys
@@ -38,8 +39,8 @@ from workflows.contract import TASK_QUEUE
 
 log = structlog.get_logger("redress.worker")
 
-DEV_SERVER_PORT = 7233
-UI_PORT = 8233
+DEV_SERVER_PORT = int(os.environ.get("REDRESS_DEV_PORT", "7233"))
+UI_PORT = int(os.environ.get("REDRESS_UI_PORT", "8233"))
 
 
 def temporal_binary() -> str:
