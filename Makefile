@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install rules-check clean
+.PHONY: run test install rules-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ rules-check: install
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+## bench: throughput of intake and full lifecycles on the SQLite dev server (not part of `make test`)
+bench: install
+	$(BIN)/python bench/throughput.py 200

@@ -1,0 +1,81 @@
+"""Throughput of the engine on one machine: `make bench` (or python bench/throughput.py N).
+
+Starts the dev server with a SQLite file (as `make run` does), one worker in
+this process, and the outbox (no HTTP peers), then measures:
+- intake: N complaints submitted at once until all are acknowledged (triage +
+  acknowledgement + search attributes);
+- lifecycle: N complaints taken through response, resolve and CSAT to closed.
+Prints complaints per second and the process's peak RSS. Not a test: numbers
+depend on the machine; compare runs on the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.complaint_activities import ComplaintActivities  # noqa: E402
+from activities.rules.store import RuleStore  # noqa: E402
+from activities.settings import Settings  # noqa: E402
+from client import RedressClient  # noqa: E402
+from tests.conftest import complaint  # noqa: E402
+from worker import build_worker, temporal_binary  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.contract import Feedback, Resolution, ResponseRecord  # noqa: E402
+
+
+async def until_stage(redress: RedressClient, cid: str, stage: str) -> None:
+    while (await redress.status(cid)).stage.value != stage:
+        await asyncio.sleep(0.05)
+
+
+async def lifecycle(redress: RedressClient, data: dict) -> None:
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await until_stage(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await until_stage(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+
+
+async def main(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+            search_attributes=sa.ALL, dev_server_database_filename=str(Path(tmp) / "bench.db"),
+        ) as env:
+            settings = Settings(rules_dir=ROOT / "rules", data_dir=Path(tmp))
+            async with httpx.AsyncClient() as http:
+                activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir))
+                async with build_worker(env.client, activities, task_queue="bench"):
+                    redress = RedressClient(env.client, task_queue="bench")
+                    batch = [complaint() for _ in range(count)]
+                    started = time.perf_counter()
+                    await asyncio.gather(*(redress.submit(d) for d in batch))
+                    await asyncio.gather(*(until_stage(redress, d["complaint_id"], "acknowledged") for d in batch))
+                    intake = time.perf_counter() - started
+
+                    started = time.perf_counter()
+                    await asyncio.gather(*(lifecycle(redress, complaint()) for _ in range(count)))
+                    full = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"intake:    {count} complaints acknowledged in {intake:.1f}s = {count / intake:.1f}/s")
+    print(f"lifecycle: {count} complaints closed in {full:.1f}s = {count / full:.1f}/s")
+    print(f"peak RSS of client+worker process: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
