@@ -397,8 +397,8 @@ class Complaint:
             )
             if not verdict.allowed:
                 raise _refuse(verdict.reason)
-            if self._stage.is_final or self._withdrawal:
-                raise _refuse(f"the case was {self._stage.value} meanwhile")
+            if self._stage.is_final or self._withdrawal or self._resolution:
+                raise _refuse("the case was resolved or withdrawn meanwhile")
             record = ProposalRecord(
                 proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
                 reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
@@ -493,8 +493,8 @@ class Complaint:
             raise _refuse("the case is already resolved")
         if self._stage not in (Stage.in_progress, Stage.remedy_executed):
             raise _refuse(f"the case is {self._stage.value}: record a response to the customer before resolving")
-        if self._pending_approval() or self._executing or self._to_execute:
-            raise _refuse("a remedy is still awaiting approval or being carried out")
+        if self._checking_proposal or self._pending_approval() or self._executing or self._to_execute:
+            raise _refuse("a remedy is still being checked, awaiting approval or being carried out")
 
     @workflow.update
     def customer_feedback(self, feedback: Feedback) -> Status:
