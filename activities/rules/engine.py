@@ -125,10 +125,13 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
 
 
 def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str]) -> dict[str, datetime]:
-    """Absolute due times. Calendar time for now; business calendars plug in here."""
+    """Absolute due times: calendar time, or working time when the tier names a business calendar."""
     tier = rule_set.document.tiers[severity]
     spans: dict[str, timedelta] = {"first_response": tier.first_response, "resolution": tier.resolution}
-    return {name: start + spans[name] for name in names}
+    calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
+    if calendar is None:
+        return {name: start + spans[name] for name in names}
+    return {name: calendar.add(start, spans[name]) for name in names}
 
 
 def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from activities.rules.expressions import OFFER_VARIABLES, TRIAGE_VARIABLES, CompiledCondition, compile_condition
 from activities.rules.keywords import KeywordIndex
-from activities.rules.schema import RuleSetDocument, reference_problems
+from activities.rules.calendars import BusinessCalendar
+from activities.rules.schema import WEEKDAYS, CalendarSpec, RuleSetDocument, holiday_data_problems, reference_problems
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class RuleSet:
     directory: Path
     conditions: dict[tuple[str, int], CompiledCondition] = field(default_factory=dict)
     keywords: KeywordIndex = field(default_factory=lambda: KeywordIndex([]))
+    calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
 
     def condition(self, section: str, index: int) -> CompiledCondition | None:
         return self.conditions.get((section, index))
@@ -76,8 +79,11 @@ def version_of(files: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_rules(directory: str | Path) -> RuleSet:
-    """Read, validate and compile a rules folder; raise RulesInvalid listing every problem."""
+def load_rules(directory: str | Path, today: date | None = None) -> RuleSet:
+    """Read, validate and compile a rules folder; raise RulesInvalid listing every problem.
+
+    `today` decides which years a calendar must have holiday data for (this one and the next).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise RulesInvalid([RuleError(str(directory), 1, 1, "", "rules folder not found")])
@@ -110,14 +116,27 @@ def load_rules(directory: str | Path) -> RuleSet:
         for problem in invalid.errors():
             errors.append(_locate(owner, problem["loc"], problem["msg"].removeprefix("Value error, ")))
         raise RulesInvalid(errors) from None
-    for loc, message in reference_problems(document):
+    for loc, message in reference_problems(document) + holiday_data_problems(document, today or date.today()):
         errors.append(_locate(owner, loc, message))
     if errors:
         raise RulesInvalid(errors)
 
     rule_set = RuleSet(version=version_of(contents), document=document, directory=directory, conditions=conditions)
     rule_set.keywords = KeywordIndex([rule.keywords for rule in document.rules])
+    rule_set.calendars = {name: build_calendar(name, spec) for name, spec in document.calendars.items()}
     return rule_set
+
+
+def build_calendar(name: str, spec: CalendarSpec) -> BusinessCalendar:
+    from zoneinfo import ZoneInfo
+
+    hours = {WEEKDAYS.index(day): tuple(spans) for day, spans in spec.hours.items()}
+    make_up = tuple(spec.make_up_day_hours) if spec.make_up_day_hours is not None else hours.get(0, ())
+    return BusinessCalendar(
+        name=name, zone=ZoneInfo(spec.time_zone), hours=hours, country=spec.country,
+        subdivision=spec.subdivision, closed=frozenset(spec.closed), working=frozenset(spec.working),
+        make_up_hours=make_up,
+    )
 
 
 def _compile_conditions(

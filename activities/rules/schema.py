@@ -6,11 +6,16 @@ section lives in exactly one file so an admin always knows where to edit.
 
 from __future__ import annotations
 
+import re
+from datetime import date, time
 from decimal import Decimal
 from string import Formatter
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import holidays
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from activities.rules.durations import Duration
 from workflows.contract import Currency, Money, RemedyKind, Severity
@@ -22,10 +27,73 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+def _parse_span(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    match = _SPAN.match(value.replace(" ", ""))
+    if not match:
+        raise ValueError(f"{value!r} is not a span of hours: write e.g. 09:00-12:00")
+    start_h, start_m, end_h, end_m = (int(g) for g in match.groups())
+    start = time(start_h, start_m)
+    end = time.max if (end_h, end_m) == (24, 0) else time(end_h, end_m)
+    if end <= start:
+        raise ValueError(f"{value!r}: a span must end after it starts (no overnight spans; split them)")
+    return (start, end)
+
+
+HoursSpan = Annotated[tuple[time, time], BeforeValidator(_parse_span)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class CalendarSpec(_Strict):
+    """Working time: hours per weekday in a zone, minus public holidays, plus make-up days and overrides."""
+
+    time_zone: str
+    hours: dict[Weekday, list[HoursSpan]]
+    country: str | None = Field(default=None, description="ISO 3166 code for public holidays (holidays package).")
+    subdivision: str | None = None
+    make_up_day_hours: list[HoursSpan] | None = Field(
+        default=None, description="Hours on a make-up working day (调休); default: Monday's hours.")
+    closed: list[date] = Field(default_factory=list, description="Extra days off (e.g. a company holiday).")
+    working: list[date] = Field(default_factory=list, description="Extra working days.")
+    accept_missing_holiday_data: list[int] = Field(
+        default_factory=list,
+        description="Years the admin accepts without holiday data (add the days by hand in closed/working).",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(f"the holidays package has no country {value!r} (use an ISO 3166 code like CN, DE)")
+        return value
+
+    @model_validator(mode="after")
+    def _some_hours(self) -> "CalendarSpec":
+        if not any(self.hours.values()):
+            raise ValueError("a calendar needs working hours on at least one weekday")
+        return self
+
+
 class Tier(_Strict):
     first_response: Duration
     resolution: Duration
     escalate_to: Identifier = Field(description="Role notified when a deadline of this tier is missed.")
+    calendar: Identifier | None = Field(
+        default=None, description="Count the durations in this calendar's working time; absent: calendar time.")
 
 
 class FollowUp(_Strict):
@@ -145,6 +213,7 @@ class RuleSetDocument(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[TriageRule] = Field(default_factory=list)
     offers: list[OfferRule] = Field(default_factory=list)
+    calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
@@ -187,6 +256,9 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     for severity, tier in doc.tiers.items():
         if tier.escalate_to not in roles:
             problems.append((("tiers", severity.value, "escalate_to"), f"unknown role {tier.escalate_to!r}"))
+    for severity, tier in doc.tiers.items():
+        if tier.calendar and tier.calendar not in doc.calendars:
+            problems.append((("tiers", severity.value, "calendar"), f"unknown calendar {tier.calendar!r}"))
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
@@ -196,4 +268,24 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
             if item.name in seen:
                 problems.append(((section, index, "name"), f"name {item.name!r} is used twice"))
             seen.add(item.name)
+    return problems
+
+
+def holiday_data_problems(doc: RuleSetDocument, today: date) -> list[tuple[tuple[str | int, ...], str]]:
+    """A calendar must have holiday data for this year and next, unless the admin accepted the gap."""
+    from activities.rules.calendars import missing_holiday_years
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, spec in doc.calendars.items():
+        if not spec.country:
+            continue
+        wanted = [today.year, today.year + 1]
+        missing = [y for y in missing_holiday_years(spec.country, wanted) if y not in spec.accept_missing_holiday_data]
+        for year in missing:
+            problems.append((
+                ("calendars", name, "country"),
+                f"no holiday data for {spec.country} {year} in holidays {holidays.__version__}: upgrade the "
+                f"package, or add {year} to accept_missing_holiday_data and list that year's days off and "
+                f"make-up days in closed/working",
+            ))
     return problems
