@@ -24,6 +24,7 @@ from workflows.contract import (
     RemedyProposal,
     Resolution,
     ResponseRecord,
+    SeverityChange,
     Status,
     TimelineEvent,
     Withdrawal,
@@ -200,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     message_command("feedback", "record the customer's CSAT (1-5)", "customer_feedback", Feedback,
                     [("--score", {"type": int, "required": True}), ("--comment", {})],
                     lambda a: {"score": a.score, "comment": a.comment})
+    message_command("severity", "re-tier the case (its open deadlines are recomputed)", "change_severity",
+                    SeverityChange,
+                    [("--to", {"dest": "severity", "required": True, "choices": ["general", "urgent", "major"]}),
+                     ("--as", {"dest": "by", "required": True}), ("--reason", {"required": True})],
+                    lambda a: {"severity": a.severity, "by": a.by, "reason": a.reason})
     message_command("withdraw", "withdraw the complaint", "withdraw", Withdrawal,
                     [("--by", {"required": True}), ("--reason", {})],
                     lambda a: {"by": a.by, "reason": a.reason})

@@ -35,6 +35,7 @@ from workflows.contract import (
     RemedyProposal,
     Resolution,
     ResponseRecord,
+    SeverityChange,
     Status,
     TimelineEvent,
     Withdrawal,
@@ -161,6 +162,9 @@ class RedressClient:
 
     async def customer_feedback(self, complaint_id: str, feedback: Feedback) -> Status:
         return await self._update(complaint_id, "customer_feedback", feedback, Status)
+
+    async def change_severity(self, complaint_id: str, change: SeverityChange) -> Status:
+        return await self._update(complaint_id, "change_severity", change, Status)
 
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)

@@ -82,7 +82,8 @@ async def ensure_search_attributes(client: Client) -> None:
     """Create missing search attributes on a self-hosted cluster; on Temporal Cloud, explain instead."""
     kinds = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
              "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT}
+             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+             "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
     try:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace))

@@ -57,6 +57,7 @@ class ComplaintActivities:
             rule_version=rule_set.version,
             deadlines=engine.deadlines_for(rule_set, request.severity, request.start, request.names),
             escalate_to=rule_set.document.tiers[request.severity].escalate_to,
+            chains=engine.chains_for(rule_set, request.severity),
         )
 
     @activity.defn
@@ -91,6 +92,7 @@ class ComplaintActivities:
             "complaint_id": notice.complaint_id,
             "template": notice.template,
             "role": notice.role,
+            "person": notice.person,
             "text": text,
         }
         via = await self._deliver(notice.key, payload, self.settings.notify_url)

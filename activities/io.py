@@ -44,6 +44,16 @@ class TriageFacts(BaseModel):
         )
 
 
+class PlannedStep(BaseModel):
+    """One escalation step of a deadline's chain, as the workflow will carry it out."""
+
+    after_seconds: float
+    notify: str | None = None
+    raise_severity: Severity | None = None
+    reassign: str | None = None
+    page: str | None = None
+
+
 class RuleFiring(BaseModel):
     rule: str
     fired: bool
@@ -62,6 +72,7 @@ class TriageResult(BaseModel):
     rules: list[RuleFiring] = Field(default_factory=list)
     survey_window_seconds: float
     reopen_below: int
+    chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
 
     @property
     def fired(self) -> list[str]:
@@ -79,6 +90,7 @@ class DeadlineAnswer(BaseModel):
     rule_version: str
     deadlines: dict[str, datetime]
     escalate_to: str
+    chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
 
 
 class ProposalCheck(BaseModel):
@@ -114,6 +126,7 @@ class StaffNotice(BaseModel):
     key: str
     template: str
     role: str
+    person: str | None = Field(default=None, description="Set when a named person is paged.")
     rule_version: str
     params: dict[str, str] = Field(default_factory=dict)
 

@@ -48,11 +48,15 @@ def peer() -> Peer:
 
 
 def write_rules(directory: Path, first_response: str = "20s", resolution: str = "40s",
-                survey_window: str = "20s", major_first_response: str | None = None) -> Path:
-    """The shipped rules with second-long deadlines (the same for every tier unless told)."""
+                survey_window: str = "20s", major_first_response: str | None = None,
+                tiers_yaml: str | None = None) -> Path:
+    """The shipped rules with second-long deadlines (the same for every tier unless told, or `tiers_yaml`)."""
     if directory.exists():
         shutil.rmtree(directory)
     shutil.copytree(ROOT / "rules", directory, ignore=shutil.ignore_patterns("tests"))
+    if tiers_yaml:
+        (directory / "tiers.yaml").write_text(tiers_yaml, encoding="utf-8")
+        return directory
     tiers = "tiers:\n"
     for tier, role in (("general", "team_lead"), ("urgent", "cs_manager"), ("major", "director")):
         first = major_first_response if tier == "major" and major_first_response else first_response

@@ -30,7 +30,7 @@ from tests.peer import Peer  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import (  # noqa: E402
-    ApprovalDecision, Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal,
+    ApprovalDecision, Feedback, RemedyProposal, Resolution, ResponseRecord, SeverityChange, Withdrawal,
 )
 
 OUT = ROOT / "tests" / "histories"
@@ -72,6 +72,39 @@ async def escalation_withdrawal(redress: RedressClient) -> str:
     return cid
 
 
+async def chain_and_retier(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-chain-retier", text="just a question about my order")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+
+    async def second_level():
+        return (await redress.status(cid)).escalation_level >= 2
+
+    await eventually(second_level)
+    await redress.change_severity(cid, SeverityChange(severity="urgent", by="zhang.wei", reason="VIP"))
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.withdraw(cid, Withdrawal(by="customer"))
+    await redress.outcome(cid)
+    return cid
+
+
+CHAIN_TIERS = """
+tiers:
+  general:
+    first_response: 3s
+    resolution: 60s
+    escalate_to: team_lead
+    escalation:
+      first_response:
+        - {after: -1s, notify: team_lead}
+        - {after: 0s, notify: team_lead}
+        - {after: 1s, notify: cs_manager, reassign: escalations, page: zhang.wei}
+  urgent: {first_response: 60s, resolution: 60s, escalate_to: cs_manager}
+  major: {first_response: 1s, resolution: 60s, escalate_to: director}
+follow_up: {survey_window: 20s, reopen_below: 3}
+"""
+
+
 async def refused_input(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-refused", channel="fax")
     await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
@@ -79,13 +112,13 @@ async def refused_input(redress: RedressClient) -> str:
     return "H-refused"
 
 
-SCENARIOS = [approval_reopen_close, escalation_withdrawal, refused_input]
+SCENARIOS = [approval_reopen_close, escalation_withdrawal, refused_input, chain_and_retier]
 
 
 async def main() -> None:
     version = sys.argv[1] if len(sys.argv) > 1 else "v1"
     with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
-        rules = write_rules(Path(tmp) / "rules", first_response="2s", major_first_response="1s")
+        rules = write_rules(Path(tmp) / "rules", tiers_yaml=CHAIN_TIERS)
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
             search_attributes=sa.ALL,

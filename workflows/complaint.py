@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.io import (
         CustomerNotice,
         DeadlineRequest,
+        PlannedStep,
         ProposalCheck,
         RemedyOrder,
         StaffNotice,
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResponseRecord,
         Severity,
+        SeverityChange,
         Stage,
         Status,
         TimelineEvent,
@@ -66,6 +68,7 @@ REFUSED = "Refused"  # ApplicationError type of every refused message: the calle
 PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                             maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+ESCALATION_CHAINS = "escalation-chains"  # workflow.patched id: cases before it escalate once per miss
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
@@ -100,6 +103,9 @@ class Complaint:
         self._assignee: str | None = None
         self._deadlines: dict[str, Deadline] = {}
         self._deadline_epoch = 0
+        self._deadline_starts: dict[str, datetime] = {}
+        self._chains: dict[str, list[PlannedStep]] = {}
+        self._recomputing = False
         self._escalation_level = 0
         self._breaches: list[str] = []
         self._proposals: list[ProposalRecord] = []
@@ -176,6 +182,8 @@ class Complaint:
         self._queue = triage.queue
         self._escalate_to = triage.escalate_to
         self._deadlines = {name: Deadline(due=due) for name, due in triage.deadlines.items()}
+        self._deadline_starts = {name: self._complaint.received_at for name in triage.deadlines}
+        self._chains = dict(triage.chains)
         self._deadline_epoch += 1
         self._stage = Stage.triaged
         self._event(
@@ -260,6 +268,8 @@ class Complaint:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
         )
         self._deadlines.update({name: Deadline(due=due) for name, due in answer.deadlines.items()})
+        self._deadline_starts.update({name: workflow.now() for name in answer.deadlines})
+        self._chains.update(answer.chains)
         self._deadline_epoch += 1
         self._set_stage(Stage.reopened)
         self._event("reopened", "customer", f"CSAT {feedback.score} is below {self._triage.reopen_below}",
@@ -269,33 +279,118 @@ class Complaint:
     # ------------------------------------------------------------ deadlines
 
     async def _watch_deadlines(self) -> None:
+        """Sleep until the next event of any open deadline's chain; re-plan whenever deadlines change."""
         while not self._stage.is_final:
             epoch = self._deadline_epoch
             changed = lambda epoch=epoch: self._deadline_epoch != epoch or self._stage.is_final  # noqa: E731
-            upcoming = self._next_deadline()
+            upcoming = self._next_event()
             if upcoming is None:
                 await workflow.wait_condition(changed)
                 continue
-            name, due = upcoming
-            wait = (due - workflow.now()).total_seconds()
+            at, name, kind, step = upcoming
+            wait = (at - workflow.now()).total_seconds()
             if wait > 0:
+                summary = f"{name} deadline" if kind == "breach" else f"{name} {kind}"
                 try:
-                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait),
-                                                  timeout_summary=f"{name} deadline")
+                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait), timeout_summary=summary)
                     continue
                 except asyncio.TimeoutError:
                     pass
-            if not self._stage.is_final:
-                self._breach(name)
+            if self._stage.is_final:
+                break
+            if not workflow.patched(ESCALATION_CHAINS):
+                self._breach(name)  # cases started before escalation chains: one notice per missed deadline
+                self._deadlines[name].fired = len(self._events(name))
+                continue
+            await self._fire(name, kind, step)
 
-    def _next_deadline(self) -> tuple[str, datetime] | None:
-        open_ones = [(d.due, name) for name, d in self._deadlines.items() if d.met_at is None and d.breached_at is None]
-        if not open_ones:
-            return None
-        due, name = min(open_ones)
-        return name, due
+    def _events(self, name: str) -> list[tuple[datetime, str, PlannedStep | None]]:
+        """A deadline's chain in firing order: warnings, the breach itself, then the levels."""
+        deadline = self._deadlines[name]
+        steps = self._chains.get(name) or [PlannedStep(after_seconds=0, notify=self._escalate_to)]
+        def at(step: PlannedStep) -> datetime:
+            return deadline.due + timedelta(seconds=step.after_seconds)
+        warnings = [(at(step), "warning", step) for step in steps if step.after_seconds < 0]
+        levels = [(at(step), "level", step) for step in steps if step.after_seconds >= 0]
+        return [*warnings, (deadline.due, "breach", None), *levels]
+
+    def _next_event(self) -> tuple[datetime, str, str, PlannedStep | None] | None:
+        upcoming = []
+        for name, deadline in self._deadlines.items():
+            if deadline.met_at is not None:
+                continue  # a met target stops its chain
+            events = self._events(name)
+            if deadline.fired < len(events):
+                at, kind, step = events[deadline.fired]
+                upcoming.append((at, name, kind, step))
+        return min(upcoming, key=lambda event: (event[0], event[1])) if upcoming else None
+
+    async def _fire(self, name: str, kind: str, step: PlannedStep | None) -> None:
+        deadline = self._deadlines[name]
+        deadline.fired += 1
+        if kind == "breach":
+            deadline.breached_at = workflow.now()
+            self._breaches.append(name)
+            self._event("deadline_missed", "system", f"{name} deadline missed", deadline=name)
+            self._publish()
+            return
+        assert step is not None
+        due = deadline.due.strftime("%Y-%m-%d %H:%M UTC")
+        if kind == "warning":
+            self._event("deadline_warning", "system", f"{name} deadline at {due}", deadline=name,
+                        notify=step.notify, page=step.page)
+            for role, person in ((step.notify, None), ("page", step.page)):
+                if role and (person or role != "page"):
+                    self._tell_staff("deadline_warning", role, person=person, deadline=name, due=due)
+            return
+        self._escalation_level += 1
+        level = str(self._escalation_level)
+        done = []
+        if step.notify:
+            self._tell_staff("escalation", step.notify, deadline=name, level=level)
+            done.append(f"notified {step.notify}")
+        if step.page:
+            self._tell_staff("escalation", "page", person=step.page, deadline=name, level=level)
+            done.append(f"paged {step.page}")
+        if step.reassign and step.reassign != self._queue:
+            done.append(f"moved from queue {self._queue} to {step.reassign}")
+            self._queue = step.reassign
+        raise_to = step.raise_severity if step.raise_severity and step.raise_severity.rank > self._severity.rank else None
+        if raise_to:
+            done.append(f"severity raised to {raise_to.value}")
+        self._event("escalated", "system", f"{name} level {level}: {', '.join(done) or 'nothing left to do'}",
+                    deadline=name, level=self._escalation_level)
+        self._publish()
+        if raise_to:
+            await self._change_severity(raise_to, "system", f"escalation level {level} of {name}")
+
+    async def _change_severity(self, severity: Severity, actor: str, reason: str) -> None:
+        """Re-tier the case: open deadlines are recomputed from the rules and the watcher re-plans."""
+        self._recomputing = True
+        try:
+            previous, self._severity = self._severity, severity
+            open_names = [name for name, d in self._deadlines.items() if d.met_at is None]
+            for name in open_names or [None]:
+                answer = await workflow.execute_activity_method(
+                    ComplaintActivities.compute_deadlines,
+                    DeadlineRequest(rule_version=self._rule_version, severity=severity,
+                                    start=self._deadline_starts.get(name, self._complaint.received_at),
+                                    names=[name] if name else []),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+                )
+                self._escalate_to = answer.escalate_to
+                self._chains.update(answer.chains)
+                if name:
+                    self._deadlines[name].due = answer.deadlines[name]
+            self._deadline_epoch += 1
+            self._event("severity_changed", actor, f"{previous.value} -> {severity.value}: {reason}",
+                        deadlines={n: self._deadlines[n].due.isoformat() for n in open_names})
+            self._publish()
+        finally:
+            self._recomputing = False
 
     def _breach(self, name: str) -> None:
+        """The single-notice escalation of cases started before escalation chains (kept for replay)."""
         self._deadlines[name].breached_at = workflow.now()
         self._breaches.append(name)
         self._escalation_level += 1
@@ -355,9 +450,10 @@ class Complaint:
             params=self._params(proposal, **extra),
         ))
 
-    def _tell_staff(self, template: str, to_role: str, proposal: ProposalRecord | None = None, **extra: str) -> None:
+    def _tell_staff(self, template: str, to_role: str, proposal: ProposalRecord | None = None,
+                    person: str | None = None, **extra: str) -> None:
         self._notices.append(StaffNotice(
-            complaint_id=self._id, key=self._next_key(template), template=template, role=to_role,
+            complaint_id=self._id, key=self._next_key(template), template=template, role=to_role, person=person,
             rule_version=self._rule_version, params=self._params(proposal, **extra),
         ))
 
@@ -510,6 +606,21 @@ class Complaint:
             raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
 
     @workflow.update
+    async def change_severity(self, change: SeverityChange) -> Status:
+        await self._change_severity(change.severity, f"supervisor:{change.by}", change.reason)
+        return self.status()
+
+    @change_severity.validator
+    def _check_severity_change(self, change: SeverityChange) -> None:
+        self._refuse_unless_open()
+        if self._severity is None:
+            raise _refuse("the complaint is still being triaged; try again in a moment")
+        if self._recomputing:
+            raise _refuse("deadlines are being recomputed; try again in a moment")
+        if change.severity == self._severity:
+            raise _refuse(f"the case is already {change.severity.value}")
+
+    @workflow.update
     def withdraw(self, withdrawal: Withdrawal) -> Status:
         self._withdrawal = withdrawal
         pending = self._pending_approval()
@@ -575,6 +686,8 @@ class Complaint:
         if self._severity:
             wanted.update({sa.SEVERITY.name: self._severity.value, sa.CATEGORY.name: self._category,
                            sa.QUEUE.name: self._queue})
+        if any(d.breached_at for d in self._deadlines.values()) and workflow.patched(ESCALATION_CHAINS):
+            wanted[sa.BREACHED.name] = True
         for name, key in sa.DUE_KEYS.items():
             deadline = self._deadlines.get(name)
             open_ = deadline and deadline.met_at is None and not self._stage.is_final

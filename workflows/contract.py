@@ -203,6 +203,14 @@ class Feedback(_Strict):
     comment: Annotated[str, Field(max_length=5_000)] | None = None
 
 
+class SeverityChange(_Strict):
+    """change_severity: a supervisor re-tiers the case; its open deadlines are recomputed."""
+
+    severity: Severity
+    by: Name
+    reason: Text
+
+
 class Withdrawal(_Strict):
     """withdraw: the customer (or an agent for them) takes the complaint back."""
 
@@ -248,6 +256,7 @@ class Deadline(BaseModel):
     due: datetime
     met_at: datetime | None = None
     breached_at: datetime | None = None
+    fired: int = Field(default=0, description="Events of its chain done so far (warnings, the breach, levels).")
 
 
 class RemedyOffer(BaseModel):

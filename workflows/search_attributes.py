@@ -18,17 +18,18 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 FIRST_RESPONSE_DUE = SearchAttributeKey.for_datetime("FirstResponseDue")
 RESOLUTION_DUE = SearchAttributeKey.for_datetime("ResolutionDue")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
+BREACHED = SearchAttributeKey.for_bool("Breached")
 
 ALL = [
     COMPLAINT_STATUS, SEVERITY, CATEGORY, QUEUE, CHANNEL, CUSTOMER_ID,
-    FIRST_RESPONSE_DUE, RESOLUTION_DUE, ESCALATION_LEVEL,
+    FIRST_RESPONSE_DUE, RESOLUTION_DUE, ESCALATION_LEVEL, BREACHED,
 ]
 DUE_KEYS = {"first_response": FIRST_RESPONSE_DUE, "resolution": RESOLUTION_DUE}
 
 
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` arguments for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int", "BOOL": "Bool"}
     flags = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]

@@ -42,3 +42,24 @@ def _coerce(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_coerce), PlainSerializer(format_duration)]
+
+
+def parse_offset(text: str) -> timedelta:
+    """A signed duration: "-30m" is before a deadline (a warning), "0s" at it, "2h" after it."""
+    compact = text.replace(" ", "")
+    if compact in ("0", "0s"):
+        return timedelta(0)
+    if compact.startswith("-"):
+        return -parse_duration(compact[1:])
+    return parse_duration(compact.removeprefix("+"))
+
+
+def _coerce_offset(value: object) -> object:
+    if isinstance(value, str):
+        return parse_offset(value)
+    if value == 0 and not isinstance(value, bool):
+        return timedelta(0)
+    return _coerce(value)
+
+
+Offset = Annotated[timedelta, BeforeValidator(_coerce_offset), PlainSerializer(format_duration)]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from activities.io import ProposalCheck, ProposalVerdict, RuleFiring, TriageFacts, TriageResult
+from activities.io import PlannedStep, ProposalCheck, ProposalVerdict, RuleFiring, TriageFacts, TriageResult
 from activities.rules.loader import RuleSet
 from workflows.contract import RemedyOffer, Severity
 
@@ -90,6 +90,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
         rules=firings,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
+        chains=chains_for(rule_set, severity),
     )
 
 
@@ -132,6 +133,23 @@ def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names:
     if calendar is None:
         return {name: start + spans[name] for name in names}
     return {name: calendar.add(start, spans[name]) for name in names}
+
+
+def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
+    """Each deadline's escalation chain; without one, a miss notifies the tier's escalate_to role."""
+    tier = rule_set.document.tiers[severity]
+    chains = {}
+    for name in DEADLINE_NAMES:
+        steps = tier.escalation.get(name)
+        if steps is None:
+            chains[name] = [PlannedStep(after_seconds=0, notify=tier.escalate_to)]
+        else:
+            chains[name] = [
+                PlannedStep(after_seconds=s.after.total_seconds(), notify=s.notify, raise_severity=s.raise_severity,
+                            reassign=s.reassign, page=s.page)
+                for s in steps
+            ]
+    return chains
 
 
 def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:

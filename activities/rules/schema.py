@@ -7,7 +7,7 @@ section lives in exactly one file so an admin always knows where to edit.
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 from decimal import Decimal
 from string import Formatter
 from typing import Annotated, Literal
@@ -17,7 +17,7 @@ import holidays
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from activities.rules.durations import Duration
+from activities.rules.durations import Duration, Offset
 from workflows.contract import Currency, Money, RemedyKind, Severity
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
@@ -88,12 +88,46 @@ class CalendarSpec(_Strict):
         return self
 
 
+DeadlineName = Literal["first_response", "resolution"]
+
+
+class EscalationStep(_Strict):
+    """One level of an escalation chain, `after` the deadline (negative: a warning before it)."""
+
+    after: Offset
+    notify: Identifier | None = Field(default=None, description="Role to notify.")
+    raise_severity: Severity | None = Field(default=None, description="Raise the case to at least this tier.")
+    reassign: Identifier | None = Field(default=None, description="Move the case to this queue.")
+    page: Identifier | None = Field(default=None, description="A person (approver directory name) to page.")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "EscalationStep":
+        if not (self.notify or self.raise_severity or self.reassign or self.page):
+            raise ValueError("a step needs at least one of notify, raise_severity, reassign, page")
+        if self.after < timedelta(0) and (self.raise_severity or self.reassign):
+            raise ValueError("a warning (negative `after`) may only notify or page")
+        return self
+
+
 class Tier(_Strict):
     first_response: Duration
     resolution: Duration
     escalate_to: Identifier = Field(description="Role notified when a deadline of this tier is missed.")
     calendar: Identifier | None = Field(
         default=None, description="Count the durations in this calendar's working time; absent: calendar time.")
+    escalation: dict[DeadlineName, list[EscalationStep]] = Field(
+        default_factory=dict,
+        description="Chains per deadline, in order of `after`; a deadline without one notifies escalate_to when missed.",
+    )
+
+    @field_validator("escalation")
+    @classmethod
+    def _in_order(cls, chains: dict[str, list[EscalationStep]]) -> dict[str, list[EscalationStep]]:
+        for name, steps in chains.items():
+            offsets = [step.after for step in steps]
+            if offsets != sorted(offsets):
+                raise ValueError(f"{name}: list the steps in order of `after` (they fire in that order)")
+        return chains
 
 
 class FollowUp(_Strict):
@@ -197,12 +231,13 @@ TEMPLATE_FIELDS = frozenset(
         "role",
         "reason",
         "proposal_id",
+        "due",
     }
 )
 REQUIRED_TEMPLATES = frozenset(
     {
         "acknowledgement", "progress", "remedy_executed", "survey", "closed", "withdrawn", "reopened",
-        "escalation", "approval_needed", "remedy_failed",
+        "escalation", "deadline_warning", "approval_needed", "remedy_failed",
     }
 )
 
@@ -259,6 +294,13 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     for severity, tier in doc.tiers.items():
         if tier.calendar and tier.calendar not in doc.calendars:
             problems.append((("tiers", severity.value, "calendar"), f"unknown calendar {tier.calendar!r}"))
+        for deadline, steps in tier.escalation.items():
+            for index, step in enumerate(steps):
+                where = ("tiers", severity.value, "escalation", deadline, index)
+                if step.notify and step.notify not in roles:
+                    problems.append(((*where, "notify"), f"unknown role {step.notify!r}"))
+                if step.page and step.page not in doc.approvers:
+                    problems.append(((*where, "page"), f"{step.page!r} is not in the approver directory"))
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
