@@ -20,6 +20,8 @@ from activities.rules import RulesInvalid, load_rules
 from client import InvalidComplaint, RedressClient, RedressError, connect
 from workflows.contract import (
     ApprovalDecision,
+    CustomerQuestion,
+    CustomerReply,
     Feedback,
     RemedyProposal,
     Resolution,
@@ -201,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     message_command("feedback", "record the customer's CSAT (1-5)", "customer_feedback", Feedback,
                     [("--score", {"type": int, "required": True}), ("--comment", {})],
                     lambda a: {"score": a.score, "comment": a.comment})
+    message_command("ask", "ask the customer something; deadline clocks pause until they reply", "await_customer",
+                    CustomerQuestion, [("--as", {"dest": "agent", "required": True}), ("--question", {"required": True})],
+                    lambda a: {"agent": a.agent, "question": a.question})
+    message_command("reply", "record the customer's reply; the clocks run again", "customer_replied",
+                    CustomerReply, [("--message", {"required": True})], lambda a: {"message": a.message})
     message_command("severity", "re-tier the case (its open deadlines are recomputed)", "change_severity",
                     SeverityChange,
                     [("--to", {"dest": "severity", "required": True, "choices": ["general", "urgent", "major"]}),

@@ -28,6 +28,8 @@ from workflows.contract import (
     WORKFLOW_TYPE,
     ApprovalDecision,
     ComplaintInput,
+    CustomerQuestion,
+    CustomerReply,
     Feedback,
     Outcome,
     ProposalAnswer,
@@ -162,6 +164,12 @@ class RedressClient:
 
     async def customer_feedback(self, complaint_id: str, feedback: Feedback) -> Status:
         return await self._update(complaint_id, "customer_feedback", feedback, Status)
+
+    async def await_customer(self, complaint_id: str, question: CustomerQuestion) -> Status:
+        return await self._update(complaint_id, "await_customer", question, Status)
+
+    async def customer_replied(self, complaint_id: str, reply: CustomerReply) -> Status:
+        return await self._update(complaint_id, "customer_replied", reply, Status)
 
     async def change_severity(self, complaint_id: str, change: SeverityChange) -> Status:
         return await self._update(complaint_id, "change_severity", change, Status)

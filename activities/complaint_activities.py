@@ -6,6 +6,7 @@ Logs name the complaint and the template, never the customer's contact details.
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import httpx
 import structlog
@@ -15,10 +16,12 @@ from activities.io import (
     CustomerNotice,
     DeadlineAnswer,
     DeadlineRequest,
+    PauseShift,
     ProposalCheck,
     ProposalVerdict,
     RemedyOrder,
     RemedyReceipt,
+    ShiftedDeadlines,
     StaffNotice,
     TriageFacts,
     TriageResult,
@@ -55,10 +58,15 @@ class ComplaintActivities:
         rule_set = self.rules.get(request.rule_version)
         return DeadlineAnswer(
             rule_version=rule_set.version,
-            deadlines=engine.deadlines_for(rule_set, request.severity, request.start, request.names),
+            deadlines=engine.deadlines_for(rule_set, request.severity, request.start, request.names,
+                                           timedelta(seconds=request.paused_seconds)),
             escalate_to=rule_set.document.tiers[request.severity].escalate_to,
             chains=engine.chains_for(rule_set, request.severity),
         )
+
+    @activity.defn
+    async def shift_for_pause(self, shift: PauseShift) -> ShiftedDeadlines:
+        return engine.shift_for_pause(self.rules.get(shift.rule_version), shift)
 
     @activity.defn
     async def check_proposal(self, check: ProposalCheck) -> ProposalVerdict:
@@ -126,6 +134,6 @@ class ComplaintActivities:
 
     def all(self) -> list:
         return [
-            self.triage, self.compute_deadlines, self.check_proposal,
+            self.triage, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
             self.notify_customer, self.notify_staff, self.execute_remedy,
         ]

@@ -84,6 +84,7 @@ class DeadlineRequest(BaseModel):
     severity: Severity
     start: datetime
     names: list[str]
+    paused_seconds: float = 0  # earlier pauses, counted as the tier counts time
 
 
 class DeadlineAnswer(BaseModel):
@@ -91,6 +92,21 @@ class DeadlineAnswer(BaseModel):
     deadlines: dict[str, datetime]
     escalate_to: str
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
+
+
+class PauseShift(BaseModel):
+    """Open deadlines to move later by a pause (paused time is not counted)."""
+
+    rule_version: str
+    severity: Severity
+    deadlines: dict[str, datetime]
+    paused_from: datetime
+    paused_to: datetime
+
+
+class ShiftedDeadlines(BaseModel):
+    deadlines: dict[str, datetime]
+    paused_seconds: float  # counted as the tier counts: calendar or working time
 
 
 class ProposalCheck(BaseModel):

@@ -159,3 +159,19 @@ def test_documented_example_calendar_loads_and_counts_its_closure(tmp_path):
     office = load_rules(rules, today=date(2026, 11, 22)).calendars["cn-office"]
     # Wed 30 Dec 17:00 + 2h: 17-18, then 31 Dec closed (admin), 1 Jan holiday, 2-3 Jan weekend -> Mon 4 Jan 10:00
     assert office.add(at(SHANGHAI, 2026, 12, 30, 17), timedelta(hours=2)) == at(SHANGHAI, 2027, 1, 4, 10)
+
+
+def test_a_pause_over_the_weekend_costs_only_the_working_time_it_covered(tmp_path):
+    from activities.io import PauseShift
+    from activities.rules.engine import shift_for_pause
+
+    rules = load_rules(rules_with_calendar(tmp_path, CN_CALENDAR), today=date(2025, 6, 1))
+    shift = PauseShift(rule_version=rules.version, severity="general",
+                       deadlines={"resolution": at(SHANGHAI, 2026, 3, 9, 12),      # Monday noon
+                                  "first_response": at(SHANGHAI, 2026, 3, 6, 12)},  # missed before the pause
+                       paused_from=at(SHANGHAI, 2026, 3, 6, 17), paused_to=at(SHANGHAI, 2026, 3, 9, 10))
+    shifted = shift_for_pause(rules, shift)
+    # paused Fri 17-18 and Mon 9-10: two working hours, so Monday noon becomes Monday 14:00
+    assert shifted.paused_seconds == 2 * 3600
+    assert shifted.deadlines["resolution"] == at(SHANGHAI, 2026, 3, 9, 14)
+    assert shifted.deadlines["first_response"] == at(SHANGHAI, 2026, 3, 6, 12)

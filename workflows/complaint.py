@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from activities.io import (
         CustomerNotice,
+        PauseShift,
         DeadlineRequest,
         PlannedStep,
         ProposalCheck,
@@ -44,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         ApprovalDecision,
         ComplaintInput,
+        CustomerQuestion,
+        CustomerReply,
         Deadline,
         Feedback,
         Outcome,
@@ -106,6 +109,10 @@ class Complaint:
         self._deadline_starts: dict[str, datetime] = {}
         self._chains: dict[str, list[PlannedStep]] = {}
         self._recomputing = False
+        self._paused_since: datetime | None = None
+        self._stage_before_pause: Stage | None = None
+        self._paused_seconds = 0.0
+        self._resuming = False
         self._escalation_level = 0
         self._breaches: list[str] = []
         self._proposals: list[ProposalRecord] = []
@@ -315,6 +322,8 @@ class Complaint:
         return [*warnings, (deadline.due, "breach", None), *levels]
 
     def _next_event(self) -> tuple[datetime, str, str, PlannedStep | None] | None:
+        if self._paused_since is not None:
+            return None  # waiting on the customer: no clock runs, no warning fires
         upcoming = []
         for name, deadline in self._deadlines.items():
             if deadline.met_at is not None:
@@ -375,7 +384,7 @@ class Complaint:
                     ComplaintActivities.compute_deadlines,
                     DeadlineRequest(rule_version=self._rule_version, severity=severity,
                                     start=self._deadline_starts.get(name, self._complaint.received_at),
-                                    names=[name] if name else []),
+                                    names=[name] if name else [], paused_seconds=self._paused_seconds),
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
                 )
                 self._escalate_to = answer.escalate_to
@@ -519,7 +528,7 @@ class Complaint:
     @propose_remedy.validator
     def _check_proposal(self, proposal: RemedyProposal) -> None:
         self._refuse_unless_open()
-        if self._stage in (Stage.received, Stage.resolved, Stage.follow_up):
+        if self._stage in (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer):
             raise _refuse(f"a remedy cannot be proposed while the case is {self._stage.value}")
         if self._checking_proposal:
             raise _refuse("another proposal is being checked; try again in a moment")
@@ -606,6 +615,56 @@ class Complaint:
             raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
 
     @workflow.update
+    def await_customer(self, question: CustomerQuestion) -> Status:
+        self._paused_since = workflow.now()
+        self._stage_before_pause = self._stage
+        self._set_stage(Stage.pending_customer)
+        self._deadline_epoch += 1
+        self._event("paused", f"agent:{question.agent}", f"waiting on the customer: {question.question}")
+        self._tell_customer("progress", message=question.question)
+        return self.status()
+
+    @await_customer.validator
+    def _check_await_customer(self, question: CustomerQuestion) -> None:
+        self._refuse_unless_open()
+        if self._stage == Stage.pending_customer:
+            raise _refuse("the case already waits on the customer")
+        if self._stage not in (Stage.in_progress, Stage.remedy_executed) or self._recomputing:
+            raise _refuse(f"the case is {self._stage.value}: only a case being worked on can wait on the customer")
+
+    @workflow.update
+    async def customer_replied(self, reply: CustomerReply) -> Status:
+        self._resuming = True
+        try:
+            paused_from, paused_to = self._paused_since, workflow.now()
+            open_dues = {n: d.due for n, d in self._deadlines.items() if d.met_at is None}
+            shifted = await workflow.execute_activity_method(
+                ComplaintActivities.shift_for_pause,
+                PauseShift(rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
+                           paused_from=paused_from, paused_to=paused_to),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+            )
+            for name, due in shifted.deadlines.items():
+                self._deadlines[name].due = due
+            self._paused_seconds += shifted.paused_seconds
+            self._paused_since = None
+            self._set_stage(self._stage_before_pause or Stage.in_progress)
+            self._deadline_epoch += 1
+            self._event("resumed", "customer", f"customer replied after {shifted.paused_seconds:.0f}s not counted: "
+                        f"{reply.message}", paused_seconds=shifted.paused_seconds,
+                        deadlines={n: d.isoformat() for n, d in shifted.deadlines.items()})
+            self._publish()
+            return self.status()
+        finally:
+            self._resuming = False
+
+    @customer_replied.validator
+    def _check_customer_replied(self, reply: CustomerReply) -> None:
+        self._refuse_unless_open()
+        if self._stage != Stage.pending_customer or self._resuming:
+            raise _refuse(f"the case is {self._stage.value}: it is not waiting on the customer")
+
+    @workflow.update
     async def change_severity(self, change: SeverityChange) -> Status:
         await self._change_severity(change.severity, f"supervisor:{change.by}", change.reason)
         return self.status()
@@ -651,6 +710,7 @@ class Complaint:
             escalation_level=self._escalation_level, pending_approval=self._pending_approval(),
             remedies=self._proposals, offers=self._triage.offers if self._triage else [],
             rule_version=self._rule_version, csat=self._csat, reopen_count=self._reopen_count,
+            paused_since=self._paused_since, paused_seconds=self._paused_seconds,
         )
 
     @workflow.query

@@ -67,6 +67,7 @@ class Stage(StrEnum):
     triaged = "triaged"
     acknowledged = "acknowledged"
     in_progress = "in_progress"
+    pending_customer = "pending_customer"  # waiting on the customer: deadline clocks are paused
     remedy_proposed = "remedy_proposed"
     awaiting_approval = "awaiting_approval"
     remedy_executed = "remedy_executed"
@@ -203,6 +204,19 @@ class Feedback(_Strict):
     comment: Annotated[str, Field(max_length=5_000)] | None = None
 
 
+class CustomerQuestion(_Strict):
+    """await_customer: an agent needs something from the customer; the clocks stop until they answer."""
+
+    agent: Name
+    question: Text
+
+
+class CustomerReply(_Strict):
+    """customer_replied: the customer answered; the clocks run again."""
+
+    message: Text
+
+
 class SeverityChange(_Strict):
     """change_severity: a supervisor re-tiers the case; its open deadlines are recomputed."""
 
@@ -285,6 +299,8 @@ class Status(BaseModel):
     rule_version: str | None = None
     csat: int | None = None
     reopen_count: int = 0
+    paused_since: datetime | None = None
+    paused_seconds: float = Field(default=0, description="Time not counted against deadlines so far.")
 
 
 class TimelineEvent(BaseModel):

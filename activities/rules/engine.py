@@ -13,7 +13,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from activities.io import PlannedStep, ProposalCheck, ProposalVerdict, RuleFiring, TriageFacts, TriageResult
+from activities.io import (
+    PauseShift,
+    PlannedStep,
+    ProposalCheck,
+    ProposalVerdict,
+    RuleFiring,
+    ShiftedDeadlines,
+    TriageFacts,
+    TriageResult,
+)
 from activities.rules.loader import RuleSet
 from workflows.contract import RemedyOffer, Severity
 
@@ -125,14 +134,36 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
     return RemedyOffer(rule=offer.name, kind=offer.kind, amount=amount, currency=currency)
 
 
-def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str]) -> dict[str, datetime]:
+def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str],
+                  paused: timedelta = timedelta(0)) -> dict[str, datetime]:
     """Absolute due times: calendar time, or working time when the tier names a business calendar."""
     tier = rule_set.document.tiers[severity]
-    spans: dict[str, timedelta] = {"first_response": tier.first_response, "resolution": tier.resolution}
+    spans: dict[str, timedelta] = {"first_response": tier.first_response + paused, "resolution": tier.resolution + paused}
     calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
     if calendar is None:
         return {name: start + spans[name] for name in names}
     return {name: calendar.add(start, spans[name]) for name in names}
+
+
+def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
+    """Move each deadline still ahead at the pause by the paused time, counted as its tier counts time.
+
+    In working time a pause over a weekend costs nothing: what was left of the
+    target when the pause began is what is left when it ends.
+    """
+    tier = rule_set.document.tiers[shift.severity]
+    calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
+    moved = {}
+    for name, due in shift.deadlines.items():
+        if due <= shift.paused_from:
+            moved[name] = due  # already missed before the pause: a pause does not undo a breach
+        elif calendar is None:
+            moved[name] = due + (shift.paused_to - shift.paused_from)
+        else:
+            moved[name] = calendar.add(shift.paused_to, calendar.between(shift.paused_from, due))
+    paused = (calendar.between(shift.paused_from, shift.paused_to) if calendar
+              else shift.paused_to - shift.paused_from)
+    return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
 
 
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
