@@ -44,6 +44,14 @@ class TriageFacts(BaseModel):
         )
 
 
+class PlannedPayout(BaseModel):
+    kind: RemedyKind
+    amount: Decimal
+    currency: str
+    reason: str
+    needs_approval: bool = False
+
+
 class PlannedStep(BaseModel):
     """One escalation step of a deadline's chain, as the workflow will carry it out."""
 
@@ -52,6 +60,7 @@ class PlannedStep(BaseModel):
     raise_severity: Severity | None = None
     reassign: str | None = None
     page: str | None = None
+    pay: PlannedPayout | None = None
 
 
 class RuleFiring(BaseModel):

@@ -105,6 +105,39 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 """
 
 
+async def guarantee_payout(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-guarantee", text="just a question about my order")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+
+    async def paid():
+        return any(r.transaction_id for r in (await redress.status(cid)).remedies)
+
+    await eventually(paid)
+    await redress.resolve(cid, Resolution(agent="li.na", summary="coupon sent"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=4))
+    await redress.outcome(cid)
+    return cid
+
+
+GUARANTEE_TIERS = """
+tiers:
+  general:
+    first_response: 60s
+    resolution: 2s
+    escalate_to: team_lead
+    escalation:
+      resolution:
+        - {after: 0s, notify: team_lead, pay: {kind: coupon, amount: 50, currency: CNY}}
+  urgent: {first_response: 60s, resolution: 60s, escalate_to: cs_manager}
+  major: {first_response: 60s, resolution: 60s, escalate_to: director}
+follow_up: {survey_window: 20s, reopen_below: 3}
+"""
+
+
 async def refused_input(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-refused", channel="fax")
     await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
@@ -112,29 +145,39 @@ async def refused_input(redress: RedressClient) -> str:
     return "H-refused"
 
 
-SCENARIOS = [approval_reopen_close, escalation_withdrawal, refused_input, chain_and_retier]
+SCENARIOS = {  # scenario -> the tiers it runs with
+    approval_reopen_close: CHAIN_TIERS,
+    escalation_withdrawal: CHAIN_TIERS,
+    refused_input: CHAIN_TIERS,
+    chain_and_retier: CHAIN_TIERS,
+    guarantee_payout: GUARANTEE_TIERS,
+}
 
 
 async def main() -> None:
+    """python tests/record_histories.py VERSION [SCENARIO ...] (all scenarios when none is named)."""
     version = sys.argv[1] if len(sys.argv) > 1 else "v1"
+    wanted = set(sys.argv[2:]) or {scenario.__name__ for scenario in SCENARIOS}
     with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
-        rules = write_rules(Path(tmp) / "rules", tiers_yaml=CHAIN_TIERS)
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
             search_attributes=sa.ALL,
         ) as env:
-            settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
-                                payment_url=f"{peer.url}/pay")
-            async with httpx.AsyncClient() as http:
-                activities = ComplaintActivities(settings, http, RuleStore(rules))
-                async with build_worker(env.client, activities, task_queue="record"):
-                    redress = RedressClient(env.client, task_queue="record")
-                    for scenario in SCENARIOS:
+            for scenario, tiers in SCENARIOS.items():
+                if scenario.__name__ not in wanted:
+                    continue
+                rules = write_rules(Path(tmp) / scenario.__name__, tiers_yaml=tiers)
+                settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
+                                    payment_url=f"{peer.url}/pay")
+                async with httpx.AsyncClient() as http:
+                    activities = ComplaintActivities(settings, http, RuleStore(rules))
+                    async with build_worker(env.client, activities, task_queue=scenario.__name__):
+                        redress = RedressClient(env.client, task_queue=scenario.__name__)
                         cid = await scenario(redress)
                         history = await redress.handle(cid).fetch_history()
-                        target = OUT / f"{version}-{scenario.__name__}.json"
-                        target.write_text(history.to_json(), encoding="utf-8")
-                        print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
+                target = OUT / f"{version}-{scenario.__name__}.json"
+                target.write_text(history.to_json(), encoding="utf-8")
+                print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
 
 
 if __name__ == "__main__":

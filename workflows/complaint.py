@@ -31,9 +31,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.io import (
         CustomerNotice,
         PauseShift,
+        PlannedPayout,
         DeadlineRequest,
         PlannedStep,
         ProposalCheck,
+        ProposalVerdict,
         RemedyOrder,
         StaffNotice,
         TriageFacts,
@@ -229,7 +231,7 @@ class Complaint:
             reason = _reason(failure)
             proposal.status = ProposalStatus.failed
             self._executing = None
-            self._set_stage(Stage.in_progress)
+            self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.in_progress)
             self._event("remedy_failed", "payment", f"{proposal_id} was refused: {reason}; back to a person",
                         proposal_id=proposal_id)
             self._tell_staff("remedy_failed", self._escalate_to, proposal=proposal, reason=reason)
@@ -237,7 +239,7 @@ class Complaint:
         proposal.status = ProposalStatus.executed
         proposal.transaction_id = receipt.transaction_id
         self._executing = None
-        self._set_stage(Stage.remedy_executed)
+        self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.remedy_executed)
         self._event("remedy_executed", "payment",
                     f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency} ({receipt.via})",
                     proposal_id=proposal_id, transaction_id=receipt.transaction_id)
@@ -361,6 +363,8 @@ class Complaint:
         if step.page:
             self._tell_staff("escalation", "page", person=step.page, deadline=name, level=level)
             done.append(f"paged {step.page}")
+        if step.pay:
+            done.append(f"pays {step.pay.kind.value} {step.pay.amount} {step.pay.currency}")
         if step.reassign and step.reassign != self._queue:
             done.append(f"moved from queue {self._queue} to {step.reassign}")
             self._queue = step.reassign
@@ -370,6 +374,8 @@ class Complaint:
         self._event("escalated", "system", f"{name} level {level}: {', '.join(done) or 'nothing left to do'}",
                     deadline=name, level=self._escalation_level)
         self._publish()
+        if step.pay:
+            await self._pay_on_breach(name, step.pay)
         if raise_to:
             await self._change_severity(raise_to, "system", f"escalation level {level} of {name}")
 
@@ -493,37 +499,61 @@ class Complaint:
     async def propose_remedy(self, proposal: RemedyProposal) -> ProposalAnswer:
         self._checking_proposal = True
         try:
-            proposal_id = f"P{len(self._proposals) + 1}"
-            verdict = await workflow.execute_activity_method(
-                ComplaintActivities.check_proposal,
-                ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind,
-                              amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-            )
+            verdict = await self._check_with_rules(proposal)
             if not verdict.allowed:
                 raise _refuse(verdict.reason)
             if self._stage.is_final or self._withdrawal or self._resolution:
                 raise _refuse("the case was resolved or withdrawn meanwhile")
-            record = ProposalRecord(
-                proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
-                reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
-                status=ProposalStatus.awaiting_approval if verdict.needs_approval else ProposalStatus.approved,
-                required_role=verdict.required_role, eligible_approvers=verdict.eligible_approvers,
-            )
-            self._proposals.append(record)
-            self._event("remedy_proposed", f"agent:{proposal.proposed_by}",
-                        f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
-                        proposal_id=proposal_id, rule_version=self._rule_version)
-            if verdict.needs_approval:
-                self._set_stage(Stage.awaiting_approval)
-                role = verdict.required_role or ""
-                self._tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
-            else:
-                self._set_stage(Stage.remedy_proposed)
-                self._to_execute.append(proposal_id)
-            return ProposalAnswer(proposal_id=proposal_id, status=record.status, required_role=record.required_role)
+            record = self._record_proposal(proposal, verdict, actor=f"agent:{proposal.proposed_by}")
+            return ProposalAnswer(proposal_id=record.proposal_id, status=record.status,
+                                  required_role=record.required_role)
         finally:
             self._checking_proposal = False
+
+    async def _check_with_rules(self, proposal: RemedyProposal) -> ProposalVerdict:
+        return await workflow.execute_activity_method(
+            ComplaintActivities.check_proposal,
+            ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind,
+                          amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+        )
+
+    def _record_proposal(self, proposal: RemedyProposal, verdict: ProposalVerdict, actor: str) -> ProposalRecord:
+        """The one path every remedy takes, an agent's or a rule's: approval, or straight to execution."""
+        proposal_id = f"P{len(self._proposals) + 1}"
+        record = ProposalRecord(
+            proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
+            reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
+            status=ProposalStatus.awaiting_approval if verdict.needs_approval else ProposalStatus.approved,
+            required_role=verdict.required_role, eligible_approvers=verdict.eligible_approvers,
+            decided_by=None if verdict.needs_approval or actor.startswith("agent:") else actor,
+        )
+        self._proposals.append(record)
+        self._event("remedy_proposed", actor,
+                    f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
+                    proposal_id=proposal_id, rule_version=self._rule_version)
+        if verdict.needs_approval:
+            role = verdict.required_role or ""
+            self._tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
+        else:
+            self._to_execute.append(proposal_id)
+        self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.remedy_proposed)
+        return record
+
+    async def _pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
+        """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
+        proposal = RemedyProposal(kind=payout.kind, amount=payout.amount, currency=payout.currency,
+                                  reason=payout.reason, proposed_by=f"rules:{name}")
+        if payout.needs_approval:
+            verdict = await self._check_with_rules(proposal)
+            if not verdict.allowed:
+                self._event("payout_refused", "rules", f"automatic payout for {name}: {verdict.reason}")
+                return
+        else:
+            verdict = ProposalVerdict(allowed=True, needs_approval=False,
+                                      reason=f"automatic: the {name} deadline was missed")
+        if not self._stage.is_final and not self._withdrawal:
+            self._record_proposal(proposal, verdict, actor=f"rules:{name}")
 
     @propose_remedy.validator
     def _check_proposal(self, proposal: RemedyProposal) -> None:

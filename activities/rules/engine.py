@@ -15,6 +15,7 @@ from typing import Any
 
 from activities.io import (
     PauseShift,
+    PlannedPayout,
     PlannedStep,
     ProposalCheck,
     ProposalVerdict,
@@ -177,7 +178,8 @@ def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedS
         else:
             chains[name] = [
                 PlannedStep(after_seconds=s.after.total_seconds(), notify=s.notify, raise_severity=s.raise_severity,
-                            reassign=s.reassign, page=s.page)
+                            reassign=s.reassign, page=s.page,
+                            pay=PlannedPayout(**s.pay.model_dump()) if s.pay else None)
                 for s in steps
             ]
     return chains

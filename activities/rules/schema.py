@@ -91,6 +91,17 @@ class CalendarSpec(_Strict):
 DeadlineName = Literal["first_response", "resolution"]
 
 
+class Payout(_Strict):
+    """A remedy paid automatically when a step fires (e.g. a missed resolution deadline)."""
+
+    kind: RemedyKind
+    amount: Money
+    currency: Currency
+    reason: str = "deadline missed"
+    needs_approval: bool = Field(
+        default=False, description="false: the rule is the authority and it pays at once; true: the approval matrix applies.")
+
+
 class EscalationStep(_Strict):
     """One level of an escalation chain, `after` the deadline (negative: a warning before it)."""
 
@@ -99,12 +110,13 @@ class EscalationStep(_Strict):
     raise_severity: Severity | None = Field(default=None, description="Raise the case to at least this tier.")
     reassign: Identifier | None = Field(default=None, description="Move the case to this queue.")
     page: Identifier | None = Field(default=None, description="A person (approver directory name) to page.")
+    pay: Payout | None = Field(default=None, description="Compensate the customer automatically, once.")
 
     @model_validator(mode="after")
     def _does_something(self) -> "EscalationStep":
-        if not (self.notify or self.raise_severity or self.reassign or self.page):
-            raise ValueError("a step needs at least one of notify, raise_severity, reassign, page")
-        if self.after < timedelta(0) and (self.raise_severity or self.reassign):
+        if not (self.notify or self.raise_severity or self.reassign or self.page or self.pay):
+            raise ValueError("a step needs at least one of notify, raise_severity, reassign, page, pay")
+        if self.after < timedelta(0) and (self.raise_severity or self.reassign or self.pay):
             raise ValueError("a warning (negative `after`) may only notify or page")
         return self
 
