@@ -30,7 +30,8 @@ from tests.peer import Peer  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import (  # noqa: E402
-    ApprovalDecision, Feedback, RemedyProposal, Resolution, ResponseRecord, SeverityChange, Withdrawal,
+    ApprovalDecision, CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord,
+    SeverityChange, Withdrawal,
 )
 
 OUT = ROOT / "tests" / "histories"
@@ -138,6 +139,39 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 """
 
 
+async def next_update_period(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-next-update", text="just a question about my order")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na", message="Looking into it"))
+
+    async def missed():
+        return (await redress.status(cid)).escalation_level >= 1
+
+    await eventually(missed)
+    await redress.await_customer(cid, CustomerQuestion(agent="li.na", question="Order number?"))
+    await redress.customer_replied(cid, CustomerReply(message="SO-1"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="answered"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+    return cid
+
+
+NEXT_UPDATE_TIERS = """
+tiers:
+  general:
+    first_response: 60s
+    resolution: 60s
+    next_update: 2s
+    escalate_to: team_lead
+  urgent: {first_response: 60s, resolution: 60s, escalate_to: cs_manager}
+  major: {first_response: 60s, resolution: 60s, escalate_to: director}
+follow_up: {survey_window: 20s, reopen_below: 3}
+"""
+
+
 async def refused_input(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-refused", channel="fax")
     await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
@@ -151,6 +185,7 @@ SCENARIOS = {  # scenario -> the tiers it runs with
     refused_input: CHAIN_TIERS,
     chain_and_retier: CHAIN_TIERS,
     guarantee_payout: GUARANTEE_TIERS,
+    next_update_period: NEXT_UPDATE_TIERS,
 }
 
 

@@ -160,6 +160,7 @@ class Complaint:
             if self._stage == Stage.triaged:
                 self._set_stage(Stage.acknowledged)
             self._event("acknowledged", "system", "acknowledgement sent to the customer")
+            await self._contacted()
 
         while True:
             await self._work_case()
@@ -244,6 +245,7 @@ class Complaint:
                     f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency} ({receipt.via})",
                     proposal_id=proposal_id, transaction_id=receipt.transaction_id)
         self._tell_customer("remedy_executed", proposal=proposal)
+        await self._contacted()
 
     async def _follow_up(self) -> None:
         assert self._resolution is not None and self._triage is not None
@@ -272,8 +274,8 @@ class Complaint:
         self._resolution = None
         answer = await workflow.execute_activity_method(
             ComplaintActivities.compute_deadlines,
-            DeadlineRequest(rule_version=self._rule_version, severity=self._severity,
-                            start=workflow.now(), names=["resolution"]),
+            DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
+                            names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"]),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
         )
         self._deadlines.update({name: Deadline(due=due) for name, due in answer.deadlines.items()})
@@ -378,6 +380,23 @@ class Complaint:
             await self._pay_on_breach(name, step.pay)
         if raise_to:
             await self._change_severity(raise_to, "system", f"escalation level {level} of {name}")
+
+    async def _contacted(self) -> None:
+        """The customer heard from us: a new next-update period starts now (when the tier has one)."""
+        if "next_update" not in self._deadlines or self._stage.is_final or self._resolution:
+            return
+        answer = await workflow.execute_activity_method(
+            ComplaintActivities.compute_deadlines,
+            DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
+                            names=["next_update"]),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+        )
+        if "next_update" in answer.deadlines and not self._resolution:
+            self._deadlines["next_update"] = Deadline(due=answer.deadlines["next_update"])
+            self._deadline_starts["next_update"] = workflow.now()
+            self._chains.update(answer.chains)
+            self._deadline_epoch += 1
+            self._publish()
 
     async def _change_severity(self, severity: Severity, actor: str, reason: str) -> None:
         """Re-tier the case: open deadlines are recomputed from the rules and the watcher re-plans."""
@@ -485,6 +504,7 @@ class Complaint:
         self._event("response", f"agent:{response.agent}", ("first response" if is_first else "response") + sent)
         if response.message:
             self._tell_customer("progress", message=response.message)
+            await self._contacted()
         return self.status()
 
     @record_response.validator
@@ -618,6 +638,7 @@ class Complaint:
     def resolve(self, resolution: Resolution) -> Status:
         self._resolution = resolution
         self._meet("resolution")
+        self._meet("next_update")
         self._event("resolved", f"agent:{resolution.agent}", resolution.summary)
         return self.status()
 
@@ -645,13 +666,14 @@ class Complaint:
             raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
 
     @workflow.update
-    def await_customer(self, question: CustomerQuestion) -> Status:
+    async def await_customer(self, question: CustomerQuestion) -> Status:
         self._paused_since = workflow.now()
         self._stage_before_pause = self._stage
         self._set_stage(Stage.pending_customer)
         self._deadline_epoch += 1
         self._event("paused", f"agent:{question.agent}", f"waiting on the customer: {question.question}")
         self._tell_customer("progress", message=question.question)
+        await self._contacted()
         return self.status()
 
     @await_customer.validator

@@ -17,14 +17,15 @@ CHANNEL = SearchAttributeKey.for_keyword("Channel")
 CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 FIRST_RESPONSE_DUE = SearchAttributeKey.for_datetime("FirstResponseDue")
 RESOLUTION_DUE = SearchAttributeKey.for_datetime("ResolutionDue")
+NEXT_UPDATE_DUE = SearchAttributeKey.for_datetime("NextUpdateDue")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 BREACHED = SearchAttributeKey.for_bool("Breached")
 
 ALL = [
     COMPLAINT_STATUS, SEVERITY, CATEGORY, QUEUE, CHANNEL, CUSTOMER_ID,
-    FIRST_RESPONSE_DUE, RESOLUTION_DUE, ESCALATION_LEVEL, BREACHED,
+    FIRST_RESPONSE_DUE, RESOLUTION_DUE, NEXT_UPDATE_DUE, ESCALATION_LEVEL, BREACHED,
 ]
-DUE_KEYS = {"first_response": FIRST_RESPONSE_DUE, "resolution": RESOLUTION_DUE}
+DUE_KEYS = {"first_response": FIRST_RESPONSE_DUE, "resolution": RESOLUTION_DUE, "next_update": NEXT_UPDATE_DUE}
 
 
 def dev_server_flags() -> list[str]:

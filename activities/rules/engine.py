@@ -27,7 +27,7 @@ from activities.io import (
 from activities.rules.loader import RuleSet
 from workflows.contract import RemedyOffer, Severity
 
-DEADLINE_NAMES = ("first_response", "resolution")
+DEADLINE_NAMES = ("first_response", "resolution", "next_update")
 
 
 def facts_variables(facts: TriageFacts, keywords: list[str]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
         queue=queue,
         tags=tags,
         escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES),
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, deadline_names(rule_set, severity)),
         offers=offers,
         rules=firings,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
@@ -140,6 +140,9 @@ def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names:
     """Absolute due times: calendar time, or working time when the tier names a business calendar."""
     tier = rule_set.document.tiers[severity]
     spans: dict[str, timedelta] = {"first_response": tier.first_response + paused, "resolution": tier.resolution + paused}
+    if tier.next_update:
+        spans["next_update"] = tier.next_update  # a period from the last contact: earlier pauses do not apply
+    names = [name for name in names if name in spans]
     calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
     if calendar is None:
         return {name: start + spans[name] for name in names}
@@ -167,11 +170,16 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
     return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
 
 
+def deadline_names(rule_set: RuleSet, severity: Severity) -> list[str]:
+    tier = rule_set.document.tiers[severity]
+    return [name for name in DEADLINE_NAMES if name != "next_update" or tier.next_update]
+
+
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
     """Each deadline's escalation chain; without one, a miss notifies the tier's escalate_to role."""
     tier = rule_set.document.tiers[severity]
     chains = {}
-    for name in DEADLINE_NAMES:
+    for name in deadline_names(rule_set, severity):
         steps = tier.escalation.get(name)
         if steps is None:
             chains[name] = [PlannedStep(after_seconds=0, notify=tier.escalate_to)]

@@ -88,7 +88,7 @@ class CalendarSpec(_Strict):
         return self
 
 
-DeadlineName = Literal["first_response", "resolution"]
+DeadlineName = Literal["first_response", "resolution", "next_update"]
 
 
 class Payout(_Strict):
@@ -125,6 +125,8 @@ class Tier(_Strict):
     first_response: Duration
     resolution: Duration
     escalate_to: Identifier = Field(description="Role notified when a deadline of this tier is missed.")
+    next_update: Duration | None = Field(
+        default=None, description="While open, the customer hears from us at least this often.")
     calendar: Identifier | None = Field(
         default=None, description="Count the durations in this calendar's working time; absent: calendar time.")
     escalation: dict[DeadlineName, list[EscalationStep]] = Field(
