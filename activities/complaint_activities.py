@@ -59,7 +59,8 @@ class ComplaintActivities:
         return DeadlineAnswer(
             rule_version=rule_set.version,
             deadlines=engine.deadlines_for(rule_set, request.severity, request.start, request.names,
-                                           timedelta(seconds=request.paused_seconds)),
+                                           timedelta(seconds=request.paused_seconds), request.category,
+                                           request.queue),
             escalate_to=rule_set.document.tiers[request.severity].escalate_to,
             chains=engine.chains_for(rule_set, request.severity),
         )

@@ -94,6 +94,8 @@ class DeadlineRequest(BaseModel):
     start: datetime
     names: list[str]
     paused_seconds: float = 0  # earlier pauses, counted as the tier counts time
+    category: str | None = None  # for per-category/queue targets
+    queue: str | None = None
 
 
 class DeadlineAnswer(BaseModel):

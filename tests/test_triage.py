@@ -75,3 +75,41 @@ async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worke
         assert attributes.get(sa.QUEUE) == "logistics" and attributes.get(sa.SEVERITY) == "major"
         assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == "c-9"
         assert attributes.get(sa.FIRST_RESPONSE_DUE) == status.deadlines["first_response"].due
+
+
+def test_per_category_and_queue_targets_replace_the_tier_targets():
+    rules = load_rules(ROOT / "rules")
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    quality = triage(rules, facts(text="The kettle is defective", received_at=received.isoformat()))
+    assert (quality.category, quality.severity.value) == ("quality", "general")
+    assert quality.deadlines["first_response"] == datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)  # 24h, not 48h
+    assert quality.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=timezone.utc)  # the tier's 5d
+
+    other = triage(rules, facts(text="The app is slow", received_at=received.isoformat()))
+    assert other.deadlines["first_response"] == datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)  # the tier's 48h
+
+    legal = triage(rules, facts(text="You leaked my personal data", received_at=received.isoformat()))
+    assert (legal.queue, legal.severity.value) == ("legal", "urgent")
+    assert legal.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=timezone.utc)  # 5d, not 48h
+
+    fire = triage(rules, facts(text="The kettle is defective and caught fire", received_at=received.isoformat()))
+    assert fire.severity.value == "major"  # a major quality case keeps the major tier's 2h
+    assert fire.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+
+
+def test_a_target_override_must_say_which_cases_and_what(tmp_path):
+    import shutil
+
+    import pytest
+
+    from activities.rules import RulesInvalid
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    text = (rules / "tiers.yaml").read_text(encoding="utf-8")
+    (rules / "tiers.yaml").write_text(text.replace("  - {queue: legal, severity: urgent, resolution: 5d}",
+                                                   "  - {resolution: 5d}"), encoding="utf-8")
+    with pytest.raises(RulesInvalid) as refused:
+        load_rules(rules)
+    [error] = refused.value.errors
+    assert error.path == "targets.1" and "say which cases" in error.message and error.file.endswith("tiers.yaml")

@@ -275,7 +275,8 @@ class Complaint:
         answer = await workflow.execute_activity_method(
             ComplaintActivities.compute_deadlines,
             DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
-                            names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"]),
+                            names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"],
+                            category=self._category, queue=self._queue),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
         )
         self._deadlines.update({name: Deadline(due=due) for name, due in answer.deadlines.items()})
@@ -388,7 +389,7 @@ class Complaint:
         answer = await workflow.execute_activity_method(
             ComplaintActivities.compute_deadlines,
             DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
-                            names=["next_update"]),
+                            names=["next_update"], category=self._category, queue=self._queue),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
         )
         if "next_update" in answer.deadlines and not self._resolution:
@@ -409,7 +410,8 @@ class Complaint:
                     ComplaintActivities.compute_deadlines,
                     DeadlineRequest(rule_version=self._rule_version, severity=severity,
                                     start=self._deadline_starts.get(name, self._complaint.received_at),
-                                    names=[name] if name else [], paused_seconds=self._paused_seconds),
+                                    names=[name] if name else [], paused_seconds=self._paused_seconds,
+                                    category=self._category, queue=self._queue),
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
                 )
                 self._escalate_to = answer.escalate_to

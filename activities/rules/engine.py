@@ -95,7 +95,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
         queue=queue,
         tags=tags,
         escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(rule_set, severity, facts.received_at, deadline_names(rule_set, severity)),
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, deadline_names(rule_set, severity, category, queue),
+                                category=category, queue=queue),
         offers=offers,
         rules=firings,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
@@ -135,13 +136,28 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
     return RemedyOffer(rule=offer.name, kind=offer.kind, amount=amount, currency=currency)
 
 
+def targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
+    """The tier's targets, each replaced by the first matching per-category/queue override."""
+    tier = rule_set.document.tiers[severity]
+    targets = {"first_response": tier.first_response, "resolution": tier.resolution}
+    if tier.next_update:
+        targets["next_update"] = tier.next_update
+    for name in ("first_response", "resolution", "next_update"):
+        override = next((o for o in rule_set.document.targets
+                         if getattr(o, name) and o.matches(category, queue, severity)), None)
+        if override:
+            targets[name] = getattr(override, name)
+    return targets
+
+
 def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str],
-                  paused: timedelta = timedelta(0)) -> dict[str, datetime]:
+                  paused: timedelta = timedelta(0), category: str | None = None,
+                  queue: str | None = None) -> dict[str, datetime]:
     """Absolute due times: calendar time, or working time when the tier names a business calendar."""
     tier = rule_set.document.tiers[severity]
-    spans: dict[str, timedelta] = {"first_response": tier.first_response + paused, "resolution": tier.resolution + paused}
-    if tier.next_update:
-        spans["next_update"] = tier.next_update  # a period from the last contact: earlier pauses do not apply
+    spans = targets_for(rule_set, severity, category, queue)
+    for name in ("first_response", "resolution"):
+        spans[name] += paused  # a period from the last contact (next_update) owes nothing to earlier pauses
     names = [name for name in names if name in spans]
     calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
     if calendar is None:
@@ -170,9 +186,9 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
     return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
 
 
-def deadline_names(rule_set: RuleSet, severity: Severity) -> list[str]:
-    tier = rule_set.document.tiers[severity]
-    return [name for name in DEADLINE_NAMES if name != "next_update" or tier.next_update]
+def deadline_names(rule_set: RuleSet, severity: Severity, category: str | None = None,
+                   queue: str | None = None) -> list[str]:
+    return [name for name in DEADLINE_NAMES if name in targets_for(rule_set, severity, category, queue)]
 
 
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:

@@ -144,6 +144,30 @@ class Tier(_Strict):
         return chains
 
 
+class TargetOverride(_Strict):
+    """Targets for cases matching a category, queue and/or tier; the first match wins per target."""
+
+    category: Identifier | None = None
+    queue: Identifier | None = None
+    severity: Severity | None = None
+    first_response: Duration | None = None
+    resolution: Duration | None = None
+    next_update: Duration | None = None
+
+    @model_validator(mode="after")
+    def _matches_and_sets(self) -> "TargetOverride":
+        if not (self.category or self.queue or self.severity):
+            raise ValueError("say which cases it is for: category, queue and/or severity")
+        if not (self.first_response or self.resolution or self.next_update):
+            raise ValueError("set at least one of first_response, resolution, next_update")
+        return self
+
+    def matches(self, category: str | None, queue: str | None, severity: Severity) -> bool:
+        return ((self.category is None or self.category == category)
+                and (self.queue is None or self.queue == queue)
+                and (self.severity is None or self.severity == severity))
+
+
 class FollowUp(_Strict):
     survey_window: Duration = Field(description="How long the survey waits for an answer before closing.")
     reopen_below: Annotated[int, Field(ge=1, le=6)] = Field(
@@ -258,6 +282,7 @@ REQUIRED_TEMPLATES = frozenset(
 
 class RuleSetDocument(_Strict):
     tiers: dict[Severity, Tier]
+    targets: list[TargetOverride] = Field(default_factory=list)
     follow_up: FollowUp
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[TriageRule] = Field(default_factory=list)
