@@ -144,3 +144,20 @@ async def test_an_escalation_step_that_raises_severity_retimes_the_other_deadlin
         sent = await eventually(lambda: _all_sent(peer, cid, 2))
     assert status.severity.value == "urgent" and status.escalation_level == 2
     assert sent == [("escalation", "team_lead", None), ("escalation", "cs_manager", None)]
+
+
+async def test_supervisors_find_cases_about_to_breach_and_breached_ones(run_worker, env, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    async with run_worker(rules=write_rules(tmp_path / "r", tiers_yaml=CHAIN)) as redress:
+        data = complaint(text="just a question about my order")
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        soon = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        async def listed(query: str):
+            return [w.id async for w in env.client.list_workflows(f"{query} AND WorkflowId = 'complaint-{cid}'")]
+
+        assert await eventually(lambda: listed(f'FirstResponseDue < "{soon}"'))
+        assert await eventually(lambda: listed("Breached = true"), timeout=20)
+        assert await eventually(lambda: listed("EscalationLevel >= 2 AND Queue = 'escalations'"), timeout=20)
