@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from activities.rules import RulesInvalid, load_rules
 from client import InvalidComplaint, RedressClient, RedressError, connect
+from workflows import signatures
 from workflows.contract import (
-    ApprovalDecision,
     CustomerQuestion,
     CustomerReply,
     Feedback,
@@ -140,6 +140,40 @@ def _update_command(method: str, model: type[BaseModel], fields) -> Any:
     return command
 
 
+def _keys_dir(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get("REDRESS_KEYS", "keys"))
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    directory = _keys_dir(args.dir)
+    path = directory / f"{args.name}.pem"
+    if path.exists():
+        print(f"{path} exists; not overwriting a key", file=sys.stderr)
+        return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    pem, public_key = signatures.new_key_pair()
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    print(f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers:")
+    print(f"  {args.name}: {{role: {args.role}, public_key: {public_key}}}")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    key_path = Path(args.key) if args.key else _keys_dir(None) / f"{args.approver}.pem"
+    try:
+        private_key = signatures.load_private_key(key_path.read_bytes())
+    except (OSError, ValueError) as error:
+        print(f"{key_path}: {error}", file=sys.stderr)
+        return 2
+
+    async def action(redress: RedressClient) -> Any:
+        decide = redress.approve if args.verb == "approve" else redress.reject
+        return await decide(args.id, args.approver, private_key, note=args.note, proposal_id=args.proposal)
+
+    return asyncio.run(_with_client(args, action))
+
+
 def cmd_rules_check(args: argparse.Namespace) -> int:
     try:
         rule_set = load_rules(args.dir)
@@ -192,11 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
                      ("--reason", {"required": True})],
                     lambda a: {"proposed_by": a.agent, "kind": a.kind, "amount": a.amount,
                                "currency": a.currency, "reason": a.reason})
-    for name, method in (("approve", "approve_remedy"), ("reject", "reject_remedy")):
-        message_command(name, f"{name} the remedy awaiting approval", method, ApprovalDecision,
-                        [("--as", {"dest": "approver", "required": True}), ("--proposal", {"required": True}),
-                         ("--note", {})],
-                        lambda a: {"approver": a.approver, "proposal_id": a.proposal, "note": a.note})
+    for verb in ("approve", "reject"):
+        decide = commands.add_parser(verb, help=f"{verb} the remedy awaiting approval, signed with your key")
+        decide.add_argument("id", help="complaint id")
+        decide.add_argument("--as", dest="approver", required=True)
+        decide.add_argument("--key", help="your private key file (default: $REDRESS_KEYS/NAME.pem, keys/ if unset)")
+        decide.add_argument("--proposal", help="the proposal you mean to decide (refused if another is pending)")
+        decide.add_argument("--note")
+        decide.set_defaults(run=cmd_decide, verb=verb)
+    keys = commands.add_parser("keys", help="approvers' signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new_key = keys_commands.add_parser("new", help="create a key pair; prints the approver directory entry")
+    new_key.add_argument("name")
+    new_key.add_argument("--role", default="team_lead")
+    new_key.add_argument("--dir", help="where to write NAME.pem (default: $REDRESS_KEYS or keys/)")
+    new_key.set_defaults(run=cmd_keys_new)
     message_command("resolve", "mark the case resolved", "resolve", Resolution,
                     [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
                     lambda a: {"agent": a.agent, "summary": a.summary})

@@ -15,6 +15,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -23,6 +24,7 @@ from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows import signatures
 from workflows.contract import (
     TASK_QUEUE,
     WORKFLOW_TYPE,
@@ -158,6 +160,30 @@ class RedressClient:
 
     async def reject_remedy(self, complaint_id: str, decision: ApprovalDecision) -> ProposalRecord:
         return await self._update(complaint_id, "reject_remedy", decision, ProposalRecord)
+
+    async def sign_decision(self, complaint_id: str, verb: str, approver: str, private_key: Ed25519PrivateKey,
+                            note: str | None = None, proposal_id: str | None = None) -> ApprovalDecision:
+        """Sign a decision on the remedy awaiting approval, over the terms the case shows now."""
+        pending = (await self.status(complaint_id)).pending_approval
+        if pending is None:
+            raise Refused("no remedy awaits approval")
+        if proposal_id and proposal_id != pending.proposal_id:
+            raise Refused(f"unknown or stale proposal {proposal_id}; {pending.proposal_id} awaits a decision")
+        signed_at = datetime.now(timezone.utc).replace(microsecond=0)
+        terms = signatures.signed_terms(complaint_id, pending.proposal_id, verb, pending.amount, pending.currency,
+                                        approver, signed_at)
+        return ApprovalDecision(proposal_id=pending.proposal_id, approver=approver, note=note,
+                                signed_at=signed_at, signature=signatures.sign(private_key, terms))
+
+    async def approve(self, complaint_id: str, approver: str, private_key: Ed25519PrivateKey,
+                      note: str | None = None, proposal_id: str | None = None) -> ProposalRecord:
+        decision = await self.sign_decision(complaint_id, "approve", approver, private_key, note, proposal_id)
+        return await self.approve_remedy(complaint_id, decision)
+
+    async def reject(self, complaint_id: str, approver: str, private_key: Ed25519PrivateKey,
+                     note: str | None = None, proposal_id: str | None = None) -> ProposalRecord:
+        decision = await self.sign_decision(complaint_id, "reject", approver, private_key, note, proposal_id)
+        return await self.reject_remedy(complaint_id, decision)
 
     async def resolve(self, complaint_id: str, resolution: Resolution) -> Status:
         return await self._update(complaint_id, "resolve", resolution, Status)

@@ -134,6 +134,7 @@ class ProposalVerdict(BaseModel):
     needs_approval: bool
     required_role: str | None = None
     eligible_approvers: list[str] = Field(default_factory=list)
+    approver_keys: dict[str, str] = Field(default_factory=dict, description="Public keys of the eligible approvers.")
     reason: str
 
 

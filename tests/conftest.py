@@ -7,6 +7,7 @@ rule set is copied with a tiers.yaml of second-long deadlines.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,8 +28,26 @@ from client import RedressClient
 from tests.peer import Peer
 from worker import build_worker, temporal_binary
 from workflows import search_attributes as sa
+from workflows import signatures
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# One signing key per approver in the shipped directory, made once per test session.
+APPROVER_KEYS = {}
+_PUBLIC_KEYS = {}
+for _name in ("li.na", "sam.taylor", "wang.fang", "alex.morgan", "zhang.wei", "chen.jing"):
+    _pem, _PUBLIC_KEYS[_name] = signatures.new_key_pair()
+    APPROVER_KEYS[_name] = signatures.load_private_key(_pem)
+
+
+def with_public_keys(rules: Path) -> None:
+    """Give every approver in rules/approval.yaml the public half of its test key."""
+    path = rules / "approval.yaml"
+    text = path.read_text(encoding="utf-8")
+    for name, public_key in _PUBLIC_KEYS.items():
+        text = re.sub(rf"^(  {re.escape(name)}: {{role: [a-z_]+)}}", rf"\1, public_key: {public_key}}}", text,
+                      flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +73,7 @@ def write_rules(directory: Path, first_response: str = "20s", resolution: str = 
     if directory.exists():
         shutil.rmtree(directory)
     shutil.copytree(ROOT / "rules", directory, ignore=shutil.ignore_patterns("tests"))
+    with_public_keys(directory)
     if tiers_yaml:
         (directory / "tiers.yaml").write_text(tiers_yaml, encoding="utf-8")
         return directory

@@ -25,12 +25,12 @@ from activities.complaint_activities import ComplaintActivities  # noqa: E402
 from activities.rules.store import RuleStore  # noqa: E402
 from activities.settings import Settings  # noqa: E402
 from client import RedressClient  # noqa: E402
-from tests.conftest import complaint, eventually, stage_is, write_rules  # noqa: E402
+from tests.conftest import APPROVER_KEYS, complaint, eventually, stage_is, write_rules  # noqa: E402
 from tests.peer import Peer  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import (  # noqa: E402
-    ApprovalDecision, CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord,
+    CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord,
     SeverityChange, Withdrawal,
 )
 
@@ -45,7 +45,7 @@ async def approval_reopen_close(redress: RedressClient) -> str:
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="正在处理"))
     await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
                                                      reason="goodwill", proposed_by="li.na"))
-    await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+    await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
     await stage_is(redress, cid, "remedy_executed")
     await redress.resolve(cid, Resolution(agent="li.na", summary="paid"))
     await stage_is(redress, cid, "follow_up")

@@ -10,7 +10,7 @@ from activities.io import ProposalCheck
 from activities.rules import load_rules
 from activities.rules.engine import check_proposal
 from client import Refused
-from tests.conftest import ROOT, complaint, eventually, notices, open_case, stage_is
+from tests.conftest import APPROVER_KEYS, ROOT, complaint, eventually, notices, open_case, stage_is
 from workflows.contract import ApprovalDecision, RemedyProposal, ResponseRecord
 
 
@@ -84,12 +84,11 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
                 f"ComplaintStatus = 'awaiting_approval' AND WorkflowId = 'complaint-{cid}'")]
         assert len(await eventually(listed)) == 1
 
-        record = await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang",
-                                                                   note="goodwill"))
+        record = await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"], note="goodwill")
         assert record.decided_by == "wang.fang"
         status = await stage_is(redress, cid, "remedy_executed")
         with pytest.raises(Refused, match="no remedy awaits approval"):
-            await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+            await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
         events = await redress.timeline(cid)
     assert status.remedies[0].transaction_id == "tx-1"
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
@@ -102,8 +101,7 @@ async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
         cid = await open_case(redress, respond_as="li.na")
         await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
                                                          reason="goodwill", proposed_by="li.na"))
-        record = await redress.reject_remedy(cid, ApprovalDecision(proposal_id="P1", approver="zhang.wei",
-                                                                  note="offer a coupon instead"))
+        record = await redress.reject(cid, "zhang.wei", APPROVER_KEYS["zhang.wei"], note="offer a coupon instead")
         assert record.status.value == "rejected"
         status = await redress.status(cid)
         assert status.stage.value == "in_progress" and status.pending_approval is None

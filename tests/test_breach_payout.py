@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from tests.conftest import eventually, open_case, write_rules
-from workflows.contract import ApprovalDecision
+from tests.conftest import APPROVER_KEYS, eventually, open_case, write_rules
 
 GUARANTEE = """
 tiers:
@@ -58,6 +57,6 @@ async def test_a_guarantee_that_needs_approval_waits_for_an_approver(run_worker,
         status = await eventually(awaiting, timeout=20)
         assert status.pending_approval.required_role == "team_lead"
         assert peer.acted("/pay", complaint_id=cid) == []
-        await redress.approve_remedy(cid, ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+        await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
         await eventually(lambda: executed(redress, cid), timeout=20)
     assert len(peer.acted("/pay", complaint_id=cid)) == 1

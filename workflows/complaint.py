@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TriageResult,
     )
     from workflows import search_attributes as sa
+    from workflows import signatures
     from workflows.contract import (
         WORKFLOW_ID_PREFIX,
         WORKFLOW_TYPE,
@@ -119,6 +120,8 @@ class Complaint:
         self._breaches: list[str] = []
         self._proposals: list[ProposalRecord] = []
         self._checking_proposal = False
+        self._approver_keys: dict[str, dict[str, str]] = {}  # proposal id -> eligible approvers' public keys
+        self._used_signatures: set[str] = set()
         self._to_execute: deque[str] = deque()
         self._executing: str | None = None
         self._resolution: Resolution | None = None
@@ -551,6 +554,7 @@ class Complaint:
             decided_by=None if verdict.needs_approval or actor.startswith("agent:") else actor,
         )
         self._proposals.append(record)
+        self._approver_keys[proposal_id] = dict(verdict.approver_keys)
         self._event("remedy_proposed", actor,
                     f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
                     proposal_id=proposal_id, rule_version=self._rule_version)
@@ -595,6 +599,8 @@ class Complaint:
     @workflow.update
     def approve_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
         proposal = self._pending_approval()
+        if decision.signature:
+            self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.approved
         proposal.decided_by = decision.approver
         self._to_execute.append(proposal.proposal_id)
@@ -606,11 +612,13 @@ class Complaint:
 
     @approve_remedy.validator
     def _check_approval(self, decision: ApprovalDecision) -> None:
-        self._check_decision(decision)
+        self._check_decision(decision, "approve")
 
     @workflow.update
     def reject_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
         proposal = self._pending_approval()
+        if decision.signature:
+            self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.rejected
         proposal.decided_by = decision.approver
         self._set_stage(Stage.in_progress)
@@ -621,10 +629,12 @@ class Complaint:
 
     @reject_remedy.validator
     def _check_rejection(self, decision: ApprovalDecision) -> None:
-        self._check_decision(decision)
+        self._check_decision(decision, "reject")
 
-    def _check_decision(self, decision: ApprovalDecision) -> None:
+    def _check_decision(self, decision: ApprovalDecision, verb: str) -> None:
         self._refuse_unless_open()
+        if decision.signature and decision.signature in self._used_signatures:
+            raise _refuse("replayed: this signature was already used")
         pending = self._pending_approval()
         if pending is None:
             raise _refuse(f"no remedy awaits approval (the case is {self._stage.value})")
@@ -635,6 +645,26 @@ class Complaint:
         if decision.approver not in pending.eligible_approvers:
             raise _refuse(f"{decision.approver} may not decide {pending.proposal_id}: "
                           f"it needs {pending.required_role} or above")
+        self._check_signature(decision, verb, pending)
+
+    def _check_signature(self, decision: ApprovalDecision, verb: str, pending: ProposalRecord) -> None:
+        """Proven, not claimed: the approver's key must have signed exactly these terms, recently, once."""
+        if not decision.signature or decision.signed_at is None:
+            raise _refuse("unsigned: a decision must be signed with the approver's key (redress approve --key ...)")
+        now = workflow.now()
+        if decision.signed_at < now - signatures.SIGNATURE_MAX_AGE:
+            raise _refuse(f"expired: signed at {decision.signed_at.isoformat()}, more than "
+                          f"{int(signatures.SIGNATURE_MAX_AGE.total_seconds() // 60)} minutes ago; sign again")
+        if decision.signed_at > now + signatures.SIGNATURE_MAX_SKEW:
+            raise _refuse(f"signed in the future ({decision.signed_at.isoformat()}): check the signer's clock")
+        key = self._approver_keys.get(pending.proposal_id, {}).get(decision.approver)
+        if key is None:
+            raise _refuse(f"{decision.approver} has no public key in the approver directory")
+        terms = signatures.signed_terms(self._id, pending.proposal_id, verb, pending.amount, pending.currency,
+                                        decision.approver, decision.signed_at)
+        if not signatures.verify(key, terms, decision.signature):
+            raise _refuse(f"forged or altered: the signature does not verify with {decision.approver}'s key "
+                          f"for {verb} {pending.proposal_id} {pending.amount} {pending.currency}")
 
     @workflow.update
     def resolve(self, resolution: Resolution) -> Status:

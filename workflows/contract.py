@@ -183,11 +183,18 @@ class RemedyProposal(_Strict):
 
 
 class ApprovalDecision(_Strict):
-    """approve_remedy / reject_remedy."""
+    """approve_remedy / reject_remedy, signed by the approver's key (see workflows/signatures.py).
+
+    `signed_at` and `signature` are required by the workflow's validator; they
+    are optional here only so that decisions recorded before signing existed
+    still decode when old cases replay.
+    """
 
     proposal_id: Name
     approver: Name
     note: Annotated[str, Field(max_length=2_000)] | None = None
+    signed_at: datetime | None = None
+    signature: Annotated[str, Field(max_length=200)] | None = None
 
 
 class Resolution(_Strict):

@@ -245,7 +245,8 @@ def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:
             allowed=False, needs_approval=True, required_role=roles[required].role,
             reason=f"nobody in the approver directory holds {roles[required].role} or above (besides the proposer)",
         )
+    keys = {name: doc.approvers[name].public_key for name in eligible if doc.approvers[name].public_key}
     return ProposalVerdict(
         allowed=True, needs_approval=True, required_role=roles[required].role, eligible_approvers=eligible,
-        reason=f"{check.amount} {check.currency} needs {roles[required].role} or above",
+        approver_keys=keys, reason=f"{check.amount} {check.currency} needs {roles[required].role} or above",
     )

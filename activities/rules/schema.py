@@ -250,6 +250,17 @@ class Approval(_Strict):
 
 class Approver(_Strict):
     role: Identifier
+    public_key: str | None = Field(
+        default=None, description="Ed25519 public key, base64 (from `redress keys new NAME`); needed to approve.")
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        from workflows.signatures import is_public_key
+
+        if value is not None and not is_public_key(value):
+            raise ValueError("not an Ed25519 public key (base64 of 32 bytes): copy it from `redress keys new`")
+        return value
 
 
 TEMPLATE_FIELDS = frozenset(

@@ -1,0 +1,110 @@
+"""Approvals are proven by the approver's key: unsigned, forged, altered, expired and replayed ones are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from client import Refused
+from tests.conftest import APPROVER_KEYS, ROOT, open_case, stage_is
+from workflows import signatures
+from workflows.contract import TASK_QUEUE, ApprovalDecision, RemedyProposal
+
+
+async def awaiting_case(redress) -> str:
+    cid = await open_case(redress, respond_as="li.na")
+    answer = await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+                                                              reason="goodwill", proposed_by="li.na"))
+    assert answer.status.value == "awaiting_approval"
+    return cid
+
+
+def signed(cid: str, approver: str, key, amount: str = "800", signed_at: datetime | None = None,
+           verb: str = "approve") -> ApprovalDecision:
+    at = (signed_at or datetime.now(timezone.utc)).replace(microsecond=0)
+    terms = signatures.signed_terms(cid, "P1", verb, Decimal(amount), "CNY", approver, at)
+    return ApprovalDecision(proposal_id="P1", approver=approver, signed_at=at, signature=signatures.sign(key, terms))
+
+
+async def test_only_a_valid_fresh_signature_by_the_approver_is_accepted(run_worker, peer):
+    async with run_worker() as redress:
+        cid = await awaiting_case(redress)
+        refusals = {
+            "unsigned": ApprovalDecision(proposal_id="P1", approver="wang.fang"),
+            "forged": signed(cid, "wang.fang", APPROVER_KEYS["alex.morgan"]),  # another person's key
+            "altered": signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"], amount="80"),  # other terms
+            "expired": signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"],
+                              signed_at=datetime.now(timezone.utc) - timedelta(minutes=20)),
+            "future": signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"],
+                             signed_at=datetime.now(timezone.utc) + timedelta(minutes=30)),
+            "reject-signed": signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"], verb="reject"),
+        }
+        reasons = {"unsigned": "unsigned", "forged": "forged", "altered": "forged or altered", "expired": "expired",
+                   "future": "in the future", "reject-signed": "forged or altered"}
+        for case, decision in refusals.items():
+            with pytest.raises(Refused, match=reasons[case]):
+                await redress.approve_remedy(cid, decision)
+        status = await redress.status(cid)
+        assert status.stage.value == "awaiting_approval" and status.pending_approval.decided_by is None
+
+        good = signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        record = await redress.approve_remedy(cid, good)
+        assert record.decided_by == "wang.fang"
+        with pytest.raises(Refused, match="replayed"):
+            await redress.approve_remedy(cid, good)
+        await stage_is(redress, cid, "remedy_executed")
+        approved = next(e for e in await redress.timeline(cid) if e.kind == "remedy_approved")
+    assert approved.actor == "approver:wang.fang"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def test_an_approver_without_a_public_key_cannot_approve(run_worker, tmp_path):
+    from tests.conftest import write_rules
+
+    rules = write_rules(tmp_path / "r")
+    text = (rules / "approval.yaml").read_text(encoding="utf-8")
+    start = text.index("  alex.morgan: {role: team_lead, public_key:")
+    end = text.index("\n", start)
+    (rules / "approval.yaml").write_text(text[:start] + "  alex.morgan: {role: team_lead}" + text[end:], encoding="utf-8")
+    async with run_worker(rules=rules) as redress:
+        cid = await awaiting_case(redress)
+        with pytest.raises(Refused, match="alex.morgan has no public key"):
+            await redress.approve(cid, "alex.morgan", APPROVER_KEYS["alex.morgan"])
+
+
+async def test_cli_signs_with_the_key_file(run_worker, env, tmp_path):
+    from ruamel.yaml import YAML
+
+    from activities.rules.schema import Approver  # the printed entry must be a valid directory entry
+
+    keys = tmp_path / "keys"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "keys", "new", "someone", "--dir", str(keys), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    entry = YAML(typ="safe").load(out.decode().splitlines()[-1])
+    assert Approver.model_validate(entry["someone"]).public_key
+    assert oct((keys / "someone.pem").stat().st_mode & 0o777) == "0o600"
+
+    (keys / "wang.fang.pem").write_bytes(_pem(APPROVER_KEYS["wang.fang"]))
+    async with run_worker(task_queue=TASK_QUEUE) as redress:
+        cid = await awaiting_case(redress)
+        address = env.client.service_client.config.target_host
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "--address", address, "approve", cid, "--as", "wang.fang",
+            "--key", str(keys / "wang.fang.pem"), "--proposal", "P1", cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        await stage_is(redress, cid, "remedy_executed")
+
+
+def _pem(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
