@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     return asyncio.run(_with_client(args, action))
 
 
+def cmd_pending(args: argparse.Namespace) -> int:
+    async def action(redress: RedressClient) -> None:
+        cases = await redress.pending()
+        if args.json:
+            _print_json(cases)
+            return
+        if not cases:
+            print("no case awaits approval")
+            return
+        now = datetime.now(timezone.utc)
+        print(f"{'complaint':<24} {'proposal':<9} {'remedy':<12} {'amount':>12} {'needs':<12} {'age':>8}  proposed by")
+        for status in cases:
+            p = status.pending_approval
+            age = _age(now - p.proposed_at) if p.proposed_at else "?"
+            print(f"{status.complaint_id:<24} {p.proposal_id:<9} {p.kind.value:<12} "
+                  f"{f'{p.amount} {p.currency}':>12} {p.required_role or '':<12} {age:>8}  {p.proposed_by}")
+
+    return asyncio.run(_with_client(args, action))
+
+
+def _age(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 1440}d{minutes % 1440 // 60}h" if minutes >= 1440 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def _update_command(method: str, model: type[BaseModel], fields) -> Any:
     def command(args: argparse.Namespace) -> int:
         async def action(redress: RedressClient) -> Any:
@@ -206,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="open a case from a complaint JSON file")
     submit.add_argument("file")
     submit.set_defaults(run=cmd_submit)
+    commands.add_parser("pending", help="cases awaiting approval: amount, age, required role").set_defaults(
+        run=cmd_pending)
     show = commands.add_parser("show", help="status and timeline of a case")
     show.add_argument("id", help="complaint id")
     show.set_defaults(run=cmd_show)

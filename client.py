@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from workflows import signatures
 from workflows.contract import (
     TASK_QUEUE,
+    WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
     ApprovalDecision,
     ComplaintInput,
@@ -148,6 +149,23 @@ class RedressClient:
             return await handle.result()
         except RPCError as error:
             raise self._translate(complaint_id, error) from None
+
+    async def pending(self, limit: int = 200) -> list[Status]:
+        """Cases awaiting an approval decision, oldest proposal first (from visibility, then each case's status).
+
+        Visibility is eventually consistent: a case may appear a moment after it starts waiting.
+        """
+        query = (f"ComplaintStatus = 'awaiting_approval' AND ExecutionStatus = 'Running' "
+                 f"AND TaskQueue = '{self.task_queue}'")
+        found = []
+        async for execution in self.client.list_workflows(query, limit=limit):
+            try:
+                status = await self.status(execution.id.removeprefix(WORKFLOW_ID_PREFIX))
+            except (RedressError, RPCError):
+                continue  # decided or ended since visibility was written, or its worker is down: not listable now
+            if status.pending_approval:
+                found.append(status)
+        return sorted(found, key=lambda s: s.pending_approval.proposed_at or datetime.max.replace(tzinfo=timezone.utc))
 
     async def record_response(self, complaint_id: str, response: ResponseRecord) -> Status:
         return await self._update(complaint_id, "record_response", response, Status)

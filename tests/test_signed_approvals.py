@@ -108,3 +108,45 @@ def _pem(key) -> bytes:
 
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+async def test_approved_remedy_is_paid_once_across_failures_and_a_worker_restart(run_worker, peer):
+    from tests.conftest import eventually
+
+    peer.script("/pay", fail=[503, 503])
+    queue = "redress-restart-payment"
+    async with run_worker(task_queue=queue) as redress:
+        cid = await awaiting_case(redress)
+        await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        await eventually(lambda: _attempts(peer, cid, 1), timeout=10)
+    # the worker is gone between attempts; Temporal keeps the retry
+    async with run_worker(task_queue=queue) as redress:
+        status = await stage_is(redress, cid, "remedy_executed", timeout=30)
+    attempts = peer.received("/pay", complaint_id=cid)
+    assert len(attempts) == 3 and {a.key for a in attempts} == {f"remedy:{cid}:P1"}
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+    assert status.remedies[0].transaction_id == "tx-1" and status.remedies[0].decided_by == "wang.fang"
+
+
+async def _attempts(peer, cid, count):
+    return len(peer.received("/pay", complaint_id=cid)) >= count
+
+
+async def test_pending_lists_cases_awaiting_approval_with_amount_role_and_age(run_worker, env):
+    from tests.conftest import eventually
+    from tests.test_cli import redress_cli
+
+    async with run_worker(task_queue=TASK_QUEUE) as redress:
+        waiting = await awaiting_case(redress)
+        other = await open_case(redress, respond_as="li.na")
+
+        async def listed():
+            ids = [s.complaint_id for s in await redress.pending()]
+            return ids if waiting in ids else None
+
+        ids = await eventually(listed)
+        assert other not in ids
+        code, out, _ = await redress_cli(env, "pending")
+    line = next(line for line in out.splitlines() if line.startswith(waiting))
+    assert code == 0 and "P1" in line and "800 CNY" in line and "team_lead" in line and "li.na" in line
+    assert "0h00m" in line or "0h01m" in line

@@ -552,6 +552,7 @@ class Complaint:
             status=ProposalStatus.awaiting_approval if verdict.needs_approval else ProposalStatus.approved,
             required_role=verdict.required_role, eligible_approvers=verdict.eligible_approvers,
             decided_by=None if verdict.needs_approval or actor.startswith("agent:") else actor,
+            proposed_at=workflow.now(),
         )
         self._proposals.append(record)
         self._approver_keys[proposal_id] = dict(verdict.approver_keys)

@@ -263,6 +263,7 @@ class ProposalRecord(BaseModel):
     decided_by: str | None = None
     transaction_id: str | None = None
     rule_version: str
+    proposed_at: datetime | None = None
 
 
 class ProposalAnswer(BaseModel):
