@@ -43,7 +43,7 @@ async def approval_reopen_close(redress: RedressClient) -> str:
     await redress.submit(data)
     await stage_is(redress, cid, "acknowledged")
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="正在处理"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
                                                      reason="goodwill", proposed_by="li.na"))
     await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
     await stage_is(redress, cid, "remedy_executed")

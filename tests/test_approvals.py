@@ -31,6 +31,12 @@ def test_approval_matrix():
     assert verdict("9000", by="chen.jing").needs_approval is False
     assert verdict("40", currency="USD").required_role == "team_lead"
     assert not verdict("0", kind="apology").needs_approval
+    # per-kind limits: a team lead may grant a 1500 CNY coupon but only 500 CNY cash
+    assert verdict("1500", kind="coupon").required_role == "team_lead"
+    assert verdict("1500", kind="refund").required_role == "cs_manager"
+    assert verdict("600", kind="cash").required_role == "cs_manager"
+    assert verdict("600", kind="refund").required_role == "team_lead"
+    assert not verdict("1500", by="wang.fang", kind="coupon").needs_approval
     assert not verdict("999999", by="nobody.known", kind="apology").needs_approval
 
 
@@ -55,7 +61,7 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
         await stage_is(redress, cid, "acknowledged")
         await redress.record_response(cid, ResponseRecord(agent="li.na"))
         answer = await redress.propose_remedy(cid, RemedyProposal(
-            kind="cash", amount=Decimal("800"), currency="CNY", reason="ruined birthday", proposed_by="li.na"))
+            kind="refund", amount=Decimal("800"), currency="CNY", reason="ruined birthday", proposed_by="li.na"))
         assert (answer.status.value, answer.required_role) == ("awaiting_approval", "team_lead")
         status = await redress.status(cid)
         assert status.stage.value == "awaiting_approval" and status.pending_approval.proposal_id == "P1"
@@ -99,7 +105,7 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
 async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
     async with run_worker() as redress:
         cid = await open_case(redress, respond_as="li.na")
-        await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
                                                          reason="goodwill", proposed_by="li.na"))
         record = await redress.reject(cid, "zhang.wei", APPROVER_KEYS["zhang.wei"], note="offer a coupon instead")
         assert record.status.value == "rejected"

@@ -17,7 +17,7 @@ from workflows.contract import TASK_QUEUE, ApprovalDecision, RemedyProposal
 
 async def awaiting_case(redress) -> str:
     cid = await open_case(redress, respond_as="li.na")
-    answer = await redress.propose_remedy(cid, RemedyProposal(kind="cash", amount=Decimal("800"), currency="CNY",
+    answer = await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
                                                               reason="goodwill", proposed_by="li.na"))
     assert answer.status.value == "awaiting_approval"
     return cid

@@ -218,11 +218,8 @@ def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:
     rank = {role.role: position for position, role in enumerate(roles)}
 
     def covers(position: int) -> bool:
-        limits = roles[position].limits
-        if limits is None:
-            return True
-        limit = limits.get(check.currency)
-        return limit is not None and check.amount <= limit
+        limit = roles[position].limit(check.kind, check.currency)
+        return limit is None or check.amount <= limit
 
     proposer = doc.approvers.get(check.proposed_by)
     if proposer is not None and covers(rank[proposer.role]):

@@ -229,6 +229,16 @@ class ApprovalRole(_Strict):
     limits: dict[Currency, Money] | None = Field(
         default=None, description="Highest amount this role may grant per currency; absent = unlimited."
     )
+    kind_limits: dict[RemedyKind, dict[Currency, Money]] = Field(
+        default_factory=dict, description="Limits for particular remedy kinds, replacing `limits` for those kinds."
+    )
+
+    def limit(self, kind: RemedyKind, currency: str) -> Decimal | None:
+        """The most this role may grant; None means unlimited, 0 no authority in that currency."""
+        limits = self.kind_limits.get(kind, self.limits)
+        if limits is None:
+            return None
+        return limits.get(currency, Decimal(0))
 
 
 class Approval(_Strict):
