@@ -127,6 +127,7 @@ class ProposalCheck(BaseModel):
     amount: Decimal
     currency: str
     proposed_by: str
+    above_role: str | None = Field(default=None, description="Ask the next level above this role (a timeout).")
 
 
 class ProposalVerdict(BaseModel):
@@ -136,6 +137,9 @@ class ProposalVerdict(BaseModel):
     eligible_approvers: list[str] = Field(default_factory=list)
     approver_keys: dict[str, str] = Field(default_factory=dict, description="Public keys of the eligible approvers.")
     reason: str
+    decision_timeout_seconds: float | None = None
+    fallback: str = "reject"  # when no level is left: "reject", or "approve" (within fallback_cap)
+    fallback_cap: Decimal | None = None
 
 
 class CustomerNotice(BaseModel):

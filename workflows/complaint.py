@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -122,6 +123,8 @@ class Complaint:
         self._checking_proposal = False
         self._approver_keys: dict[str, dict[str, str]] = {}  # proposal id -> eligible approvers' public keys
         self._used_signatures: set[str] = set()
+        self._approval_due: datetime | None = None  # when the level asked must have decided
+        self._approval_fallback: dict[str, tuple[str, Decimal | None]] = {}  # proposal id -> (action, cap)
         self._to_execute: deque[str] = deque()
         self._executing: str | None = None
         self._resolution: Resolution | None = None
@@ -313,6 +316,9 @@ class Complaint:
                     pass
             if self._stage.is_final:
                 break
+            if name == "approval":
+                await self._approval_timed_out()
+                continue
             if not workflow.patched(ESCALATION_CHAINS):
                 self._breach(name)  # cases started before escalation chains: one notice per missed deadline
                 self._deadlines[name].fired = len(self._events(name))
@@ -340,6 +346,8 @@ class Complaint:
             if deadline.fired < len(events):
                 at, kind, step = events[deadline.fired]
                 upcoming.append((at, name, kind, step))
+        if self._approval_due is not None and self._pending_approval():
+            upcoming.append((self._approval_due, "approval", "timeout", None))
         return min(upcoming, key=lambda event: (event[0], event[1])) if upcoming else None
 
     async def _fire(self, name: str, kind: str, step: PlannedStep | None) -> None:
@@ -401,6 +409,52 @@ class Complaint:
             self._chains.update(answer.chains)
             self._deadline_epoch += 1
             self._publish()
+
+    async def _approval_timed_out(self) -> None:
+        """Nobody at the level asked decided in time: ask the next level, or apply the rules' fallback."""
+        self._approval_due = None
+        pending = self._pending_approval()
+        if pending is None:
+            return
+        verdict = await workflow.execute_activity_method(
+            ComplaintActivities.check_proposal,
+            ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=pending.kind,
+                          amount=pending.amount, currency=pending.currency, proposed_by=pending.proposed_by,
+                          above_role=pending.required_role),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+        )
+        if pending.status != ProposalStatus.awaiting_approval:
+            return  # decided while the rules were consulted
+        if verdict.allowed:
+            pending.required_role = verdict.required_role
+            pending.eligible_approvers = verdict.eligible_approvers
+            self._approver_keys[pending.proposal_id] = dict(verdict.approver_keys)
+            if verdict.decision_timeout_seconds:
+                self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+            self._deadline_epoch += 1
+            self._event("approval_escalated", "rules", f"{pending.proposal_id}: {verdict.reason}",
+                        proposal_id=pending.proposal_id, required_role=verdict.required_role)
+            role = verdict.required_role or ""
+            self._tell_staff("approval_needed", role, proposal=pending, reason=pending.reason, role=role)
+            return
+        action, cap = verdict.fallback, verdict.fallback_cap
+        pending.decided_by = "rules:approval-timeout"
+        self._deadline_epoch += 1
+        if action == "approve" and cap is not None and pending.amount <= cap:
+            pending.status = ProposalStatus.approved
+            self._to_execute.append(pending.proposal_id)
+            self._set_stage(Stage.remedy_proposed)
+            self._event("remedy_approved", "rules", f"{pending.proposal_id} approved by the fallback: "
+                        f"no decision in time, within the cap of {cap} {pending.currency}",
+                        proposal_id=pending.proposal_id, rule_version=self._rule_version)
+            return
+        pending.status = ProposalStatus.rejected
+        self._set_stage(Stage.in_progress)
+        self._event("remedy_rejected", "rules", f"{pending.proposal_id} rejected by the fallback: no decision in time",
+                    proposal_id=pending.proposal_id, rule_version=self._rule_version)
+        self._tell_customer("remedy_declined", proposal=pending)
+        self._tell_staff("remedy_failed", self._escalate_to, proposal=pending,
+                         reason="no approver decided in time; the customer was sent an apology")
 
     async def _change_severity(self, severity: Severity, actor: str, reason: str) -> None:
         """Re-tier the case: open deadlines are recomputed from the rules and the watcher re-plans."""
@@ -556,6 +610,10 @@ class Complaint:
         )
         self._proposals.append(record)
         self._approver_keys[proposal_id] = dict(verdict.approver_keys)
+        self._approval_fallback[proposal_id] = (verdict.fallback, verdict.fallback_cap)
+        if verdict.needs_approval and verdict.decision_timeout_seconds and self._pending_approval() is record:
+            self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+            self._deadline_epoch += 1
         self._event("remedy_proposed", actor,
                     f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
                     proposal_id=proposal_id, rule_version=self._rule_version)
@@ -604,6 +662,9 @@ class Complaint:
             self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.approved
         proposal.decided_by = decision.approver
+        if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
+            self._approval_due = None
+            self._deadline_epoch += 1
         self._to_execute.append(proposal.proposal_id)
         self._set_stage(Stage.remedy_proposed)
         self._event("remedy_approved", f"approver:{decision.approver}",
@@ -622,6 +683,9 @@ class Complaint:
             self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.rejected
         proposal.decided_by = decision.approver
+        if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
+            self._approval_due = None
+            self._deadline_epoch += 1
         self._set_stage(Stage.in_progress)
         self._event("remedy_rejected", f"approver:{decision.approver}",
                     f"{proposal.proposal_id} rejected" + (f": {decision.note}" if decision.note else ""),

@@ -222,6 +222,8 @@ def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:
         return limit is None or check.amount <= limit
 
     proposer = doc.approvers.get(check.proposed_by)
+    if check.above_role is not None:
+        return _next_level(doc, check, rank, covers)
     if proposer is not None and covers(rank[proposer.role]):
         return ProposalVerdict(
             allowed=True, needs_approval=False,
@@ -242,8 +244,31 @@ def check_proposal(rule_set: RuleSet, check: ProposalCheck) -> ProposalVerdict:
             allowed=False, needs_approval=True, required_role=roles[required].role,
             reason=f"nobody in the approver directory holds {roles[required].role} or above (besides the proposer)",
         )
+    return _level(doc, check, required, eligible, f"{check.amount} {check.currency} needs {roles[required].role} or above")
+
+
+def _level(doc: Any, check: ProposalCheck, required: int, eligible: list[str], reason: str) -> ProposalVerdict:
+    approval = doc.approval
     keys = {name: doc.approvers[name].public_key for name in eligible if doc.approvers[name].public_key}
+    timeout = approval.decision_timeout.total_seconds() if approval.decision_timeout else None
     return ProposalVerdict(
-        allowed=True, needs_approval=True, required_role=roles[required].role, eligible_approvers=eligible,
-        approver_keys=keys, reason=f"{check.amount} {check.currency} needs {roles[required].role} or above",
+        allowed=True, needs_approval=True, required_role=approval.roles[required].role, eligible_approvers=eligible,
+        approver_keys=keys, reason=reason, decision_timeout_seconds=timeout, fallback=approval.fallback.action,
+        fallback_cap=approval.fallback.cap.get(check.currency),
+    )
+
+
+def _next_level(doc: Any, check: ProposalCheck, rank: dict[str, int], covers: Any) -> ProposalVerdict:
+    """The level above `check.above_role` that may grant the amount, or no level (the fallback applies)."""
+    roles = doc.approval.roles
+    above = rank[check.above_role] + 1
+    for position in range(above, len(roles)):
+        eligible = sorted(name for name, approver in doc.approvers.items()
+                          if rank[approver.role] >= position and name != check.proposed_by)
+        if covers(position) and eligible:
+            return _level(doc, check, position, eligible,
+                          f"no decision from {check.above_role} in time: now {roles[position].role} or above")
+    return ProposalVerdict(
+        allowed=False, needs_approval=True, reason=f"no level above {check.above_role} is left",
+        fallback=doc.approval.fallback.action, fallback_cap=doc.approval.fallback.cap.get(check.currency),
     )

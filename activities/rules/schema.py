@@ -241,8 +241,19 @@ class ApprovalRole(_Strict):
         return limits.get(currency, Decimal(0))
 
 
+class ApprovalFallback(_Strict):
+    """What happens when even the highest level does not decide in time."""
+
+    action: Literal["reject", "approve"] = "reject"
+    cap: dict[Currency, Money] = Field(
+        default_factory=dict, description="approve: only up to this amount per currency; above it, reject.")
+
+
 class Approval(_Strict):
     roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
+    decision_timeout: Duration | None = Field(
+        default=None, description="How long each level has to decide before the next level is asked.")
+    fallback: ApprovalFallback = Field(default_factory=ApprovalFallback)
     free_kinds: list[RemedyKind] = Field(
         default_factory=lambda: [RemedyKind.apology, RemedyKind.explanation],
         description="Remedies that cost nothing and need no approval.",
@@ -296,7 +307,7 @@ TEMPLATE_FIELDS = frozenset(
 REQUIRED_TEMPLATES = frozenset(
     {
         "acknowledgement", "progress", "remedy_executed", "survey", "closed", "withdrawn", "reopened",
-        "escalation", "deadline_warning", "approval_needed", "remedy_failed",
+        "escalation", "deadline_warning", "approval_needed", "remedy_failed", "remedy_declined",
     }
 )
 
