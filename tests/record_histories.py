@@ -172,6 +172,28 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 """
 
 
+async def approval_timeout(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-approval-timeout")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
+                                                     reason="broken", proposed_by="li.na"))
+
+    async def rejected():
+        return (await redress.status(cid)).remedies[0].status.value == "rejected"
+
+    await eventually(rejected)
+    await redress.withdraw(cid, Withdrawal(by="customer"))
+    await redress.outcome(cid)
+    return cid
+
+
+# Extra lines for approval.yaml, per scenario.
+APPROVAL_EXTRA = {"approval_timeout": "  decision_timeout: 1s\n  fallback: {action: reject}\n"}
+
+
 async def refused_input(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-refused", channel="fax")
     await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
@@ -186,6 +208,7 @@ SCENARIOS = {  # scenario -> the tiers it runs with
     chain_and_retier: CHAIN_TIERS,
     guarantee_payout: GUARANTEE_TIERS,
     next_update_period: NEXT_UPDATE_TIERS,
+    approval_timeout: CHAIN_TIERS,
 }
 
 
@@ -202,6 +225,11 @@ async def main() -> None:
                 if scenario.__name__ not in wanted:
                     continue
                 rules = write_rules(Path(tmp) / scenario.__name__, tiers_yaml=tiers)
+                extra = APPROVAL_EXTRA.get(scenario.__name__)
+                if extra:
+                    approval = rules / "approval.yaml"
+                    text = approval.read_text(encoding="utf-8")
+                    approval.write_text(text.replace("  free_kinds:", extra + "  free_kinds:"), encoding="utf-8")
                 settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
                                     payment_url=f"{peer.url}/pay")
                 async with httpx.AsyncClient() as http:
