@@ -150,3 +150,29 @@ async def test_pending_lists_cases_awaiting_approval_with_amount_role_and_age(ru
     line = next(line for line in out.splitlines() if line.startswith(waiting))
     assert code == 0 and "P1" in line and "800 CNY" in line and "team_lead" in line and "li.na" in line
     assert "0h00m" in line or "0h01m" in line
+
+
+async def test_signal_path_records_refusals_and_changes_nothing(run_worker, peer):
+    from tests.conftest import eventually
+
+    async with run_worker() as redress:
+        cid = await awaiting_case(redress)
+        handle = redress.handle(cid)
+        await handle.signal("approve_remedy", ApprovalDecision(proposal_id="P1", approver="wang.fang"))
+        await handle.signal("approve_remedy", signed(cid, "wang.fang", APPROVER_KEYS["alex.morgan"]))
+        await handle.signal("approve_remedy", signed(cid, "sam.taylor", APPROVER_KEYS["sam.taylor"]))
+
+        async def refusals():
+            found = [e for e in await redress.timeline(cid) if e.kind == "decision_refused"]
+            return found if len(found) == 3 else None
+
+        refused = await eventually(refusals)
+        assert ["unsigned" in refused[0].detail, "forged" in refused[1].detail,
+                "may not decide" in refused[2].detail] == [True, True, True]
+        status = await redress.status(cid)
+        assert status.stage.value == "awaiting_approval" and status.pending_approval.decided_by is None
+
+        await handle.signal("approve_remedy", signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"]))
+        status = await stage_is(redress, cid, "remedy_executed")
+    assert status.remedies[0].decided_by == "wang.fang"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1

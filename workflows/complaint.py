@@ -657,6 +657,9 @@ class Complaint:
 
     @workflow.update
     def approve_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        return self._approve(decision)
+
+    def _approve(self, decision: ApprovalDecision) -> ProposalRecord:
         proposal = self._pending_approval()
         if decision.signature:
             self._used_signatures.add(decision.signature)
@@ -678,6 +681,9 @@ class Complaint:
 
     @workflow.update
     def reject_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        return self._reject(decision)
+
+    def _reject(self, decision: ApprovalDecision) -> ProposalRecord:
         proposal = self._pending_approval()
         if decision.signature:
             self._used_signatures.add(decision.signature)
@@ -695,6 +701,27 @@ class Complaint:
     @reject_remedy.validator
     def _check_rejection(self, decision: ApprovalDecision) -> None:
         self._check_decision(decision, "reject")
+
+    # The same decisions as signals, for clients that cannot send updates: no answer goes back,
+    # so a refused one is written to the timeline (and changes nothing else).
+    @workflow.signal(name="approve_remedy")
+    def approve_remedy_signal(self, decision: ApprovalDecision) -> None:
+        if self._signal_decision_valid(decision, "approve"):
+            self._approve(decision)
+
+    @workflow.signal(name="reject_remedy")
+    def reject_remedy_signal(self, decision: ApprovalDecision) -> None:
+        if self._signal_decision_valid(decision, "reject"):
+            self._reject(decision)
+
+    def _signal_decision_valid(self, decision: ApprovalDecision, verb: str) -> bool:
+        try:
+            self._check_decision(decision, verb)
+        except ApplicationError as refused:
+            self._event("decision_refused", f"approver:{decision.approver}",
+                        f"{verb} {decision.proposal_id} refused: {refused.message}", proposal_id=decision.proposal_id)
+            return False
+        return True
 
     def _check_decision(self, decision: ApprovalDecision, verb: str) -> None:
         self._refuse_unless_open()
