@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--as", dest="approver", required=True)
         decide.add_argument("--key", help="your private key file (default: $REDRESS_KEYS/NAME.pem, keys/ if unset)")
         decide.add_argument("--proposal", help="the proposal you mean to decide (refused if another is pending)")
-        decide.add_argument("--note")
+        decide.add_argument("--note", "--reason", dest="note", help="why (recorded in the timeline)")
         decide.set_defaults(run=cmd_decide, verb=verb)
     keys = commands.add_parser("keys", help="approvers' signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

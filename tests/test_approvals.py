@@ -31,6 +31,8 @@ def test_approval_matrix():
     assert verdict("9000", by="chen.jing").needs_approval is False
     assert verdict("40", currency="USD").required_role == "team_lead"
     assert not verdict("0", kind="apology").needs_approval
+    assert not verdict("50", by="someone.new", kind="coupon").needs_approval  # the rules' auto-approve limit
+    assert verdict("50.01", by="someone.new", kind="coupon").required_role == "specialist"
     # per-kind limits: a team lead may grant a 1500 CNY coupon but only 500 CNY cash
     assert verdict("1500", kind="coupon").required_role == "team_lead"
     assert verdict("1500", kind="refund").required_role == "cs_manager"
@@ -91,7 +93,7 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
         assert len(await eventually(listed)) == 1
 
         record = await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"], note="goodwill")
-        assert record.decided_by == "wang.fang"
+        assert record.decided_by == "wang.fang" and record.decided_at is not None
         status = await stage_is(redress, cid, "remedy_executed")
         with pytest.raises(Refused, match="no remedy awaits approval"):
             await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
@@ -112,3 +114,45 @@ async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
         status = await redress.status(cid)
         assert status.stage.value == "in_progress" and status.pending_approval is None
     assert peer.acted("/pay") == []
+
+
+def test_a_delegate_decides_with_the_absent_approvers_authority_only_while_the_absence_lasts(tmp_path):
+    import shutil
+    from datetime import date
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    with (rules / "approval.yaml").open("a", encoding="utf-8") as out:
+        out.write("\ndelegations:\n  - {absent: zhang.wei, delegate: sam.taylor, since: 2026-12-01, until: 2026-12-24}\n")
+    rule_set = load_rules(rules)
+
+    def eligible(on: date) -> list[str]:
+        check = ProposalCheck(complaint_id="c", rule_version=rule_set.version, kind="refund",
+                              amount=Decimal("3000"), currency="CNY", proposed_by="li.na")
+        answer = check_proposal(rule_set, check, today=on)
+        assert answer.required_role == "cs_manager"
+        return answer.eligible_approvers
+
+    assert eligible(date(2026, 12, 10)) == ["chen.jing", "sam.taylor", "zhang.wei"]
+    assert eligible(date(2026, 12, 25)) == ["chen.jing", "zhang.wei"]  # the absence is over
+    assert eligible(date(2026, 11, 30)) == ["chen.jing", "zhang.wei"]  # not yet begun
+    own = ProposalCheck(complaint_id="c", rule_version=rule_set.version, kind="refund", amount=Decimal("3000"),
+                        currency="CNY", proposed_by="sam.taylor")
+    assert not check_proposal(rule_set, own, today=date(2026, 12, 10)).needs_approval
+
+
+def test_a_delegation_must_name_people_in_the_directory(tmp_path):
+    import shutil
+
+    import pytest
+
+    from activities.rules import RulesInvalid
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    with (rules / "approval.yaml").open("a", encoding="utf-8") as out:
+        out.write("\ndelegations:\n  - {absent: zhang.wei, delegate: nobody.here, until: 2026-12-24}\n")
+    with pytest.raises(RulesInvalid) as refused:
+        load_rules(rules)
+    [error] = refused.value.errors
+    assert error.path == "delegations.0.delegate" and "not in the approver directory" in error.message

@@ -439,6 +439,7 @@ class Complaint:
             return
         action, cap = verdict.fallback, verdict.fallback_cap
         pending.decided_by = "rules:approval-timeout"
+        pending.decided_at = workflow.now()
         self._deadline_epoch += 1
         if action == "approve" and cap is not None and pending.amount <= cap:
             pending.status = ProposalStatus.approved
@@ -665,6 +666,7 @@ class Complaint:
             self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.approved
         proposal.decided_by = decision.approver
+        proposal.decided_at = workflow.now()
         if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
             self._approval_due = None
             self._deadline_epoch += 1
@@ -689,6 +691,7 @@ class Complaint:
             self._used_signatures.add(decision.signature)
         proposal.status = ProposalStatus.rejected
         proposal.decided_by = decision.approver
+        proposal.decided_at = workflow.now()
         if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
             self._approval_due = None
             self._deadline_epoch += 1

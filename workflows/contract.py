@@ -261,6 +261,7 @@ class ProposalRecord(BaseModel):
     required_role: str | None = None
     eligible_approvers: list[str] = Field(default_factory=list)
     decided_by: str | None = None
+    decided_at: datetime | None = None
     transaction_id: str | None = None
     rule_version: str
     proposed_at: datetime | None = None

@@ -251,6 +251,8 @@ class ApprovalFallback(_Strict):
 
 class Approval(_Strict):
     roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
+    auto_approve: dict[Currency, Money] = Field(
+        default_factory=dict, description="Amounts up to this execute at once, whoever proposes them.")
     decision_timeout: Duration | None = Field(
         default=None, description="How long each level has to decide before the next level is asked.")
     fallback: ApprovalFallback = Field(default_factory=ApprovalFallback)
@@ -282,6 +284,18 @@ class Approver(_Strict):
         if value is not None and not is_public_key(value):
             raise ValueError("not an Ed25519 public key (base64 of 32 bytes): copy it from `redress keys new`")
         return value
+
+
+class Delegation(_Strict):
+    """While `absent` is away, `delegate` decides with the absent approver's authority (signing with their own key)."""
+
+    absent: Identifier
+    delegate: Identifier
+    until: date = Field(description="Last day of the absence (inclusive).")
+    since: date | None = None
+
+    def active(self, today: date) -> bool:
+        return (self.since is None or self.since <= today) and today <= self.until
 
 
 TEMPLATE_FIELDS = frozenset(
@@ -322,6 +336,7 @@ class RuleSetDocument(_Strict):
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
+    delegations: list[Delegation] = Field(default_factory=list)
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
 
     @field_validator("tiers")
@@ -375,6 +390,13 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
+    for index, delegation in enumerate(doc.delegations):
+        for field in ("absent", "delegate"):
+            if getattr(delegation, field) not in doc.approvers:
+                problems.append((("delegations", index, field),
+                                 f"{getattr(delegation, field)!r} is not in the approver directory"))
+        if delegation.since and delegation.since > delegation.until:
+            problems.append((("delegations", index, "until"), "ends before it starts"))
     for section, items in (("rules", doc.rules), ("offers", doc.offers)):
         seen: set[str] = set()
         for index, item in enumerate(items):
