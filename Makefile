@@ -23,6 +23,7 @@ run: install
 ## test: the whole suite against a real Temporal dev server
 test: install
 	$(BIN)/redress rules check rules
+	$(BIN)/redress rules test rules
 	$(BIN)/python -m pytest -q
 
 rules-check: install

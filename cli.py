@@ -214,6 +214,58 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from activities.rules.admin_tests import run_admin_tests
+
+    try:
+        rule_set = load_rules(args.dir)
+    except RulesInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 2
+    outcomes = run_admin_tests(rule_set)
+    failed = [o for o in outcomes if not o.passed]
+    for outcome in outcomes:
+        print(f"{'ok  ' if outcome.passed else 'FAIL'} {Path(outcome.file).name}: {outcome.name}")
+        for difference in outcome.differences:
+            print(f"       {difference}")
+    print(f"rules test: {len(outcomes) - len(failed)} passed, {len(failed)} failed (rules {rule_set.version})")
+    return 1 if failed or not outcomes else 0
+
+
+def cmd_rules_explain(args: argparse.Namespace) -> int:
+    from activities.io import TriageFacts
+    from activities.rules.admin_tests import EXAMPLE_DEFAULTS
+    from activities.rules.engine import triage
+    from client import validate_complaint
+
+    try:
+        rule_set = load_rules(args.rules)
+        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        complaint = validate_complaint({**EXAMPLE_DEFAULTS, **data})
+    except RulesInvalid as invalid:
+        for error in invalid.errors:
+            print(error, file=sys.stderr)
+        return 2
+    except (OSError, ValueError, InvalidComplaint) as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    result = triage(rule_set, TriageFacts.of(complaint))
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"rules {result.rule_version}: {result.category} / {result.severity.value} / queue {result.queue}")
+    for name, due in result.deadlines.items():
+        print(f"  {name} due {due.isoformat(timespec='minutes')}")
+    for offer in result.offers:
+        amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
+        print(f"  offer {offer.kind.value}{amount} ({offer.rule})")
+    print("rules:")
+    for firing in result.rules:
+        print(f"  {'FIRED' if firing.fired else '  -  '}  {firing.rule}: {firing.reason}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
@@ -294,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules folder; exit 2 on any problem")
     check.add_argument("dir", nargs="?", default="rules")
     check.set_defaults(run=cmd_rules_check)
+    test = rules_commands.add_parser("test", help="run the admins' rule tests in DIR/tests/*.yaml")
+    test.add_argument("dir", nargs="?", default="rules")
+    test.set_defaults(run=cmd_rules_test)
+    explain = rules_commands.add_parser("explain", help="dry-run triage of a complaint: outcome and every rule's why")
+    explain.add_argument("file", help="complaint JSON (contact details may be left out)")
+    explain.add_argument("--rules", default="rules")
+    explain.set_defaults(run=cmd_rules_explain)
     return parser
 
 
