@@ -209,6 +209,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         print(f"{len(invalid.errors)} problem(s); rules refused", file=sys.stderr)
         return 2
     doc = rule_set.document
+    for warning in rule_set.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"rules OK: version {rule_set.version}: {len(doc.rules)} triage rules, {len(doc.offers)} offers, "
           f"{len(doc.approval.roles)} approval roles, {len(doc.approvers)} approvers, {len(doc.templates)} templates")
     return 0

@@ -61,3 +61,39 @@ def test_a_failing_admin_test_shows_the_difference(tmp_path):
     assert "fired: expected 'refund-to-billing' to fire; it did not (no keyword found in the text)" in run.stdout
     assert "not_fired: expected 'damaged-to-logistics' not to fire; it did (keyword 'damaged' found)" in run.stdout
     assert "8 passed, 1 failed" in run.stdout
+
+
+def test_lint_warns_with_positions_but_does_not_refuse(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    with (rules / "routing.yaml").open("a", encoding="utf-8") as out:
+        out.write(
+            "  - name: refund-again\n"
+            "    keywords: [退款, refund]\n"
+            "    set: {category: billing, queue: billing}\n"
+            "  - name: fax-is-urgent\n"
+            "    when: channel == \"fax\"\n"
+            "    set: {severity: urgent}\n"
+            "  - name: never\n"
+            "    when: 1 > 2\n"
+            "    set: {severity: major}\n"
+            "  - name: twice\n"
+            "    keywords: [lost, LOST]\n"
+            "    set: {category: delivery}\n")
+    run = redress("rules", "check", str(rules))
+    assert run.returncode == 0 and "rules OK" in run.stdout
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
+    lines = (rules / "routing.yaml").read_text(encoding="utf-8").splitlines()
+    line_of = {text.strip(): number for number, text in enumerate(lines, start=1)}
+
+    def expect(fragment: str, line_text: str) -> None:
+        line = line_of[line_text]
+        assert any(f"routing.yaml:{line}:" in w and fragment in w for w in warnings), (fragment, warnings)
+
+    expect("shadowed by rule 'refund-to-billing'", "- name: refund-again")
+    expect("keyword '退款' is also in rule 'refund-to-billing'", "keywords: [退款, refund]")
+    expect("channel is never 'fax'", 'when: channel == "fax"')
+    expect("the condition is always false", "when: 1 > 2")
+    expect("keyword 'LOST' is listed twice", "keywords: [lost, LOST]")
+    shipped = redress("rules", "check", "rules")
+    assert "warning" not in shipped.stderr

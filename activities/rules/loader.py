@@ -20,6 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from activities.rules.expressions import OFFER_VARIABLES, TRIAGE_VARIABLES, CompiledCondition, compile_condition
 from activities.rules.keywords import KeywordIndex
+from activities.rules.lint import lint
 from activities.rules.calendars import BusinessCalendar
 from activities.rules.schema import WEEKDAYS, CalendarSpec, RuleSetDocument, holiday_data_problems, reference_problems
 
@@ -55,6 +56,7 @@ class RuleSet:
     conditions: dict[tuple[str, int], CompiledCondition] = field(default_factory=dict)
     keywords: KeywordIndex = field(default_factory=lambda: KeywordIndex([]))
     calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
+    warnings: list[RuleError] = field(default_factory=list)
 
     def condition(self, section: str, index: int) -> CompiledCondition | None:
         return self.conditions.get((section, index))
@@ -122,6 +124,7 @@ def load_rules(directory: str | Path, today: date | None = None) -> RuleSet:
         raise RulesInvalid(errors)
 
     rule_set = RuleSet(version=version_of(contents), document=document, directory=directory, conditions=conditions)
+    rule_set.warnings = [_locate(owner, loc, message) for loc, message in lint(document, conditions)]
     rule_set.keywords = KeywordIndex([rule.keywords for rule in document.rules])
     rule_set.calendars = {name: build_calendar(name, spec) for name, spec in document.calendars.items()}
     return rule_set

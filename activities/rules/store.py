@@ -21,6 +21,8 @@ class RuleStore:
         self.current: RuleSet = load_rules(directory)
         self._versions: dict[str, RuleSet] = {self.current.version: self.current}
         log.info("rules loaded", rule_version=self.current.version, directory=str(directory))
+        for warning in self.current.warnings:
+            log.warning("rule lint", rule_version=self.current.version, warning=str(warning))
 
     def get(self, version: str | None) -> RuleSet:
         if version is None:

@@ -1,0 +1,69 @@
+"""Warnings about rules that load but are probably not what the admin meant.
+
+- a rule that can never fire: a condition that is constantly false, or that
+  compares `channel` / `requested_remedy` with a value the contract does not have;
+- a rule shadowed by an earlier one: the earlier fires whenever it does and
+  already sets everything it sets (category and queue: the first one wins);
+- a keyword listed twice, in one rule or in two.
+(A tier without deadlines is not a warning but an error: every tier needs them.)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from activities.rules.schema import RuleSetDocument
+from workflows.contract import Channel, RemedyKind
+
+Warning = tuple[tuple[str | int, ...], str]
+_COMPARED = re.compile(r"\b(channel|requested_remedy)\s*==\s*[\"']([^\"']*)[\"']")
+_KNOWN = {"channel": {c.value for c in Channel}, "requested_remedy": {k.value for k in RemedyKind} | {""}}
+
+
+def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[Warning]:
+    warnings: list[Warning] = []
+    for section, items in (("rules", doc.rules), ("offers", doc.offers)):
+        for index in range(len(items)):
+            condition = conditions.get((section, index))
+            if condition is None:
+                continue
+            for variable, value in _COMPARED.findall(condition.source):
+                if value not in _KNOWN[variable]:
+                    warnings.append(((section, index, "when"),
+                                     f"never fires as meant: {variable} is never {value!r} "
+                                     f"(values: {', '.join(sorted(v for v in _KNOWN[variable] if v))})"))
+            if not condition.program.variables():
+                try:
+                    constant = condition.evaluate({})
+                except ValueError:
+                    constant = None
+                if constant is False:
+                    warnings.append(((section, index, "when"), "never fires: the condition is always false"))
+
+    seen: dict[str, tuple[int, str]] = {}
+    for index, rule in enumerate(doc.rules):
+        mine: set[str] = set()
+        for position, keyword in enumerate(rule.keywords):
+            folded = keyword.casefold()
+            if folded in mine:
+                warnings.append((("rules", index, "keywords", position), f"keyword {keyword!r} is listed twice"))
+            elif folded in seen and seen[folded][0] != index:
+                warnings.append((("rules", index, "keywords", position),
+                                 f"keyword {keyword!r} is also in rule {seen[folded][1]!r}"))
+            mine.add(folded)
+            seen.setdefault(folded, (index, rule.name))
+
+    for index, rule in enumerate(doc.rules):
+        sets = {field for field in ("category", "queue") if getattr(rule.set, field)}
+        if not sets or rule.set.severity or rule.set.tags:
+            continue
+        for earlier in doc.rules[:index]:
+            covers_keywords = not earlier.keywords or (
+                rule.keywords and {k.casefold() for k in rule.keywords} <= {k.casefold() for k in earlier.keywords})
+            if earlier.when is None and covers_keywords and all(getattr(earlier.set, f) for f in sets):
+                warnings.append((("rules", index, "name"),
+                                 f"shadowed by rule {earlier.name!r}: it fires whenever this one does and already "
+                                 f"sets {', '.join(sorted(sets))}"))
+                break
+    return warnings
