@@ -100,7 +100,8 @@ async def ensure_search_attributes(client: Client) -> None:
 async def serve(settings: Settings) -> None:
     configure_logging()
     temporal_workflow.logger.workflow_info_on_message = False
-    rules = RuleStore(settings.rules_dir)  # refuses to start on invalid rules, listing every problem
+    # refuses to start on invalid rules, listing every problem; afterwards a bad edit only logs and is ignored
+    rules = RuleStore(settings.rules_dir, settings.rule_versions_dir, settings.rules_check_seconds)
     async with AsyncExitStack() as stack:
         if redress_client.external_cluster_configured():
             client = await redress_client.connect()

@@ -46,7 +46,7 @@ class ComplaintActivities:
     @activity.defn
     async def triage(self, facts: TriageFacts) -> TriageResult:
         """The whole rule set in one activity: one history event per triage, not one per rule."""
-        result = engine.triage(self.rules.current, facts)
+        result = engine.triage(self.rules.latest(), facts)
         log.info(
             "triaged", complaint_id=facts.complaint_id, rule_version=result.rule_version,
             category=result.category, severity=result.severity.value, queue=result.queue, fired=result.fired,

@@ -110,7 +110,8 @@ def run_worker(env: WorkflowEnvironment, tmp_path: Path, peer: Peer, rules_dir: 
             http_timeout_seconds=http_timeout,
         )
         async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
-            activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir))
+            store = RuleStore(settings.rules_dir, settings.rule_versions_dir, check_seconds=0.5)
+            activities = ComplaintActivities(settings, http, store)
             async with build_worker(env.client, activities, task_queue=queue, **worker_options):
                 yield RedressClient(env.client, task_queue=queue)
 

@@ -1,0 +1,61 @@
+"""Hot reload: a valid edit is the version for new complaints; running ones keep theirs; a bad edit changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from activities.rules.store import RuleStore
+from tests.conftest import complaint, stage_is, write_rules
+
+
+def edit(rules, old: str, new: str) -> None:
+    path = rules / "routing.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+async def test_a_valid_edit_changes_the_next_complaint_not_the_running_one(run_worker, rules_dir):
+    async with run_worker() as redress:
+        first = complaint(text="请退款")
+        await redress.submit(first)
+        before = await stage_is(redress, first["complaint_id"], "acknowledged")
+        assert before.queue == "billing"
+
+        edit(rules_dir, "set: {category: billing, queue: billing}", "set: {category: billing, queue: refunds}")
+        await asyncio.sleep(0.7)  # the test store looks every 0.5 s
+        second = complaint(text="请退款")
+        await redress.submit(second)
+        after = await stage_is(redress, second["complaint_id"], "acknowledged")
+        running = await redress.status(first["complaint_id"])
+    assert after.queue == "refunds" and after.rule_version != before.rule_version
+    assert running.queue == "billing" and running.rule_version == before.rule_version
+
+
+def test_an_invalid_edit_keeps_the_last_good_version_and_says_where(tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    store = RuleStore(rules, tmp_path / "versions", check_seconds=0)
+    good = store.current.version
+    edit(rules, 'when: channel == "referral"', 'when: channel == = "referral"')
+    assert store.latest().version == good
+    [problem] = store.refused
+    line = next(n for n, text in enumerate((rules / "routing.yaml").read_text(encoding="utf-8").splitlines(), 1)
+                if "channel == =" in text)
+    assert str(problem).startswith(f"{rules / 'routing.yaml'}:{line}:") and "CEL syntax" in problem.message
+
+    edit(rules, 'when: channel == = "referral"', 'when: channel == "referral" && true')
+    fixed = store.latest()
+    assert fixed.version != good and store.refused == []
+
+
+def test_pinned_versions_stay_loadable_after_edits_and_restarts(tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    versions = tmp_path / "versions"
+    old = RuleStore(rules, versions, check_seconds=0).current.version
+    edit(rules, "set: {category: billing, queue: billing}", "set: {category: billing, queue: refunds}")
+    restarted = RuleStore(rules, versions, check_seconds=0)  # a new worker process, after the edit
+    assert restarted.current.version != old
+    pinned = restarted.get(old)
+    assert pinned.version == old
+    assert pinned.document.rules[3].set.queue == "billing"
+    assert sorted(p.name for p in versions.iterdir()) == sorted([old, restarted.current.version])
