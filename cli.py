@@ -27,6 +27,7 @@ from workflows.contract import (
     RemedyProposal,
     Resolution,
     ResponseRecord,
+    Retriage,
     SeverityChange,
     Status,
     TimelineEvent,
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                     lambda a: {"agent": a.agent, "question": a.question})
     message_command("reply", "record the customer's reply; the clocks run again", "customer_replied",
                     CustomerReply, [("--message", {"required": True})], lambda a: {"message": a.message})
+    message_command("retriage", "decide the case again with the current rules (deadlines follow)", "retriage",
+                    Retriage, [("--as", {"dest": "by", "required": True}), ("--reason", {"required": True})],
+                    lambda a: {"by": a.by, "reason": a.reason})
     message_command("severity", "re-tier the case (its open deadlines are recomputed)", "change_severity",
                     SeverityChange,
                     [("--to", {"dest": "severity", "required": True, "choices": ["general", "urgent", "major"]}),

@@ -40,6 +40,7 @@ from workflows.contract import (
     RemedyProposal,
     Resolution,
     ResponseRecord,
+    Retriage,
     SeverityChange,
     Status,
     TimelineEvent,
@@ -214,6 +215,9 @@ class RedressClient:
 
     async def customer_replied(self, complaint_id: str, reply: CustomerReply) -> Status:
         return await self._update(complaint_id, "customer_replied", reply, Status)
+
+    async def retriage(self, complaint_id: str, request: Retriage) -> Status:
+        return await self._update(complaint_id, "retriage", request, Status)
 
     async def change_severity(self, complaint_id: str, change: SeverityChange) -> Status:
         return await self._update(complaint_id, "change_severity", change, Status)

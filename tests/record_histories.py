@@ -30,7 +30,7 @@ from tests.peer import Peer  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import (  # noqa: E402
-    CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord,
+    CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord, Retriage,
     SeverityChange, Withdrawal,
 )
 
@@ -190,6 +190,18 @@ async def approval_timeout(redress: RedressClient) -> str:
     return cid
 
 
+async def retriage_case(redress: RedressClient) -> str:
+    data = complaint(complaint_id="H-retriage", text="请退款")
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.retriage(cid, Retriage(by="zhang.wei", reason="checking the new rules"))
+    await redress.withdraw(cid, Withdrawal(by="customer"))
+    await redress.outcome(cid)
+    return cid
+
+
 # Extra lines for approval.yaml, per scenario.
 APPROVAL_EXTRA = {"approval_timeout": "  decision_timeout: 1s\n  fallback: {action: reject}\n"}
 
@@ -209,6 +221,7 @@ SCENARIOS = {  # scenario -> the tiers it runs with
     guarantee_payout: GUARANTEE_TIERS,
     next_update_period: NEXT_UPDATE_TIERS,
     approval_timeout: CHAIN_TIERS,
+    retriage_case: CHAIN_TIERS,
 }
 
 

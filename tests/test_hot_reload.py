@@ -59,3 +59,30 @@ def test_pinned_versions_stay_loadable_after_edits_and_restarts(tmp_path):
     assert pinned.version == old
     assert pinned.document.rules[3].set.queue == "billing"
     assert sorted(p.name for p in versions.iterdir()) == sorted([old, restarted.current.version])
+
+
+async def test_retriage_moves_a_running_case_to_the_new_version_and_its_timers_follow(run_worker, rules_dir, peer):
+    from tests.conftest import eventually, notices
+    from workflows.contract import Retriage
+
+    async with run_worker() as redress:
+        data = complaint(text="请退款")
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        before = await stage_is(redress, cid, "acknowledged")
+        edit(rules_dir, "set: {category: billing, queue: billing}", "set: {category: billing, queue: refunds}")
+        tiers = rules_dir / "tiers.yaml"
+        tiers.write_text(tiers.read_text(encoding="utf-8").replace(
+            "general: {first_response: 20s", "general: {first_response: 3s"), encoding="utf-8")
+        await asyncio.sleep(0.7)
+
+        status = await redress.retriage(cid, Retriage(by="zhang.wei", reason="new refund queue"))
+        assert status.rule_version != before.rule_version and status.queue == "refunds"
+        due = status.deadlines["first_response"].due
+        assert (due - before.deadlines["first_response"].due).total_seconds() == -17
+        event = next(e for e in await redress.timeline(cid) if e.kind == "retriaged")
+        assert event.data["previous"]["rule_version"] == before.rule_version
+        assert event.data["rule_version"] == status.rule_version and event.actor == "supervisor:zhang.wei"
+        sent = await eventually(lambda: notices(peer, cid, "escalation"), timeout=10)  # the new, earlier deadline
+        missed = next(e for e in await redress.timeline(cid) if e.kind == "deadline_missed")
+    assert sent and missed.at >= due and (missed.at - due).total_seconds() < 5

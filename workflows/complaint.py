@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResponseRecord,
         Severity,
+        Retriage,
         SeverityChange,
         Stage,
         Status,
@@ -462,23 +463,55 @@ class Complaint:
         self._recomputing = True
         try:
             previous, self._severity = self._severity, severity
-            open_names = [name for name, d in self._deadlines.items() if d.met_at is None]
-            for name in open_names or [None]:
-                answer = await workflow.execute_activity_method(
-                    ComplaintActivities.compute_deadlines,
-                    DeadlineRequest(rule_version=self._rule_version, severity=severity,
-                                    start=self._deadline_starts.get(name, self._complaint.received_at),
-                                    names=[name] if name else [], paused_seconds=self._paused_seconds,
-                                    category=self._category, queue=self._queue),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-                )
-                self._escalate_to = answer.escalate_to
-                self._chains.update(answer.chains)
-                if name:
-                    self._deadlines[name].due = answer.deadlines[name]
-            self._deadline_epoch += 1
+            open_names = await self._recompute_open_deadlines()
             self._event("severity_changed", actor, f"{previous.value} -> {severity.value}: {reason}",
                         deadlines={n: self._deadlines[n].due.isoformat() for n in open_names})
+            self._publish()
+        finally:
+            self._recomputing = False
+
+    async def _recompute_open_deadlines(self) -> list[str]:
+        """Due times of unmet deadlines from the case's rules, severity, category and queue; fired steps stay fired."""
+        open_names = [name for name, d in self._deadlines.items() if d.met_at is None]
+        for name in open_names or [None]:
+            answer = await workflow.execute_activity_method(
+                ComplaintActivities.compute_deadlines,
+                DeadlineRequest(rule_version=self._rule_version, severity=self._severity,
+                                start=self._deadline_starts.get(name, self._complaint.received_at),
+                                names=[name] if name else [], paused_seconds=self._paused_seconds,
+                                category=self._category, queue=self._queue),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+            )
+            self._escalate_to = answer.escalate_to
+            self._chains.update(answer.chains)
+            if name and name in answer.deadlines:
+                self._deadlines[name].due = answer.deadlines[name]
+        self._deadline_epoch += 1
+        return open_names
+
+    async def _retriage(self, actor: str, reason: str) -> None:
+        """Decide the case again with the current rules: the case moves to that version, deadlines follow."""
+        self._recomputing = True
+        try:
+            result = await workflow.execute_activity_method(
+                ComplaintActivities.triage, TriageFacts.of(self._complaint),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
+            )
+            before = (self._rule_version, self._category, self._severity, self._queue)
+            self._triage = result
+            self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
+            self._severity = result.severity
+            self._chains = dict(result.chains)
+            open_names = await self._recompute_open_deadlines()
+            self._event(
+                "retriaged", actor,
+                f"rules {before[0]} -> {result.rule_version}: {result.category} / {result.severity.value} / "
+                f"queue {result.queue} ({reason})",
+                previous={"rule_version": before[0], "category": before[1],
+                          "severity": before[2].value if before[2] else None, "queue": before[3]},
+                rule_version=result.rule_version, fired=result.fired,
+                deadlines={n: self._deadlines[n].due.isoformat() for n in open_names},
+            )
             self._publish()
         finally:
             self._recomputing = False
@@ -842,6 +875,19 @@ class Complaint:
         self._refuse_unless_open()
         if self._stage != Stage.pending_customer or self._resuming:
             raise _refuse(f"the case is {self._stage.value}: it is not waiting on the customer")
+
+    @workflow.update
+    async def retriage(self, request: Retriage) -> Status:
+        await self._retriage(f"supervisor:{request.by}", request.reason)
+        return self.status()
+
+    @retriage.validator
+    def _check_retriage(self, request: Retriage) -> None:
+        self._refuse_unless_open()
+        if self._severity is None:
+            raise _refuse("the complaint is still being triaged; try again in a moment")
+        if self._recomputing or self._resuming:
+            raise _refuse("deadlines are being recomputed; try again in a moment")
 
     @workflow.update
     async def change_severity(self, change: SeverityChange) -> Status:

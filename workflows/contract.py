@@ -224,6 +224,13 @@ class CustomerReply(_Strict):
     message: Text
 
 
+class Retriage(_Strict):
+    """retriage: decide a running case again with the current rule version (its deadlines follow)."""
+
+    by: Name
+    reason: Text
+
+
 class SeverityChange(_Strict):
     """change_severity: a supervisor re-tiers the case; its open deadlines are recomputed."""
 
