@@ -237,9 +237,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_explain(args: argparse.Namespace) -> int:
-    from activities.io import TriageFacts
+    from activities.io import ProposalCheck, TriageFacts
     from activities.rules.admin_tests import EXAMPLE_DEFAULTS
-    from activities.rules.engine import triage
+    from activities.rules.engine import check_proposal, triage
     from client import validate_complaint
 
     try:
@@ -262,7 +262,11 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         print(f"  {name} due {due.isoformat(timespec='minutes')}")
     for offer in result.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
-        print(f"  offer {offer.kind.value}{amount} ({offer.rule})")
+        check = ProposalCheck(complaint_id=complaint.complaint_id, rule_version=rule_set.version, kind=offer.kind,
+                              amount=offer.amount, currency=offer.currency or "CNY", proposed_by="(an agent)")
+        verdict = check_proposal(rule_set, check)
+        approval = f"needs {verdict.required_role} or above" if verdict.needs_approval else "no approval needed"
+        print(f"  offer {offer.kind.value}{amount} ({offer.rule}): {approval}")
     print("rules:")
     for firing in result.rules:
         print(f"  {'FIRED' if firing.fired else '  -  '}  {firing.rule}: {firing.reason}")

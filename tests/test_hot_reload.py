@@ -86,3 +86,18 @@ async def test_retriage_moves_a_running_case_to_the_new_version_and_its_timers_f
         sent = await eventually(lambda: notices(peer, cid, "escalation"), timeout=10)  # the new, earlier deadline
         missed = next(e for e in await redress.timeline(cid) if e.kind == "deadline_missed")
     assert sent and missed.at >= due and (missed.at - due).total_seconds() < 5
+
+
+def test_a_restart_after_a_bad_edit_runs_the_last_published_version(tmp_path):
+    import pytest
+
+    from activities.rules import RulesInvalid
+
+    rules = write_rules(tmp_path / "rules")
+    versions = tmp_path / "versions"
+    good = RuleStore(rules, versions).current.version
+    edit(rules, 'when: channel == "referral"', 'when: channel == = "referral"')
+    restarted = RuleStore(rules, versions)
+    assert restarted.current.version == good and "CEL syntax" in restarted.refused[0].message
+    with pytest.raises(RulesInvalid):  # a first start has nothing good to fall back on
+        RuleStore(rules, tmp_path / "empty-store")

@@ -32,13 +32,29 @@ class RuleStore:
         self.store_dir = store_dir
         self.check_seconds = check_seconds
         self.refused: list[RuleError] = []  # the problems of the last edit that was refused, if any
-        self.current: RuleSet = load_rules(self.directory)
+        self.current: RuleSet = self._load_at_start()
         self._versions: dict[str, RuleSet] = {}
         self._remember(self.current)
         self._fingerprint = self._read_fingerprint()
         self._checked_at = time.monotonic()
         log.info("rules loaded", rule_version=self.current.version, directory=str(self.directory))
         self._warn(self.current)
+
+    def _load_at_start(self) -> RuleSet:
+        """The folder's rules; if an edit broke them, the newest published version (a restart must not fail)."""
+        try:
+            return load_rules(self.directory)
+        except RulesInvalid as invalid:
+            published = sorted(
+                (p for p in self.store_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                key=lambda p: p.stat().st_mtime,
+            ) if self.store_dir is not None and self.store_dir.is_dir() else []
+            if not published:
+                raise  # no good version to fall back on: the first start must be fixed by hand
+            self.refused = invalid.errors
+            log.error("rules folder refused at start; running the last published version",
+                      rule_version=published[-1].name, problems=[str(e) for e in invalid.errors])
+            return load_rules(published[-1], check_holiday_data=False)
 
     def latest(self) -> RuleSet:
         """The version for new complaints, reloading the folder if it changed since the last look."""
