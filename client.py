@@ -138,10 +138,7 @@ class RedressClient:
         return await self._query(complaint_id, "status", Status)
 
     async def timeline(self, complaint_id: str) -> list[TimelineEvent]:
-        try:
-            return await self.handle(complaint_id).query("timeline", result_type=list[TimelineEvent])
-        except RPCError as error:
-            raise self._translate(complaint_id, error) from None
+        return await self._query(complaint_id, "timeline", list[TimelineEvent])
 
     async def outcome(self, complaint_id: str) -> Outcome:
         """Wait for the case to end and return its outcome."""
@@ -225,7 +222,7 @@ class RedressClient:
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
 
-    async def _query(self, complaint_id: str, name: str, result_type: type[T]) -> T:
+    async def _query(self, complaint_id: str, name: str, result_type: Any) -> Any:
         try:
             return await self.handle(complaint_id).query(name, result_type=result_type)
         except RPCError as error:
