@@ -273,6 +273,18 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from workflows.schemas import contract_schemas
+
+    text = json.dumps(contract_schemas(), ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import worker
 
@@ -351,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                     [("--by", {"required": True}), ("--reason", {})],
                     lambda a: {"by": a.by, "reason": a.reason})
 
+    schema = commands.add_parser("schema", help="JSON Schema of the workflow input, every message and query result")
+    schema.add_argument("--out", help="write to this file instead of standard output")
+    schema.set_defaults(run=cmd_schema)
     rules = commands.add_parser("rules", help="work with the rule files")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_commands.add_parser("check", help="validate a rules folder; exit 2 on any problem")

@@ -1,0 +1,36 @@
+"""The JSON Schema export covers the whole contract, and says what other languages must send."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from temporalio.workflow import _Definition
+
+from tests.conftest import ROOT
+from workflows.complaint import Complaint
+from workflows.schemas import MESSAGES, QUERIES
+
+
+def test_every_update_signal_and_query_of_the_workflow_has_a_schema():
+    definition = _Definition.from_class(Complaint)
+    assert set(definition.updates) <= set(MESSAGES)
+    assert set(definition.signals) <= set(MESSAGES)
+    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} \
+        <= set(QUERIES)
+
+
+def test_schema_command_writes_the_contract(tmp_path):
+    out = tmp_path / "redress.schema.json"
+    run = subprocess.run([sys.executable, "-m", "cli", "schema", "--out", str(out)], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    schema = json.loads(out.read_text(encoding="utf-8"))
+    complaint = schema["workflow"]["input"]
+    assert set(complaint["required"]) == {"complaint_id", "customer", "channel", "received_at", "text"}
+    channel = complaint["$defs"]["Channel"]["enum"]
+    assert "third_party" in channel and "fax" not in channel
+    approve = schema["messages"]["approve_remedy"]["argument"]
+    assert {"proposal_id", "approver", "signed_at", "signature"} <= set(approve["properties"])
+    assert schema["queries"]["timeline"]["result"]["type"] == "array"
