@@ -22,6 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import signatures
@@ -89,9 +90,20 @@ def external_cluster_configured() -> bool:
     return bool(os.environ.get("TEMPORAL_ADDRESS"))
 
 
-async def connect(address: str | None = None) -> Client:
+def metrics_runtime() -> Runtime | None:
+    """A runtime serving Prometheus metrics on REDRESS_METRICS_PORT (unset: no metrics endpoint)."""
+    port = os.environ.get("REDRESS_METRICS_PORT")
+    if not port:
+        return None
+    address = f"{os.environ.get('REDRESS_METRICS_HOST', '0.0.0.0')}:{port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+
+
+async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
     """Connect with the pydantic JSON converter (the contract's wire format)."""
     config = dict(ClientConfig.load_client_connect_config())
+    if runtime is not None:
+        config["runtime"] = runtime
     if address:
         config["target_host"] = address
     config.setdefault("target_host", DEFAULT_ADDRESS)

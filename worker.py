@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -64,7 +65,7 @@ def build_worker(client: Client, activities: ComplaintActivities, task_queue: st
     )
 
 
-async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
+async def start_embedded_server(settings: Settings, runtime: Runtime | None = None) -> WorkflowEnvironment:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
@@ -75,6 +76,7 @@ async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
         search_attributes=sa.ALL,
         data_converter=pydantic_data_converter,
         dev_server_startup_timeout=timedelta(seconds=60),
+        runtime=runtime,
     )
 
 
@@ -103,12 +105,13 @@ async def serve(settings: Settings) -> None:
     # refuses to start on invalid rules, listing every problem; afterwards a bad edit only logs and is ignored
     rules = RuleStore(settings.rules_dir, settings.rule_versions_dir, settings.rules_check_seconds)
     async with AsyncExitStack() as stack:
+        runtime = redress_client.metrics_runtime()
         if redress_client.external_cluster_configured():
-            client = await redress_client.connect()
+            client = await redress_client.connect(runtime=runtime)
             await ensure_search_attributes(client)
             log.info("connected", address=client.service_client.config.target_host, namespace=client.namespace)
         else:
-            env = await stack.enter_async_context(await start_embedded_server(settings))
+            env = await stack.enter_async_context(await start_embedded_server(settings, runtime))
             client = env.client
             log.info("embedded Temporal dev server started", address=f"localhost:{DEV_SERVER_PORT}",
                      ui=f"http://localhost:{UI_PORT}", database=str(settings.data_dir / "temporal.db"))

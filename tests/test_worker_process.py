@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -44,9 +45,10 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 
 
 async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     environment = {
         "REDRESS_DEV_PORT": str(port), "REDRESS_UI_PORT": str(free_port()),
+        "REDRESS_METRICS_PORT": str(metrics_port), "REDRESS_METRICS_HOST": "127.0.0.1",
         "REDRESS_DATA": str(tmp_path / "data"), "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
         "REDRESS_LOG_FORMAT": "json", "TEMPORAL_ADDRESS": "",
     }
@@ -61,6 +63,11 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
         cid = data["complaint_id"]
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged", timeout=30)
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        started = [line for line in metrics.splitlines() if line.startswith("redress_complaints_started{")]
+        assert started and 'channel="app"' in started[0] and float(started[0].rsplit(" ", 1)[1]) >= 1
+        assert "temporal_workflow_task_execution_latency" in metrics  # the SDK's own metrics
         await stop(worker)
 
         log = tmp_path / "worker-restarted.log"

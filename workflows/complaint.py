@@ -158,6 +158,7 @@ class Complaint:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
         )
         self._apply_triage(triage)
+        self._count("redress_complaints_started", severity=triage.severity.value, channel=complaint.channel.value)
 
         watcher = asyncio.create_task(self._watch_deadlines())
         sender = asyncio.create_task(self._send_notices())
@@ -246,6 +247,7 @@ class Complaint:
             return
         proposal.status = ProposalStatus.executed
         proposal.transaction_id = receipt.transaction_id
+        self._count("redress_payouts", kind=proposal.kind.value, currency=proposal.currency)
         self._executing = None
         self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.remedy_executed)
         self._event("remedy_executed", "payment",
@@ -357,6 +359,7 @@ class Complaint:
         if kind == "breach":
             deadline.breached_at = workflow.now()
             self._breaches.append(name)
+            self._count("redress_deadline_breaches", deadline=name)
             self._event("deadline_missed", "system", f"{name} deadline missed", deadline=name)
             self._publish()
             return
@@ -371,6 +374,7 @@ class Complaint:
             return
         self._escalation_level += 1
         level = str(self._escalation_level)
+        self._count("redress_escalations", deadline=name)
         done = []
         if step.notify:
             self._tell_staff("escalation", step.notify, deadline=name, level=level)
@@ -949,6 +953,10 @@ class Complaint:
 
     def _proposal(self, proposal_id: str) -> ProposalRecord:
         return next(p for p in self._proposals if p.proposal_id == proposal_id)
+
+    def _count(self, metric: str, **attributes: str) -> None:
+        """Our own Prometheus counters, through the workflow's meter (not emitted again on replay)."""
+        workflow.metric_meter().create_counter(metric, f"Redress: {metric.replace('_', ' ')}").add(1, attributes)
 
     def _set_stage(self, stage: Stage) -> None:
         if stage != self._stage:
