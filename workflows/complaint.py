@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -80,6 +79,12 @@ ESCALATION_CHAINS = "escalation-chains"  # workflow.patched id: cases before it 
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
+async def _activity(method: Any, argument: Any) -> Any:
+    """Every activity of a case runs with the same patience: retried with backoff, never giving up."""
+    return await workflow.execute_activity_method(
+        method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+
+
 def _reason(failure: ActivityError) -> str:
     cause = failure.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -125,7 +130,6 @@ class Complaint:
         self._approver_keys: dict[str, dict[str, str]] = {}  # proposal id -> eligible approvers' public keys
         self._used_signatures: set[str] = set()
         self._approval_due: datetime | None = None  # when the level asked must have decided
-        self._approval_fallback: dict[str, tuple[str, Decimal | None]] = {}  # proposal id -> (action, cap)
         self._to_execute: deque[str] = deque()
         self._executing: str | None = None
         self._resolution: Resolution | None = None
@@ -153,10 +157,7 @@ class Complaint:
         self._event("received", f"channel:{complaint.channel.value}", f"received via {complaint.channel.value}",
                     received_at=complaint.received_at.isoformat())
         self._publish()
-        triage = await workflow.execute_activity_method(
-            ComplaintActivities.triage, TriageFacts.of(complaint),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-        )
+        triage = await _activity(ComplaintActivities.triage, TriageFacts.of(complaint))
         self._apply_triage(triage)
         self._count("redress_complaints_started", severity=triage.severity.value, channel=complaint.channel.value)
 
@@ -232,10 +233,7 @@ class Complaint:
             order_id=self._complaint.order.id if self._complaint.order else None,
         )
         try:
-            receipt = await workflow.execute_activity_method(
-                ComplaintActivities.execute_remedy, order,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-            )
+            receipt = await _activity(ComplaintActivities.execute_remedy, order)
         except ActivityError as failure:
             reason = _reason(failure)
             proposal.status = ProposalStatus.failed
@@ -281,13 +279,10 @@ class Complaint:
     async def _reopen(self, feedback: Feedback) -> None:
         self._reopen_count += 1
         self._resolution = None
-        answer = await workflow.execute_activity_method(
-            ComplaintActivities.compute_deadlines,
-            DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
-                            names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"],
-                            category=self._category, queue=self._queue),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-        )
+        answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+            rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
+            names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"],
+            category=self._category, queue=self._queue))
         self._deadlines.update({name: Deadline(due=due) for name, due in answer.deadlines.items()})
         self._deadline_starts.update({name: workflow.now() for name in answer.deadlines})
         self._chains.update(answer.chains)
@@ -368,9 +363,10 @@ class Complaint:
         if kind == "warning":
             self._event("deadline_warning", "system", f"{name} deadline at {due}", deadline=name,
                         notify=step.notify, page=step.page)
-            for role, person in ((step.notify, None), ("page", step.page)):
-                if role and (person or role != "page"):
-                    self._tell_staff("deadline_warning", role, person=person, deadline=name, due=due)
+            if step.notify:
+                self._tell_staff("deadline_warning", step.notify, deadline=name, due=due)
+            if step.page:
+                self._tell_staff("deadline_warning", "page", person=step.page, deadline=name, due=due)
             return
         self._escalation_level += 1
         level = str(self._escalation_level)
@@ -402,12 +398,9 @@ class Complaint:
         """The customer heard from us: a new next-update period starts now (when the tier has one)."""
         if "next_update" not in self._deadlines or self._stage.is_final or self._resolution:
             return
-        answer = await workflow.execute_activity_method(
-            ComplaintActivities.compute_deadlines,
-            DeadlineRequest(rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
-                            names=["next_update"], category=self._category, queue=self._queue),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-        )
+        answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+            rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
+            names=["next_update"], category=self._category, queue=self._queue))
         if "next_update" in answer.deadlines and not self._resolution:
             self._deadlines["next_update"] = Deadline(due=answer.deadlines["next_update"])
             self._deadline_starts["next_update"] = workflow.now()
@@ -421,13 +414,9 @@ class Complaint:
         pending = self._pending_approval()
         if pending is None:
             return
-        verdict = await workflow.execute_activity_method(
-            ComplaintActivities.check_proposal,
-            ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=pending.kind,
-                          amount=pending.amount, currency=pending.currency, proposed_by=pending.proposed_by,
-                          above_role=pending.required_role),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-        )
+        verdict = await _activity(ComplaintActivities.check_proposal, ProposalCheck(
+            complaint_id=self._id, rule_version=self._rule_version, kind=pending.kind, amount=pending.amount,
+            currency=pending.currency, proposed_by=pending.proposed_by, above_role=pending.required_role))
         if pending.status != ProposalStatus.awaiting_approval:
             return  # decided while the rules were consulted
         if verdict.allowed:
@@ -478,14 +467,11 @@ class Complaint:
         """Due times of unmet deadlines from the case's rules, severity, category and queue; fired steps stay fired."""
         open_names = [name for name, d in self._deadlines.items() if d.met_at is None]
         for name in open_names or [None]:
-            answer = await workflow.execute_activity_method(
-                ComplaintActivities.compute_deadlines,
-                DeadlineRequest(rule_version=self._rule_version, severity=self._severity,
-                                start=self._deadline_starts.get(name, self._complaint.received_at),
-                                names=[name] if name else [], paused_seconds=self._paused_seconds,
-                                category=self._category, queue=self._queue),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-            )
+            answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+                rule_version=self._rule_version, severity=self._severity,
+                start=self._deadline_starts.get(name, self._complaint.received_at),
+                names=[name] if name else [], paused_seconds=self._paused_seconds,
+                category=self._category, queue=self._queue))
             self._escalate_to = answer.escalate_to
             self._chains.update(answer.chains)
             if name and name in answer.deadlines:
@@ -497,10 +483,7 @@ class Complaint:
         """Decide the case again with the current rules: the case moves to that version, deadlines follow."""
         self._recomputing = True
         try:
-            result = await workflow.execute_activity_method(
-                ComplaintActivities.triage, TriageFacts.of(self._complaint),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-            )
+            result = await _activity(ComplaintActivities.triage, TriageFacts.of(self._complaint))
             before = (self._rule_version, self._category, self._severity, self._queue)
             self._triage = result
             self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
@@ -548,9 +531,7 @@ class Complaint:
             activity = (ComplaintActivities.notify_customer if isinstance(notice, CustomerNotice)
                         else ComplaintActivities.notify_staff)
             try:
-                await workflow.execute_activity_method(
-                    activity, notice, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-                )
+                await _activity(activity, notice)
             except ActivityError as failure:
                 # The peer refused this message for good (e.g. a bad address): record it, keep the case going.
                 self._event("notice_failed", "notifier", f"{notice.template} not delivered: {_reason(failure)}",
@@ -607,7 +588,7 @@ class Complaint:
     @record_response.validator
     def _check_response(self, response: ResponseRecord) -> None:
         self._refuse_unless_open()
-        if self._stage in (Stage.received,):
+        if self._stage == Stage.received:
             raise _refuse("the complaint is still being triaged; try again in a moment")
         if self._stage in (Stage.resolved, Stage.follow_up):
             raise _refuse(f"the case is {self._stage.value}: it waits for the customer's survey answer")
@@ -628,12 +609,9 @@ class Complaint:
             self._checking_proposal = False
 
     async def _check_with_rules(self, proposal: RemedyProposal) -> ProposalVerdict:
-        return await workflow.execute_activity_method(
-            ComplaintActivities.check_proposal,
-            ProposalCheck(complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind,
-                          amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-        )
+        return await _activity(ComplaintActivities.check_proposal, ProposalCheck(
+            complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind, amount=proposal.amount,
+            currency=proposal.currency, proposed_by=proposal.proposed_by))
 
     def _record_proposal(self, proposal: RemedyProposal, verdict: ProposalVerdict, actor: str) -> ProposalRecord:
         """The one path every remedy takes, an agent's or a rule's: approval, or straight to execution."""
@@ -648,7 +626,6 @@ class Complaint:
         )
         self._proposals.append(record)
         self._approver_keys[proposal_id] = dict(verdict.approver_keys)
-        self._approval_fallback[proposal_id] = (verdict.fallback, verdict.fallback_cap)
         if verdict.needs_approval and verdict.decision_timeout_seconds and self._pending_approval() is record:
             self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
             self._deadline_epoch += 1
@@ -698,15 +675,7 @@ class Complaint:
         return self._approve(decision)
 
     def _approve(self, decision: ApprovalDecision) -> ProposalRecord:
-        proposal = self._pending_approval()
-        if decision.signature:
-            self._used_signatures.add(decision.signature)
-        proposal.status = ProposalStatus.approved
-        proposal.decided_by = decision.approver
-        proposal.decided_at = workflow.now()
-        if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
-            self._approval_due = None
-            self._deadline_epoch += 1
+        proposal = self._decide(decision, ProposalStatus.approved)
         self._to_execute.append(proposal.proposal_id)
         self._set_stage(Stage.remedy_proposed)
         self._event("remedy_approved", f"approver:{decision.approver}",
@@ -723,19 +692,24 @@ class Complaint:
         return self._reject(decision)
 
     def _reject(self, decision: ApprovalDecision) -> ProposalRecord:
+        proposal = self._decide(decision, ProposalStatus.rejected)
+        self._set_stage(Stage.in_progress)
+        self._event("remedy_rejected", f"approver:{decision.approver}",
+                    f"{proposal.proposal_id} rejected" + (f": {decision.note}" if decision.note else ""),
+                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
+        return proposal
+
+    def _decide(self, decision: ApprovalDecision, status: ProposalStatus) -> ProposalRecord:
+        """Record a (validated) decision on the pending proposal; its signature can never be used again."""
         proposal = self._pending_approval()
         if decision.signature:
             self._used_signatures.add(decision.signature)
-        proposal.status = ProposalStatus.rejected
+        proposal.status = status
         proposal.decided_by = decision.approver
         proposal.decided_at = workflow.now()
         if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
             self._approval_due = None
             self._deadline_epoch += 1
-        self._set_stage(Stage.in_progress)
-        self._event("remedy_rejected", f"approver:{decision.approver}",
-                    f"{proposal.proposal_id} rejected" + (f": {decision.note}" if decision.note else ""),
-                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
         return proposal
 
     @reject_remedy.validator
@@ -854,12 +828,9 @@ class Complaint:
         try:
             paused_from, paused_to = self._paused_since, workflow.now()
             open_dues = {n: d.due for n, d in self._deadlines.items() if d.met_at is None}
-            shifted = await workflow.execute_activity_method(
-                ComplaintActivities.shift_for_pause,
-                PauseShift(rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
-                           paused_from=paused_from, paused_to=paused_to),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY,
-            )
+            shifted = await _activity(ComplaintActivities.shift_for_pause, PauseShift(
+                rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
+                paused_from=paused_from, paused_to=paused_to))
             for name, due in shifted.deadlines.items():
                 self._deadlines[name].due = due
             self._paused_seconds += shifted.paused_seconds
