@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from activities.rules import RulesInvalid, load_rules
+from activities.rules import RuleSet, RulesInvalid, load_rules
 from client import InvalidComplaint, RedressClient, RedressError, connect
 from workflows import signatures
 from workflows.contract import (
@@ -201,13 +201,20 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return asyncio.run(_with_client(args, action))
 
 
-def cmd_rules_check(args: argparse.Namespace) -> int:
+def _load_or_report(directory: str) -> RuleSet | None:
+    """The rule set, or None after printing every problem (file:line:column) to stderr."""
     try:
-        rule_set = load_rules(args.dir)
+        return load_rules(directory)
     except RulesInvalid as invalid:
         for error in invalid.errors:
             print(error, file=sys.stderr)
         print(f"{len(invalid.errors)} problem(s); rules refused", file=sys.stderr)
+        return None
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    rule_set = _load_or_report(args.dir)
+    if rule_set is None:
         return 2
     doc = rule_set.document
     for warning in rule_set.warnings:
@@ -220,11 +227,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from activities.rules.admin_tests import run_admin_tests
 
-    try:
-        rule_set = load_rules(args.dir)
-    except RulesInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
+    rule_set = _load_or_report(args.dir)
+    if rule_set is None:
         return 2
     outcomes = run_admin_tests(rule_set)
     failed = [o for o in outcomes if not o.passed]
@@ -242,14 +246,12 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     from activities.rules.engine import check_proposal, triage
     from client import validate_complaint
 
+    rule_set = _load_or_report(args.rules)
+    if rule_set is None:
+        return 2
     try:
-        rule_set = load_rules(args.rules)
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))
         complaint = validate_complaint({**EXAMPLE_DEFAULTS, **data})
-    except RulesInvalid as invalid:
-        for error in invalid.errors:
-            print(error, file=sys.stderr)
-        return 2
     except (OSError, ValueError, InvalidComplaint) as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2

@@ -250,13 +250,18 @@ def check_proposal(rule_set: RuleSet, check: ProposalCheck, today: date | None =
             allowed=False, needs_approval=True,
             reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit in {check.currency}",
         )
-    eligible = sorted(name for name, held in ranks.items() if held >= required and name != check.proposed_by)
+    eligible = _eligible(ranks, required, check.proposed_by)
     if not eligible:
         return ProposalVerdict(
             allowed=False, needs_approval=True, required_role=roles[required].role,
             reason=f"nobody in the approver directory holds {roles[required].role} or above (besides the proposer)",
         )
     return _level(doc, check, required, eligible, f"{check.amount} {check.currency} needs {roles[required].role} or above")
+
+
+def _eligible(ranks: dict[str, int], level: int, proposer: str) -> list[str]:
+    """Who may decide at this level: anyone holding it or above today, except the proposer (four eyes)."""
+    return sorted(name for name, held in ranks.items() if held >= level and name != proposer)
 
 
 def _level(doc: Any, check: ProposalCheck, required: int, eligible: list[str], reason: str) -> ProposalVerdict:
@@ -276,7 +281,7 @@ def _next_level(doc: Any, check: ProposalCheck, rank: dict[str, int], ranks: dic
     roles = doc.approval.roles
     above = rank[check.above_role] + 1
     for position in range(above, len(roles)):
-        eligible = sorted(name for name, held in ranks.items() if held >= position and name != check.proposed_by)
+        eligible = _eligible(ranks, position, check.proposed_by)
         if covers(position) and eligible:
             return _level(doc, check, position, eligible,
                           f"no decision from {check.above_role} in time: now {roles[position].role} or above")

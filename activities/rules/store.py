@@ -113,9 +113,10 @@ class RuleStore:
 
     def _read_fingerprint(self) -> tuple:
         try:
-            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(self.directory))
+            stats = [(path.name, path.stat()) for path in rule_files(self.directory)]
         except OSError:
             return ()
+        return tuple((name, stat.st_mtime_ns, stat.st_size) for name, stat in stats)
 
     @staticmethod
     def _warn(rule_set: RuleSet) -> None:
