@@ -54,11 +54,18 @@ async def test_duplicate_submission_opens_no_second_case(run_worker, env):
         await redress.submit(data)
         with pytest.raises(AlreadyExists):
             await redress.submit({**data, "text": "a different text, same id"})
-        runs = [w async for w in env.client.list_workflows(f"WorkflowId = 'complaint-{data['complaint_id']}'")]
-        # visibility may lag, but it must never show two runs
-        assert len(runs) <= 1
+        status = await stage_is(redress, data["complaint_id"], "acknowledged")
+        assert status.category == "billing"  # the first submission's text decided it, not the second's
         await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
         assert (await redress.outcome(data["complaint_id"])).stage.value == "withdrawn"
+        with pytest.raises(AlreadyExists):  # not even once the case has ended
+            await redress.submit(data)
+
+        async def runs():
+            found = [w async for w in env.client.list_workflows(f"WorkflowId = 'complaint-{data['complaint_id']}'")]
+            return found if found else None
+
+        assert len(await eventually(runs)) == 1
 
 
 async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_worker, peer):
