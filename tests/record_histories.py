@@ -25,7 +25,7 @@ from activities.complaint_activities import ComplaintActivities  # noqa: E402
 from activities.rules.store import RuleStore  # noqa: E402
 from activities.settings import Settings  # noqa: E402
 from client import RedressClient  # noqa: E402
-from tests.conftest import APPROVER_KEYS, complaint, eventually, stage_is, write_rules  # noqa: E402
+from tests.conftest import APPROVER_KEYS, complaint, eventually, open_case, stage_is, write_rules  # noqa: E402
 from tests.peer import Peer  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
@@ -38,10 +38,7 @@ OUT = ROOT / "tests" / "histories"
 
 
 async def approval_reopen_close(redress: RedressClient) -> str:
-    data = complaint(complaint_id="H-approval-reopen")
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
+    cid = await open_case(redress, complaint_id="H-approval-reopen")
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="正在处理"))
     await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
                                                      reason="goodwill", proposed_by="li.na"))
@@ -107,11 +104,7 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 
 
 async def guarantee_payout(redress: RedressClient) -> str:
-    data = complaint(complaint_id="H-guarantee", text="just a question about my order")
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
-    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-guarantee", text="just a question about my order")
 
     async def paid():
         return any(r.transaction_id for r in (await redress.status(cid)).remedies)
@@ -140,10 +133,7 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 
 
 async def next_update_period(redress: RedressClient) -> str:
-    data = complaint(complaint_id="H-next-update", text="just a question about my order")
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
+    cid = await open_case(redress, complaint_id="H-next-update", text="just a question about my order")
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="Looking into it"))
 
     async def missed():
@@ -173,11 +163,7 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 
 
 async def approval_timeout(redress: RedressClient) -> str:
-    data = complaint(complaint_id="H-approval-timeout")
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
-    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-approval-timeout")
     await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
                                                      reason="broken", proposed_by="li.na"))
 
@@ -191,11 +177,7 @@ async def approval_timeout(redress: RedressClient) -> str:
 
 
 async def retriage_case(redress: RedressClient) -> str:
-    data = complaint(complaint_id="H-retriage", text="请退款")
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
-    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-retriage", text="请退款")
     await redress.retriage(cid, Retriage(by="zhang.wei", reason="checking the new rules"))
     await redress.withdraw(cid, Withdrawal(by="customer"))
     await redress.outcome(cid)
