@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -18,9 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from activities.rules import RuleSet, RulesInvalid, load_rules
-from client import InvalidComplaint, RedressClient, RedressError, connect
+from client import InvalidComplaint, InvalidInput, InvalidMessage, RedressClient, RedressError, connect
+from terminal import print_fields, print_table
 from workflows import signatures
 from workflows.contract import (
+    TASK_QUEUE,
     CustomerQuestion,
     CustomerReply,
     Feedback,
@@ -47,38 +50,42 @@ def _print_json(value: Any) -> None:
     print(json.dumps(plain(value), ensure_ascii=False, indent=2))
 
 
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().isoformat(timespec="seconds") if moment else "-"
+
+
 def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
-    print(f"complaint  {status.complaint_id}")
-    print(f"stage      {status.stage.value}")
+    fields: list[tuple[str, Any]] = [("complaint", status.complaint_id), ("stage", status.stage.value)]
     if status.severity:
-        print(f"triage     {status.category} / {status.severity.value} / queue {status.queue}  (rules {status.rule_version})")
+        fields += [("severity", status.severity.value), ("category", status.category),
+                   ("queue", status.queue), ("rules", status.rule_version)]
     if status.assignee:
-        print(f"assignee   {status.assignee}")
-    for name, deadline in status.deadlines.items():
-        state = ("met " + deadline.met_at.isoformat(timespec="seconds")) if deadline.met_at else (
-            "MISSED" if deadline.breached_at else "open")
-        print(f"due        {name}: {deadline.due.isoformat(timespec='seconds')}  [{state}]")
+        fields.append(("assignee", status.assignee))
     if status.escalation_level:
-        print(f"escalation level {status.escalation_level}")
+        fields.append(("escalation", f"level {status.escalation_level}"))
     if status.pending_approval:
         p = status.pending_approval
-        print(f"awaiting   {p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
-              f" (eligible: {', '.join(p.eligible_approvers)})")
+        fields.append(("awaiting", f"{p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
+                                   f" (eligible: {', '.join(p.eligible_approvers)})"))
     for offer in status.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
-        print(f"offer      {offer.kind.value}{amount}  ({offer.rule})")
+        fields.append(("offer", f"{offer.kind.value}{amount}  ({offer.rule})"))
     if status.csat is not None:
-        print(f"csat       {status.csat}")
-    print("timeline")
-    for event in timeline:
-        print(f"  {event.at.isoformat(timespec='seconds')}  {event.kind:<16} {event.actor:<22} {event.detail}")
+        fields.append(("csat", status.csat))
+    print_fields(fields)
+    if status.deadlines:
+        rows = [(name, _when(d.due), "met" if d.met_at else ("BREACHED" if d.breached_at else "open"),
+                 _when(d.met_at or d.breached_at)) for name, d in status.deadlines.items()]
+        print_table(["deadline", "due", "state", "since"], rows, title="deadlines")
+    print_table(["at", "event", "by", "detail"],
+                [(_when(e.at), e.kind, e.actor, e.detail) for e in timeline], title="timeline")
 
 
 async def _with_client(args: argparse.Namespace, action) -> int:
-    redress = RedressClient(await connect(args.address))
+    redress = RedressClient(await connect(args.address), task_queue=args.task_queue)
     try:
         result = await action(redress)
-    except InvalidComplaint as invalid:
+    except InvalidInput as invalid:
         print(invalid, file=sys.stderr)
         return 2
     except RedressError as error:
@@ -102,7 +109,7 @@ def _message(model: type[BaseModel], **fields: Any) -> BaseModel:
     try:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as invalid:
-        raise InvalidComplaint(describe_validation_error(invalid, root="message")) from None
+        raise InvalidMessage(describe_validation_error(invalid, root="message")) from None
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -112,8 +119,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2
 
-    async def action(redress: RedressClient) -> str:
+    async def action(redress: RedressClient) -> str | dict[str, str]:
         workflow_id = await redress.submit(data)
+        if args.json:
+            return {"complaint_id": data.get("complaint_id"), "workflow_id": workflow_id}
         return f"submitted {data.get('complaint_id')} as workflow {workflow_id}"
 
     return asyncio.run(_with_client(args, action))
@@ -141,14 +150,89 @@ def cmd_pending(args: argparse.Namespace) -> int:
             print("no case awaits approval")
             return
         now = datetime.now(timezone.utc)
-        print(f"{'complaint':<24} {'proposal':<9} {'remedy':<12} {'amount':>12} {'needs':<12} {'age':>8}  proposed by")
+        rows = []
         for status in cases:
             p = status.pending_approval
-            age = _age(now - p.proposed_at) if p.proposed_at else "?"
-            print(f"{status.complaint_id:<24} {p.proposal_id:<9} {p.kind.value:<12} "
-                  f"{f'{p.amount} {p.currency}':>12} {p.required_role or '':<12} {age:>8}  {p.proposed_by}")
+            rows.append((status.complaint_id, p.proposal_id, p.kind.value, f"{p.amount} {p.currency}",
+                         p.required_role or "", _age(now - p.proposed_at) if p.proposed_at else "?", p.proposed_by))
+        print_table(["complaint", "proposal", "remedy", "amount", "needs", "age", "proposed by"], rows,
+                    right=["amount", "age"])
 
     return asyncio.run(_with_client(args, action))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        due_within = parse_span(args.due_within) if args.due_within else None
+    except ValueError as error:
+        print(f"--due-within: {error}", file=sys.stderr)
+        return 2
+
+    async def action(redress: RedressClient) -> None:
+        cases = await redress.list_cases(stage=args.status, severity=args.severity, queue=args.queue,
+                                         category=args.category, breached=True if args.breached else None,
+                                         due_within=due_within, include_ended=args.all, limit=args.limit)
+        if args.json:
+            _print_json(cases)
+            return
+        now = datetime.now(timezone.utc)
+        rows = [(c.complaint_id, c.stage, c.severity, c.category, c.queue, c.channel,
+                 f"{c.next_due_name} in {_age(c.next_due - now)}" if c.next_due and c.next_due > now
+                 else (f"{c.next_due_name} overdue" if c.next_due else "-"),
+                 c.escalation_level or "", "yes" if c.breached else "")
+                for c in cases]
+        print_table(["complaint", "stage", "severity", "category", "queue", "channel", "next deadline", "esc.",
+                     "breached"], rows, right=["esc."])
+        print(f"{len(cases)} case(s)", file=sys.stderr)
+
+    return asyncio.run(_with_client(args, action))
+
+
+def parse_span(text: str) -> timedelta:
+    """`30m`, `4h`, `2d`, `1w`."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if len(text) > 1 and text[-1] in units and text[:-1].isdigit():
+        return timedelta(**{units[text[-1]]: int(text[:-1])})
+    raise ValueError(f"{text!r}: give a span like 30m, 4h, 2d or 1w")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import report
+
+    fmt = "json" if args.json else args.format
+    try:
+        since = report.parse_since(args.since) if args.since else None
+        until = report.parse_since(args.until) if args.until else None
+    except ValueError as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
+
+    async def gather() -> list[report.CaseRecord]:
+        client = await connect(args.address)
+        return await report.collect(client, since, until, task_queue=args.task_queue)
+
+    try:
+        records = report.read_exports(Path(p) for p in args.input) if args.input else asyncio.run(gather())
+    except (OSError, ValueError) as error:
+        print(f"report: {error}", file=sys.stderr)
+        return 2
+    if args.input and (since or until):
+        records = [r for r in records if (not since or r.started_at >= since) and (not until or r.started_at < until)]
+    if args.export:
+        count = report.write_export(records, Path(args.export))
+        print(f"exported {count} case record(s) to {args.export}", file=sys.stderr)
+        return 0
+    summary = report.summarize(records, period=args.by, since=since, until=until)
+    if fmt == "table":
+        report.render_terminal(summary)
+        return 0
+    text = {"json": report.render_json, "csv": report.render_csv, "html": report.render_html}[fmt](summary)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out} ({summary['overall']['cases']} cases)", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
 
 
 def _age(span: timedelta) -> str:
@@ -181,6 +265,9 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     pem, public_key = signatures.new_key_pair()
     path.touch(mode=0o600)
     path.write_bytes(pem)
+    if args.json:
+        _print_json({"name": args.name, "role": args.role, "private_key_file": str(path), "public_key": public_key})
+        return 0
     print(f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers:")
     print(f"  {args.name}: {{role: {args.role}, public_key: {public_key}}}")
     return 0
@@ -201,11 +288,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return asyncio.run(_with_client(args, action))
 
 
-def _load_or_report(directory: str) -> RuleSet | None:
-    """The rule set, or None after printing every problem (file:line:column) to stderr."""
+def _load_or_report(directory: str, as_json: bool = False) -> RuleSet | None:
+    """The rule set, or None after printing every problem (file:line:column) to stderr (and as JSON if asked)."""
     try:
         return load_rules(directory)
     except RulesInvalid as invalid:
+        if as_json:
+            _print_json({"errors": [str(error) for error in invalid.errors]})
         for error in invalid.errors:
             print(error, file=sys.stderr)
         print(f"{len(invalid.errors)} problem(s); rules refused", file=sys.stderr)
@@ -213,10 +302,15 @@ def _load_or_report(directory: str) -> RuleSet | None:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    rule_set = _load_or_report(args.dir)
+    rule_set = _load_or_report(args.dir, args.json)
     if rule_set is None:
         return 2
     doc = rule_set.document
+    if args.json:
+        _print_json({"version": rule_set.version, "warnings": [str(w) for w in rule_set.warnings],
+                     "rules": len(doc.rules), "offers": len(doc.offers), "roles": len(doc.approval.roles),
+                     "approvers": len(doc.approvers), "templates": len(doc.templates)})
+        return 0
     for warning in rule_set.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"rules OK: version {rule_set.version}: {len(doc.rules)} triage rules, {len(doc.offers)} offers, "
@@ -227,11 +321,15 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from activities.rules.admin_tests import run_admin_tests
 
-    rule_set = _load_or_report(args.dir)
+    rule_set = _load_or_report(args.dir, args.json)
     if rule_set is None:
         return 2
     outcomes = run_admin_tests(rule_set)
     failed = [o for o in outcomes if not o.passed]
+    if args.json:
+        _print_json([{"file": o.file, "name": o.name, "passed": o.passed, "differences": o.differences}
+                     for o in outcomes])
+        return 1 if failed or not outcomes else 0
     for outcome in outcomes:
         print(f"{'ok  ' if outcome.passed else 'FAIL'} {Path(outcome.file).name}: {outcome.name}")
         for difference in outcome.differences:
@@ -246,7 +344,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     from activities.rules.engine import check_proposal, triage
     from client import validate_complaint
 
-    rule_set = _load_or_report(args.rules)
+    rule_set = _load_or_report(args.rules, args.json)
     if rule_set is None:
         return 2
     try:
@@ -297,22 +395,49 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="redress", description="Durable complaint handling on Temporal.")
     parser.add_argument("--address", help="Temporal frontend (default: TEMPORAL_ADDRESS or localhost:7233)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (also after any command)")
+    parser.add_argument("--task-queue", default=TASK_QUEUE,
+                        help="the workers' task queue: new cases go there; list, pending and report read it "
+                             "(default: %(default)s)")
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(commands.add_parser, parents=[json_flag])
 
-    commands.add_parser("worker", help="run the worker (embedded Temporal server unless TEMPORAL_ADDRESS is set)"
+    add_command("worker", help="run the worker (embedded Temporal server unless TEMPORAL_ADDRESS is set)"
                         ).set_defaults(run=cmd_worker)
-    submit = commands.add_parser("submit", help="open a case from a complaint JSON file")
+    submit = add_command("submit", help="open a case from a complaint JSON file")
     submit.add_argument("file")
     submit.set_defaults(run=cmd_submit)
-    commands.add_parser("pending", help="cases awaiting approval: amount, age, required role").set_defaults(
+    add_command("pending", help="cases awaiting approval: amount, age, required role").set_defaults(
         run=cmd_pending)
-    show = commands.add_parser("show", help="status and timeline of a case")
+    listing = add_command("list", help="open cases by status, severity, queue, category or deadline (visibility)")
+    listing.add_argument("--status", help="stage, e.g. awaiting_approval, in_progress, reopened")
+    listing.add_argument("--severity", choices=["general", "urgent", "major"])
+    listing.add_argument("--queue")
+    listing.add_argument("--category")
+    listing.add_argument("--due-within", metavar="SPAN", help="an open deadline falls within SPAN (30m, 4h, 2d)")
+    listing.add_argument("--breached", action="store_true", help="only cases that missed a deadline")
+    listing.add_argument("--all", action="store_true", help="include ended cases")
+    listing.add_argument("--limit", type=int, default=500)
+    listing.set_defaults(run=cmd_list)
+    report = add_command("report", help="handling figures: volume, response/resolution times, breaches, CSAT, "
+                                        "compensation (table, csv, json or html)")
+    report.add_argument("--since", help="cases started since: 7d, 24h, or a date (default: all)")
+    report.add_argument("--until", help="cases started before this: a span back from now or a date")
+    report.add_argument("--by", choices=["day", "week", "month"], default="day", help="period for 'over time'")
+    report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    report.add_argument("--out", help="write to this file instead of standard output")
+    report.add_argument("--export", metavar="FILE", help="write the case records as JSON Lines instead of a report")
+    report.add_argument("--input", metavar="FILE", action="append",
+                        help="report from --export files instead of Temporal (repeatable)")
+    report.set_defaults(run=cmd_report)
+    show = add_command("show", help="status and timeline of a case")
     show.add_argument("id", help="complaint id")
     show.set_defaults(run=cmd_show)
 
     def message_command(name: str, help_: str, method: str, model: type[BaseModel], options, fields) -> None:
-        sub = commands.add_parser(name, help=help_)
+        sub = add_command(name, help=help_)
         sub.add_argument("id", help="complaint id")
         for flag, kwargs in options:
             sub.add_argument(flag, **kwargs)
@@ -328,16 +453,17 @@ def build_parser() -> argparse.ArgumentParser:
                     lambda a: {"proposed_by": a.agent, "kind": a.kind, "amount": a.amount,
                                "currency": a.currency, "reason": a.reason})
     for verb in ("approve", "reject"):
-        decide = commands.add_parser(verb, help=f"{verb} the remedy awaiting approval, signed with your key")
+        decide = add_command(verb, help=f"{verb} the remedy awaiting approval, signed with your key")
         decide.add_argument("id", help="complaint id")
         decide.add_argument("--as", dest="approver", required=True)
         decide.add_argument("--key", help="your private key file (default: $REDRESS_KEYS/NAME.pem, keys/ if unset)")
         decide.add_argument("--proposal", help="the proposal you mean to decide (refused if another is pending)")
         decide.add_argument("--note", "--reason", dest="note", help="why (recorded in the timeline)")
         decide.set_defaults(run=cmd_decide, verb=verb)
-    keys = commands.add_parser("keys", help="approvers' signing keys")
+    keys = add_command("keys", help="approvers' signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    new_key = keys_commands.add_parser("new", help="create a key pair; prints the approver directory entry")
+    add_keys_command = functools.partial(keys_commands.add_parser, parents=[json_flag])
+    new_key = add_keys_command("new", help="create a key pair; prints the approver directory entry")
     new_key.add_argument("name")
     new_key.add_argument("--role", default="team_lead")
     new_key.add_argument("--dir", help="where to write NAME.pem (default: $REDRESS_KEYS or keys/)")
@@ -365,18 +491,19 @@ def build_parser() -> argparse.ArgumentParser:
                     [("--by", {"required": True}), ("--reason", {})],
                     lambda a: {"by": a.by, "reason": a.reason})
 
-    schema = commands.add_parser("schema", help="JSON Schema of the workflow input, every message and query result")
+    schema = add_command("schema", help="JSON Schema of the workflow input, every message and query result")
     schema.add_argument("--out", help="write to this file instead of standard output")
     schema.set_defaults(run=cmd_schema)
-    rules = commands.add_parser("rules", help="work with the rule files")
+    rules = add_command("rules", help="work with the rule files")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
-    check = rules_commands.add_parser("check", help="validate a rules folder; exit 2 on any problem")
+    add_rules_command = functools.partial(rules_commands.add_parser, parents=[json_flag])
+    check = add_rules_command("check", help="validate a rules folder; exit 2 on any problem")
     check.add_argument("dir", nargs="?", default="rules")
     check.set_defaults(run=cmd_rules_check)
-    test = rules_commands.add_parser("test", help="run the admins' rule tests in DIR/tests/*.yaml")
+    test = add_rules_command("test", help="run the admins' rule tests in DIR/tests/*.yaml")
     test.add_argument("dir", nargs="?", default="rules")
     test.set_defaults(run=cmd_rules_test)
-    explain = rules_commands.add_parser("explain", help="dry-run triage of a complaint: outcome and every rule's why")
+    explain = add_rules_command("explain", help="dry-run triage of a complaint: outcome and every rule's why")
     explain.add_argument("file", help="complaint JSON (contact details may be left out)")
     explain.add_argument("--rules", default="rules")
     explain.set_defaults(run=cmd_rules_explain)

@@ -12,12 +12,19 @@ temporalio.envconfig.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
@@ -25,6 +32,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows import search_attributes as sa
 from workflows import signatures
 from workflows.contract import (
     TASK_QUEUE,
@@ -60,10 +68,22 @@ class RedressError(Exception):
     """Base of the errors a caller is expected to handle."""
 
 
-class InvalidComplaint(RedressError):
+class InvalidInput(RedressError):
+    """Refused before reaching Temporal; `problems` names each bad field or value."""
+
+    what = "input"
+
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__("invalid complaint:\n  " + "\n  ".join(problems))
+        super().__init__(f"invalid {self.what}:\n  " + "\n  ".join(problems))
+
+
+class InvalidComplaint(InvalidInput):
+    what = "complaint"
+
+
+class InvalidMessage(InvalidInput):
+    what = "message"
 
 
 class AlreadyExists(RedressError):
@@ -122,6 +142,53 @@ def validate_complaint(data: ComplaintInput | dict[str, Any], now: datetime | No
     return complaint
 
 
+class CaseSummary(BaseModel):
+    """A case as visibility lists it (no query to the workflow, so listing needs no worker)."""
+
+    complaint_id: str
+    stage: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    queue: str | None = None
+    channel: str | None = None
+    escalation_level: int = 0
+    breached: bool = False
+    next_due: datetime | None = Field(default=None, description="The earliest open deadline.")
+    next_due_name: str | None = None
+    started_at: datetime
+    open: bool
+
+
+def list_query(task_queue: str | None = None, stage: str | None = None, severity: str | None = None,
+               queue: str | None = None, category: str | None = None, breached: bool | None = None,
+               due_within: timedelta | None = None, include_ended: bool = False,
+               now: datetime | None = None) -> str:
+    """The visibility query behind `list_cases` (also usable in the Temporal UI and `temporal workflow list`)."""
+    parts = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    if not include_ended:
+        parts.append("ExecutionStatus = 'Running'")
+    if task_queue:
+        parts.append(f"TaskQueue = {_quoted(task_queue)}")
+    for key, value in ((sa.COMPLAINT_STATUS, stage), (sa.SEVERITY, severity), (sa.QUEUE, queue),
+                       (sa.CATEGORY, category)):
+        if value:
+            parts.append(f"{key.name} = {_quoted(value)}")
+    if breached is not None:
+        parts.append(f"{sa.BREACHED.name} = {'true' if breached else 'false'}")
+    if due_within is not None:
+        limit = ((now or datetime.now(timezone.utc)) + due_within).astimezone(timezone.utc)
+        stamp = limit.isoformat().replace("+00:00", "Z")
+        parts.append("(" + " OR ".join(f"{key.name} < '{stamp}'" for key in sa.DUE_KEYS.values()) + ")")
+    return " AND ".join(parts)
+
+
+def _quoted(value: str) -> str:
+    """A visibility string literal; the value is checked, never spliced in raw."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", value):
+        raise InvalidInput([f"filter value {value!r}: use letters, digits and _ . : -"])
+    return f"'{value}'"
+
+
 class RedressClient:
     def __init__(self, client: Client, task_queue: str = TASK_QUEUE):
         self.client = client
@@ -176,6 +243,31 @@ class RedressClient:
             if status.pending_approval:
                 found.append(status)
         return sorted(found, key=lambda s: s.pending_approval.proposed_at or datetime.max.replace(tzinfo=timezone.utc))
+
+    async def list_cases(self, stage: str | None = None, severity: str | None = None, queue: str | None = None,
+                         category: str | None = None, breached: bool | None = None,
+                         due_within: timedelta | None = None, include_ended: bool = False,
+                         limit: int = 500) -> list[CaseSummary]:
+        """Cases matching the filters from visibility, soonest deadline first (then oldest)."""
+        query = list_query(self.task_queue, stage, severity, queue, category, breached, due_within, include_ended)
+        cases = [self._summary(e) async for e in self.client.list_workflows(query, limit=limit)]
+        far = datetime.max.replace(tzinfo=timezone.utc)
+        return sorted(cases, key=lambda c: (c.next_due or far, c.started_at))
+
+    @staticmethod
+    def _summary(execution: WorkflowExecution) -> CaseSummary:
+        attributes = execution.typed_search_attributes
+        due = {name: attributes.get(key) for name, key in sa.DUE_KEYS.items() if attributes.get(key)}
+        next_name = min(due, key=due.get) if due else None
+        return CaseSummary(
+            complaint_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+            stage=attributes.get(sa.COMPLAINT_STATUS), severity=attributes.get(sa.SEVERITY),
+            category=attributes.get(sa.CATEGORY), queue=attributes.get(sa.QUEUE),
+            channel=attributes.get(sa.CHANNEL), escalation_level=attributes.get(sa.ESCALATION_LEVEL) or 0,
+            breached=bool(attributes.get(sa.BREACHED)), next_due=due.get(next_name) if next_name else None,
+            next_due_name=next_name, started_at=execution.start_time,
+            open=execution.status == WorkflowExecutionStatus.RUNNING,
+        )
 
     async def record_response(self, complaint_id: str, response: ResponseRecord) -> Status:
         return await self._update(complaint_id, "record_response", response, Status)

@@ -94,26 +94,31 @@ def rules_dir(tmp_path: Path) -> Path:
 WorkerFactory = Callable[..., Any]
 
 
+@asynccontextmanager
+async def serving(client: Any, rules: Path, data_dir: Path, peer_url: str | None, task_queue: str | None = None,
+                  http_timeout: float = 5.0, **worker_options: Any) -> AsyncIterator[RedressClient]:
+    """A real worker with our activities on its own task queue (fresh unless named), and a client for it."""
+    queue = task_queue or f"redress-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        rules_dir=rules,
+        data_dir=data_dir,
+        notify_url=f"{peer_url}/notify" if peer_url else None,
+        payment_url=f"{peer_url}/pay" if peer_url else None,
+        http_timeout_seconds=http_timeout,
+    )
+    async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+        store = RuleStore(settings.rules_dir, settings.rule_versions_dir, check_seconds=0.5)
+        activities = ComplaintActivities(settings, http, store)
+        async with build_worker(client, activities, task_queue=queue, **worker_options):
+            yield RedressClient(client, task_queue=queue)
+
+
 @pytest.fixture
 def run_worker(env: WorkflowEnvironment, tmp_path: Path, peer: Peer, rules_dir: Path) -> WorkerFactory:
     """`async with run_worker() as redress:` runs a worker on a fresh task queue and yields a client for it."""
 
-    @asynccontextmanager
-    async def start(rules: Path | None = None, task_queue: str | None = None, http_timeout: float = 5.0,
-                    use_peer: bool = True, **worker_options: Any) -> AsyncIterator[RedressClient]:
-        queue = task_queue or f"redress-test-{uuid.uuid4().hex[:8]}"
-        settings = Settings(
-            rules_dir=rules or rules_dir,
-            data_dir=tmp_path / "data",
-            notify_url=f"{peer.url}/notify" if use_peer else None,
-            payment_url=f"{peer.url}/pay" if use_peer else None,
-            http_timeout_seconds=http_timeout,
-        )
-        async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
-            store = RuleStore(settings.rules_dir, settings.rule_versions_dir, check_seconds=0.5)
-            activities = ComplaintActivities(settings, http, store)
-            async with build_worker(env.client, activities, task_queue=queue, **worker_options):
-                yield RedressClient(env.client, task_queue=queue)
+    def start(rules: Path | None = None, use_peer: bool = True, **options: Any):
+        return serving(env.client, rules or rules_dir, tmp_path / "data", peer.url if use_peer else None, **options)
 
     return start
 

@@ -967,8 +967,15 @@ class Complaint:
             workflow.upsert_search_attributes(updates)
 
     def _outcome(self) -> Outcome:
+        def met(name: str) -> datetime | None:
+            deadline = self._deadlines.get(name)
+            return deadline.met_at if deadline else None
+
         return Outcome(
             complaint_id=self._id, stage=self._stage, severity=self._severity, category=self._category,
+            channel=self._complaint.channel if self._complaint else None, queue=self._queue,
+            received_at=self._complaint.received_at if self._complaint else None,
+            first_response_at=met("first_response"), resolved_at=met("resolution"), ended_at=workflow.now(),
             csat=self._csat, reopen_count=self._reopen_count, breaches=self._breaches,
             compensation=[p for p in self._proposals if p.status == ProposalStatus.executed],
             rule_version=self._rule_version, problems=self._problems,

@@ -330,12 +330,22 @@ class TimelineEvent(BaseModel):
 
 
 class Outcome(BaseModel):
-    """The workflow result, kept by Temporal after the case ends (reports read it)."""
+    """The workflow result, kept by Temporal after the case ends (reports read it).
+
+    The times and routing fields were added after the first release; results of
+    cases that ended before then lack them, and reports fall back to visibility.
+    """
 
     complaint_id: str
     stage: Stage
     severity: Severity | None = None
     category: str | None = None
+    channel: Channel | None = None
+    queue: str | None = None
+    received_at: datetime | None = None
+    first_response_at: datetime | None = Field(default=None, description="When an agent first answered.")
+    resolved_at: datetime | None = Field(default=None, description="When the case was last resolved.")
+    ended_at: datetime | None = None
     csat: int | None = None
     reopen_count: int = 0
     breaches: list[str] = Field(default_factory=list)

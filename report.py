@@ -1,0 +1,473 @@
+"""`redress report`: how complaints are being handled, from Temporal visibility and workflow results.
+
+Three steps, kept apart so each can be checked on its own:
+- `collect` reads one `CaseRecord` per case: visibility (search attributes,
+  start and close times) for every case, plus the `Outcome` result of each
+  ended case (times, CSAT, reopens, compensation). Open cases count in volume
+  and breach rate; the measured times, CSAT, reopen rate and compensation
+  cover ended cases, whose results Temporal keeps. Nothing is queried from a
+  running workflow, so a report needs no worker and puts no load on one.
+- `summarize` turns records into figures (pure: no I/O, no clock).
+- `render_*` write a terminal table, CSV, JSON or an HTML page with charts.
+
+Scale: one visibility listing (1,000 cases per page) plus one result fetch per
+ended case, 32 at a time. For more cases than a report should fetch each time,
+`--export` writes the records as JSON Lines (no personal data) window by window,
+and `--input` builds the report from such files; see README "Reports".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import html
+import io
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+
+from workflows import search_attributes as sa
+from workflows.contract import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, Outcome
+
+RESULT_FETCH_CONCURRENCY = 32
+PERIODS = ("day", "week", "month")
+
+
+class Payout(BaseModel):
+    kind: str
+    amount: Decimal
+    currency: str
+
+
+class CaseRecord(BaseModel):
+    """One case as reports see it: routing, times and results, never personal data."""
+
+    complaint_id: str
+    started_at: datetime
+    category: str | None = None
+    channel: str | None = None
+    severity: str | None = None
+    queue: str | None = None
+    result: str = Field(description="open, closed, withdrawn, refused, or failed/terminated/timed_out.")
+    breached: bool = False
+    first_response_seconds: float | None = None
+    resolution_seconds: float | None = None
+    resolved: bool = False
+    reopened: bool = False
+    csat: int | None = None
+    payouts: list[Payout] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------ collect
+
+
+def visibility_query(since: datetime | None = None, until: datetime | None = None,
+                     task_queue: str | None = None) -> str:
+    parts = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    if since:
+        parts.append(f"StartTime >= '{_rfc3339(since)}'")
+    if until:
+        parts.append(f"StartTime < '{_rfc3339(until)}'")
+    if task_queue:
+        parts.append(f"TaskQueue = '{task_queue}'")
+    return " AND ".join(parts)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+async def collect(client: Client, since: datetime | None = None, until: datetime | None = None,
+                  task_queue: str | None = None) -> list[CaseRecord]:
+    """Every case started in [since, until): visibility for all, the result for each ended one."""
+    executions = [e async for e in client.list_workflows(visibility_query(since, until, task_queue))]
+    gate = asyncio.Semaphore(RESULT_FETCH_CONCURRENCY)
+
+    async def record(execution: WorkflowExecution) -> CaseRecord:
+        outcome = None
+        if execution.status == WorkflowExecutionStatus.COMPLETED:
+            async with gate:
+                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id, result_type=Outcome)
+                outcome = await handle.result(follow_runs=False)
+        return case_record(execution, outcome)
+
+    return list(await asyncio.gather(*(record(e) for e in executions)))
+
+
+def case_record(execution: WorkflowExecution, outcome: Outcome | None) -> CaseRecord:
+    attributes = execution.typed_search_attributes
+    status = execution.status
+    if status == WorkflowExecutionStatus.RUNNING:
+        result = "open"
+    elif outcome is not None:
+        result = outcome.stage.value
+    else:
+        result = status.name.lower() if status else "unknown"
+    record = CaseRecord(
+        complaint_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
+        started_at=execution.start_time,
+        category=attributes.get(sa.CATEGORY),
+        channel=attributes.get(sa.CHANNEL),
+        severity=attributes.get(sa.SEVERITY),
+        queue=attributes.get(sa.QUEUE),
+        result=result,
+        breached=bool(attributes.get(sa.BREACHED)),
+    )
+    if outcome is None:
+        return record
+    received = outcome.received_at or execution.start_time
+
+    def seconds_since_received(moment: datetime | None) -> float | None:
+        return max(0.0, (moment - received).total_seconds()) if moment else None
+
+    record.category = outcome.category or record.category
+    record.channel = outcome.channel.value if outcome.channel else record.channel
+    record.severity = outcome.severity.value if outcome.severity else record.severity
+    record.queue = outcome.queue or record.queue
+    record.breached = record.breached or bool(outcome.breaches)
+    record.first_response_seconds = seconds_since_received(outcome.first_response_at)
+    record.resolution_seconds = seconds_since_received(outcome.resolved_at)
+    record.resolved = outcome.resolved_at is not None or outcome.csat is not None
+    record.reopened = outcome.reopen_count > 0
+    record.csat = outcome.csat
+    record.payouts = [Payout(kind=p.kind.value, amount=p.amount, currency=p.currency) for p in outcome.compensation]
+    return record
+
+
+def write_export(records: Iterable[CaseRecord], path: Path) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(record.model_dump_json() + "\n")
+            count += 1
+    return count
+
+
+def read_exports(paths: Iterable[Path]) -> list[CaseRecord]:
+    """Records from `--export` files; a case in two files (overlapping windows) counts once, the later file winning."""
+    by_id: dict[str, CaseRecord] = {}
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = CaseRecord.model_validate_json(line)
+            except ValueError as error:
+                raise ValueError(f"{path}:{number}: not a case record: {str(error).splitlines()[0]}") from None
+            by_id[record.complaint_id] = record
+    return list(by_id.values())
+
+
+# ------------------------------------------------------------------ summarize
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks (the spreadsheet PERCENTILE.INC); None without data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def figures(records: Sequence[CaseRecord]) -> dict[str, Any]:
+    """The handling figures of a group of cases. Rates are fractions (0..1); times are seconds."""
+    triaged = [r for r in records if r.severity]
+    responses = [r.first_response_seconds for r in records if r.first_response_seconds is not None]
+    resolutions = [r.resolution_seconds for r in records if r.resolution_seconds is not None]
+    resolved = [r for r in records if r.resolved]
+    scores = [r.csat for r in records if r.csat is not None]
+    paid: dict[str, Decimal] = defaultdict(Decimal)
+    for record in records:
+        for payout in record.payouts:
+            paid[payout.currency] += payout.amount
+    return {
+        "cases": len(records),
+        "open": sum(1 for r in records if r.result == "open"),
+        "first_response_median_s": percentile(responses, 0.5),
+        "first_response_p90_s": percentile(responses, 0.9),
+        "resolution_median_s": percentile(resolutions, 0.5),
+        "resolution_p90_s": percentile(resolutions, 0.9),
+        "breach_rate": _rate(sum(1 for r in triaged if r.breached), len(triaged)),
+        "reopen_rate": _rate(sum(1 for r in resolved if r.reopened), len(resolved)),
+        "csat_mean": round(statistics.fmean(scores), 3) if scores else None,
+        "csat_satisfied": _rate(sum(1 for s in scores if s >= 4), len(scores)),
+        "csat_responses": len(scores),
+        "payouts": sum(len(r.payouts) for r in records),
+        "compensation": {currency: str(amount) for currency, amount in sorted(paid.items())},
+    }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def period_of(moment: datetime, period: str) -> str:
+    day = moment.astimezone(timezone.utc).date()
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return f"{day.year}-{day.month:02d}"
+    raise ValueError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
+
+
+def summarize(records: Sequence[CaseRecord], period: str = "day", since: datetime | None = None,
+              until: datetime | None = None, generated_at: datetime | None = None) -> dict[str, Any]:
+    """The whole report as plain data (what `--format json` prints and the other formats draw from)."""
+
+    def grouped(key) -> list[dict[str, Any]]:
+        groups: dict[str, list[CaseRecord]] = defaultdict(list)
+        for record in records:
+            groups[key(record)].append(record)
+        return [{"group": name, **figures(groups[name])} for name in sorted(groups)]
+
+    def volume(field: str) -> dict[str, int]:
+        counts = Counter(getattr(r, field) or "(none)" for r in records)
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    return {
+        "generated_at": (generated_at or datetime.now(timezone.utc)).isoformat(),
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "period": period,
+        "overall": figures(records),
+        "volume": {field: volume(field) for field in ("category", "channel", "severity", "result")},
+        "by_category": grouped(lambda r: r.category or "(none)"),
+        "over_time": grouped(lambda r: period_of(r.started_at, period)),
+    }
+
+
+# ------------------------------------------------------------------ render
+
+FIGURE_COLUMNS = [
+    ("cases", "cases"), ("open", "open"),
+    ("first_response_median_s", "1st resp p50"), ("first_response_p90_s", "1st resp p90"),
+    ("resolution_median_s", "resolve p50"), ("resolution_p90_s", "resolve p90"),
+    ("breach_rate", "breach"), ("reopen_rate", "reopen"), ("csat_mean", "CSAT"), ("csat_satisfied", "CSAT 4-5"),
+    ("payouts", "payouts"), ("compensation", "compensation"),
+]
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.1f}s"
+    minutes = int(round(seconds / 60))
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24}h"
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key.endswith("_s"):
+        return human_duration(value)
+    if key.endswith("_rate") or key == "csat_satisfied":
+        return f"{value * 100:.1f}%"
+    if key == "csat_mean":
+        return f"{value:.2f}"
+    if key == "compensation":
+        return ", ".join(f"{amount} {currency}" for currency, amount in value.items()) or "-"
+    return str(value)
+
+
+def render_terminal(report: dict[str, Any]) -> None:
+    from terminal import print_table
+
+    window = f"{report['since'] or 'the beginning'} to {report['until'] or 'now'}"
+    overall = report["overall"]
+    print_table(["figure", "value"], [(label, _cell(key, overall[key])) for key, label in FIGURE_COLUMNS],
+                title=f"Complaints from {window}", right=["value"])
+    for field, counts in report["volume"].items():
+        print_table([field, "cases"], list(counts.items()), title=f"Volume by {field}", right=["cases"])
+    labels = [label for _, label in FIGURE_COLUMNS]
+    for section, title, head in (("by_category", "By category", "category"),
+                                 ("over_time", f"Over time (per {report['period']})", report["period"])):
+        rows = [[group["group"], *(_cell(key, group[key]) for key, _ in FIGURE_COLUMNS)] for group in report[section]]
+        print_table([head, *labels], rows, title=title, right=labels[:-1])
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    """One wide table: `section` says which breakdown a row belongs to; times in seconds, rates as fractions."""
+    keys = [key for key, _ in FIGURE_COLUMNS if key != "compensation"]
+    currencies = sorted({c for section in ("by_category", "over_time") for g in report[section]
+                         for c in g["compensation"]} | set(report["overall"]["compensation"]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "group", *keys, *(f"compensation_{c}" for c in currencies)])
+
+    def row(section: str, group: str, values: dict[str, Any]) -> None:
+        writer.writerow([section, group, *("" if values.get(k) is None else values[k] for k in keys),
+                         *(values["compensation"].get(c, "") for c in currencies)])
+
+    row("overall", "all", report["overall"])
+    for field, counts in report["volume"].items():
+        for group, count in counts.items():
+            writer.writerow([f"volume_by_{field}", group, count] + [""] * (len(keys) - 1 + len(currencies)))
+    for section in ("by_category", "over_time"):
+        for group in report[section]:
+            row(section, group["group"], group)
+    return out.getvalue()
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+# ------------------------------------------------------------------ HTML with charts
+
+PALETTE = ["#3b6ea8", "#e0823d", "#5a9e6f", "#c44e52", "#8172b2", "#937860"]
+
+
+def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float | None]],
+              value_text=lambda v: f"{v:g}") -> str:
+    """A horizontal bar chart as inline SVG: one row per label, one bar per series."""
+    row_height, bar_height, left, width = 8 + 16 * len(series), 14, 200, 340
+    top = 24 + (16 if len(series) > 1 else 0)
+    height = top + row_height * max(1, len(labels)) + 8
+    peak = max([v for values in series.values() for v in values if v is not None] or [0]) or 1
+    parts = [f'<svg class="chart" role="img" aria-label="{html.escape(title)}" width="{left + width + 90}" '
+             f'height="{height}" viewBox="0 0 {left + width + 90} {height}">',
+             f'<text x="0" y="14" class="title">{html.escape(title)}</text>']
+    if len(series) > 1:
+        for index, name in enumerate(series):
+            x = left + index * 130
+            parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{PALETTE[index % len(PALETTE)]}"/>'
+                         f'<text x="{x + 14}" y="33">{html.escape(name)}</text>')
+    for row, label in enumerate(labels):
+        y = top + row * row_height
+        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{html.escape(_short(label))}</text>')
+        for index, (name, values) in enumerate(series.items()):
+            value = values[row]
+            bar_y = y + index * 16
+            if value is None:
+                parts.append(f'<text x="{left + 4}" y="{bar_y + 11}" class="none">no data</text>')
+                continue
+            bar = max(1.0, width * value / peak)
+            parts.append(f'<rect class="bar" x="{left}" y="{bar_y}" width="{bar:.1f}" height="{bar_height}" '
+                         f'fill="{PALETTE[index % len(PALETTE)]}" data-value="{value}">'
+                         f'<title>{html.escape(label)} {html.escape(name)}: {html.escape(value_text(value))}</title>'
+                         f'</rect><text x="{left + bar + 4}" y="{bar_y + 11}">{html.escape(value_text(value))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _short(label: str, limit: int = 28) -> str:
+    return label if len(label) <= limit else label[:limit - 1] + "…"
+
+
+# Run by the browser after layout: marks each chart with how many bars it drew with a real size,
+# so a headless browser check (and a person with dev tools) can tell the charts rendered.
+_RENDER_CHECK = """
+for (const figure of document.querySelectorAll('figure')) {
+  const bars = [...figure.querySelectorAll('rect.bar')];
+  const drawn = bars.filter(b => { const r = b.getBoundingClientRect(); return r.width > 0 && r.height > 0; });
+  figure.dataset.bars = bars.length;
+  figure.dataset.drawn = drawn.length;
+}
+document.body.dataset.charts = document.querySelectorAll('figure svg.chart').length;
+"""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    categories = report["by_category"]
+    periods = report["over_time"]
+    names = [g["group"] for g in categories]
+    minutes = lambda v: human_duration(v)  # noqa: E731
+    percent = lambda v: f"{v * 100:.1f}%"  # noqa: E731
+    charts = [bar_chart(f"Volume by {field}", list(counts), {"cases": list(counts.values())})
+              for field, counts in report["volume"].items()]
+    charts += [
+        bar_chart("First response time by category", names,
+                  {"median": [g["first_response_median_s"] for g in categories],
+                   "90th percentile": [g["first_response_p90_s"] for g in categories]}, minutes),
+        bar_chart("Resolution time by category", names,
+                  {"median": [g["resolution_median_s"] for g in categories],
+                   "90th percentile": [g["resolution_p90_s"] for g in categories]}, minutes),
+        bar_chart("Deadline breach rate by category", names, {"breached": [g["breach_rate"] for g in categories]},
+                  percent),
+        bar_chart("Reopen rate by category", names, {"reopened": [g["reopen_rate"] for g in categories]}, percent),
+        bar_chart("CSAT (mean, 1-5) by category", names, {"CSAT": [g["csat_mean"] for g in categories]}),
+    ]
+    currencies = sorted({c for g in categories for c in g["compensation"]})
+    for currency in currencies:
+        charts.append(bar_chart(f"Compensation paid by category ({currency})", names,
+                                {currency: [float(g["compensation"].get(currency, 0)) for g in categories]},
+                                lambda v: f"{v:,.2f}"))
+    charts += [
+        bar_chart(f"Complaints per {report['period']}", [g["group"] for g in periods],
+                  {"cases": [g["cases"] for g in periods]}),
+        bar_chart(f"Breach rate per {report['period']}", [g["group"] for g in periods],
+                  {"breached": [g["breach_rate"] for g in periods]}, percent),
+        bar_chart(f"CSAT per {report['period']}", [g["group"] for g in periods],
+                  {"CSAT": [g["csat_mean"] for g in periods]}),
+    ]
+    labels = [label for _, label in FIGURE_COLUMNS]
+
+    def table(rows: list[dict[str, Any]], head: str) -> str:
+        header = "".join(f"<th>{html.escape(h)}</th>" for h in [head, *labels])
+        body = "".join("<tr>" + f"<td>{html.escape(g['group'])}</td>" +
+                       "".join(f"<td>{html.escape(_cell(k, g[k]))}</td>" for k, _ in FIGURE_COLUMNS) + "</tr>"
+                       for g in rows)
+        return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+    overall = report["overall"]
+    summary = "".join(f"<div class=card><b>{html.escape(_cell(k, overall[k]))}</b><span>{html.escape(label)}</span>"
+                      f"</div>" for k, label in FIGURE_COLUMNS if k not in ("open", "payouts"))
+    window = f"{report['since'] or 'the beginning'} to {report['until'] or 'now'}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Redress report</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: 8px; }}
+.card {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; min-width: 110px; }}
+.card b {{ display: block; font-size: 18px; }} .card span {{ color: #666; font-size: 12px; }}
+.charts {{ display: flex; flex-wrap: wrap; gap: 24px; margin: 24px 0; }}
+figure {{ margin: 0; }} svg text {{ font-size: 12px; fill: #333; }} svg text.title {{ font-weight: 600; }}
+svg text.none {{ fill: #999; }}
+table {{ border-collapse: collapse; margin: 12px 0 24px; }}
+th, td {{ border-bottom: 1px solid #eee; padding: 4px 8px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+</style></head>
+<body>
+<h1>Complaint handling</h1>
+<p>Cases started from {html.escape(window)}; generated {html.escape(report['generated_at'])}.
+Times run from when the customer complained; time, CSAT, reopen and compensation figures cover ended cases.</p>
+<div class=cards>{summary}</div>
+<div class=charts>{''.join(f'<figure>{chart}</figure>' for chart in charts)}</div>
+<h2>By category</h2>{table(categories, 'category')}
+<h2>Over time (per {html.escape(report['period'])})</h2>{table(periods, report['period'])}
+<script>{_RENDER_CHECK}</script>
+</body></html>
+"""
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`7d`, `24h`, `30m` back from now, or an ISO date/time (UTC when no zone is given)."""
+    now = now or datetime.now(timezone.utc)
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: give a span like 7d, 24h, 30m or an ISO date like 2026-11-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
