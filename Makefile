@@ -34,4 +34,4 @@ clean:
 
 ## bench: throughput of intake and full lifecycles on the SQLite dev server (not part of `make test`)
 bench: install
-	$(BIN)/python bench/throughput.py 200
+	$(BIN)/python bench/throughput.py 500

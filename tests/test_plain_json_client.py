@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+from decimal import Decimal
+from pathlib import Path
 
-from tests.conftest import complaint, stage_is
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.conftest import APPROVER_KEYS, ROOT, complaint, open_case, stage_is
 from worker import temporal_binary
+from workflows.contract import RemedyProposal
 
 
 async def temporal_cli(env, *args: str) -> tuple[int, str, str]:
@@ -46,3 +54,32 @@ async def test_temporal_cli_starts_a_complaint_and_records_a_response(run_worker
         code, out, _ = await temporal_cli(env, "workflow", "query", "--workflow-id", f"complaint-{cid}",
                                           "--type", "status", "--output", "json")
         assert code == 0 and '"in_progress"' in out
+
+
+def documented_block(marker: str) -> str:
+    """The shell block after `<!-- tested: marker -->` in docs/contract.md: the docs are run, not just read."""
+    text = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+    after = text.split(f"<!-- tested: {marker} -->", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("openssl")), reason="the documented way uses jq and openssl")
+async def test_documented_shell_approval_with_the_temporal_cli_and_openssl(run_worker, env, tmp_path):
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800.50"), currency="CNY",
+                                                         reason="ruined birthday", proposed_by="li.na"))
+        key = tmp_path / "wang.fang.pem"
+        key.write_bytes(APPROVER_KEYS["wang.fang"].private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        environment = {**os.environ, "CID": cid, "KEY": str(key),
+                       "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                       "PATH": f"{Path(temporal_binary()).parent}{os.pathsep}{os.environ['PATH']}"}
+        shell = await asyncio.create_subprocess_exec(  # not subprocess.run: the worker shares this event loop
+            "bash", "-euo", "pipefail", "-c", documented_block("approve-with-temporal-cli"), cwd=tmp_path,
+            env=environment, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(shell.communicate(), timeout=60)
+        assert shell.returncode == 0, (out + err).decode()
+        status = await redress.status(cid)
+    assert status.remedies[0].status.value in ("approved", "executed")
+    assert status.remedies[0].decided_by == "wang.fang"

@@ -888,7 +888,9 @@ class Complaint:
             pending.decided_by = "withdrawn"
         self._event("withdrawn", withdrawal.by, withdrawal.reason or "withdrawn")
         self._deadline_epoch += 1
-        return self.status()
+        # The main loop ends the case next (after a remedy being paid, if one is); the caller is told the
+        # decided stage rather than the one it is leaving. Only the answer changes, so replays are unaffected.
+        return self.status().model_copy(update={"stage": Stage.withdrawn})
 
     @withdraw.validator
     def _check_withdraw(self, withdrawal: Withdrawal) -> None:
