@@ -200,7 +200,7 @@ class RedressClient:
         try:
             handle = await self.client.start_workflow(
                 WORKFLOW_TYPE,
-                checked.model_dump(mode="json", exclude_none=True),
+                checked.model_dump(mode="json", exclude_none=True, exclude_unset=True),  # unset: defaults stay defaults
                 id=workflow_id_for(checked.complaint_id),
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

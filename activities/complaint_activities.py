@@ -78,7 +78,7 @@ class ComplaintActivities:
 
     @activity.defn
     async def notify_customer(self, notice: CustomerNotice) -> str:
-        text, language = render(self.rules.get(notice.rule_version), notice.template, notice.customer.language, notice.params)
+        text, language = render(self.rules.get(notice.rule_version), notice.template, notice.language, notice.params)
         payload = {
             "audience": "customer",
             "complaint_id": notice.complaint_id,

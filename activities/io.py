@@ -23,6 +23,7 @@ class TriageFacts(BaseModel):
     text: str
     customer_id: str
     language: str
+    language_declared: bool = True  # False: `language` is the default, and the text's own language may say better
     order: Order | None = None
     requested_remedy: RemedyKind | None = None
     tags: list[str] = Field(default_factory=list)
@@ -37,6 +38,7 @@ class TriageFacts(BaseModel):
             text=complaint.text,
             customer_id=complaint.customer.id,
             language=complaint.customer.language,
+            language_declared="language" in complaint.customer.model_fields_set,
             order=complaint.order,
             requested_remedy=complaint.requested_remedy,
             tags=complaint.tags,
@@ -79,6 +81,9 @@ class TriageResult(BaseModel):
     deadlines: dict[str, datetime]
     offers: list[RemedyOffer] = Field(default_factory=list)
     rules: list[RuleFiring] = Field(default_factory=list)
+    text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
+    reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
+    sentiment: dict[str, float] | None = Field(default=None, description="score and anger, when rules read them.")
     survey_window_seconds: float
     reopen_below: int
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)

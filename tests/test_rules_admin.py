@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import shutil
 import subprocess
@@ -61,7 +62,7 @@ def test_a_failing_admin_test_shows_the_difference(tmp_path):
     assert "queue: expected 'billing', got 'logistics'" in run.stdout
     assert "fired: expected 'refund-to-billing' to fire; it did not (no keyword found in the text)" in run.stdout
     assert "not_fired: expected 'damaged-to-logistics' not to fire; it did (keyword 'damaged' found)" in run.stdout
-    assert "8 passed, 1 failed" in run.stdout
+    assert re.search(r"rules test: \d+ passed, 1 failed", run.stdout)
 
 
 def test_lint_warns_with_positions_but_does_not_refuse(tmp_path):

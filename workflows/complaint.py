@@ -208,7 +208,8 @@ class Complaint:
         self._event(
             "triaged", "rules",
             f"{triage.category} / {triage.severity.value} / queue {triage.queue} (rules {triage.rule_version})",
-            rule_version=triage.rule_version, fired=triage.fired,
+            rule_version=triage.rule_version, fired=triage.fired, language=triage.text_language,
+            sentiment=triage.sentiment,
             deadlines={k: v.isoformat() for k, v in triage.deadlines.items()},
         )
         self._publish()
@@ -557,10 +558,16 @@ class Complaint:
     def _tell_customer(self, template: str, proposal: ProposalRecord | None = None, **extra: str) -> None:
         self._notices.append(CustomerNotice(
             complaint_id=self._id, key=self._next_key(template), template=template,
-            language=self._complaint.customer.language, customer=self._complaint.customer,
+            language=self._reply_language(), customer=self._complaint.customer,
             channel=self._complaint.channel, rule_version=self._rule_version,
             params=self._params(proposal, **extra),
         ))
+
+    def _reply_language(self) -> str:
+        """The customer's declared language; without one, the language they wrote in (activity input only)."""
+        if self._triage and self._triage.reply_language:
+            return self._triage.reply_language
+        return self._complaint.customer.language
 
     def _tell_staff(self, template: str, to_role: str, proposal: ProposalRecord | None = None,
                     person: str | None = None, **extra: str) -> None:

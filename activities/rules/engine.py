@@ -25,14 +25,16 @@ from activities.io import (
     TriageResult,
 )
 from activities.rules.loader import RuleSet
+from activities.rules.sentiment import Sentiment, assess, detect_language
 from workflows.contract import RemedyOffer, Severity
 
 DEADLINE_NAMES = ("first_response", "resolution", "next_update")
 
 
-def facts_variables(facts: TriageFacts, keywords: list[str]) -> dict[str, Any]:
+def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentiment | None = None) -> dict[str, Any]:
     """The CEL view of a complaint: every variable always present, so conditions never hit a missing field."""
     order = facts.order
+    sentiment = sentiment or Sentiment(language=None, score=0.0, anger=0.0)
     return {
         "text": facts.text,
         "channel": facts.channel.value,
@@ -52,6 +54,8 @@ def facts_variables(facts: TriageFacts, keywords: list[str]) -> dict[str, Any]:
         "tags": list(facts.tags),
         "metadata": dict(facts.metadata),
         "keywords": keywords,
+        "sentiment": sentiment.as_variables(),
+        "language": sentiment.language or "",
     }
 
 
@@ -59,7 +63,9 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
     all_keywords = sorted({k for found in hits.values() for k in found})
-    variables = facts_variables(facts, all_keywords)
+    sentiment = assess(facts.text) if rule_set.reads("sentiment") or rule_set.reads("language") else None
+    text_language = sentiment.language if sentiment else detect_language(facts.text)
+    variables = facts_variables(facts, all_keywords, sentiment)
 
     category: str | None = None
     queue: str | None = None
@@ -99,6 +105,9 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
                                 category=category, queue=queue),
         offers=offers,
         rules=firings,
+        text_language=text_language,
+        reply_language=facts.language if facts.language_declared or not text_language else text_language,
+        sentiment=sentiment.as_variables() if sentiment else None,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
         chains=chains_for(rule_set, severity),

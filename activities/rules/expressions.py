@@ -14,8 +14,11 @@ import cel
 
 # What a triage rule may read. Personal data (name, phone, e-mail) is deliberately absent.
 TRIAGE_VARIABLES = frozenset(
-    {"text", "channel", "customer", "order", "requested_remedy", "tags", "metadata", "keywords"}
+    {"text", "channel", "customer", "order", "requested_remedy", "tags", "metadata", "keywords",
+     "sentiment", "language"}
 )
+# Variables that cost something to compute: only worked out when some condition reads them.
+COMPUTED_VARIABLES = frozenset({"sentiment", "language"})
 # Offer rules run after triage and may also read its outcome.
 OFFER_VARIABLES = TRIAGE_VARIABLES | {"category", "severity", "queue"}
 
@@ -34,6 +37,7 @@ class ConditionProblem:
 class CompiledCondition:
     source: str
     program: Any
+    variables: frozenset[str] = frozenset()
 
     def evaluate(self, variables: dict[str, Any]) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
@@ -64,7 +68,7 @@ def compile_condition(source: str, allowed: frozenset[str]) -> tuple[CompiledCon
         return None, ConditionProblem(
             f"unknown variable {', '.join(unknown)}; rules may use: {', '.join(sorted(allowed))}", column
         )
-    return CompiledCondition(source, program), None
+    return CompiledCondition(source, program, frozenset(program.variables()) - bound), None
 
 
 def _column_of(source: str, name: str) -> int:

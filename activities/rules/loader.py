@@ -61,6 +61,10 @@ class RuleSet:
     def condition(self, section: str, index: int) -> CompiledCondition | None:
         return self.conditions.get((section, index))
 
+    def reads(self, variable: str) -> bool:
+        """Whether any condition uses this variable (costly facts are computed only then)."""
+        return any(variable in condition.variables for condition in self.conditions.values())
+
 
 @dataclass
 class _Source:
