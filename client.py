@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,6 +34,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import search_attributes as sa
+from workflows.crisis import CrisisWatch, crisis_workflow_id
+from workflows.customer import CustomerRecord, CustomerState, Purchase, customer_workflow_id
 from workflows import signatures
 from workflows.contract import (
     TASK_QUEUE,
@@ -268,6 +271,55 @@ class RedressClient:
             next_due_name=next_name, started_at=execution.start_time,
             open=execution.status == WorkflowExecutionStatus.RUNNING,
         )
+
+    async def customer_purchased(self, customer_id: str, at: datetime | None = None,
+                                 order_id: str | None = None) -> None:
+        """The order system's news that a customer bought again: it ends the churn watch of their closed cases."""
+        await self.client.start_workflow(
+            CustomerRecord.run, CustomerState(customer_id=customer_id), id=customer_workflow_id(customer_id),
+            task_queue=self.task_queue, start_signal="customer_purchased",
+            start_signal_args=[Purchase(at=at, order_id=order_id)])
+
+    async def customer_record(self, customer_id: str) -> CustomerState:
+        """A customer's complaints, churn watches and care packages sent (NotFound if none was ever recorded)."""
+        try:
+            return await self.client.get_workflow_handle(customer_workflow_id(customer_id)).query(
+                CustomerRecord.record)
+        except RPCError as error:
+            raise self._translate(customer_id, error) from None
+
+    async def crisis(self, key: str) -> dict[str, Any]:
+        """A crisis watch (key like `sku:KETTLE-2`): declared or not, linked complaints, common remedies."""
+        try:
+            return await self.client.get_workflow_handle(crisis_workflow_id(key)).query(CrisisWatch.crisis)
+        except RPCError as error:
+            raise self._translate(key, error) from None
+
+    async def propose_common_remedy(self, key: str, proposal: RemedyProposal) -> dict[str, Any]:
+        """One remedy for every complaint linked to the crisis; the answer says whether it awaits approval."""
+        return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.propose_common_remedy, proposal)
+
+    async def approve_common_remedy(self, key: str, approver: str, private_key: Ed25519PrivateKey,
+                                    note: str | None = None) -> dict[str, Any]:
+        """Sign and send the single approval; each linked case then carries the remedy out once."""
+        pending = next((p for p in (await self.crisis(key))["proposals"] if p["status"] == "awaiting_approval"), None)
+        if pending is None:
+            raise Refused("no common remedy awaits approval")
+        signed_at = datetime.now(timezone.utc).replace(microsecond=0)
+        terms = signatures.signed_terms(key, pending["proposal_id"], "approve", Decimal(pending["amount"]),
+                                        pending["currency"], approver, signed_at)
+        decision = ApprovalDecision(proposal_id=pending["proposal_id"], approver=approver, note=note,
+                                    signed_at=signed_at, signature=signatures.sign(private_key, terms))
+        return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.approve_common_remedy, decision)
+
+    async def _update_workflow(self, workflow_id: str, name: str, update: Any, message: BaseModel) -> Any:
+        try:
+            return await self.client.get_workflow_handle(workflow_id).execute_update(update, message)
+        except WorkflowUpdateFailedError as failed:
+            cause = failed.cause
+            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+        except RPCError as error:
+            raise self._translate(name, error) from None
 
     async def record_response(self, complaint_id: str, response: ResponseRecord) -> Status:
         return await self._update(complaint_id, "record_response", response, Status)

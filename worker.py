@@ -37,6 +37,9 @@ from activities.settings import Settings
 from workflows import search_attributes as sa
 from workflows.complaint import Complaint
 from workflows.contract import TASK_QUEUE
+from workflows.agent_desk import AgentDesk
+from workflows.crisis import CrisisWatch
+from workflows.customer import CustomerRecord
 
 log = structlog.get_logger("redress.worker")
 
@@ -59,7 +62,7 @@ def build_worker(client: Client, activities: ComplaintActivities, task_queue: st
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[Complaint],
+        workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
         activities=activities.all(),
         **options,
     )
@@ -116,7 +119,7 @@ async def serve(settings: Settings) -> None:
             log.info("embedded Temporal dev server started", address=f"localhost:{DEV_SERVER_PORT}",
                      ui=f"http://localhost:{UI_PORT}", database=str(settings.data_dir / "temporal.db"))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
-        worker = build_worker(client, ComplaintActivities(settings, http, rules))
+        worker = build_worker(client, ComplaintActivities(settings, http, rules, client))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,18 +1,26 @@
-"""The activities of the Complaint workflow, as methods sharing one HTTP client and one rule store.
+"""The activities of Redress's workflows, as methods sharing one HTTP client, one rule store and one client.
+
+The Temporal client is for facts across cases: the customer's record (update-
+and signal-with-start). Without one (rule-only uses), every case stands alone.
 
 Logs name the complaint and the template, never the customer's contact details.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
 import httpx
 import structlog
 from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from activities.io import (
+    CaseEnd,
     CustomerNotice,
     DeadlineAnswer,
     DeadlineRequest,
@@ -29,29 +37,154 @@ from activities.io import (
 from activities.outbox import Outbox
 from activities.peers import post_idempotent
 from activities.rules import engine
+from activities.rules.loader import RuleSet
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from activities.templates import render
+from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
+from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
+from workflows.customer import (
+    CareOrder,
+    ComplaintOpened,
+    CustomerRecord,
+    CustomerState,
+    customer_workflow_id,
+)
 
 log = structlog.get_logger(__name__)
+CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call made during triage
 
 
 class ComplaintActivities:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, rules: RuleStore):
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, rules: RuleStore, temporal: Client | None = None):
         self.settings = settings
         self.http = http
         self.rules = rules
+        self.temporal = temporal
         self.outbox = Outbox(settings.outbox_path)
 
     @activity.defn
     async def triage(self, facts: TriageFacts) -> TriageResult:
         """The whole rule set in one activity: one history event per triage, not one per rule."""
-        result = engine.triage(self.rules.latest(), facts)
+        rule_set = self.rules.latest()
+        facts = await self._with_customer_facts(facts, rule_set.document.repeat.window)
+        result = engine.triage(rule_set, facts)
+        await self._report_to_crisis_watch(rule_set, facts, result)
+        result = await self._route_to_agent(rule_set, facts, result)
         log.info(
             "triaged", complaint_id=facts.complaint_id, rule_version=result.rule_version,
             category=result.category, severity=result.severity.value, queue=result.queue, fired=result.fired,
         )
         return result
+
+    async def _with_customer_facts(self, facts: TriageFacts, window: timedelta) -> TriageFacts:
+        """Record the complaint on the customer's record and learn their other complaints (one round trip)."""
+        if self.temporal is None:
+            return facts
+        opened = ComplaintOpened(complaint_id=facts.complaint_id, order_id=facts.order.id if facts.order else None,
+                                 received_at=facts.received_at, window_seconds=window.total_seconds())
+        start = WithStartWorkflowOperation(
+            CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
+            id=customer_workflow_id(facts.customer_id), task_queue=activity.info().task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            known = await asyncio.wait_for(self.temporal.execute_update_with_start_workflow(
+                CustomerRecord.complaint_opened, opened, start_workflow_operation=start,
+                id=f"opened:{facts.complaint_id}"), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
+            # Triage never waits on a nicety: the rules see this complaint alone, and the log says why.
+            log.warning("customer record unavailable; triaged without repeat facts", complaint_id=facts.complaint_id,
+                        error=str(error) or type(error).__name__)
+            return facts
+        return facts.model_copy(update={"complaints_90d": known.complaints_in_window,
+                                        "open_on_order": known.open_on_order})
+
+    async def _report_to_crisis_watch(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> None:
+        """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries)."""
+        crisis = rule_set.document.crisis
+        value = {"sku": facts.order.product_sku if facts.order else None,
+                 "category": result.category, "queue": result.queue}[crisis.key] if crisis else None
+        if self.temporal is None or not value:
+            return
+        key = f"{crisis.key}:{value}"
+        reported = ComplaintReported(complaint_id=facts.complaint_id, at=facts.received_at, rules=CrisisRules(
+            window_seconds=crisis.window.total_seconds(), threshold=crisis.threshold, notify=crisis.notify,
+            raise_to=crisis.raise_to, rule_version=rule_set.version))
+        try:
+            await asyncio.wait_for(self.temporal.start_workflow(
+                CrisisWatch.run, CrisisState(key=key), id=crisis_workflow_id(key),
+                task_queue=activity.info().task_queue, start_signal="complaint_reported",
+                start_signal_args=[reported]), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+        except (asyncio.TimeoutError, RPCError) as error:
+            log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
+                        crisis=key, error=str(error) or type(error).__name__)
+
+    async def _route_to_agent(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> TriageResult:
+        """Ask the queue's desk who takes this case (only queues with a roster in the rules)."""
+        load = rule_set.document.agent_load
+        agents = load.agents.get(result.queue) if load else None
+        if self.temporal is None or not agents:
+            return result
+        anger = (result.sentiment or {}).get("anger", 0.0)
+        request = RouteRequest(complaint_id=facts.complaint_id, intense=anger >= load.intense_anger, agents=agents,
+                               break_after=load.break_after, break_seconds=load.break_length.total_seconds(),
+                               rule_version=rule_set.version)
+        start = WithStartWorkflowOperation(
+            AgentDesk.run, DeskState(queue=result.queue), id=desk_workflow_id(result.queue),
+            task_queue=activity.info().task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        try:
+            routed = await asyncio.wait_for(self.temporal.execute_update_with_start_workflow(
+                AgentDesk.route, request, start_workflow_operation=start, id=f"route:{facts.complaint_id}"),
+                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
+            log.warning("agent desk unavailable; the case is left for the queue", complaint_id=facts.complaint_id,
+                        queue=result.queue, error=str(error) or type(error).__name__)
+            return result
+        note = (f"assigned to {routed.agent} by the {result.queue} desk"
+                + (f" (intense case {routed.streak} in a row)" if request.intense and routed.streak else "")
+                + ("; break prompt sent" if routed.break_prompted else ""))
+        return result.model_copy(update={"assignee": routed.agent, "assignment": note})
+
+    @activity.defn
+    async def record_case_end(self, end: CaseEnd) -> None:
+        """Tell the customer's record the case ended (signal-with-start); a closed case may start a churn watch."""
+        if self.temporal is None:
+            return
+        rule_set = self.rules.get(end.ended.rule_version) if end.ended.rule_version else self.rules.latest()
+        churn = rule_set.document.churn
+        profile = end.metadata.get(churn.profile_field) if churn else None
+        ended = end.ended.model_copy(update={
+            "rule_version": rule_set.version, "profile": str(profile) if profile is not None else None,
+            "churn_window_seconds": churn.window.total_seconds() if churn else None})
+        await self.temporal.start_workflow(
+            CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
+            id=customer_workflow_id(ended.customer.id),
+            task_queue=activity.info().task_queue, start_signal="complaint_ended", start_signal_args=[ended])
+
+    @activity.defn
+    async def send_care_package(self, order: CareOrder) -> str:
+        """The rules' care package for the customer's profile: a message, and a remedy if the package has one."""
+        ended = order.ended
+        rule_set = self.rules.get(ended.rule_version) if ended.rule_version else self.rules.latest()
+        churn = rule_set.document.churn
+        package = churn and (churn.packages.get(ended.profile or "default") or churn.packages.get("default"))
+        if not package:
+            log.info("no care package for this profile", complaint_id=ended.complaint_id, profile=ended.profile)
+            return "none"
+        params = {"complaint_id": ended.complaint_id}
+        if package.kind:
+            await self.execute_remedy(RemedyOrder(
+                complaint_id=ended.complaint_id, proposal_id="care", kind=package.kind, amount=package.amount,
+                currency=package.currency, customer_id=order.customer_id))
+            params.update(remedy=package.kind.value, amount=str(package.amount), currency=package.currency)
+        await self.notify_customer(CustomerNotice(
+            complaint_id=ended.complaint_id, key=f"care:{ended.complaint_id}", template=package.template,
+            language=ended.language, customer=ended.customer, channel=ended.channel,
+            rule_version=rule_set.version, params=params))
+        log.info("care package sent", complaint_id=ended.complaint_id, template=package.template,
+                 remedy=package.kind.value if package.kind else None)
+        return package.template
 
     @activity.defn
     async def compute_deadlines(self, request: DeadlineRequest) -> DeadlineAnswer:
@@ -136,5 +269,6 @@ class ComplaintActivities:
     def all(self) -> list:
         return [
             self.triage, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
-            self.notify_customer, self.notify_staff, self.execute_remedy,
+            self.notify_customer, self.notify_staff, self.execute_remedy, self.record_case_end,
+            self.send_care_package,
         ]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from workflows.contract import Channel, ComplaintInput, Customer, Order, RemedyKind, RemedyOffer, Severity
+from workflows.customer import ComplaintEnded
 
 
 class TriageFacts(BaseModel):
@@ -28,6 +29,8 @@ class TriageFacts(BaseModel):
     requested_remedy: RemedyKind | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    complaints_90d: int = Field(default=1, description="Filled in by triage from the customer's record.")
+    open_on_order: int = 0
 
     @classmethod
     def of(cls, complaint: ComplaintInput) -> "TriageFacts":
@@ -84,6 +87,8 @@ class TriageResult(BaseModel):
     text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
     reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
     sentiment: dict[str, float] | None = Field(default=None, description="score and anger, when rules read them.")
+    assignee: str | None = Field(default=None, description="From the queue's desk, where the rules route it.")
+    assignment: str | None = Field(default=None, description="Why: the desk's note for the timeline.")
     survey_window_seconds: float
     reopen_below: int
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
@@ -185,3 +190,12 @@ class RemedyOrder(BaseModel):
 class RemedyReceipt(BaseModel):
     transaction_id: str
     via: str
+
+
+
+
+class CaseEnd(BaseModel):
+    """A case ended: its customer's record is told (repeat counts; a churn watch, worked out from the rules)."""
+
+    ended: ComplaintEnded
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Where the customer's profile is found.")

@@ -67,7 +67,7 @@ async def main(count: int) -> None:
         ) as env:
             settings = Settings(rules_dir=ROOT / "rules", data_dir=Path(tmp))
             async with httpx.AsyncClient() as http:
-                activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir))
+                activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir), env.client)
                 async with build_worker(env.client, activities, task_queue="bench"):
                     redress = RedressClient(env.client, task_queue="bench")
                     batch = [complaint() for _ in range(count)]

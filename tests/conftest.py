@@ -68,12 +68,20 @@ def peer() -> Peer:
 
 def write_rules(directory: Path, first_response: str = "20s", resolution: str = "40s",
                 survey_window: str = "20s", major_first_response: str | None = None,
-                tiers_yaml: str | None = None) -> Path:
-    """The shipped rules with second-long deadlines (the same for every tier unless told, or `tiers_yaml`)."""
+                tiers_yaml: str | None = None, agent_desks: bool = False) -> Path:
+    """The shipped rules with second-long deadlines (the same for every tier unless told, or `tiers_yaml`).
+
+    Agent desks are per queue and so shared by every test on the session's server; tests that are not
+    about them run without (`agent_desks=True` keeps the shipped section).
+    """
     if directory.exists():
         shutil.rmtree(directory)
     shutil.copytree(ROOT / "rules", directory, ignore=shutil.ignore_patterns("tests"))
     with_public_keys(directory)
+    if not agent_desks:
+        across = directory / "across_cases.yaml"
+        text = across.read_text(encoding="utf-8")
+        across.write_text(text.split("\n# Agent load:", 1)[0] + "\n", encoding="utf-8")
     if tiers_yaml:
         (directory / "tiers.yaml").write_text(tiers_yaml, encoding="utf-8")
         return directory
@@ -108,7 +116,7 @@ async def serving(client: Any, rules: Path, data_dir: Path, peer_url: str | None
     )
     async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
         store = RuleStore(settings.rules_dir, settings.rule_versions_dir, check_seconds=0.5)
-        activities = ComplaintActivities(settings, http, store)
+        activities = ComplaintActivities(settings, http, store, client)
         async with build_worker(client, activities, task_queue=queue, **worker_options):
             yield RedressClient(client, task_queue=queue)
 
@@ -127,7 +135,7 @@ def complaint(**overrides: Any) -> dict[str, Any]:
     """A valid complaint as plain JSON, with a fresh id."""
     data: dict[str, Any] = {
         "complaint_id": f"T-{uuid.uuid4().hex[:10]}",
-        "customer": {"id": "cust-42", "name": "Li Lei", "phone": "+86 138 0000 0000",
+        "customer": {"id": f"cust-{uuid.uuid4().hex[:8]}", "name": "Li Lei", "phone": "+86 138 0000 0000",
                      "email": "li.lei@example.com", "language": "zh"},
         "channel": "app",
         "received_at": datetime.now(timezone.utc).isoformat(),

@@ -195,6 +195,71 @@ async def refused_input(redress: RedressClient) -> str:
     return "H-refused"
 
 
+async def customer_churn(redress: RedressClient) -> str:
+    """A customer record: two complaints (a repeat count), one closed, its churn watch running out, a purchase."""
+    who = {"id": "H-customer", "language": "en"}
+    first = await open_case(redress, complaint_id="H-churn-1", customer=who, respond_as="li.na",
+                            metadata={"customer_profile": "price_sensitive"})
+    await redress.resolve(first, Resolution(agent="li.na", summary="fixed"))
+    await stage_is(redress, first, "follow_up")
+    await redress.customer_feedback(first, Feedback(score=4))
+    await redress.outcome(first)
+
+    async def care_sent():
+        return (await redress.customer_record(who["id"])).care_sent
+
+    await eventually(care_sent, timeout=30)
+    second = await open_case(redress, complaint_id="H-churn-2", customer=who)
+    await redress.customer_purchased(who["id"], order_id="SO-AGAIN")
+    await redress.withdraw(second, Withdrawal(by="customer"))
+    await redress.outcome(second)
+    await eventually(lambda: _record_settled(redress, who["id"]))
+    return "customer-H-customer"
+
+
+async def _record_settled(redress: RedressClient, customer_id: str) -> bool:
+    record = await redress.customer_record(customer_id)
+    return record.last_purchase_at is not None and not any(c.open for c in record.cases)
+
+
+async def crisis_common_remedy(redress: RedressClient) -> list[str]:
+    """A crisis declared at the threshold (3 here), a late joiner, a common remedy approved once."""
+    cids = []
+    for number in range(1, 5):
+        cids.append(await open_case(redress, complaint_id=f"H-crisis-{number}", respond_as="li.na",
+                                    customer={"id": f"H-crisis-customer-{number}", "language": "en"},
+                                    order={"id": f"SO-C{number}", "value": "300", "product_sku": "H-KETTLE"}))
+    key = "sku:H-KETTLE"
+
+    async def declared_and_linked():
+        watch = await redress.crisis(key)
+        return watch["declared_at"] and len(watch["linked"]) == 4
+
+    await eventually(declared_and_linked)
+    await redress.propose_common_remedy(key, RemedyProposal(kind="refund", amount=Decimal("300"), currency="CNY",
+                                                            reason="faulty batch", proposed_by="li.na"))
+    await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
+    await eventually(lambda: _paid(redress, cids[0]))
+    return [f"crisis-{key}", f"complaint-{cids[0]}"]
+
+
+async def _paid(redress: RedressClient, cid: str) -> bool:
+    return any(r.status.value == "executed" for r in (await redress.status(cid)).remedies)
+
+
+async def agent_desk_break(redress: RedressClient) -> list[str]:
+    """Five intense complaints in a row for the first agent, her break prompt, the sixth to her colleague."""
+    angry = "I am FURIOUS. You charged me twice, this is disgusting and pathetic!!! Refund me now."
+    cids = [await open_case(redress, complaint_id=f"H-desk-{n}", text=angry) for n in range(1, 7)]
+    return ["desk-billing", f"complaint-{cids[-1]}"]
+
+
+RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
+    "customer_churn": ("across_cases.yaml", "  window: 30d", "  window: 2s"),
+    "crisis_common_remedy": ("across_cases.yaml", "  window: 1h\n  threshold: 20", "  window: 1m\n  threshold: 3"),
+}
+AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
+
 SCENARIOS = {  # scenario -> the tiers it runs with
     approval_reopen_close: CHAIN_TIERS,
     escalation_withdrawal: CHAIN_TIERS,
@@ -204,6 +269,9 @@ SCENARIOS = {  # scenario -> the tiers it runs with
     next_update_period: NEXT_UPDATE_TIERS,
     approval_timeout: CHAIN_TIERS,
     retriage_case: CHAIN_TIERS,
+    customer_churn: CHAIN_TIERS,
+    crisis_common_remedy: CHAIN_TIERS,
+    agent_desk_break: CHAIN_TIERS,
 }
 
 
@@ -219,24 +287,32 @@ async def main() -> None:
             for scenario, tiers in SCENARIOS.items():
                 if scenario.__name__ not in wanted:
                     continue
-                rules = write_rules(Path(tmp) / scenario.__name__, tiers_yaml=tiers)
+                rules = write_rules(Path(tmp) / scenario.__name__, tiers_yaml=tiers,
+                                    agent_desks=scenario.__name__ in AGENT_DESKS)
                 extra = APPROVAL_EXTRA.get(scenario.__name__)
                 if extra:
                     approval = rules / "approval.yaml"
                     text = approval.read_text(encoding="utf-8")
                     approval.write_text(text.replace("  free_kinds:", extra + "  free_kinds:"), encoding="utf-8")
+                if scenario.__name__ in RULE_EDITS:
+                    file, text, replacement = RULE_EDITS[scenario.__name__]
+                    path = rules / file
+                    path.write_text(path.read_text(encoding="utf-8").replace(text, replacement), encoding="utf-8")
                 settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
                                     payment_url=f"{peer.url}/pay")
                 async with httpx.AsyncClient() as http:
-                    activities = ComplaintActivities(settings, http, RuleStore(rules))
+                    activities = ComplaintActivities(settings, http, RuleStore(rules), env.client)
                     async with build_worker(env.client, activities, task_queue=scenario.__name__):
                         redress = RedressClient(env.client, task_queue=scenario.__name__)
-                        cid = await scenario(redress)
-                        history = await redress.handle(cid).fetch_history()
-                target = OUT / f"{version}-{scenario.__name__}.json"
-                target.write_text(history.to_json(), encoding="utf-8")
-                print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
-
+                        recorded = await scenario(redress)  # workflow ids, or a complaint id
+                        ids = recorded if isinstance(recorded, list) else [
+                            recorded if recorded.startswith("customer-") else f"complaint-{recorded}"]
+                        histories = [await env.client.get_workflow_handle(i).fetch_history() for i in ids]
+                for number, history in enumerate(histories):
+                    suffix = f"-{number}" if number else ""
+                    target = OUT / f"{version}-{scenario.__name__}{suffix}.json"
+                    target.write_text(history.to_json(), encoding="utf-8")
+                    print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sys
+import uuid
 
 from tests.conftest import ROOT, complaint, stage_is
 from workflows.contract import TASK_QUEUE
@@ -22,7 +23,7 @@ async def redress_cli(env, *args: str) -> tuple[int, str, str]:
 
 
 async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_path):
-    data = complaint(text="Package never arrived 快递丢失", customer={"id": "c-cli", "language": "en"})
+    data = complaint(text="Package never arrived 快递丢失", customer={"id": f"c-cli-{uuid.uuid4().hex[:6]}", "language": "en"})
     cid = data["complaint_id"]
     path = tmp_path / "complaint.json"
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from client import AlreadyExists, Refused
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord, Withdrawal
 from tests.conftest import complaint, eventually, notices, open_case, stage_is
+from workflows.contract import (
+    Feedback,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+    Withdrawal,
+)
 
 
 async def test_complaint_from_submission_to_close(run_worker, peer):
@@ -70,7 +77,7 @@ async def test_duplicate_submission_opens_no_second_case(run_worker, env):
 
 async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_worker, peer):
     async with run_worker() as redress:
-        cid = await open_case(redress, text="The kettle stopped working after two days.", customer={"id": "c-7", "language": "en"}, respond_as="sam.taylor")
+        cid = await open_case(redress, text="The kettle stopped working after two days.", customer={"id": f"c-7-{uuid.uuid4().hex[:6]}", "language": "en"}, respond_as="sam.taylor")
         await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Explained how to reset it"))
         await stage_is(redress, cid, "follow_up")
         before = (await redress.status(cid)).deadlines["resolution"]

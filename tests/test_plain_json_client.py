@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import APPROVER_KEYS, ROOT, complaint, open_case, stage_is
 from worker import temporal_binary
-from workflows.contract import RemedyProposal
+from workflows.contract import TASK_QUEUE, RemedyProposal
 
 
 async def temporal_cli(env, *args: str) -> tuple[int, str, str]:
@@ -83,3 +83,16 @@ async def test_documented_shell_approval_with_the_temporal_cli_and_openssl(run_w
         status = await redress.status(cid)
     assert status.remedies[0].status.value in ("approved", "executed")
     assert status.remedies[0].decided_by == "wang.fang"
+
+
+async def test_documented_purchase_signal_with_the_temporal_cli(run_worker, env):
+    async with run_worker(task_queue=TASK_QUEUE) as redress:
+        environment = {**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+                       "PATH": f"{Path(temporal_binary()).parent}{os.pathsep}{os.environ['PATH']}"}
+        shell = await asyncio.create_subprocess_exec(
+            "bash", "-euo", "pipefail", "-c", documented_block("purchase-with-temporal-cli"), env=environment,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(shell.communicate(), timeout=60)
+        assert shell.returncode == 0, (out + err).decode()
+        record = await redress.customer_record("crm-7731")
+    assert record.last_purchase_at is not None and '"last_purchase_at"' in out.decode()

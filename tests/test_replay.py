@@ -15,6 +15,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.complaint import Complaint
+from workflows.agent_desk import AgentDesk
+from workflows.crisis import CrisisWatch
+from workflows.customer import CustomerRecord
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -26,6 +29,6 @@ def test_there_are_histories_to_replay():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_on_current_code(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[Complaint], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -6,11 +6,15 @@ import json
 import subprocess
 import sys
 
+import pytest
 from temporalio.workflow import _Definition
 
 from tests.conftest import ROOT
 from workflows.complaint import Complaint
-from workflows.schemas import MESSAGES, QUERIES
+from workflows.agent_desk import AgentDesk
+from workflows.crisis import CrisisWatch
+from workflows.customer import CustomerRecord
+from workflows.schemas import MESSAGES, OTHER_WORKFLOWS, QUERIES
 
 
 def test_every_update_signal_and_query_of_the_workflow_has_a_schema():
@@ -19,6 +23,15 @@ def test_every_update_signal_and_query_of_the_workflow_has_a_schema():
     assert set(definition.signals) <= set(MESSAGES)
     assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} \
         <= set(QUERIES)
+
+
+@pytest.mark.parametrize("workflow_class", [CustomerRecord, CrisisWatch, AgentDesk])
+def test_every_message_and_query_of_the_workflows_around_cases_has_a_schema(workflow_class):
+    definition = _Definition.from_class(workflow_class)
+    spec = OTHER_WORKFLOWS[definition.name]
+    assert set(definition.updates) | set(definition.signals) == set(spec["messages"])
+    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} \
+        == set(spec["queries"])
 
 
 def test_schema_command_writes_the_contract(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from activities.rules.sentiment import assess, detect_language
@@ -47,8 +49,8 @@ async def test_anger_raises_priority_on_the_server(run_worker, language):
 
 async def test_answers_in_the_language_the_customer_wrote_unless_they_chose_one(run_worker, peer):
     async with run_worker() as redress:
-        wrote_chinese = complaint(text=CALM["zh"], customer={"id": "c-1"})  # no language given
-        chose_english = complaint(text=CALM["zh"], customer={"id": "c-2", "language": "en"})
+        wrote_chinese = complaint(text=CALM["zh"], customer={"id": f"c-1-{uuid.uuid4().hex[:6]}"})  # no language given
+        chose_english = complaint(text=CALM["zh"], customer={"id": f"c-2-{uuid.uuid4().hex[:6]}", "language": "en"})
         for data in (wrote_chinese, chose_english):
             await redress.submit(data)
 

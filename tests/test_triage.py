@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 from activities.io import TriageFacts
@@ -60,7 +61,8 @@ def test_severity_is_the_highest_asked_for_and_deadlines_follow_the_tier():
 
 async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worker, env):
     async with run_worker() as redress:
-        data = complaint(text="Parcel arrived damaged", channel="referral", customer={"id": "c-9", "language": "en"})
+        who = {"id": f"c-9-{uuid.uuid4().hex[:6]}", "language": "en"}
+        data = complaint(text="Parcel arrived damaged", channel="referral", customer=who)
         cid = data["complaint_id"]
         await redress.submit(data)
         status = await stage_is(redress, cid, "acknowledged")
@@ -73,7 +75,7 @@ async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worke
         attributes = description.typed_search_attributes
         from workflows import search_attributes as sa
         assert attributes.get(sa.QUEUE) == "logistics" and attributes.get(sa.SEVERITY) == "major"
-        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == "c-9"
+        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == data["customer"]["id"]
         assert attributes.get(sa.FIRST_RESPONSE_DUE) == status.deadlines["first_response"].due
 
 

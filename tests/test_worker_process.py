@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -59,7 +60,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
         assert (tmp_path / "data" / "temporal.db").exists()
         client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
         redress = RedressClient(client)
-        data = complaint(customer={"id": "c-1", "name": "Zhang San", "email": "zs@example.com", "language": "zh"})
+        data = complaint(customer={"id": f"c-1-{uuid.uuid4().hex[:6]}", "name": "Zhang San", "email": "zs@example.com", "language": "zh"})
         cid = data["complaint_id"]
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged", timeout=30)

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.complaint_activities import ComplaintActivities
     from activities.io import (
+        CaseEnd,
         CustomerNotice,
         PauseShift,
         PlannedPayout,
@@ -43,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
     from workflows import signatures
+    from workflows.crisis import CommonRemedy, CrisisLink
+    from workflows.customer import ComplaintEnded
     from workflows.contract import (
         WORKFLOW_ID_PREFIX,
         WORKFLOW_TYPE,
@@ -76,6 +79,7 @@ PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeff
                             maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 ESCALATION_CHAINS = "escalation-chains"  # workflow.patched id: cases before it escalate once per miss
+CUSTOMER_RECORD = "customer-record"  # workflow.patched id: cases before it do not tell the customer's record
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
@@ -129,6 +133,8 @@ class Complaint:
         self._checking_proposal = False
         self._approver_keys: dict[str, dict[str, str]] = {}  # proposal id -> eligible approvers' public keys
         self._used_signatures: set[str] = set()
+        self._crises: list[str] = []  # crisis watches this case is linked to
+        self._crisis_remedies: set[str] = set()  # "<crisis>:<proposal>" already taken on
         self._approval_due: datetime | None = None  # when the level asked must have decided
         self._to_execute: deque[str] = deque()
         self._executing: str | None = None
@@ -190,6 +196,11 @@ class Complaint:
         self._stop_sending = True
         await sender
         await watcher
+        if workflow.patched(CUSTOMER_RECORD):
+            await _activity(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
+                complaint_id=self._id, stage=self._stage.value, ended_at=workflow.now(),
+                rule_version=self._rule_version, customer=complaint.customer, channel=complaint.channel,
+                language=self._reply_language()), metadata=complaint.metadata))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._outcome()
 
@@ -212,6 +223,10 @@ class Complaint:
             sentiment=triage.sentiment,
             deadlines={k: v.isoformat() for k, v in triage.deadlines.items()},
         )
+        if triage.assignee:
+            self._assignee = triage.assignee
+            self._event("assigned", "desk", triage.assignment or f"assigned to {triage.assignee}",
+                        agent=triage.assignee)
         self._publish()
 
     async def _work_case(self) -> None:
@@ -735,6 +750,38 @@ class Complaint:
         if self._signal_decision_valid(decision, "reject"):
             self._reject(decision)
 
+    # ------------------------------------------------------------ crises (from a CrisisWatch workflow)
+
+    @workflow.signal
+    async def crisis_declared(self, link: CrisisLink) -> None:
+        """This case is one of many about the same thing: raise it (its deadlines follow)."""
+        await workflow.wait_condition(lambda: self._triage is not None and not self._recomputing)
+        if link.crisis_id in self._crises or self._stage.is_final:
+            return
+        self._crises.append(link.crisis_id)
+        self._event("crisis_linked", f"crisis:{link.crisis_id}", link.reason, crisis=link.crisis_id)
+        if link.raise_to.rank > self._severity.rank and not self._withdrawal:
+            await self._change_severity(link.raise_to, f"crisis:{link.crisis_id}", link.reason)
+
+    @workflow.signal
+    async def crisis_remedy(self, remedy: CommonRemedy) -> None:
+        """The crisis' common remedy, approved once for every linked case: carry it out here, once."""
+        await workflow.wait_condition(lambda: self._triage is not None and not self._checking_proposal)
+        key = f"{remedy.crisis_id}:{remedy.proposal_id}"
+        if key in self._crisis_remedies:
+            return
+        self._crisis_remedies.add(key)
+        if self._stage.is_final or self._withdrawal or self._resolution:
+            self._event("crisis_remedy_skipped", f"crisis:{remedy.crisis_id}",
+                        f"{remedy.proposal_id} not applied: the case is {self._stage.value}")
+            return
+        proposal = RemedyProposal(kind=remedy.kind, amount=remedy.amount, currency=remedy.currency,
+                                  reason=f"crisis {remedy.crisis_id}: {remedy.reason}", proposed_by=remedy.proposed_by)
+        verdict = ProposalVerdict(allowed=True, needs_approval=False,
+                                  reason=f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, "
+                                         f"approved by {remedy.approved_by}")
+        self._record_proposal(proposal, verdict, actor=remedy.approved_by)
+
     def _signal_decision_valid(self, decision: ApprovalDecision, verb: str) -> bool:
         try:
             self._check_decision(decision, verb)
@@ -920,6 +967,7 @@ class Complaint:
             remedies=self._proposals, offers=self._triage.offers if self._triage else [],
             rule_version=self._rule_version, csat=self._csat, reopen_count=self._reopen_count,
             paused_since=self._paused_since, paused_seconds=self._paused_seconds,
+            tags=self._triage.tags if self._triage else [],
         )
 
     @workflow.query

@@ -317,6 +317,7 @@ class Status(BaseModel):
     reopen_count: int = 0
     paused_since: datetime | None = None
     paused_seconds: float = Field(default=0, description="Time not counted against deadlines so far.")
+    tags: list[str] = Field(default_factory=list, description="Set by the rules (e.g. repeat, duplicate_order).")
 
 
 class TimelineEvent(BaseModel):

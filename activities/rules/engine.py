@@ -38,9 +38,10 @@ def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentimen
     return {
         "text": facts.text,
         "channel": facts.channel.value,
-        "customer": {"id": facts.customer_id, "language": facts.language},
+        "customer": {"id": facts.customer_id, "language": facts.language, "complaints_90d": facts.complaints_90d},
         "order": {
             "present": order is not None,
+            "open_complaints": facts.open_on_order,
             "id": order.id if order else "",
             "value": float(order.value) if order else 0.0,
             "currency": order.currency if order else "",
@@ -63,7 +64,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
     all_keywords = sorted({k for found in hits.values() for k in found})
-    sentiment = assess(facts.text) if rule_set.reads("sentiment") or rule_set.reads("language") else None
+    needs_sentiment = rule_set.reads("sentiment") or rule_set.reads("language") or doc.agent_load is not None
+    sentiment = assess(facts.text) if needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
     variables = facts_variables(facts, all_keywords, sentiment)
 

@@ -298,6 +298,52 @@ class Delegation(_Strict):
         return (self.since is None or self.since <= today) and today <= self.until
 
 
+class Repeat(_Strict):
+    """Repeat complaints: what `customer.complaints_90d` and `order.open_complaints` count."""
+
+    window: Duration = Field(default=timedelta(days=90), description="How far back customer.complaints_90d counts.")
+
+
+class CarePackage(_Strict):
+    """What a customer who has not bought again is sent: a message, and a remedy if one is given."""
+
+    template: Identifier
+    kind: RemedyKind | None = None
+    amount: Money = Decimal("0")
+    currency: Currency = "CNY"
+
+
+class Churn(_Strict):
+    """Churn watch: after a case closes, a purchase within `window` means the customer stayed."""
+
+    window: Duration = Field(default=timedelta(days=30))
+    profile_field: str = Field(default="customer_profile", description="The complaint metadata key with the profile.")
+    packages: dict[Identifier, CarePackage] = Field(
+        description="By customer profile; `default` for customers whose profile is not listed (none: nothing sent).")
+
+
+class Crisis(_Strict):
+    """Crisis detection: many complaints about one thing in a short time."""
+
+    key: Literal["sku", "category", "queue"] = Field(
+        default="sku", description="What groups complaints: the order's product_sku, the category or the queue.")
+    window: Duration = Field(default=timedelta(hours=1))
+    threshold: Annotated[int, Field(ge=2)] = 20
+    notify: Identifier = Field(default="crisis_team", description="The role told when a crisis is declared.")
+    raise_to: Severity = Severity.major
+
+
+class AgentLoad(_Strict):
+    """Agent load: intense cases in a row wear people out."""
+
+    intense_anger: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.6, description="A case at least this angry (sentiment.anger) is intense.")
+    break_after: Annotated[int, Field(ge=1)] = 5
+    break_length: Duration = Field(default=timedelta(minutes=15), description="How long a prompted agent is skipped.")
+    agents: dict[Identifier, list[Identifier]] = Field(
+        default_factory=dict, description="Agents per queue, in the order intense cases are offered to them.")
+
+
 TEMPLATE_FIELDS = frozenset(
     {
         "complaint_id",
@@ -312,6 +358,10 @@ TEMPLATE_FIELDS = frozenset(
         "severity",
         "queue",
         "level",
+        "crisis",
+        "count",
+        "window",
+        "agent",
         "role",
         "reason",
         "proposal_id",
@@ -338,6 +388,10 @@ class RuleSetDocument(_Strict):
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
     delegations: list[Delegation] = Field(default_factory=list)
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
+    repeat: Repeat = Field(default_factory=Repeat)
+    churn: Churn | None = None
+    crisis: Crisis | None = None
+    agent_load: AgentLoad | None = None
 
     @field_validator("tiers")
     @classmethod

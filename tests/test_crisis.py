@@ -1,0 +1,86 @@
+"""Crisis detection on the real server: many complaints about one product within a short window."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from client import Refused
+from tests.conftest import APPROVER_KEYS, eventually, open_case, write_rules
+from workflows.contract import RemedyProposal
+
+
+@pytest.fixture
+def crisis_rules(tmp_path):
+    rules = write_rules(tmp_path / "crisis-rules", first_response="60s", major_first_response="20s")
+    path = rules / "across_cases.yaml"
+    text = path.read_text(encoding="utf-8").replace("  window: 1h\n  threshold: 20", "  window: 30s\n  threshold: 3")
+    path.write_text(text, encoding="utf-8")
+    return rules
+
+
+async def test_crisis_declared_at_the_threshold_raises_links_and_pays_a_common_remedy_once_each(
+        run_worker, peer, crisis_rules):
+    sku = f"KETTLE-{uuid.uuid4().hex[:6]}"
+    key = f"sku:{sku}"
+
+    async def complain() -> str:
+        return await open_case(redress, customer={"id": f"c-{uuid.uuid4().hex[:8]}", "language": "en"},
+                               text="The kettle stopped working",
+                               order={"id": f"SO-{uuid.uuid4().hex[:6]}", "value": "300", "product_sku": sku})
+
+    async with run_worker(rules=crisis_rules) as redress:
+        first, second = await complain(), await complain()
+        before = await redress.status(first)
+        watch = await redress.crisis(key)
+        assert watch["declared_at"] is None and watch["recent"] == 2  # not before the threshold
+        assert before.severity.value == "general"
+
+        third = await complain()
+        linked = [first, second, third]
+
+        async def all_raised():
+            statuses = [await redress.status(cid) for cid in linked]
+            return statuses if all(s.severity.value == "major" for s in statuses) else None
+
+        statuses = await eventually(all_raised)
+        assert statuses[0].deadlines["first_response"].due < before.deadlines["first_response"].due  # re-timed
+        kinds = [e.kind for e in await redress.timeline(first)]
+        assert "crisis_linked" in kinds and "severity_changed" in kinds
+        told = await eventually(lambda: _notices(peer, "crisis_declared"))
+        assert len(told) == 1 and told[0].body["role"] == "crisis_team" and sku in told[0].body["text"]
+
+        fourth = await complain()  # while the crisis lasts, new complaints join it
+        linked.append(fourth)
+        await eventually(lambda: _is_major(redress, fourth))
+
+        with pytest.raises(Refused, match="no common remedy awaits approval"):
+            await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
+        answer = await redress.propose_common_remedy(key, RemedyProposal(
+            kind="refund", amount=Decimal("300"), currency="CNY", reason="faulty batch", proposed_by="li.na"))
+        assert answer["status"] == "awaiting_approval" and answer["required_role"] == "team_lead"
+        with pytest.raises(Refused, match="may not approve"):
+            await redress.approve_common_remedy(key, "sam.taylor", APPROVER_KEYS["sam.taylor"])
+        assert peer.acted("/pay") == []  # nothing is paid before the approval
+
+        approved = await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
+        assert approved["status"] == "approved" and sorted(approved["applied_to"]) == sorted(linked)
+
+        async def all_paid():
+            return all(len(peer.acted("/pay", complaint_id=cid)) == 1 for cid in linked)
+
+        await eventually(all_paid)
+        records = [(await redress.status(cid)).remedies for cid in linked]
+    for cid, remedies in zip(linked, records, strict=True):
+        assert [(r.kind.value, r.amount, r.decided_by) for r in remedies] == [("refund", Decimal("300"), "wang.fang")]
+        assert [r.key for r in peer.acted("/pay", complaint_id=cid)] == [f"remedy:{cid}:P1"]
+
+
+async def _notices(peer, template: str) -> list:
+    return [r for r in peer.acted("/notify") if r.body.get("template") == template]
+
+
+async def _is_major(redress, cid: str) -> bool:
+    return (await redress.status(cid)).severity.value == "major"

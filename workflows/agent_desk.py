@@ -1,0 +1,132 @@
+"""One workflow per queue with a roster: who takes the next complaint, and who needs a break.
+
+Intense complaints (anger at or above the rules' `agent_load.intense_anger`)
+wear people out. The desk gives each new complaint of its queue to the first
+agent on the roster who is not on a break. An agent's run of intense cases in
+a row grows with each one and ends with a calm one; when it reaches
+`break_after`, the agent is sent a break prompt and is skipped for
+`break_length`, so the next angry customer goes to someone else.
+
+Triage asks the desk with update-with-start (`route`); the answer is the
+assignee recorded on the case. The desk ends after a day without complaints
+(and nobody on a break) and continues as new when its history grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.io import StaffNotice
+
+DESK_WORKFLOW_TYPE = "AgentDesk"
+IDLE_END = timedelta(days=1)
+PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+
+
+def desk_workflow_id(queue: str) -> str:
+    return f"desk-{queue}"
+
+
+class RouteRequest(BaseModel):
+    complaint_id: str
+    intense: bool
+    agents: list[str] = Field(description="The queue's roster from the rules, in order of preference.")
+    break_after: int
+    break_seconds: float
+    rule_version: str
+
+
+class Routed(BaseModel):
+    agent: str
+    streak: int = Field(description="The agent's intense cases in a row, this one included.")
+    break_prompted: bool = False
+
+
+class AgentState(BaseModel):
+    streak: int = 0
+    on_break_until: datetime | None = None
+    handled: int = 0
+
+
+class DeskState(BaseModel):
+    queue: str
+    agents: dict[str, AgentState] = Field(default_factory=dict)
+    routed: dict[str, Routed] = Field(default_factory=dict, description="By complaint: retried triage asks again.")
+    last_routed_at: datetime | None = None
+
+
+@workflow.defn(name=DESK_WORKFLOW_TYPE)
+class AgentDesk:
+    @workflow.init
+    def __init__(self, state: DeskState) -> None:
+        self._state = state
+        self._prompts: list[StaffNotice] = []
+        self._replan = False
+
+    @workflow.run
+    async def run(self, state: DeskState) -> DeskState:
+        while True:
+            self._replan = False
+            try:
+                await workflow.wait_condition(
+                    lambda: self._replan or bool(self._prompts) or workflow.info().is_continue_as_new_suggested(),
+                    timeout=IDLE_END, timeout_summary="a day without complaints ends the desk")
+            except asyncio.TimeoutError:
+                pass
+            while self._prompts:
+                await workflow.execute_activity("notify_staff", self._prompts.pop(0),
+                                                start_to_close_timeout=timedelta(seconds=30),
+                                                retry_policy=PATIENT_RETRY)
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state)
+            if self._idle():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._idle() and not self._prompts:
+                    return self._state
+
+    def _idle(self) -> bool:
+        now = workflow.now()
+        last = self._state.last_routed_at
+        on_break = any(a.on_break_until and a.on_break_until > now for a in self._state.agents.values())
+        return last is not None and now - last >= IDLE_END and not on_break
+
+    @workflow.update
+    def route(self, request: RouteRequest) -> Routed:
+        state = self._state
+        if request.complaint_id in state.routed:
+            return state.routed[request.complaint_id]
+        now = workflow.now()
+        for name in request.agents:
+            state.agents.setdefault(name, AgentState())
+        available = [n for n in request.agents
+                     if not (state.agents[n].on_break_until and state.agents[n].on_break_until > now)]
+        name = available[0] if available else request.agents[0]  # everyone resting: the case still needs someone
+        agent = state.agents[name]
+        agent.handled += 1
+        agent.streak = agent.streak + 1 if request.intense else 0
+        routed = Routed(agent=name, streak=agent.streak)
+        if request.intense and agent.streak >= request.break_after:
+            agent.on_break_until = now + timedelta(seconds=request.break_seconds)
+            agent.streak = 0
+            routed.break_prompted = True
+            self._prompts.append(StaffNotice(
+                complaint_id=request.complaint_id, key=f"break:{state.queue}:{name}:{request.complaint_id}",
+                template="agent_break", role="agent", person=name, rule_version=request.rule_version,
+                params={"agent": name, "count": str(routed.streak), "queue": state.queue,
+                        "due": agent.on_break_until.strftime("%H:%M UTC")}))
+        state.routed[request.complaint_id] = routed
+        state.routed = dict(list(state.routed.items())[-1000:])  # enough to answer retries; history stays small
+        state.last_routed_at = now
+        self._replan = True
+        return routed
+
+    @workflow.query
+    def desk(self) -> DeskState:
+        return self._state
