@@ -99,9 +99,9 @@ async def _with_client(args: argparse.Namespace, action) -> int:
 def _summary(result: Any) -> str:
     if isinstance(result, Status):
         return f"{result.complaint_id}: {result.stage.value}"
-    if isinstance(result, BaseModel):
-        return " ".join(f"{k}={v}" for k, v in result.model_dump(mode="json", exclude_none=True).items()
-                        if not isinstance(v, (list, dict)))
+    fields = result.model_dump(mode="json", exclude_none=True) if isinstance(result, BaseModel) else result
+    if isinstance(fields, dict):
+        return " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and not isinstance(v, (list, dict)))
     return str(result)
 
 
@@ -249,6 +249,53 @@ def _update_command(method: str, model: type[BaseModel], fields) -> Any:
         return asyncio.run(_with_client(args, action))
 
     return command
+
+
+def cmd_crisis(args: argparse.Namespace) -> int:
+    """redress crisis show|propose|approve KEY: one common remedy for every case linked to a crisis."""
+    async def action(redress: RedressClient) -> Any:
+        if args.crisis_command == "show":
+            watch = await redress.crisis(args.key)
+            if args.json:
+                return watch
+            print_fields([("crisis", watch["key"]), ("declared", watch["declared_at"] or "no"),
+                          ("in window", f"{watch['recent']} of {watch['threshold']}"),
+                          ("linked", ", ".join(watch["linked"]) or "-")])
+            if watch["proposals"]:
+                print_table(["proposal", "remedy", "amount", "status", "approved by", "applied to"],
+                            [(p["proposal_id"], p["kind"], f"{p['amount']} {p['currency']}", p["status"],
+                              p["approved_by"] or "", len(p["applied_to"])) for p in watch["proposals"]],
+                            right=["amount", "applied to"])
+            return None
+        if args.crisis_command == "propose":
+            return await redress.propose_common_remedy(args.key, _message(
+                RemedyProposal, kind=args.kind, amount=args.amount, currency=args.currency, reason=args.reason,
+                proposed_by=args.agent))
+        private_key = _private_key(Path(args.key_file) if args.key_file else _keys_dir(None) / f"{args.approver}.pem")
+        return await redress.approve_common_remedy(args.key, args.approver, private_key, note=args.note)
+
+    try:
+        return asyncio.run(_with_client(args, action))
+    except (OSError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def cmd_customer(args: argparse.Namespace) -> int:
+    async def action(redress: RedressClient) -> Any:
+        if args.purchased:
+            await redress.customer_purchased(args.id, order_id=args.order)
+            return f"purchase recorded for {args.id}"
+        return await redress.customer_record(args.id)
+
+    return asyncio.run(_with_client(args, action))
+
+
+def _private_key(path: Path):
+    try:
+        return signatures.load_private_key(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _keys_dir(explicit: str | None) -> Path:
@@ -491,6 +538,28 @@ def build_parser() -> argparse.ArgumentParser:
                     [("--by", {"required": True}), ("--reason", {})],
                     lambda a: {"by": a.by, "reason": a.reason})
 
+    crisis = add_command("crisis", help="a crisis watch: show it, propose and approve one common remedy")
+    crisis_commands = crisis.add_subparsers(dest="crisis_command", required=True)
+    add_crisis_command = functools.partial(crisis_commands.add_parser, parents=[json_flag])
+    add_crisis_command("show", help="declared or not, linked cases, common remedies").add_argument(
+        "key", help="e.g. sku:KETTLE-2")
+    propose_common = add_crisis_command("propose", help="one remedy for every linked case")
+    propose_common.add_argument("key")
+    for flag, options in (("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
+                          ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
+                          ("--reason", {"required": True})):
+        propose_common.add_argument(flag, **options)
+    approve_common = add_crisis_command("approve", help="the single signed approval for every linked case")
+    approve_common.add_argument("key")
+    approve_common.add_argument("--as", dest="approver", required=True)
+    approve_common.add_argument("--key", dest="key_file", help="your private key file (default: keys/NAME.pem)")
+    approve_common.add_argument("--note")
+    crisis.set_defaults(run=cmd_crisis)
+    customer = add_command("customer", help="a customer's record: complaints, churn watches; or record a purchase")
+    customer.add_argument("id", help="customer id")
+    customer.add_argument("--purchased", action="store_true", help="record that the customer bought again")
+    customer.add_argument("--order", help="the new order's id (with --purchased)")
+    customer.set_defaults(run=cmd_customer)
     schema = add_command("schema", help="JSON Schema of the workflow input, every message and query result")
     schema.add_argument("--out", help="write to this file instead of standard output")
     schema.set_defaults(run=cmd_schema)

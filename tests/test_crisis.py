@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from client import Refused
 from tests.conftest import APPROVER_KEYS, eventually, open_case, write_rules
+from tests.test_cli import redress_cli
 from workflows.contract import RemedyProposal
 
 
@@ -22,7 +25,7 @@ def crisis_rules(tmp_path):
 
 
 async def test_crisis_declared_at_the_threshold_raises_links_and_pays_a_common_remedy_once_each(
-        run_worker, peer, crisis_rules):
+        run_worker, peer, crisis_rules, env, tmp_path):
     sku = f"KETTLE-{uuid.uuid4().hex[:6]}"
     key = f"sku:{sku}"
 
@@ -65,8 +68,16 @@ async def test_crisis_declared_at_the_threshold_raises_links_and_pays_a_common_r
             await redress.approve_common_remedy(key, "sam.taylor", APPROVER_KEYS["sam.taylor"])
         assert peer.acted("/pay") == []  # nothing is paid before the approval
 
-        approved = await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
+        key_file = tmp_path / "wang.fang.pem"
+        key_file.write_bytes(APPROVER_KEYS["wang.fang"].private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        code, out, err = await redress_cli(env, "--task-queue", redress.task_queue, "crisis", "approve", key,
+                                           "--as", "wang.fang", "--key", str(key_file), "--json")
+        assert code == 0, err
+        approved = json.loads(out)
         assert approved["status"] == "approved" and sorted(approved["applied_to"]) == sorted(linked)
+        code, out, _ = await redress_cli(env, "crisis", "show", key)
+        assert code == 0 and "approved" in out and "wang.fang" in out
 
         async def all_paid():
             return all(len(peer.acted("/pay", complaint_id=cid)) == 1 for cid in linked)
