@@ -7,10 +7,11 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY workflows ./workflows
 COPY activities ./activities
-COPY worker.py cli.py client.py ./
-RUN pip install . && useradd --uid 10001 --create-home redress && mkdir -p /data && chown redress /data
+COPY worker.py cli.py client.py codec.py codec_server.py report.py terminal.py ./
+RUN pip install . && useradd --uid 10001 --create-home redress && mkdir -p /data /keys && chown redress /data /keys
 COPY rules ./rules
 
 USER redress
-ENV REDRESS_RULES=/app/rules REDRESS_DATA=/data REDRESS_LOG_FORMAT=json
+# payload keys are mounted at /keys (docker-compose), never baked into the image
+ENV REDRESS_RULES=/app/rules REDRESS_DATA=/data REDRESS_PAYLOAD_KEYS=/keys REDRESS_LOG_FORMAT=json
 CMD ["redress", "worker"]

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install rules-check bench clean
+.PHONY: run test install rules-check bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ rules-check: install
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+## soak: the fault and fuzz tests with a large budget (minutes; not part of `make test`)
+soak: install
+	REDRESS_FAULT_CASES=300 REDRESS_FAULT_KILLS=6 REDRESS_FUZZ_EXAMPLES=2000 \
+		$(BIN)/python -m pytest -q tests/test_faults.py tests/test_fuzz.py
 
 ## bench: throughput of intake and full lifecycles on the SQLite dev server (not part of `make test`)
 bench: install

@@ -320,6 +320,65 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import codec
+
+    ring = codec.KeyRing.rotate(codec.keys_dir())
+    older = sorted(set(ring.keys) - {ring.current})
+    if args.json:
+        _print_json({"current": ring.current, "older": older, "file": str(codec.KeyRing.path(codec.keys_dir()))})
+        return 0
+    print(f"payload key {ring.current} is now current in {codec.KeyRing.path(codec.keys_dir())}; "
+          f"{len(older)} older key(s) still decrypt. Copy the file to every worker, client and codec server, "
+          "then restart them.")
+    return 0
+
+
+def cmd_keys_codec_token(args: argparse.Namespace) -> int:
+    import codec
+    import codec_server
+
+    if args.revoke:
+        if not codec_server.revoke_token(codec.keys_dir(), args.name):
+            print(f"no codec token for {args.name}", file=sys.stderr)
+            return 1
+        print(f"codec token of {args.name} revoked")
+        return 0
+    token = codec_server.issue_token(codec.keys_dir(), args.name)
+    if args.json:
+        _print_json({"name": args.name, "token": token})
+    else:
+        print(f"codec token for {args.name} (shown once; only its hash is kept):\n{token}")
+    return 0
+
+
+def cmd_codec_server(args: argparse.Namespace) -> int:
+    import codec
+    import codec_server
+    from activities.logs import configure_logging
+
+    configure_logging()
+    origins = set(args.ui_origin or ["http://localhost:8233", "http://127.0.0.1:8233"])
+    with codec_server.CodecServer(codec.keys_dir(), args.host, args.port, origins) as server:
+        print(f"codec server on {server.url} for {', '.join(sorted(origins))}", file=sys.stderr)
+        try:
+            server.thread.join()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    async def erase(redress: RedressClient) -> Any:
+        erased = await redress.erase_customer(args.customer_id)
+        if args.json:
+            return {"customer_id": args.customer_id, "erased": erased}
+        return (f"erased the personal data of {len(erased)} case(s) of customer {args.customer_id}: "
+                f"{', '.join(erased) or '-'}; their anonymous outcomes remain for reports")
+
+    return asyncio.run(_with_client(args, erase))
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     key_path = Path(args.key) if args.key else _keys_dir(None) / f"{args.approver}.pem"
     try:
@@ -515,6 +574,23 @@ def build_parser() -> argparse.ArgumentParser:
     new_key.add_argument("--role", default="team_lead")
     new_key.add_argument("--dir", help="where to write NAME.pem (default: $REDRESS_KEYS or keys/)")
     new_key.set_defaults(run=cmd_keys_new)
+    rotate = add_keys_command("rotate", help="new current payload-encryption key (older ones still decrypt); "
+                                             "$REDRESS_PAYLOAD_KEYS or keys/")
+    rotate.set_defaults(run=cmd_keys_rotate)
+    token = add_keys_command("codec-token", help="issue (or --revoke) the codec-server token of a person")
+    token.add_argument("name")
+    token.add_argument("--revoke", action="store_true")
+    token.set_defaults(run=cmd_keys_codec_token)
+    server = add_command("codec-server", help="decrypt payloads for the Temporal UI and CLI, for token holders")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8081)
+    server.add_argument("--ui-origin", action="append", help="the Temporal UI's origin allowed by CORS (repeatable; "
+                                                             "default http://localhost:8233)")
+    server.set_defaults(run=cmd_codec_server)
+    erase = add_command("erase-customer", help="erase a customer's personal data from their ended cases "
+                                               "(crypto-shredding; anonymous outcomes stay for reports)")
+    erase.add_argument("customer_id")
+    erase.set_defaults(run=cmd_erase)
     message_command("resolve", "mark the case resolved", "resolve", Resolution,
                     [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
                     lambda a: {"agent": a.agent, "summary": a.summary})

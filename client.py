@@ -27,12 +27,12 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+import codec
 from workflows import search_attributes as sa
 from workflows.crisis import CrisisWatch, crisis_workflow_id
 from workflows.customer import CustomerRecord, CustomerState, Purchase, customer_workflow_id
@@ -101,6 +101,15 @@ class NotFound(RedressError):
         super().__init__(f"no complaint {complaint_id}")
 
 
+class Erased(RedressError):
+    """The case's personal data was erased on request; its anonymous Outcome is all that is left."""
+
+    def __init__(self, complaint_id: str):
+        self.complaint_id = complaint_id
+        super().__init__(f"complaint {complaint_id}: the customer's personal data was erased; "
+                         "only its anonymous outcome remains (redress report)")
+
+
 class Refused(RedressError):
     """The case refused a message; `reason` says why. Nothing changed."""
 
@@ -122,15 +131,40 @@ def metrics_runtime() -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
+class InsecureConnection(RedressError):
+    pass
+
+
+def is_local(target_host: str) -> bool:
+    host = target_host.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def check_transport(config: dict[str, Any]) -> None:
+    """Refuse plaintext to a server on another host: approvals, keys in transit and metadata would travel in clear.
+
+    REDRESS_ALLOW_PLAINTEXT=1 overrides (a private network you trust; say so in your runbook).
+    """
+    target = config["target_host"]
+    if is_local(target) or config.get("tls") or os.environ.get("REDRESS_ALLOW_PLAINTEXT") == "1":
+        return
+    raise InsecureConnection(
+        f"refusing to connect to {target} without TLS: set TEMPORAL_TLS=true (and TEMPORAL_TLS_CLIENT_CERT_PATH/"
+        "TEMPORAL_TLS_CLIENT_KEY_PATH for mTLS, or TEMPORAL_API_KEY), or REDRESS_ALLOW_PLAINTEXT=1 to accept the risk")
+
+
 async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
-    """Connect with the pydantic JSON converter (the contract's wire format)."""
+    """Connect with the Redress data converter: the contract's JSON, encrypted by codec.py."""
     config = dict(ClientConfig.load_client_connect_config())
     if runtime is not None:
         config["runtime"] = runtime
     if address:
         config["target_host"] = address
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    check_transport(config)
+    # keys are made on first use only against a local dev server; a shared cluster needs the deployment's keys
+    converter = codec.data_converter(create_keys=is_local(config["target_host"]))
+    return await Client.connect(**config, data_converter=converter)
 
 
 def validate_complaint(data: ComplaintInput | dict[str, Any], now: datetime | None = None) -> ComplaintInput:
@@ -378,7 +412,32 @@ class RedressClient:
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
 
+    async def erase_customer(self, customer_id: str) -> list[str]:
+        """Erase a customer's personal data from all their ended cases by deleting the cases' keys (codec.py).
+
+        Refused while any of their cases is open (finish or withdraw it first). The
+        anonymous Outcome of each case stays readable, so reports still count them.
+        Returns the erased complaint ids. Cases are found through visibility, which
+        lags a second or so behind a case's start.
+        """
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = {_quoted(customer_id)}"
+        running, ended = [], []
+        async for execution in self.client.list_workflows(query):
+            (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
+        if running:
+            ids = ", ".join(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in running))
+            raise Refused(f"customer {customer_id} has open complaints ({ids}); erase once they have ended")
+        codec.erase_subjects(self.client.data_converter, ended)
+        return sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in ended)
+
+    def _erased(self, complaint_id: str) -> bool:
+        converter = self.client.data_converter
+        return (isinstance(converter.payload_codec, codec.EncryptionCodec)
+                and converter.payload_codec.subjects.erased(workflow_id_for(complaint_id)))
+
     async def _query(self, complaint_id: str, name: str, result_type: Any) -> Any:
+        if self._erased(complaint_id):
+            raise Erased(complaint_id)
         try:
             return await self.handle(complaint_id).query(name, result_type=result_type)
         except RPCError as error:

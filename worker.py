@@ -23,12 +23,13 @@ from temporalio import workflow as temporal_workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import client as redress_client
+import codec
+import codec_server
 from activities.complaint_activities import ComplaintActivities
 from activities.logs import configure_logging
 from activities.rules import RulesInvalid
@@ -45,6 +46,7 @@ log = structlog.get_logger("redress.worker")
 
 DEV_SERVER_PORT = int(os.environ.get("REDRESS_DEV_PORT", "7233"))
 UI_PORT = int(os.environ.get("REDRESS_UI_PORT", "8233"))
+CODEC_PORT = int(os.environ.get("REDRESS_CODEC_PORT", "8081"))  # 0: no codec server beside the embedded one
 
 
 def temporal_binary() -> str:
@@ -77,7 +79,8 @@ async def start_embedded_server(settings: Settings, runtime: Runtime | None = No
         ui=True,
         ui_port=UI_PORT,
         search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
+        data_converter=codec.data_converter(create_keys=True),
+        dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{CODEC_PORT}"] if CODEC_PORT else [],
         dev_server_startup_timeout=timedelta(seconds=60),
         runtime=runtime,
     )
@@ -102,6 +105,20 @@ async def ensure_search_attributes(client: Client) -> None:
                     error=str(error))
 
 
+def start_codec_server(stack: AsyncExitStack) -> None:
+    """Beside the embedded server, so its UI can show decrypted payloads to token holders (docs/security.md)."""
+    if not CODEC_PORT:
+        return
+    try:
+        server = stack.enter_context(codec_server.CodecServer(
+            codec.keys_dir(), "127.0.0.1", CODEC_PORT, {f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"}))
+    except OSError as error:
+        log.warning("codec server not started; the UI will show encrypted payloads", port=CODEC_PORT, error=str(error))
+        return
+    log.info("codec server started: sign in there with a token from `redress keys codec-token NAME`",
+             url=f"{server.url}/login")
+
+
 async def serve(settings: Settings) -> None:
     configure_logging()
     temporal_workflow.logger.workflow_info_on_message = False
@@ -118,14 +135,16 @@ async def serve(settings: Settings) -> None:
             client = env.client
             log.info("embedded Temporal dev server started", address=f"localhost:{DEV_SERVER_PORT}",
                      ui=f"http://localhost:{UI_PORT}", database=str(settings.data_dir / "temporal.db"))
+            start_codec_server(stack)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
-        worker = build_worker(client, ComplaintActivities(settings, http, rules, client))
+        task_queue = os.environ.get("REDRESS_TASK_QUEUE") or TASK_QUEUE  # another queue: e.g. a blue/green switch
+        worker = build_worker(client, ComplaintActivities(settings, http, rules, client), task_queue=task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with worker:
-            log.info("worker running", task_queue=TASK_QUEUE, rule_version=rules.current.version)
+            log.info("worker running", task_queue=task_queue, rule_version=rules.current.version)
             await stop.wait()
             log.info("shutting down")
 
@@ -137,6 +156,8 @@ def main() -> None:
         for error in invalid.errors:
             print(error, file=sys.stderr)
         raise SystemExit(f"{len(invalid.errors)} problem(s) in the rules; the worker did not start") from None
+    except (redress_client.InsecureConnection, codec.KeyProblem) as refused:
+        raise SystemExit(f"the worker did not start: {refused}") from None
     except KeyboardInterrupt:
         pass
 

@@ -41,7 +41,9 @@ from activities.rules.loader import RuleSet
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from activities.templates import render
+import codec
 from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
+from workflows.contract import ComplaintInput, Customer, workflow_id_for
 from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
 from workflows.customer import (
     CareOrder,
@@ -155,6 +157,9 @@ class ComplaintActivities:
         churn = rule_set.document.churn
         profile = end.metadata.get(churn.profile_field) if churn else None
         ended = end.ended.model_copy(update={
+            # the record keeps no contact details (they would outlive an erasure there); the care package
+            # looks them up from the case itself when it is due
+            "customer": Customer(id=end.ended.customer.id, language=end.ended.customer.language),
             "rule_version": rule_set.version, "profile": str(profile) if profile is not None else None,
             "churn_window_seconds": churn.window.total_seconds() if churn else None})
         await self.temporal.start_workflow(
@@ -172,6 +177,12 @@ class ComplaintActivities:
         if not package:
             log.info("no care package for this profile", complaint_id=ended.complaint_id, profile=ended.profile)
             return "none"
+        customer = ended.customer
+        if not (customer.email or customer.phone):
+            customer = await self._contact_from_case(ended.complaint_id)
+            if customer is None:
+                log.info("no care package: the customer's personal data was erased", complaint_id=ended.complaint_id)
+                return "erased"
         params = {"complaint_id": ended.complaint_id}
         if package.kind:
             await self.execute_remedy(RemedyOrder(
@@ -180,11 +191,23 @@ class ComplaintActivities:
             params.update(remedy=package.kind.value, amount=str(package.amount), currency=package.currency)
         await self.notify_customer(CustomerNotice(
             complaint_id=ended.complaint_id, key=f"care:{ended.complaint_id}", template=package.template,
-            language=ended.language, customer=ended.customer, channel=ended.channel,
+            language=ended.language, customer=customer, channel=ended.channel,
             rule_version=rule_set.version, params=params))
         log.info("care package sent", complaint_id=ended.complaint_id, template=package.template,
                  remedy=package.kind.value if package.kind else None)
         return package.template
+
+    async def _contact_from_case(self, complaint_id: str) -> Customer | None:
+        """The customer as the case received them (its first event), or None once erased (codec.py)."""
+        handle = self.temporal.get_workflow_handle(workflow_id_for(complaint_id))
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            try:
+                [raw] = await self.temporal.data_converter.decode(payloads, [dict])
+            except codec.PersonalDataErased:
+                return None
+            return ComplaintInput.model_validate(raw).customer
+        return None
 
     @activity.defn
     async def compute_deadlines(self, request: DeadlineRequest) -> DeadlineAnswer:

@@ -1,7 +1,8 @@
 """Throughput of the engine on one machine: `make bench` (or python bench/throughput.py N).
 
 Starts the dev server with a SQLite file (as `make run` does), one worker in
-this process, and the outbox (no HTTP peers), then measures:
+this process, and the outbox (no HTTP peers), with payload encryption on,
+then measures:
 - intake: N complaints submitted at once until all are acknowledged (triage +
   acknowledgement + search attributes);
 - lifecycle: N complaints taken through response, resolve and CSAT to closed;
@@ -21,12 +22,12 @@ import time
 from pathlib import Path
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import codec  # noqa: E402
 import report  # noqa: E402
 from activities.complaint_activities import ComplaintActivities  # noqa: E402
 from activities.rules.store import RuleStore  # noqa: E402
@@ -62,7 +63,8 @@ async def lifecycle(redress: RedressClient, data: dict) -> None:
 async def main(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+            dev_server_existing_path=temporal_binary(),
+            data_converter=codec.data_converter(Path(tmp) / "keys", create_keys=True),  # encrypted, as in production
             search_attributes=sa.ALL, dev_server_database_filename=str(Path(tmp) / "bench.db"),
         ) as env:
             settings = Settings(rules_dir=ROOT / "rules", data_dir=Path(tmp))

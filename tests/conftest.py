@@ -7,7 +7,9 @@ rule set is copied with a tiers.yaml of second-long deadlines.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import tempfile
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.complaint_activities import ComplaintActivities
@@ -31,6 +32,12 @@ from workflows import search_attributes as sa
 from workflows import signatures
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# One set of payload keys per test session, shared with the worker and CLI subprocesses through the environment.
+os.environ["REDRESS_PAYLOAD_KEYS"] = tempfile.mkdtemp(prefix="redress-keys-")
+import codec  # noqa: E402 - reads REDRESS_PAYLOAD_KEYS
+
+DATA_CONVERTER = codec.data_converter(create_keys=True)
 
 # One signing key per approver in the shipped directory, made once per test session.
 APPROVER_KEYS = {}
@@ -54,10 +61,20 @@ def with_public_keys(rules: Path) -> None:
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         search_attributes=sa.ALL,
     ) as environment:
         yield environment
+
+
+@pytest.fixture(scope="session")
+def codec_endpoint() -> dict[str, str]:
+    """A real codec server for the session, as the `temporal` CLI's environment (plain-JSON clients need it)."""
+    import codec_server
+
+    token = codec_server.issue_token(codec.keys_dir(), "test-session")
+    with codec_server.CodecServer(codec.keys_dir(), port=0) as server:
+        yield {"TEMPORAL_CODEC_ENDPOINT": server.url, "TEMPORAL_CODEC_AUTH": f"Bearer {token}"}
 
 
 @pytest.fixture

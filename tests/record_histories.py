@@ -254,6 +254,29 @@ async def agent_desk_break(redress: RedressClient) -> list[str]:
     return ["desk-billing", f"complaint-{cids[-1]}"]
 
 
+async def bad_signals(redress: RedressClient) -> list[str]:
+    """Junk signals (ignored and noted), an approval by signal, a bad purchase signal to the customer's record."""
+    who = {"id": "H-signals-customer", "language": "en"}
+    cid = await open_case(redress, complaint_id="H-bad-signals", respond_as="li.na", customer=who)
+    handle = redress.handle(cid)
+    await handle.signal("approve_remedy", [1, 2])
+    await handle.signal("crisis_declared", {"crisis_id": 5})
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
+                                                     reason="goodwill", proposed_by="li.na"))
+    decision = await redress.sign_decision(cid, "approve", "wang.fang", APPROVER_KEYS["wang.fang"])
+    await handle.signal("approve_remedy", decision)
+    await stage_is(redress, cid, "remedy_executed")
+    await redress.client.get_workflow_handle(f"customer-{who['id']}").signal("customer_purchased", "yesterday")
+    await redress.withdraw(cid, Withdrawal(by="customer"))
+    await redress.outcome(cid)
+    await eventually(lambda: _record_settled_without_purchase(redress, who["id"]))
+    return [f"complaint-{cid}", f"customer-{who['id']}"]
+
+
+async def _record_settled_without_purchase(redress: RedressClient, customer_id: str) -> bool:
+    return not any(c.open for c in (await redress.customer_record(customer_id)).cases)
+
+
 RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
     "customer_churn": ("across_cases.yaml", "  window: 30d", "  window: 2s"),
     "crisis_common_remedy": ("across_cases.yaml", "  window: 1h\n  threshold: 20", "  window: 1m\n  threshold: 3"),
@@ -272,6 +295,7 @@ SCENARIOS = {  # scenario -> the tiers it runs with
     customer_churn: CHAIN_TIERS,
     crisis_common_remedy: CHAIN_TIERS,
     agent_desk_break: CHAIN_TIERS,
+    bad_signals: CHAIN_TIERS,
 }
 
 

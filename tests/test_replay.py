@@ -7,13 +7,14 @@ workflow.patched). Histories are recorded by tests/record_histories.py.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.conftest import DATA_CONVERTER
 from workflows.complaint import Complaint
 from workflows.agent_desk import AgentDesk
 from workflows.crisis import CrisisWatch
@@ -28,7 +29,10 @@ def test_there_are_histories_to_replay():
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_on_current_code(path: Path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=pydantic_data_converter)
+    text = path.read_text(encoding="utf-8")
+    # the recorded workflow id, not the file name: a case signs and checks approvals with its own id
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
+    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=DATA_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -11,6 +11,7 @@ in Temporal visibility and the workflow results.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import json
 import shutil
 import subprocess
@@ -134,7 +135,9 @@ async def test_report_counts_match_the_csv(replayed, env):
     by_id = {r.complaint_id: r for r in records}
     assert all(by_id[cid].first_response_seconds >= 2 for cid in untimely)
     assert 0 < overall["first_response_median_s"] <= overall["first_response_p90_s"]
-    assert overall["first_response_median_s"] < 2 <= max(by_id[cid].first_response_seconds for cid in untimely)
+    # the median is the data's (how fast the timely answers came depends on the machine: not asserted)
+    answered = [r.first_response_seconds for r in records if r.first_response_seconds is not None]
+    assert len(answered) == 267 and abs(overall["first_response_median_s"] - statistics.median(answered)) < 0.01
     assert 0 < overall["resolution_median_s"] <= overall["resolution_p90_s"]
 
     debt = next(g for g in summary["by_category"] if g["group"] == "debt_collection")

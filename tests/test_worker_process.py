@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from client import RedressClient
-from tests.conftest import ROOT, complaint, stage_is, write_rules
+from tests.conftest import DATA_CONVERTER, ROOT, complaint, stage_is, write_rules
 from workflows.contract import ResponseRecord
 
 
@@ -58,7 +57,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
     try:
         await wait_for_line(log, '"worker running"', worker)
         assert (tmp_path / "data" / "temporal.db").exists()
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
         redress = RedressClient(client)
         data = complaint(customer={"id": f"c-1-{uuid.uuid4().hex[:6]}", "name": "Zhang San", "email": "zs@example.com", "language": "zh"})
         cid = data["complaint_id"]
@@ -74,7 +73,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
         log = tmp_path / "worker-restarted.log"
         worker = await start_worker(environment, log)
         await wait_for_line(log, '"worker running"', worker)
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
         redress = RedressClient(client)
         status = await redress.record_response(cid, ResponseRecord(agent="li.na"))
         assert status.stage.value == "in_progress"  # the case outlived the server and worker restart

@@ -68,8 +68,10 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Status,
         TimelineEvent,
+        M,
         Withdrawal,
         describe_validation_error,
+        parse_signal,
     )
 
 REFUSED = "Refused"  # ApplicationError type of every refused message: the caller's `Refused(reason)`
@@ -101,13 +103,15 @@ def _refuse(reason: str) -> ApplicationError:
 @workflow.defn(name=WORKFLOW_TYPE)
 class Complaint:
     @workflow.init
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: Any) -> None:
         self._problems: list[str] = []
+        self._anonymous_problems: list[str] = []  # for the Outcome, which must not quote the input
         self._complaint: ComplaintInput | None = None
         try:
             self._complaint = ComplaintInput.model_validate(raw)
         except ValidationError as invalid:
             self._problems = describe_validation_error(invalid)
+            self._anonymous_problems = describe_validation_error(invalid, quote_input=False)
         self._id = workflow.info().workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
         self._stage = Stage.received
         self._timeline: list[TimelineEvent] = []
@@ -151,7 +155,7 @@ class Complaint:
     # ------------------------------------------------------------ lifecycle
 
     @workflow.run
-    async def run(self, raw: dict[str, Any]) -> Outcome:
+    async def run(self, raw: Any) -> Outcome:
         if self._complaint is None:
             self._stage = Stage.refused
             self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
@@ -741,20 +745,33 @@ class Complaint:
     # The same decisions as signals, for clients that cannot send updates: no answer goes back,
     # so a refused one is written to the timeline (and changes nothing else).
     @workflow.signal(name="approve_remedy")
-    def approve_remedy_signal(self, decision: ApprovalDecision) -> None:
-        if self._signal_decision_valid(decision, "approve"):
+    def approve_remedy_signal(self, raw: Any) -> None:
+        decision = self._signal_argument(ApprovalDecision, raw, "approve_remedy")
+        if decision and self._signal_decision_valid(decision, "approve"):
             self._approve(decision)
 
     @workflow.signal(name="reject_remedy")
-    def reject_remedy_signal(self, decision: ApprovalDecision) -> None:
-        if self._signal_decision_valid(decision, "reject"):
+    def reject_remedy_signal(self, raw: Any) -> None:
+        decision = self._signal_argument(ApprovalDecision, raw, "reject_remedy")
+        if decision and self._signal_decision_valid(decision, "reject"):
             self._reject(decision)
+
+    def _signal_argument(self, model: type[M], raw: Any, name: str) -> M | None:
+        """The signal's argument, or None after noting in the timeline why it was ignored."""
+        value, problems = parse_signal(model, raw)
+        if value is None:
+            kind = "decision_refused" if name.endswith("_remedy") and "crisis" not in name else "signal_refused"
+            self._event(kind, "system", f"{name} signal ignored: " + "; ".join(problems), problems=problems)
+        return value
 
     # ------------------------------------------------------------ crises (from a CrisisWatch workflow)
 
     @workflow.signal
-    async def crisis_declared(self, link: CrisisLink) -> None:
+    async def crisis_declared(self, raw: Any) -> None:
         """This case is one of many about the same thing: raise it (its deadlines follow)."""
+        link = self._signal_argument(CrisisLink, raw, "crisis_declared")
+        if link is None:
+            return
         await workflow.wait_condition(lambda: self._triage is not None and not self._recomputing)
         if link.crisis_id in self._crises or self._stage.is_final:
             return
@@ -764,8 +781,11 @@ class Complaint:
             await self._change_severity(link.raise_to, f"crisis:{link.crisis_id}", link.reason)
 
     @workflow.signal
-    async def crisis_remedy(self, remedy: CommonRemedy) -> None:
+    async def crisis_remedy(self, raw: Any) -> None:
         """The crisis' common remedy, approved once for every linked case: carry it out here, once."""
+        remedy = self._signal_argument(CommonRemedy, raw, "crisis_remedy")
+        if remedy is None:
+            return
         await workflow.wait_condition(lambda: self._triage is not None and not self._checking_proposal)
         key = f"{remedy.crisis_id}:{remedy.proposal_id}"
         if key in self._crisis_remedies:
@@ -1034,6 +1054,8 @@ class Complaint:
             received_at=self._complaint.received_at if self._complaint else None,
             first_response_at=met("first_response"), resolved_at=met("resolution"), ended_at=workflow.now(),
             csat=self._csat, reopen_count=self._reopen_count, breaches=self._breaches,
-            compensation=[p for p in self._proposals if p.status == ProposalStatus.executed],
-            rule_version=self._rule_version, problems=self._problems,
+            # the Outcome outlives erasure (codec.py): amounts and kinds, not the agents' free text
+            compensation=[p.model_copy(update={"reason": ""}) for p in self._proposals
+                          if p.status == ProposalStatus.executed],
+            rule_version=self._rule_version, problems=self._anonymous_problems,
         )

@@ -10,12 +10,17 @@ validation deterministically on whatever JSON a non-Python client sent.
 
 from __future__ import annotations
 
+import json
+import re
+
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+M = TypeVar("M", bound=BaseModel)
 
 WORKFLOW_TYPE = "Complaint"
 TASK_QUEUE = "redress"
@@ -146,18 +151,42 @@ class ComplaintInput(_Strict):
         return value
 
 
-def describe_validation_error(error: ValidationError, root: str = "complaint") -> list[str]:
-    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'."""
+def _path_part(part: Any) -> str:
+    """`.name` or `.0`; a key that is not a plain word is quoted: `["my key"]`, `[""]`."""
+    text = str(part)
+    if isinstance(part, int) or re.fullmatch(r"\w+", text):
+        return f".{text}"
+    return f"[{json.dumps(text, ensure_ascii=False)}]"
+
+
+def describe_validation_error(error: ValidationError, root: str = "complaint", quote_input: bool = True) -> list[str]:
+    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'.
+
+    `quote_input=False` leaves out the offending values, which may be personal data.
+    """
     lines = []
     for problem in error.errors():
-        path = ".".join([root, *(str(part) for part in problem["loc"])])
+        path = root + "".join(_path_part(part) for part in problem["loc"])
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
-        elif "input" in problem and problem["type"] not in ("missing",):
+        elif quote_input and "input" in problem and problem["type"] not in ("missing",):
             message = f"{message} (got {problem['input']!r})"
         lines.append(f"{path}: {message}")
     return lines
+
+
+def parse_signal(model: type[M], raw: Any) -> tuple[M | None, list[str]]:
+    """A signal's argument, validated here rather than by the SDK's decoder.
+
+    Signals cannot be refused to the sender: an argument the SDK could not decode
+    would fail the workflow task again and again. Handlers take `Any` and call this;
+    a bad argument is noted and ignored.
+    """
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as invalid:
+        return None, describe_validation_error(invalid, root="signal", quote_input=False)
 
 
 # ---------------------------------------------------------------- messages
@@ -332,6 +361,10 @@ class TimelineEvent(BaseModel):
 
 class Outcome(BaseModel):
     """The workflow result, kept by Temporal after the case ends (reports read it).
+
+    Anonymous by construction: no names, contacts or free text (remedy reasons are
+    blank here and live in the timeline; problems name fields, not values). It is the
+    one payload of a case not sealed with the case's own key, so it survives erasure.
 
     The times and routing fields were added after the first release; results of
     cases that ended before then lack them, and reports fall back to visibility.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -26,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.io import ProposalCheck, ProposalVerdict, StaffNotice
     from workflows import signatures
-    from workflows.contract import ApprovalDecision, RemedyKind, RemedyProposal, Severity
+    from workflows.contract import ApprovalDecision, RemedyKind, RemedyProposal, Severity, parse_signal
 
 CRISIS_WORKFLOW_TYPE = "CrisisWatch"
 CRISIS_ID_PREFIX = "crisis-"
@@ -178,7 +179,12 @@ class CrisisWatch:
     # ------------------------------------------------------------ counting
 
     @workflow.signal
-    def complaint_reported(self, reported: ComplaintReported) -> None:
+    def complaint_reported(self, raw: Any) -> None:
+        reported, problems = parse_signal(ComplaintReported, raw)
+        if reported is None:  # a signal cannot be refused to its sender: log it and carry on
+            workflow.logger.warning("complaint_reported signal ignored",
+                                    extra={"crisis": self._state.key, "problems": problems})
+            return
         state = self._state
         state.rules = reported.rules
         window = timedelta(seconds=reported.rules.window_seconds)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contract import Channel, Customer
+    from workflows.contract import M, Channel, Customer, parse_signal
 
 CUSTOMER_WORKFLOW_TYPE = "CustomerRecord"
 CUSTOMER_ID_PREFIX = "customer-"
@@ -176,7 +177,10 @@ class CustomerRecord:
         )
 
     @workflow.signal
-    def complaint_ended(self, ended: ComplaintEnded) -> None:
+    def complaint_ended(self, raw: Any) -> None:
+        ended = self._argument(ComplaintEnded, raw, "complaint_ended")
+        if ended is None:
+            return
         for case in self._state.cases:
             if case.complaint_id == ended.complaint_id:
                 case.open = False
@@ -187,11 +191,21 @@ class CustomerRecord:
         self._replan = True
 
     @workflow.signal
-    def customer_purchased(self, purchase: Purchase) -> None:
+    def customer_purchased(self, raw: Any) -> None:
+        purchase = self._argument(Purchase, raw, "customer_purchased")
+        if purchase is None:
+            return
         at = purchase.at or workflow.now()
         self._state.last_purchase_at = max(at, self._state.last_purchase_at or at)
         self._state.watches = [w for w in self._state.watches if w.ended.ended_at > at]
         self._replan = True
+
+    def _argument(self, model: type[M], raw: Any, name: str) -> M | None:
+        value, problems = parse_signal(model, raw)
+        if value is None:  # a signal cannot be refused to its sender: log it (no personal data in problems)
+            workflow.logger.warning(f"{name} signal ignored", extra={"customer_record": self._state.customer_id,
+                                                                    "problems": problems})
+        return value
 
     @workflow.query
     def record(self) -> CustomerState:

@@ -1,11 +1,12 @@
 // Open a complaint, answer it, propose a refund and approve it from TypeScript with plain JSON.
 //
 //   npm install @temporalio/client tsx
+//   export TEMPORAL_CODEC_ENDPOINT=http://localhost:8081 TEMPORAL_CODEC_AUTH="Bearer <redress keys codec-token NAME>"
 //   APPROVER_KEY=keys/wang.fang.pem npx tsx complaint.ts
 //
-// See docs/contract.md for every name used here.
+// See docs/contract.md for every name used here, and docs/security.md for the codec server.
 import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type Payload, type PayloadCodec } from '@temporalio/common';
 import { createPrivateKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -22,9 +23,41 @@ function signedTerms(complaintId: string, proposalId: string, decision: 'approve
   });
 }
 
+// Payloads are encrypted (personal data): this client holds no keys and asks Redress's codec server instead.
+class RemoteCodec implements PayloadCodec {
+  constructor(private readonly endpoint: string, private readonly auth: string) {}
+
+  encode(payloads: Payload[]): Promise<Payload[]> { return this.call('encode', payloads); }
+
+  decode(payloads: Payload[]): Promise<Payload[]> { return this.call('decode', payloads); }
+
+  private async call(action: string, payloads: Payload[]): Promise<Payload[]> {
+    const toJson = (p: Payload) => ({
+      metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+      data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
+    });
+    const response = await fetch(`${this.endpoint}/${action}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: this.auth },
+      body: JSON.stringify({ payloads: payloads.map(toJson) }),
+    });
+    if (!response.ok) throw new Error(`codec server ${action}: ${response.status} ${await response.text()}`);
+    const body = (await response.json()) as { payloads?: { metadata?: Record<string, string>; data?: string }[] };
+    return (body.payloads ?? []).map((p) => ({
+      metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+      data: Buffer.from(p.data ?? '', 'base64'),
+    }));
+  }
+}
+
 async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
-  const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  const endpoint = process.env.TEMPORAL_CODEC_ENDPOINT;
+  const client = new Client({
+    connection,
+    namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+    dataConverter: { payloadCodecs: endpoint ? [new RemoteCodec(endpoint, process.env.TEMPORAL_CODEC_AUTH ?? '')] : [] },
+  });
 
   // 1. Open the case. The complaint id is the workflow id, so a retry cannot open a second case.
   const complaintId = `TS-${Date.now()}`;

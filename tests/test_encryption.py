@@ -1,0 +1,238 @@
+"""Personal data reaches the Temporal server only encrypted; keys rotate; a customer can be erased.
+
+The checks read the history as the server stores it (raw protobuf bytes, fetched
+by a client without our codec), so plaintext anywhere in it would be found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHistory
+
+import codec
+import report
+from client import Erased, Refused
+from tests.conftest import DATA_CONVERTER, complaint, eventually, serving, stage_is
+from workflows.contract import Feedback, Resolution, ResponseRecord, Withdrawal, workflow_id_for
+
+
+def personal_complaint(customer_id: str | None = None, **overrides):
+    marker = uuid.uuid4().hex[:8]
+    data = complaint(
+        customer={"id": customer_id or f"cust-{uuid.uuid4().hex[:8]}", "name": f"Ingrid Halvorsen{marker}",
+                  "phone": f"+47 22 {marker[:2]} 00 00".replace("a", "1").replace("b", "2").replace("c", "3")
+                  .replace("d", "4").replace("e", "5").replace("f", "6"),
+                  "email": f"ingrid.{marker}@example.org", "language": "en"},
+        text=f"My kettle {marker} leaks and I was charged twice, please refund me.", **overrides)
+    # the customer id is a pseudonym and stays readable (search attribute, record id); the rest must not
+    secrets = [data["customer"]["name"], data["customer"]["phone"], data["customer"]["email"], data["text"]]
+    return data, [s.encode() for s in secrets]
+
+
+def payloads_in(message: Message) -> list[Payload]:
+    """Every Payload anywhere in a protobuf message (inputs, results, signals, updates, failures, headers).
+
+    Search attributes are left out: they are plain by design (indexed) and carry no personal data.
+    """
+    found = []
+    for field, value in message.ListFields():
+        if field.message_type is None or field.name == "search_attributes":
+            continue
+        if field.message_type.GetOptions().map_entry:
+            items = list(value.values())
+        else:
+            items = [value] if isinstance(value, Message) else list(value)
+        for item in items:
+            if isinstance(item, Payload):
+                found.append(item)
+            elif isinstance(item, Message):
+                found.extend(payloads_in(item))
+    return found
+
+
+async def stored_history(env, workflow_id: str) -> WorkflowHistory:
+    """The history as the server keeps it: fetched by a client that has no codec."""
+    plain = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace)
+    return await plain.get_workflow_handle(workflow_id).fetch_history()
+
+
+def raw(history: WorkflowHistory) -> bytes:
+    return b"".join(event.SerializeToString() for event in history.events)
+
+
+async def test_personal_data_reaches_the_server_only_encrypted(run_worker, env):
+    data, secrets = personal_complaint()
+    cid, workflow_id = data["complaint_id"], workflow_id_for(data["complaint_id"])
+    async with run_worker() as redress:
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+        await redress.record_response(cid, ResponseRecord(agent="li.na", message=f"Dear {data['customer']['name']}"))
+        await redress.resolve(cid, Resolution(agent="li.na", summary=f"refunded {data['customer']['email']}"))
+        await redress.customer_feedback(cid, Feedback(score=5, comment="thanks, Ingrid"))
+        outcome = await redress.outcome(cid)
+        assert outcome.stage.value == "closed"
+
+    history = await stored_history(env, workflow_id)
+    stored = raw(history)
+    for secret in secrets:
+        assert secret not in stored, f"{secret!r} is readable in the server's history"
+    payloads = payloads_in(history.events[0])
+    assert payloads, "the start event carries the input"
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            continue  # the SDK's own patch markers: {"id": "<patch name>"}, written without the codec
+        for payload in payloads_in(event):
+            assert payload.metadata["encoding"] == codec.ENCODING, (event.event_type, payload)
+    # the input is under the case's own key; decrypted with it, the personal data is there
+    start = payloads_in(history.events[0])[0]
+    assert start.metadata[codec.SUBJECT] == workflow_id.encode()
+    assert data["customer"]["email"].encode() in codec.codec_of(DATA_CONVERTER).decode_one(start).data
+    # the result is the anonymous Outcome: under the deployment key, not the case's
+    completed = history.events[-1].workflow_execution_completed_event_attributes
+    result = completed.result.payloads[0]
+    assert codec.SUBJECT not in result.metadata
+    assert result.metadata[codec.KEY_ID] == codec.codec_of(DATA_CONVERTER).ring.current.encode()
+    # the customer's record holds no personal data either, and is encrypted too
+    customer_history = await stored_history(env, f"customer-{data['customer']['id']}")
+    for secret in secrets:
+        assert secret not in raw(customer_history)
+
+
+async def test_keys_rotate_and_running_cases_still_decrypt(env, tmp_path, peer, rules_dir):
+    """A case starts under one key, the ring rotates, a fresh worker carries the case on under the new one."""
+    keys = tmp_path / "keys"
+    address = env.client.service_client.config.target_host
+    queue = f"redress-rotate-{uuid.uuid4().hex[:6]}"
+    data, _ = personal_complaint()
+    cid = data["complaint_id"]
+    before = await Client.connect(address, data_converter=codec.data_converter(keys, create_keys=True))
+    first_key = codec.KeyRing.load(keys).current
+    async with serving(before, rules_dir, tmp_path / "data", peer.url, task_queue=queue) as redress:
+        await redress.submit(data)
+        await stage_is(redress, cid, "acknowledged")
+
+    ring = codec.KeyRing.rotate(keys)
+    assert ring.current != first_key and first_key in ring.keys
+    after = await Client.connect(address, data_converter=codec.data_converter(keys))
+    async with serving(after, rules_dir, tmp_path / "data", peer.url, task_queue=queue) as redress:
+        status = await redress.record_response(cid, ResponseRecord(agent="li.na"))  # replays the old payloads
+        assert status.stage.value == "in_progress"
+        await redress.withdraw(cid, Withdrawal(by="customer"))
+        assert (await redress.outcome(cid)).stage.value == "withdrawn"
+
+    customer = await stored_history(env, f"customer-{data['customer']['id']}")
+    used = {p.metadata[codec.KEY_ID].decode() for e in customer.events for p in payloads_in(e)}
+    assert {first_key, ring.current} <= used  # the record was written under both keys and still replays
+    outcome = (await stored_history(env, workflow_id_for(cid))).events[-1]
+    assert outcome.workflow_execution_completed_event_attributes.result.payloads[0].metadata[codec.KEY_ID] \
+        == ring.current.encode()
+    # a ring that lost the old key says which key it misses instead of failing obscurely
+    lost = codec.EncryptionCodec(codec.KeyRing(current=ring.current, keys={ring.current: ring.keys[ring.current]}),
+                                 codec.SubjectKeys(tmp_path / "other.sqlite", ring))
+    old_payload = next(p for e in customer.events for p in payloads_in(e)
+                       if p.metadata[codec.KEY_ID] == first_key.encode())
+    with pytest.raises(codec.UnknownKey, match=first_key):
+        lost.decode_one(old_payload)
+
+
+async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_worker, env):
+    customer_id = f"erase-{uuid.uuid4().hex[:8]}"
+    first, secrets = personal_complaint(customer_id, order={"id": "SO-1"})
+    second, _ = personal_complaint(customer_id, order={"id": "SO-2"})
+    other, _ = personal_complaint()
+    async with run_worker() as redress:
+        for data in (first, second, other):
+            await redress.submit(data)
+            await stage_is(redress, data["complaint_id"], "acknowledged")
+        await redress.record_response(first["complaint_id"], ResponseRecord(agent="li.na"))
+        await redress.resolve(first["complaint_id"], Resolution(agent="li.na", summary="refunded"))
+        await redress.customer_feedback(first["complaint_id"], Feedback(score=4))
+        assert (await redress.outcome(first["complaint_id"])).stage.value == "closed"
+
+        async def refused_naming_the_open_case():
+            try:
+                await redress.erase_customer(customer_id)
+            except Refused as refused:
+                return second["complaint_id"] in refused.reason and "open" in refused.reason
+            return False
+
+        assert await eventually(refused_naming_the_open_case)
+        assert not codec.codec_of(DATA_CONVERTER).subjects.erased(workflow_id_for(first["complaint_id"]))
+
+        await redress.withdraw(second["complaint_id"], Withdrawal(by="customer"))
+        expected = sorted([first["complaint_id"], second["complaint_id"]])
+
+        async def erased_both():
+            try:
+                return await redress.erase_customer(customer_id) == expected
+            except Refused:
+                return False  # visibility has not seen the withdrawal yet
+
+        assert await eventually(erased_both)
+
+        with pytest.raises(Erased):
+            await redress.status(first["complaint_id"])
+        start = payloads_in((await stored_history(env, workflow_id_for(first["complaint_id"]))).events[0])[0]
+        with pytest.raises(codec.PersonalDataErased):
+            codec.codec_of(DATA_CONVERTER).decode_one(start)
+        # the anonymous figures stay: outcome, and the report built from it
+        outcome = await redress.outcome(first["complaint_id"])
+        assert outcome.csat == 4 and outcome.stage.value == "closed"
+        records = {r.complaint_id: r for r in await report.collect(env.client, task_queue=redress.task_queue)}
+        assert records[first["complaint_id"]].csat == 4
+        assert records[second["complaint_id"]].result == "withdrawn"
+        # another customer's case is untouched
+        assert (await redress.status(other["complaint_id"])).stage.value == "acknowledged"
+        await redress.withdraw(other["complaint_id"], Withdrawal(by="customer"))
+        assert secrets  # (the personal data itself was checked unreadable above)
+
+
+async def test_the_cli_erases_and_explains(run_worker, tmp_path):
+    import asyncio
+    import os
+    import sys
+
+    data, _ = personal_complaint()
+    async with run_worker() as redress:
+        await redress.submit(data)
+        await stage_is(redress, data["complaint_id"], "acknowledged")
+        await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
+        address = redress.client.service_client.config.target_host
+
+        async def redress_cli(*args: str) -> tuple[int, str, str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cli", "--address", address, "--task-queue", redress.task_queue, *args,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ),
+                cwd=Path(__file__).resolve().parent.parent)
+            out, err = await process.communicate()
+            return process.returncode, out.decode(), err.decode()
+
+        async def erased():
+            code, out, _ = await redress_cli("erase-customer", data["customer"]["id"], "--json")
+            return code == 0 and data["complaint_id"] in out
+
+        assert await eventually(erased)
+        code, out, err = await redress_cli("show", data["complaint_id"])
+        assert code == 1 and "personal data was erased" in err
+        code, out, err = await redress_cli("erase-customer", "bad id with spaces")
+        assert code == 2 and "filter value" in err
+
+
+def test_processes_starting_together_share_one_key_ring(tmp_path):
+    """The worker and a CLI started at once on a fresh machine must not each make their own ring."""
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys"
+    script = "import codec, pathlib, sys; print(codec.KeyRing.load(pathlib.Path(sys.argv[1]), create=True).current)"
+    root = Path(__file__).resolve().parent.parent
+    starts = [subprocess.Popen([sys.executable, "-c", script, str(keys)], cwd=root, stdout=subprocess.PIPE, text=True)
+              for _ in range(6)]
+    currents = {process.communicate(timeout=60)[0].strip() for process in starts}
+    assert len(currents) == 1 and codec.KeyRing.load(keys).current in currents
+    assert oct((keys / "codec.json").stat().st_mode & 0o777) == "0o600"
