@@ -19,7 +19,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from activities.rules import RuleSet, RulesInvalid, load_rules
-from client import InvalidComplaint, InvalidInput, InvalidMessage, RedressClient, RedressError, connect
+import codec
+from client import (
+    InsecureConnection,
+    InvalidComplaint,
+    InvalidInput,
+    InvalidMessage,
+    RedressClient,
+    RedressError,
+    connect,
+)
 from terminal import print_fields, print_table
 from workflows import signatures
 from workflows.contract import (
@@ -661,6 +670,9 @@ def main(argv: list[str] | None = None) -> None:
         code = args.run(args)
     except BrokenPipeError:  # `redress show X | head`: the reader left; not an error
         code = 0
+    except (codec.KeyProblem, InsecureConnection) as refused:  # keys or transport: say what to do, no traceback
+        print(f"redress: {refused}", file=sys.stderr)
+        code = 2
     _exit_now(code)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
+from typing import Any
 from datetime import timedelta
 
 import httpx
@@ -55,6 +57,7 @@ from workflows.customer import (
 
 log = structlog.get_logger(__name__)
 CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call made during triage
+HANDOVER_ATTEMPTS = 4  # update-with-start tries while a record or desk continues as new
 
 
 class ComplaintActivities:
@@ -85,15 +88,17 @@ class ComplaintActivities:
             return facts
         opened = ComplaintOpened(complaint_id=facts.complaint_id, order_id=facts.order.id if facts.order else None,
                                  received_at=facts.received_at, window_seconds=window.total_seconds())
-        start = WithStartWorkflowOperation(
-            CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
-            id=customer_workflow_id(facts.customer_id), task_queue=activity.info().task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        def start() -> WithStartWorkflowOperation:
+            return WithStartWorkflowOperation(
+                CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
+                id=customer_workflow_id(facts.customer_id), task_queue=activity.info().task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+
         try:
-            known = await asyncio.wait_for(self.temporal.execute_update_with_start_workflow(
-                CustomerRecord.complaint_opened, opened, start_workflow_operation=start,
-                id=f"opened:{facts.complaint_id}"), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+            known = await asyncio.wait_for(self._update_with_start(
+                start, CustomerRecord.complaint_opened, opened, f"opened:{facts.complaint_id}"),
+                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             # Triage never waits on a nicety: the rules see this complaint alone, and the log says why.
             log.warning("customer record unavailable; triaged without repeat facts", complaint_id=facts.complaint_id,
@@ -122,6 +127,23 @@ class ComplaintActivities:
             log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
                         crisis=key, error=str(error) or type(error).__name__)
 
+    async def _update_with_start(self, start: Callable[[], WithStartWorkflowOperation], update: Any, arg: Any,
+                                 update_id: str) -> Any:
+        """Update-with-start, asked again while a long-lived workflow hands over to its next run.
+
+        An update that reaches a run in the instant it continues as new is aborted by the
+        server (WorkflowNotReady, "workflow is closing"); the next attempt lands on the new run.
+        """
+        for attempt in range(1, HANDOVER_ATTEMPTS + 1):
+            try:
+                return await self.temporal.execute_update_with_start_workflow(
+                    update, arg, start_workflow_operation=start(), id=update_id)
+            except RPCError as error:
+                text = error.message.lower()
+                if attempt == HANDOVER_ATTEMPTS or not ("workflow task failure" in text or "closing" in text):
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+
     async def _route_to_agent(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> TriageResult:
         """Ask the queue's desk who takes this case (only queues with a roster in the rules)."""
         load = rule_set.document.agent_load
@@ -132,12 +154,14 @@ class ComplaintActivities:
         request = RouteRequest(complaint_id=facts.complaint_id, intense=anger >= load.intense_anger, agents=agents,
                                break_after=load.break_after, break_seconds=load.break_length.total_seconds(),
                                rule_version=rule_set.version)
-        start = WithStartWorkflowOperation(
-            AgentDesk.run, DeskState(queue=result.queue), id=desk_workflow_id(result.queue),
-            task_queue=activity.info().task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        def start() -> WithStartWorkflowOperation:
+            return WithStartWorkflowOperation(
+                AgentDesk.run, DeskState(queue=result.queue), id=desk_workflow_id(result.queue),
+                task_queue=activity.info().task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
         try:
-            routed = await asyncio.wait_for(self.temporal.execute_update_with_start_workflow(
-                AgentDesk.route, request, start_workflow_operation=start, id=f"route:{facts.complaint_id}"),
+            routed = await asyncio.wait_for(self._update_with_start(
+                start, AgentDesk.route, request, f"route:{facts.complaint_id}"),
                 timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             log.warning("agent desk unavailable; the case is left for the queue", complaint_id=facts.complaint_id,
