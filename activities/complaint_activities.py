@@ -73,7 +73,7 @@ class ComplaintActivities:
         """The whole rule set in one activity: one history event per triage, not one per rule."""
         rule_set = self.rules.latest()
         facts = await self._with_customer_facts(facts, rule_set.document.repeat.window)
-        result = engine.triage(rule_set, facts)
+        result = engine.triage(rule_set, facts, explain=False)
         await self._report_to_crisis_watch(rule_set, facts, result)
         result = await self._route_to_agent(rule_set, facts, result)
         log.info(

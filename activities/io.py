@@ -84,6 +84,9 @@ class TriageResult(BaseModel):
     deadlines: dict[str, datetime]
     offers: list[RemedyOffer] = Field(default_factory=list)
     rules: list[RuleFiring] = Field(default_factory=list)
+    rules_without_keyword: int = Field(default=0, description="Rules not listed in `rules`: none of their keywords "
+                                                                "was in the text (the triage activity lists only rules "
+                                                                "it weighed).")
     text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
     reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
     sentiment: dict[str, float] | None = Field(default=None, description="score and anger, when rules read them.")

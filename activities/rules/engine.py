@@ -24,6 +24,7 @@ from activities.io import (
     TriageFacts,
     TriageResult,
 )
+from activities.rules.expressions import Activation
 from activities.rules.loader import RuleSet
 from activities.rules.sentiment import Sentiment, assess, detect_language
 from workflows.contract import RemedyOffer, Severity
@@ -60,7 +61,14 @@ def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentimen
     }
 
 
-def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
+def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> TriageResult:
+    """Decide category, queue, severity, offers and deadlines.
+
+    `explain=False` (the triage activity) reports only the rules that fired or were
+    weighed (a keyword found, or no keywords needed), and counts the rest: with
+    hundreds of rules, a line for each would cost more than deciding, and would
+    bloat every case's history. `redress rules explain` shows them all.
+    """
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
     all_keywords = sorted({k for found in hits.values() for k in found})
@@ -68,15 +76,21 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
     sentiment = assess(facts.text) if needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
     variables = facts_variables(facts, all_keywords, sentiment)
+    read = rule_set.variables_read
+    activation = Activation({name: value for name, value in variables.items() if name in read})
 
     category: str | None = None
     queue: str | None = None
     severity = doc.defaults.severity
     tags: list[str] = []
     firings: list[RuleFiring] = []
+    unmatched = 0
     for index, rule in enumerate(doc.rules):
-        fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), variables)
-        firings.append(RuleFiring(rule=rule.name, fired=fired, reason=reason))
+        if not explain and rule.keywords and index not in hits:
+            unmatched += 1
+            continue
+        fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), activation)
+        firings.append(RuleFiring.model_construct(rule=rule.name, fired=fired, reason=reason))  # trusted: no validation
         if not fired:
             continue
         effect = rule.set
@@ -88,7 +102,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
 
     category = category or doc.defaults.category
     queue = queue or doc.defaults.queue
-    offer_variables = {**variables, "category": category, "severity": severity.value, "queue": queue}
+    outcome = {"category": category, "severity": severity.value, "queue": queue}
+    offer_variables = Activation({name: value for name, value in {**variables, **outcome}.items() if name in read})
     offers = []
     for index, offer in enumerate(doc.offers):
         fired, reason = _decide(rule_set, "offers", index, [], [], offer_variables)
@@ -107,6 +122,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
                                 category=category, queue=queue),
         offers=offers,
         rules=firings,
+        rules_without_keyword=unmatched,
         text_language=text_language,
         reply_language=facts.language if facts.language_declared or not text_language else text_language,
         sentiment=sentiment.as_variables() if sentiment else None,
@@ -117,7 +133,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts) -> TriageResult:
 
 
 def _decide(
-    rule_set: RuleSet, section: str, index: int, keywords: list[str], found: list[str], variables: dict[str, Any]
+    rule_set: RuleSet, section: str, index: int, keywords: list[str], found: list[str], variables: Activation
 ) -> tuple[bool, str]:
     reasons = []
     if keywords:

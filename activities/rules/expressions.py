@@ -33,16 +33,35 @@ class ConditionProblem:
     column: int  # 1-based column inside the expression
 
 
+class Activation:
+    """One complaint's variables, converted to CEL once (on first use) and shared by every condition.
+
+    Converting the variables dominates the cost of a condition (about 20 us against
+    well under 1 us to evaluate); with hundreds of rules it must happen once, not per rule.
+    """
+
+    def __init__(self, variables: dict[str, Any]):
+        self.variables = variables
+        self._context: cel.Context | None = None
+
+    def context(self) -> cel.Context:
+        if self._context is None:
+            self._context = cel.Context()
+            self._context.update(self.variables)
+        return self._context
+
+
 @dataclass(frozen=True)
 class CompiledCondition:
     source: str
     program: Any
     variables: frozenset[str] = frozenset()
 
-    def evaluate(self, variables: dict[str, Any]) -> bool:
+    def evaluate(self, variables: dict[str, Any] | Activation) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
+        activation = variables if isinstance(variables, Activation) else Activation(variables)
         try:
-            result = self.program.execute(variables)
+            result = self.program.execute(activation.context())
         except Exception as error:  # cel raises TypeError/RuntimeError/ValueError
             raise ValueError(str(error).split(". ")[0]) from None
         if not isinstance(result, bool):

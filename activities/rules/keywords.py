@@ -27,8 +27,11 @@ class KeywordIndex:
         found: dict[int, list[str]] = {}
         if self._empty:
             return found
+        distinct: dict[str, frozenset[int]] = {}  # each keyword once, in order of first appearance
         for _, (keyword, rules) in self._automaton.iter(text.casefold()):
+            if keyword not in distinct:
+                distinct[keyword] = rules
+        for keyword, rules in distinct.items():
             for rule_index in rules:
-                if keyword not in found.setdefault(rule_index, []):
-                    found[rule_index].append(keyword)
+                found.setdefault(rule_index, []).append(keyword)
         return found

@@ -8,6 +8,7 @@ are CEL, compiled here once per rule-set version.
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -61,9 +62,14 @@ class RuleSet:
     def condition(self, section: str, index: int) -> CompiledCondition | None:
         return self.conditions.get((section, index))
 
+    @cached_property
+    def variables_read(self) -> frozenset[str]:
+        """Every variable some condition uses: only these are computed and handed to CEL."""
+        return frozenset().union(*(condition.variables for condition in self.conditions.values()))
+
     def reads(self, variable: str) -> bool:
         """Whether any condition uses this variable (costly facts are computed only then)."""
-        return any(variable in condition.variables for condition in self.conditions.values())
+        return variable in self.variables_read
 
 
 @dataclass

@@ -1,0 +1,144 @@
+"""Events per complaint for the standard paths: `python bench/history_cost.py [--json]`.
+
+Runs each path once on a fresh dev server, with our worker and a real HTTP
+peer, and counts the complaint workflow's history events by type. Event counts
+do not depend on the machine, so one run is enough; the counts bound how many
+complaints a namespace can carry and how long a replay takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+import codec  # noqa: E402
+from client import RedressClient  # noqa: E402
+from tests.conftest import APPROVER_KEYS, complaint, serving, stage_is, write_rules  # noqa: E402
+from tests.peer import Peer  # noqa: E402
+from worker import temporal_binary  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord  # noqa: E402
+
+ESCALATING_TIERS = """tiers:
+  general: {first_response: 2s, resolution: 1h, escalate_to: team_lead}
+  urgent: {first_response: 2s, resolution: 1h, escalate_to: cs_manager}
+  major: {first_response: 2s, resolution: 1h, escalate_to: director}
+follow_up: {survey_window: 1h, reopen_below: 3}
+"""
+
+
+async def respond_and_close(redress: RedressClient, cid: str, score: int = 5) -> None:
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=score))
+
+
+async def auto_remedied(redress: RedressClient) -> str:
+    """Answered, a small refund within the automatic limit, resolved, rated 5: the most common path."""
+    data = complaint()
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na", message="on it"))
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("30"), currency="CNY",
+                                                     reason="double charge", proposed_by="li.na"))
+    await stage_is(redress, cid, "remedy_executed")
+    await respond_and_close(redress, cid)
+    await redress.outcome(cid)
+    return cid
+
+
+async def approved(redress: RedressClient) -> str:
+    """A refund above the agent's authority, approved by a signed decision."""
+    data = complaint()
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
+                                                     reason="goodwill", proposed_by="li.na"))
+    await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+    await stage_is(redress, cid, "remedy_executed")
+    await respond_and_close(redress, cid)
+    await redress.outcome(cid)
+    return cid
+
+
+async def escalated(redress: RedressClient) -> str:
+    """The first-response deadline missed: the breach and its escalation chain, then the normal close."""
+    data = complaint()
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    for _ in range(100):
+        status = await redress.status(cid)
+        if status.deadlines["first_response"].breached_at and status.escalation_level >= 1:
+            break
+        await asyncio.sleep(0.1)
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await respond_and_close(redress, cid)
+    await redress.outcome(cid)
+    return cid
+
+
+async def reopened(redress: RedressClient) -> str:
+    """Rated 2 after the first resolution: reopened, answered again, resolved, rated 5."""
+    data = complaint()
+    cid = data["complaint_id"]
+    await redress.submit(data)
+    await stage_is(redress, cid, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await respond_and_close(redress, cid, score=2)
+    await stage_is(redress, cid, "reopened")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await respond_and_close(redress, cid)
+    await redress.outcome(cid)
+    return cid
+
+
+PATHS = {auto_remedied: None, approved: None, escalated: ESCALATING_TIERS, reopened: None}
+
+
+async def measure() -> dict[str, dict]:
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
+        converter = codec.data_converter(Path(tmp) / "keys", create_keys=True)
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(), data_converter=converter, search_attributes=sa.ALL,
+        ) as env:
+            for path, tiers in PATHS.items():
+                rules = write_rules(Path(tmp) / path.__name__, tiers_yaml=tiers, first_response="10m",
+                                    resolution="1h", survey_window="1h")
+                async with serving(env.client, rules, Path(tmp) / "data", peer.url) as redress:
+                    cid = await path(redress)
+                    history = await redress.handle(cid).fetch_history()
+                kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
+                                for e in history.events)
+                results[path.__name__] = {"events": len(history.events), "by_type": dict(kinds.most_common())}
+    return results
+
+
+def main() -> None:
+    results = asyncio.run(measure())
+    if "--json" in sys.argv:
+        print(json.dumps(results, indent=2))
+        return
+    for name, result in results.items():
+        print(f"{name:14} {result['events']:4} events")
+        for kind, count in result["by_type"].items():
+            print(f"    {count:4}  {kind}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Rule evaluation cost: microseconds to triage one complaint with 10, 100 and 1,000 rules.
+
+`python bench/rule_eval.py [--json] [--repeats N]`
+
+Each rule set is the shipped one with routing.yaml replaced by N generated rules.
+Every rule has a keyword set drawn from one 1,000-word vocabulary (500 English
+words taken from the CFPB complaints, 500 Chinese two- and three-character
+words), and every other rule also has a CEL condition. The complaints are the
+268 real CFPB texts (English) and as many Chinese texts made from the same
+vocabulary's Chinese half with filler, cycled. What is timed is
+`engine.triage`: one Aho-Corasick pass, every condition, offers and deadlines,
+exactly what the triage activity runs. Loading and compiling the rules (once
+per version) is reported apart. Medians over repeated passes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.io import TriageFacts  # noqa: E402
+from activities.rules import engine  # noqa: E402
+from activities.rules.loader import load_rules  # noqa: E402
+from tests import cfpb  # noqa: E402
+from tests.conftest import write_rules  # noqa: E402
+from workflows.contract import ComplaintInput  # noqa: E402
+
+SIZES = (10, 100, 1000)
+VOCABULARY = 1000
+KEYWORDS_PER_RULE = 25
+GOALS_US = {100: 200, 1000: 2000}
+CHINESE_CHARS = ("退款扣费快递物流破损质量故障态度客服订单发票价格优惠券赔偿投诉延迟配送电池屏幕包装"
+                 "售后维修更换安装充电噪音异味漏水发热卡顿登录账号密码短信广告会员积分")
+
+
+def vocabulary(texts: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
+    words = Counter(w for text in texts for w in re.findall(r"[a-z]{5,}", text.lower()) if "xx" not in w)
+    english = [w for w, _ in words.most_common(VOCABULARY // 2)]
+    chinese: set[str] = set()
+    while len(chinese) < VOCABULARY // 2:
+        chinese.add("".join(rng.choice(CHINESE_CHARS) for _ in range(rng.choice((2, 3)))))
+    return english, sorted(chinese)
+
+
+def routing_yaml(size: int, words: list[str], rng: random.Random) -> str:
+    channels = ["web", "phone", "email", "referral", "social", "app"]
+    lines = ["defaults: {category: other, queue: general, severity: general}", "rules:"]
+    for index in range(size):
+        keywords = ", ".join(json.dumps(w, ensure_ascii=False) for w in rng.sample(words, KEYWORDS_PER_RULE))
+        lines.append(f"  - name: generated-{index}")
+        lines.append(f"    keywords: [{keywords}]")
+        if index % 2:
+            lines.append(f'    when: channel == "{rng.choice(channels)}" || order.value >= {rng.randint(100, 9000)}.0')
+        severity = rng.choice(["general", "general", "urgent", "major"])
+        lines.append(f"    set: {{category: c{index % 17}, queue: q{index % 5}, severity: {severity}}}")
+    return "\n".join(lines) + "\n"
+
+
+def complaints(texts: list[str], chinese: list[str], rng: random.Random) -> list[TriageFacts]:
+    now = datetime.now(timezone.utc)
+    samples = []
+    filler = "我的订单出了问题，请尽快处理，谢谢。"
+    for n, text in enumerate(texts):
+        zh = filler.join(rng.sample(chinese, 6)) + filler
+        for body, channel in ((text[:4000] or "empty", "web"), (zh, "app")):
+            data = {"complaint_id": f"B-{n}-{channel}", "customer": {"id": f"c{n}", "language": "en"},
+                    "channel": channel, "received_at": now.isoformat(), "text": body,
+                    "order": {"id": f"SO-{n}", "value": str(rng.randint(1, 10000)), "currency": "CNY"}}
+            samples.append(TriageFacts.of(ComplaintInput.model_validate(data)))
+    return samples
+
+
+def measure(repeats: int) -> dict:
+    rng = random.Random(20261123)
+    texts = [c.text for c in cfpb.load()]
+    english, chinese = vocabulary(texts, rng)
+    facts = complaints(texts, chinese, rng)
+    results = {"vocabulary": len(english) + len(chinese), "keywords_per_rule": KEYWORDS_PER_RULE,
+               "complaints": len(facts), "sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in SIZES:
+            folder = write_rules(Path(tmp) / f"rules-{size}")
+            (folder / "routing.yaml").write_text(routing_yaml(size, english + chinese, rng), encoding="utf-8")
+            shutil.rmtree(folder / "tests", ignore_errors=True)
+            started = time.perf_counter()
+            rule_set = load_rules(folder)
+            load_seconds = time.perf_counter() - started
+            for sample in facts[:20]:  # warm caches (CEL programs, automaton)
+                engine.triage(rule_set, sample, explain=False)
+            passes = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for sample in facts:
+                    engine.triage(rule_set, sample, explain=False)
+                passes.append((time.perf_counter() - started) / len(facts) * 1e6)
+            median = statistics.median(passes)
+            goal = GOALS_US.get(size)
+            results["sizes"][size] = {"median_us": round(median, 1), "min_us": round(min(passes), 1),
+                                      "max_us": round(max(passes), 1), "passes": repeats,
+                                      "load_seconds": round(load_seconds, 2), "goal_us": goal,
+                                      "met": None if goal is None else median < goal}
+    return results
+
+
+def main() -> None:
+    repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 5
+    results = measure(repeats)
+    if "--json" in sys.argv:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{results['complaints']} complaints (en + zh), vocabulary {results['vocabulary']} words, "
+          f"{results['keywords_per_rule']} keywords per rule")
+    for size, row in results["sizes"].items():
+        goal = f"goal < {row['goal_us']} us: {'met' if row['met'] else 'MISSED'}" if row["goal_us"] else ""
+        print(f"{size:5} rules  {row['median_us']:9.1f} us/complaint (median of {row['passes']}; "
+              f"{row['min_us']}-{row['max_us']})  load {row['load_seconds']} s  {goal}")
+
+
+if __name__ == "__main__":
+    main()
