@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 import codec  # noqa: E402
 from client import RedressClient  # noqa: E402
-from tests.conftest import APPROVER_KEYS, complaint, serving, stage_is, write_rules  # noqa: E402
+from tests.conftest import APPROVER_KEYS, open_case, serving, stage_is, write_rules  # noqa: E402
 from tests.peer import Peer  # noqa: E402
 from worker import temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
@@ -44,43 +44,33 @@ async def respond_and_close(redress: RedressClient, cid: str, score: int = 5) ->
     await redress.customer_feedback(cid, Feedback(score=score))
 
 
-async def auto_remedied(redress: RedressClient) -> str:
-    """Answered, a small refund within the automatic limit, resolved, rated 5: the most common path."""
-    data = complaint()
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
+async def remedy_and_close(redress: RedressClient, cid: str, amount: Decimal, approver: str | None = None) -> str:
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="on it"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("30"), currency="CNY",
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=amount, currency="CNY",
                                                      reason="double charge", proposed_by="li.na"))
+    if approver:
+        await redress.approve(cid, approver, APPROVER_KEYS[approver])
     await stage_is(redress, cid, "remedy_executed")
     await respond_and_close(redress, cid)
     await redress.outcome(cid)
     return cid
+
+
+async def auto_remedied(redress: RedressClient) -> str:
+    """Answered, a small refund within the automatic limit, resolved, rated 5: the most common path."""
+    cid = await open_case(redress)
+    return await remedy_and_close(redress, cid, Decimal("30"))
 
 
 async def approved(redress: RedressClient) -> str:
     """A refund above the agent's authority, approved by a signed decision."""
-    data = complaint()
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
-    await redress.record_response(cid, ResponseRecord(agent="li.na"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="goodwill", proposed_by="li.na"))
-    await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
-    await stage_is(redress, cid, "remedy_executed")
-    await respond_and_close(redress, cid)
-    await redress.outcome(cid)
-    return cid
+    cid = await open_case(redress)
+    return await remedy_and_close(redress, cid, Decimal("800"), approver="wang.fang")
 
 
 async def escalated(redress: RedressClient) -> str:
     """The first-response deadline missed: the breach and its escalation chain, then the normal close."""
-    data = complaint()
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
+    cid = await open_case(redress)
     for _ in range(100):
         status = await redress.status(cid)
         if status.deadlines["first_response"].breached_at and status.escalation_level >= 1:
@@ -94,10 +84,7 @@ async def escalated(redress: RedressClient) -> str:
 
 async def reopened(redress: RedressClient) -> str:
     """Rated 2 after the first resolution: reopened, answered again, resolved, rated 5."""
-    data = complaint()
-    cid = data["complaint_id"]
-    await redress.submit(data)
-    await stage_is(redress, cid, "acknowledged")
+    cid = await open_case(redress)
     await redress.record_response(cid, ResponseRecord(agent="li.na"))
     await respond_and_close(redress, cid, score=2)
     await stage_is(redress, cid, "reopened")
