@@ -37,6 +37,6 @@ soak: install
 	REDRESS_FAULT_CASES=300 REDRESS_FAULT_KILLS=6 REDRESS_FUZZ_EXAMPLES=2000 \
 		$(BIN)/python -m pytest -q tests/test_faults.py tests/test_fuzz.py
 
-## bench: throughput of intake and full lifecycles on the SQLite dev server (not part of `make test`)
+## bench: every benchmark (bench/), writing bench/RESULTS.md with the machine facts (not part of `make test`)
 bench: install
-	$(BIN)/python bench/throughput.py 500
+	$(BIN)/python bench/run_all.py

@@ -1,0 +1,152 @@
+"""Lifecycle throughput against Temporal's own floor, side by side in one run.
+
+`python bench/floor.py [N] [--rounds R] [--json]`
+
+"Ours": N complaints carried from submission to close on the auto-remedied path
+(answer, a 30 CNY refund within the automatic limit, resolve, CSAT 5), with the
+real worker: rules, pydantic models, encryption, structured logs, the outbox.
+
+"Bare": a workflow with empty bodies that makes the same Temporal calls in the
+same order: 9 activities (no-ops), the same 4 updates (one awaits an activity,
+as proposing does), a deadline timer re-planned as ours is (3 started, 3
+cancelled), and the stage query the driver polls. No encryption, no rules, no
+search attributes.
+
+Both run on the embedded dev server with its SQLite file (what `make run` uses),
+driven the same way with the same concurrency, in alternating rounds so that
+the machine's noise falls on both. The figure is ours / bare per round, and its
+median. Goal: at least 0.85.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+import codec  # noqa: E402
+from bench.bare_workflow import BareComplaint, bare_noop  # noqa: E402
+from activities.complaint_activities import ComplaintActivities  # noqa: E402
+from activities.rules.store import RuleStore  # noqa: E402
+from activities.settings import Settings  # noqa: E402
+from client import RedressClient  # noqa: E402
+from tests.conftest import complaint, write_rules  # noqa: E402
+from worker import build_worker, temporal_binary  # noqa: E402
+from workflows import search_attributes as sa  # noqa: E402
+from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord  # noqa: E402
+
+CONCURRENCY = 50  # cases worked at once, as in bench/throughput.py
+GOAL = 0.85
+
+
+async def until(query, stage: str) -> None:
+    while (await query()) != stage:
+        await asyncio.sleep(0.05)
+
+
+async def ours(redress: RedressClient, data: dict) -> None:
+    cid = data["complaint_id"]
+
+    async def stage() -> str:
+        return (await redress.status(cid)).stage.value
+
+    await redress.submit(data)
+    await until(stage, "acknowledged")
+    await redress.record_response(cid, ResponseRecord(agent="li.na"))
+    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("30"), currency="CNY",
+                                                     reason="double charge", proposed_by="li.na"))
+    await until(stage, "remedy_executed")
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await until(stage, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+
+
+async def bare(client: Client, queue: str, data: dict) -> None:
+    handle = await client.start_workflow(BareComplaint.run, data, id=f"bare-{data['complaint_id']}", task_queue=queue)
+
+    async def stage() -> str:
+        return (await handle.query(BareComplaint.status))["stage"]
+
+    await until(stage, "acknowledged")
+    await handle.execute_update(BareComplaint.record_response, {"agent": "li.na"})
+    await handle.execute_update(BareComplaint.propose_remedy, {"kind": "refund"})
+    await until(stage, "remedy_executed")
+    await handle.execute_update(BareComplaint.resolve, {"agent": "li.na"})
+    await until(stage, "follow_up")
+    await handle.execute_update(BareComplaint.customer_feedback, {"score": 5})
+    await handle.result()
+
+
+async def timed(count: int, one) -> float:
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def gated(data: dict) -> None:
+        async with gate:
+            await one(data)
+
+    batch = [complaint(customer={"id": f"floor-{uuid.uuid4().hex[:8]}", "language": "en"}) for _ in range(count)]
+    started = time.perf_counter()
+    await asyncio.gather(*(gated(d) for d in batch))
+    return count / (time.perf_counter() - started)
+
+
+async def measure(count: int, rounds: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        converter = codec.data_converter(Path(tmp) / "keys", create_keys=True)
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(), data_converter=converter, search_attributes=sa.ALL,
+            dev_server_database_filename=str(Path(tmp) / "floor.db"),
+        ) as env:
+            plain = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace)
+            rules = write_rules(Path(tmp) / "rules", first_response="10m", resolution="1h", survey_window="1h")
+            settings = Settings(rules_dir=rules, data_dir=Path(tmp) / "data")
+            async with httpx.AsyncClient() as http:
+                activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir), env.client)
+                async with build_worker(env.client, activities, task_queue="floor-ours"), \
+                        Worker(plain, task_queue="floor-bare", workflows=[BareComplaint], activities=[bare_noop]):
+                    redress = RedressClient(env.client, task_queue="floor-ours")
+                    await timed(10, lambda d: ours(redress, d))  # warm up both
+                    await timed(10, lambda d: bare(plain, "floor-bare", d))
+                    runs = []
+                    for _ in range(rounds):
+                        mine = await timed(count, lambda d: ours(redress, d))
+                        floor = await timed(count, lambda d: bare(plain, "floor-bare", d))
+                        runs.append({"ours_per_s": round(mine, 2), "bare_per_s": round(floor, 2),
+                                     "ratio": round(mine / floor, 3)})
+    ratio = statistics.median(r["ratio"] for r in runs)
+    return {"complaints_per_round": count, "concurrency": CONCURRENCY, "rounds": runs,
+            "median_ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL,
+            "median_ours_per_s": statistics.median(r["ours_per_s"] for r in runs),
+            "median_bare_per_s": statistics.median(r["bare_per_s"] for r in runs)}
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else 200
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
+    result = asyncio.run(measure(count, rounds))
+    if "--json" in sys.argv:
+        print(json.dumps(result, indent=2))
+        return
+    for n, run in enumerate(result["rounds"], 1):
+        print(f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}")
+    print(f"median ratio {result['median_ratio']} (goal >= {GOAL}: {'met' if result['met'] else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
