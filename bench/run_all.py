@@ -25,7 +25,7 @@ def run(script: str, *args: str) -> dict:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout[done.stdout.index("{"):])
+    return json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])  # after the worker's log lines
 
 
 def machine() -> dict:
@@ -97,6 +97,12 @@ def render(results: dict) -> str:
         lines.append("")
     burst = results["throughput"]
     lines += ["## 6. Intake burst, lifecycle and report reading", ""]
+    if "error" in burst:
+        lines += ["The run failed; the end of its error output:", "", "```", burst["error"][-600:].strip(), "```", ""]
+    for extra in results.get("throughput_smaller", []):
+        lines += [f"- Smaller run, {extra['complaints']} complaints: acknowledged at {extra['intake_per_s']}/s, "
+                  f"closed at {extra['lifecycle_per_s']}/s, report {extra['report_per_s']} cases/s, "
+                  f"peak RSS {extra['peak_rss_mb']} MB.", ""]
     if "error" not in burst:
         lines += [f"- {burst['complaints']} complaints (CFPB texts) submitted at once: all acknowledged in "
                   f"{burst['intake_seconds']} s ({burst['intake_per_s']}/s).",
@@ -110,7 +116,21 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def rerender() -> None:
+    """Write RESULTS.md again from results.json (after adding a run by hand with --add-throughput FILE)."""
+    path = ROOT / "bench" / "results.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if "--add-throughput" in sys.argv:
+        extra = json.loads(Path(sys.argv[sys.argv.index("--add-throughput") + 1]).read_text(encoding="utf-8"))
+        results.setdefault("throughput_smaller", []).append(extra)
+        path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (ROOT / "bench" / "RESULTS.md").write_text(render(results), encoding="utf-8")
+
+
 def main() -> None:
+    if "--rerender" in sys.argv:
+        rerender()
+        return
     results = {
         "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
