@@ -35,7 +35,7 @@ from activities.rules.store import RuleStore  # noqa: E402
 from activities.settings import Settings  # noqa: E402
 from client import RedressClient  # noqa: E402
 from tests import cfpb  # noqa: E402
-from tests.conftest import complaint  # noqa: E402
+from tests.conftest import complaint, write_rules  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import Feedback, Resolution, ResponseRecord  # noqa: E402
@@ -76,7 +76,12 @@ async def measure(count: int) -> dict:
             data_converter=codec.data_converter(Path(tmp) / "keys", create_keys=True),  # encrypted, as in production
             search_attributes=sa.ALL, dev_server_database_filename=str(Path(tmp) / "bench.db"),
         ) as env:
-            settings = Settings(rules_dir=ROOT / "rules", data_dir=Path(tmp))
+            rules = ROOT / "rules"
+            if "--no-desks" in sys.argv:  # the shipped rules without agent desks (to see what routing costs)
+                rules = write_rules(Path(tmp) / "rules", tiers_yaml=(ROOT / "rules" / "tiers.yaml").read_text())
+            if "--single-case" in sys.argv:  # nor any cross-case workflow (customer record, crisis watch)
+                (rules / "across_cases.yaml").unlink()
+            settings = Settings(rules_dir=rules, data_dir=Path(tmp))
             async with httpx.AsyncClient() as http:
                 activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir), env.client)
                 async with build_worker(env.client, activities, task_queue="bench"):
