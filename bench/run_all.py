@@ -55,6 +55,8 @@ def render(results: dict) -> str:
         "goals are checked against medians over repeated runs, and throughput as a ratio to "
         "a bare Temporal workflow measured in the same run.",
         "",
+        *[f"Note: {note}" for note in results.get("notes", [])],
+        "",
         "## Machine",
         "",
         f"- CPU: {facts['cpu']}, {facts['cores']} cores; memory {facts['memory_gib']} GiB",

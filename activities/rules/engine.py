@@ -90,7 +90,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
             unmatched += 1
             continue
         fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), activation)
-        firings.append(RuleFiring.model_construct(rule=rule.name, fired=fired, reason=reason))  # trusted: no validation
+        firings.append(RuleFiring(rule=rule.name, fired=fired, reason=reason))
         if not fired:
             continue
         effect = rule.set
