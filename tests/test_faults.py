@@ -33,6 +33,7 @@ from worker import temporal_binary
 from workflows import search_attributes as sa
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
 
+EXPECTED_NOTICES = Counter(["acknowledgement", "progress", "remedy_executed", "survey", "closed"])
 LATER = {"acknowledged": ("in_progress",), "in_progress": ("remedy_proposed", "remedy_executed")}  # a retried step
 CASES = int(os.environ.get("REDRESS_FAULT_CASES", "24"))
 KILLS = int(os.environ.get("REDRESS_FAULT_KILLS", "2"))
@@ -159,8 +160,15 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
         for data in cases:
             cid = data["complaint_id"]
             assert len(peer.acted("/pay", complaint_id=cid)) == 1, f"{cid} paid other than once"
-            templates = Counter(r.body["template"] for r in peer.acted("/notify", complaint_id=cid))
-            assert templates == Counter(["acknowledgement", "progress", "remedy_executed", "survey", "closed"]), cid
+            async def notices_sent(cid=cid, expected=EXPECTED_NOTICES):
+                return Counter(r.body["template"] for r in peer.acted("/notify", complaint_id=cid)) == expected
+
+            try:
+                await eventually(notices_sent, timeout=10)
+            except AssertionError:
+                sent = [(r.body["template"], r.key) for r in peer.received("/notify", complaint_id=cid)]
+                raise AssertionError(f"{cid}: notices acted {Counter(r.body['template'] for r in peer.acted('/notify', complaint_id=cid))}, "
+                                     f"requests received {sent}") from None
         # every request that reached a peer again after a kill carried the key of the first one
         repeats = sum(n - 1 for n in Counter(r.key for r in peer.requests).values() if n > 1)
         assert all(r.key for r in peer.requests)
