@@ -330,8 +330,6 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    import codec
-
     ring = codec.KeyRing.rotate(codec.keys_dir())
     older = sorted(set(ring.keys) - {ring.current})
     if args.json:
@@ -344,7 +342,6 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_codec_token(args: argparse.Namespace) -> int:
-    import codec
     import codec_server
 
     if args.revoke:
@@ -362,7 +359,6 @@ def cmd_keys_codec_token(args: argparse.Namespace) -> int:
 
 
 def cmd_codec_server(args: argparse.Namespace) -> int:
-    import codec
     import codec_server
     from activities.logs import configure_logging
 

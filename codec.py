@@ -84,7 +84,7 @@ def keys_dir() -> Path:
     return Path(os.environ.get("REDRESS_PAYLOAD_KEYS") or DEFAULT_KEYS_DIR)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write a secret file readable by its owner only, atomically."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -136,10 +136,10 @@ class KeyRing:
         text = json.dumps({"current": key_id, "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()}},
                           indent=2)
         if not first:
-            _write_private(path, text)
+            write_private(path, text)
             return cls(current=key_id, keys=keys)
         staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        _write_private(staged, text)
+        write_private(staged, text)
         try:
             os.link(staged, path)  # atomic, and fails if a ring appeared meanwhile
         except FileExistsError:

@@ -53,7 +53,7 @@ def issue_token(directory: Path, name: str) -> str:
     token = secrets.token_urlsafe(32)
     tokens[name] = _digest(token)
     directory.mkdir(parents=True, exist_ok=True)
-    codec._write_private(path, json.dumps(tokens, indent=2))
+    codec.write_private(path, json.dumps(tokens, indent=2))
     return token
 
 
@@ -62,7 +62,7 @@ def revoke_token(directory: Path, name: str) -> bool:
     tokens = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     if tokens.pop(name, None) is None:
         return False
-    codec._write_private(path, json.dumps(tokens, indent=2))
+    codec.write_private(path, json.dumps(tokens, indent=2))
     return True
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
 from typing import Any
 from datetime import timedelta
 
@@ -88,17 +87,11 @@ class ComplaintActivities:
             return facts
         opened = ComplaintOpened(complaint_id=facts.complaint_id, order_id=facts.order.id if facts.order else None,
                                  received_at=facts.received_at, window_seconds=window.total_seconds())
-        def start() -> WithStartWorkflowOperation:
-            return WithStartWorkflowOperation(
-                CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
-                id=customer_workflow_id(facts.customer_id), task_queue=activity.info().task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            )
-
         try:
-            known = await asyncio.wait_for(self._update_with_start(
-                start, CustomerRecord.complaint_opened, opened, f"opened:{facts.complaint_id}"),
-                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+            known = await self._update_with_start(
+                CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
+                customer_workflow_id(facts.customer_id), CustomerRecord.complaint_opened, opened,
+                f"opened:{facts.complaint_id}")
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             # Triage never waits on a nicety: the rules see this complaint alone, and the log says why.
             log.warning("customer record unavailable; triaged without repeat facts", complaint_id=facts.complaint_id,
@@ -127,22 +120,29 @@ class ComplaintActivities:
             log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
                         crisis=key, error=str(error) or type(error).__name__)
 
-    async def _update_with_start(self, start: Callable[[], WithStartWorkflowOperation], update: Any, arg: Any,
+    async def _update_with_start(self, run: Any, state: Any, workflow_id: str, update: Any, arg: Any,
                                  update_id: str) -> Any:
-        """Update-with-start, asked again while a long-lived workflow hands over to its next run.
+        """Update a long-lived workflow (starting it if need be) within triage's patience for cross-case calls.
 
-        An update that reaches a run in the instant it continues as new is aborted by the
-        server (WorkflowNotReady, "workflow is closing"); the next attempt lands on the new run.
+        Asked again while the workflow hands over to its next run: an update that reaches a
+        run in the instant it continues as new is aborted by the server (WorkflowNotReady,
+        "workflow is closing"), and the next attempt lands on the new run.
         """
-        for attempt in range(1, HANDOVER_ATTEMPTS + 1):
-            try:
-                return await self.temporal.execute_update_with_start_workflow(
-                    update, arg, start_workflow_operation=start(), id=update_id)
-            except RPCError as error:
-                text = error.message.lower()
-                if attempt == HANDOVER_ATTEMPTS or not ("workflow task failure" in text or "closing" in text):
-                    raise
+        async def ask() -> Any:
+            for attempt in range(1, HANDOVER_ATTEMPTS + 1):
+                start = WithStartWorkflowOperation(  # one per attempt: an operation is used once
+                    run, state, id=workflow_id, task_queue=activity.info().task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                try:
+                    return await self.temporal.execute_update_with_start_workflow(
+                        update, arg, start_workflow_operation=start, id=update_id)
+                except RPCError as error:
+                    text = error.message.lower()
+                    if attempt == HANDOVER_ATTEMPTS or not ("workflow task failure" in text or "closing" in text):
+                        raise
                 await asyncio.sleep(0.2 * attempt)
+
+        return await asyncio.wait_for(ask(), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
 
     async def _route_to_agent(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> TriageResult:
         """Ask the queue's desk who takes this case (only queues with a roster in the rules)."""
@@ -154,15 +154,10 @@ class ComplaintActivities:
         request = RouteRequest(complaint_id=facts.complaint_id, intense=anger >= load.intense_anger, agents=agents,
                                break_after=load.break_after, break_seconds=load.break_length.total_seconds(),
                                rule_version=rule_set.version)
-        def start() -> WithStartWorkflowOperation:
-            return WithStartWorkflowOperation(
-                AgentDesk.run, DeskState(queue=result.queue), id=desk_workflow_id(result.queue),
-                task_queue=activity.info().task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-
         try:
-            routed = await asyncio.wait_for(self._update_with_start(
-                start, AgentDesk.route, request, f"route:{facts.complaint_id}"),
-                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
+            routed = await self._update_with_start(
+                AgentDesk.run, DeskState(queue=result.queue), desk_workflow_id(result.queue), AgentDesk.route,
+                request, f"route:{facts.complaint_id}")
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             log.warning("agent desk unavailable; the case is left for the queue", complaint_id=facts.complaint_id,
                         queue=result.queue, error=str(error) or type(error).__name__)

@@ -6,6 +6,10 @@ by a client without our codec), so plaintext anywhere in it would be found.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -25,8 +29,7 @@ def personal_complaint(customer_id: str | None = None, **overrides):
     marker = uuid.uuid4().hex[:8]
     data = complaint(
         customer={"id": customer_id or f"cust-{uuid.uuid4().hex[:8]}", "name": f"Ingrid Halvorsen{marker}",
-                  "phone": f"+47 22 {marker[:2]} 00 00".replace("a", "1").replace("b", "2").replace("c", "3")
-                  .replace("d", "4").replace("e", "5").replace("f", "6"),
+                  "phone": f"+47 {int(marker, 16) % 10**8:08d}",
                   "email": f"ingrid.{marker}@example.org", "language": "en"},
         text=f"My kettle {marker} leaks and I was charged twice, please refund me.", **overrides)
     # the customer id is a pseudonym and stays readable (search attribute, record id); the rest must not
@@ -142,7 +145,7 @@ async def test_keys_rotate_and_running_cases_still_decrypt(env, tmp_path, peer, 
 
 async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_worker, env):
     customer_id = f"erase-{uuid.uuid4().hex[:8]}"
-    first, secrets = personal_complaint(customer_id, order={"id": "SO-1"})
+    first, _ = personal_complaint(customer_id, order={"id": "SO-1"})
     second, _ = personal_complaint(customer_id, order={"id": "SO-2"})
     other, _ = personal_complaint()
     async with run_worker() as redress:
@@ -189,14 +192,9 @@ async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_w
         # another customer's case is untouched
         assert (await redress.status(other["complaint_id"])).stage.value == "acknowledged"
         await redress.withdraw(other["complaint_id"], Withdrawal(by="customer"))
-        assert secrets  # (the personal data itself was checked unreadable above)
 
 
 async def test_the_cli_erases_and_explains(run_worker, tmp_path):
-    import asyncio
-    import os
-    import sys
-
     data, _ = personal_complaint()
     async with run_worker() as redress:
         await redress.submit(data)
@@ -225,9 +223,6 @@ async def test_the_cli_erases_and_explains(run_worker, tmp_path):
 
 def test_processes_starting_together_share_one_key_ring(tmp_path):
     """The worker and a CLI started at once on a fresh machine must not each make their own ring."""
-    import subprocess
-    import sys
-
     keys = tmp_path / "keys"
     script = "import codec, pathlib, sys; print(codec.KeyRing.load(pathlib.Path(sys.argv[1]), create=True).current)"
     root = Path(__file__).resolve().parent.parent

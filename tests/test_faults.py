@@ -18,7 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from client import RedressClient, Refused
 from tests.conftest import DATA_CONVERTER, ROOT, complaint, eventually, serving, stage_is, write_rules
 from tests.peer import Peer
+from tests.test_worker_process import free_port
 from worker import temporal_binary
 from workflows import search_attributes as sa
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
@@ -188,7 +189,7 @@ async def _some_paid(peer: Peer, at_least: int) -> bool:
 async def test_open_cases_and_their_timers_survive_a_dev_server_restart(tmp_path, peer):
     """The embedded server's SQLite file keeps cases and pending timers across a server (and worker) restart."""
     database = tmp_path / "temporal.db"
-    port = _free_port()
+    port = free_port()
     rules = write_rules(tmp_path / "rules", first_response="6s", resolution="1h")
 
     async def server() -> WorkflowEnvironment:
@@ -205,7 +206,7 @@ async def test_open_cases_and_their_timers_survive_a_dev_server_restart(tmp_path
             status = await stage_is(redress, cid, "acknowledged")
             due = status.deadlines["first_response"].due
     # server and worker are down; the first-response deadline passes meanwhile
-    await asyncio.sleep(max(0.0, (due - _now()).total_seconds()) + 1)
+    await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 1)
     second = await server()
     async with second:
         client: Client = second.client
@@ -221,17 +222,3 @@ async def _breached(redress: RedressClient, cid: str):
     status = await redress.status(cid)
     deadline = status.deadlines.get("first_response")
     return status if deadline and deadline.breached_at else None
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.handover import continue_as_new_if_suggested
+
 with workflow.unsafe.imports_passed_through():
     from activities.io import StaffNotice
 
@@ -83,9 +85,7 @@ class AgentDesk:
                 await workflow.execute_activity("notify_staff", self._prompts.pop(0),
                                                 start_to_close_timeout=timedelta(seconds=30),
                                                 retry_policy=PATIENT_RETRY)
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._state)
+            await continue_as_new_if_suggested(self._state)
             if self._idle():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._idle() and not self._prompts:

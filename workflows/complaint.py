@@ -746,21 +746,20 @@ class Complaint:
     # so a refused one is written to the timeline (and changes nothing else).
     @workflow.signal(name="approve_remedy")
     def approve_remedy_signal(self, raw: Any) -> None:
-        decision = self._signal_argument(ApprovalDecision, raw, "approve_remedy")
+        decision = self._signal_argument(ApprovalDecision, raw, "approve_remedy", kind="decision_refused")
         if decision and self._signal_decision_valid(decision, "approve"):
             self._approve(decision)
 
     @workflow.signal(name="reject_remedy")
     def reject_remedy_signal(self, raw: Any) -> None:
-        decision = self._signal_argument(ApprovalDecision, raw, "reject_remedy")
+        decision = self._signal_argument(ApprovalDecision, raw, "reject_remedy", kind="decision_refused")
         if decision and self._signal_decision_valid(decision, "reject"):
             self._reject(decision)
 
-    def _signal_argument(self, model: type[M], raw: Any, name: str) -> M | None:
+    def _signal_argument(self, model: type[M], raw: Any, name: str, kind: str = "signal_refused") -> M | None:
         """The signal's argument, or None after noting in the timeline why it was ignored."""
         value, problems = parse_signal(model, raw)
         if value is None:
-            kind = "decision_refused" if name.endswith("_remedy") and "crisis" not in name else "signal_refused"
             self._event(kind, "system", f"{name} signal ignored: " + "; ".join(problems), problems=problems)
         return value
 

@@ -24,6 +24,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.handover import continue_as_new_if_suggested
+
 with workflow.unsafe.imports_passed_through():
     from activities.io import ProposalCheck, ProposalVerdict, StaffNotice
     from workflows import signatures
@@ -138,9 +140,7 @@ class CrisisWatch:
             if self._to_link:
                 await self._link(self._to_link.pop(0))
                 continue
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._state)
+            await continue_as_new_if_suggested(self._state)
             quiet = self._quiet_until()
             if quiet and quiet <= workflow.now() and not self._pending() and not self._checking:
                 await workflow.wait_condition(workflow.all_handlers_finished)

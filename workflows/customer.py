@@ -29,6 +29,8 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.handover import continue_as_new_if_suggested
+
 with workflow.unsafe.imports_passed_through():
     from workflows.contract import M, Channel, Customer, parse_signal
 
@@ -123,9 +125,7 @@ class CustomerRecord:
             if watch is not None:
                 await self._send_care(watch)
                 continue
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._state)
+            await continue_as_new_if_suggested(self._state)
             if self._holds_nothing():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._holds_nothing():
