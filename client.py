@@ -11,8 +11,10 @@ temporalio.envconfig.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -63,6 +65,8 @@ from workflows.contract import (
 
 DEFAULT_ADDRESS = "localhost:7233"
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little between services
+# How long a step waits out a case whose workflow task is being retried (its worker died mid-task).
+UPDATE_PATIENCE = timedelta(seconds=60)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -346,14 +350,30 @@ class RedressClient:
                                     signed_at=signed_at, signature=signatures.sign(private_key, terms))
         return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.approve_common_remedy, decision)
 
-    async def _update_workflow(self, workflow_id: str, name: str, update: Any, message: BaseModel) -> Any:
-        try:
-            return await self.client.get_workflow_handle(workflow_id).execute_update(update, message)
-        except WorkflowUpdateFailedError as failed:
-            cause = failed.cause
-            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
-        except RPCError as error:
-            raise self._translate(name, error) from None
+    async def _update_workflow(self, workflow_id: str, name: str, update: Any, message: BaseModel,
+                               result_type: type | None = None) -> Any:
+        """Send one step as an update, refused steps raised as Refused.
+
+        Every try carries the same update id, so the server applies the step once
+        however often it is sent. A worker killed while a step is in its workflow
+        task leaves the step admitted; the server then answers "workflow task in
+        failed state" until another worker takes the task, and applies the step
+        then. Sending it again under a new id would apply it twice: two refunds.
+        """
+        handle = self.client.get_workflow_handle(workflow_id)
+        update_id = f"{getattr(update, '__name__', update)}-{uuid.uuid4()}"
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + UPDATE_PATIENCE.total_seconds()
+        while True:
+            try:
+                return await handle.execute_update(update, message, id=update_id, result_type=result_type)
+            except WorkflowUpdateFailedError as failed:
+                cause = failed.cause
+                raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+            except RPCError as error:
+                if not _worth_resending(error) or loop.time() > give_up:
+                    raise self._translate(name, error) from None
+            await asyncio.sleep(1)
 
     async def record_response(self, complaint_id: str, response: ResponseRecord) -> Status:
         return await self._update(complaint_id, "record_response", response, Status)
@@ -444,14 +464,7 @@ class RedressClient:
             raise self._translate(complaint_id, error) from None
 
     async def _update(self, complaint_id: str, name: str, message: BaseModel, result_type: type[T]) -> T:
-        try:
-            return await self.handle(complaint_id).execute_update(name, message, result_type=result_type)
-        except WorkflowUpdateFailedError as failed:
-            cause = failed.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise Refused(reason) from None
-        except RPCError as error:
-            raise self._translate(complaint_id, error) from None
+        return await self._update_workflow(workflow_id_for(complaint_id), complaint_id, name, message, result_type)
 
     @staticmethod
     def _translate(complaint_id: str, error: RPCError) -> Exception:
@@ -460,3 +473,8 @@ class RedressClient:
                 return Refused("the case has ended")
             return NotFound(complaint_id)
         return error
+
+
+def _worth_resending(error: RPCError) -> bool:
+    """A step the server could not take yet: its case's workflow task is being retried, or the server is away."""
+    return "Workflow Task in failed state" in error.message or error.status == RPCStatusCode.UNAVAILABLE

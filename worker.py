@@ -37,7 +37,7 @@ from activities.rules.store import RuleStore
 from activities.settings import Settings
 from workflows import search_attributes as sa
 from workflows.complaint import Complaint
-from workflows.contract import TASK_QUEUE
+from workflows.contract import TASK_QUEUE, records_queue
 from workflows.agent_desk import AgentDesk
 from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
@@ -60,14 +60,33 @@ def temporal_binary() -> str:
     return found
 
 
-def build_worker(client: Client, activities: ComplaintActivities, task_queue: str = TASK_QUEUE, **options) -> Worker:
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
-        activities=activities.all(),
-        **options,
-    )
+class Workers:
+    """The case worker and, beside it, the worker of the long-lived workflows (see `records_queue`).
+
+    Both register every workflow type: records started before the split keep running on
+    the case queue. Use as `async with build_worker(...)` or `await ....run()`, like a Worker.
+    """
+
+    def __init__(self, client: Client, activities: ComplaintActivities, task_queue: str, **options) -> None:
+        self.task_queue = task_queue
+        self.workers = [
+            Worker(client, task_queue=queue, workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
+                   activities=activities.all(), **options)
+            for queue in (task_queue, records_queue(task_queue))
+        ]
+
+    async def __aenter__(self) -> Workers:
+        self._stack = AsyncExitStack()
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._stack.aclose()
+
+
+def build_worker(client: Client, activities: ComplaintActivities, task_queue: str = TASK_QUEUE, **options) -> Workers:
+    return Workers(client, activities, task_queue, **options)
 
 
 async def start_embedded_server(settings: Settings, runtime: Runtime | None = None) -> WorkflowEnvironment:

@@ -44,7 +44,7 @@ from activities.settings import Settings
 from activities.templates import render
 import codec
 from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
-from workflows.contract import ComplaintInput, Customer, workflow_id_for
+from workflows.contract import ComplaintInput, Customer, records_queue, workflow_id_for
 from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
 from workflows.customer import (
     CareOrder,
@@ -114,7 +114,7 @@ class ComplaintActivities:
         try:
             await asyncio.wait_for(self.temporal.start_workflow(
                 CrisisWatch.run, CrisisState(key=key), id=crisis_workflow_id(key),
-                task_queue=activity.info().task_queue, start_signal="complaint_reported",
+                task_queue=records_queue(activity.info().task_queue), start_signal="complaint_reported",
                 start_signal_args=[reported]), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
         except (asyncio.TimeoutError, RPCError) as error:
             log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
@@ -131,7 +131,7 @@ class ComplaintActivities:
         async def ask() -> Any:
             for attempt in range(1, HANDOVER_ATTEMPTS + 1):
                 start = WithStartWorkflowOperation(  # one per attempt: an operation is used once
-                    run, state, id=workflow_id, task_queue=activity.info().task_queue,
+                    run, state, id=workflow_id, task_queue=records_queue(activity.info().task_queue),
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 try:
                     return await self.temporal.execute_update_with_start_workflow(
@@ -184,7 +184,7 @@ class ComplaintActivities:
         await self.temporal.start_workflow(
             CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
             id=customer_workflow_id(ended.customer.id),
-            task_queue=activity.info().task_queue, start_signal="complaint_ended", start_signal_args=[ended])
+            task_queue=records_queue(activity.info().task_queue), start_signal="complaint_ended", start_signal_args=[ended])
 
     @activity.defn
     async def send_care_package(self, order: CareOrder) -> str:

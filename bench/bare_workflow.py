@@ -25,8 +25,7 @@ class BareComplaint:
 
     def __init__(self) -> None:
         self.stage = "received"
-        self.pending = 0  # activities the main loop still has to run
-        self.epoch = 0  # bumped when the deadline is re-planned
+        self.pending = 0  # steps the main loop still has to run
         self.done = False
 
     @workflow.run
@@ -34,13 +33,10 @@ class BareComplaint:
         await self._noop()  # triage
         self.stage = "acknowledged"
         self.pending += 1  # acknowledgement
+        # the deadline watcher's one timer, which the case ends without cancelling
+        asyncio.create_task(workflow.sleep(timedelta(hours=1)))
         while not (self.done and self.pending == 0):
-            epoch = self.epoch
-            try:
-                await workflow.wait_condition(lambda e=epoch: self.pending > 0 or self.epoch != e or self.done,
-                                              timeout=timedelta(hours=1))
-            except asyncio.TimeoutError:
-                pass
+            await workflow.wait_condition(lambda: self.pending > 0 or self.done)
             while self.pending:
                 self.pending -= 1
                 await self._noop()
@@ -48,7 +44,8 @@ class BareComplaint:
         return self.stage
 
     async def _noop(self) -> None:
-        await workflow.execute_activity(bare_noop, None, start_to_close_timeout=ACTIVITY_TIMEOUT)
+        """Each step as ours runs it: a local activity."""
+        await workflow.execute_local_activity(bare_noop, None, start_to_close_timeout=ACTIVITY_TIMEOUT)
 
     @workflow.query
     def status(self) -> dict:
@@ -56,7 +53,7 @@ class BareComplaint:
 
     @workflow.update
     def record_response(self, _: Any) -> dict:
-        self.stage, self.pending, self.epoch = "in_progress", self.pending + 1, self.epoch + 1
+        self.stage, self.pending = "in_progress", self.pending + 1
         return {"stage": self.stage}
 
     @workflow.update
@@ -68,7 +65,7 @@ class BareComplaint:
 
     @workflow.update
     def resolve(self, _: Any) -> dict:
-        self.stage, self.pending, self.epoch = "follow_up", self.pending + 1, self.epoch + 1
+        self.stage, self.pending = "follow_up", self.pending + 1
         return {"stage": self.stage}
 
     @workflow.update

@@ -7,10 +7,11 @@
 real worker: rules, pydantic models, encryption, structured logs, the outbox.
 
 "Bare": a workflow with empty bodies that makes the same Temporal calls in the
-same order: 9 activities (no-ops), the same 4 updates (one awaits an activity,
-as proposing does), a deadline timer re-planned as ours is (3 started, 3
-cancelled), and the stage query the driver polls. No encryption, no rules, no
-search attributes.
+same order: 9 local activities (no-ops), the same 4 updates (one awaits a step,
+as proposing does), one deadline timer that the case ends without cancelling,
+and the stage query the driver polls. No encryption, no rules, no search
+attributes, no patch marker. (Before the lean-history change both sides ran
+ordinary activities and re-planned the timer 3 times.)
 
 Both run on the embedded dev server with its SQLite file (what `make run` uses),
 driven the same way with the same concurrency, in alternating rounds so that

@@ -41,7 +41,10 @@ class Peer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client died mid-request: a real service acts on nothing half-sent
+                    return
+                body = json.loads(raw or b"{}")
                 status, answer, stall = peer._handle(self.path, self.headers.get("Idempotency-Key"), body)
                 if stall:
                     time.sleep(stall)

@@ -80,8 +80,13 @@ REFUSED = "Refused"  # ApplicationError type of every refused message: the calle
 PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                             maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A local activity tries three times within a few seconds; should a peer stay down, the durable activity takes over.
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 ESCALATION_CHAINS = "escalation-chains"  # workflow.patched id: cases before it escalate once per miss
 CUSTOMER_RECORD = "customer-record"  # workflow.patched id: cases before it do not tell the customer's record
+# workflow.patched id: cases before it run every step as an activity, publish search attributes at each
+# change, re-plan the deadline timer at each change and keep a separate survey timer (docs/changing-workflows.md)
+LEAN_HISTORY = "lean-history"
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
@@ -91,9 +96,19 @@ async def _activity(method: Any, argument: Any) -> Any:
         method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
 
 
-def _reason(failure: ActivityError) -> str:
-    cause = failure.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
+class StepRefused(Exception):
+    """A step's peer refused it for good (a non-retryable error), whether it ran as an activity or a local one."""
+
+
+def _refused_for_good(failure: ActivityError | ApplicationError) -> bool:
+    """A local activity's own non-retryable error reaches the workflow unwrapped; an activity's, as its cause."""
+    error = failure.cause if isinstance(failure, ActivityError) else failure
+    return isinstance(error, ApplicationError) and error.non_retryable
+
+
+def _reason(failure: ActivityError | ApplicationError) -> str:
+    error = failure.cause if isinstance(failure, ActivityError) else failure
+    return error.message if isinstance(error, ApplicationError) else str(error)
 
 
 def _refuse(reason: str) -> ApplicationError:
@@ -151,27 +166,37 @@ class Complaint:
         self._notice_seq = 0
         self._stop_sending = False
         self._search_attributes: dict[str, Any] = {}
+        self._lean = False  # set in run(): see LEAN_HISTORY
+        self._attributes_changed = False
+        self._local_running = 0
+        self._sending = False
+        self._survey_until: datetime | None = None
+        self._survey_expired = False
 
     # ------------------------------------------------------------ lifecycle
 
     @workflow.run
     async def run(self, raw: Any) -> Outcome:
+        self._lean = workflow.patched(LEAN_HISTORY)
         if self._complaint is None:
             self._stage = Stage.refused
             self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
                         problems=self._problems)
             self._publish()
+            self._send_search_attributes()
             return self._outcome()
+        if self._lean:
+            publisher = asyncio.create_task(self._publish_when_settled())
 
         complaint = self._complaint
         self._event("received", f"channel:{complaint.channel.value}", f"received via {complaint.channel.value}",
                     received_at=complaint.received_at.isoformat())
         self._publish()
-        triage = await _activity(ComplaintActivities.triage, TriageFacts.of(complaint))
+        triage = await self._call(ComplaintActivities.triage, TriageFacts.of(complaint))
         self._apply_triage(triage)
         self._count("redress_complaints_started", severity=triage.severity.value, channel=complaint.channel.value)
 
-        watcher = asyncio.create_task(self._watch_deadlines())
+        watcher = asyncio.create_task(self._watch_deadlines_lean() if self._lean else self._watch_deadlines())
         sender = asyncio.create_task(self._send_notices())
         self._tell_customer("acknowledgement")
         await workflow.wait_condition(lambda: not self._notices)
@@ -200,13 +225,44 @@ class Complaint:
         self._stop_sending = True
         await sender
         await watcher
-        if workflow.patched(CUSTOMER_RECORD):
-            await _activity(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
+        if self._since(CUSTOMER_RECORD):
+            await self._call(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
                 complaint_id=self._id, stage=self._stage.value, ended_at=workflow.now(),
                 rule_version=self._rule_version, customer=complaint.customer, channel=complaint.channel,
                 language=self._reply_language()), metadata=complaint.metadata))
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._lean:
+            publisher.cancel()
+            self._send_search_attributes()
         return self._outcome()
+
+    def _since(self, patch: str) -> bool:
+        """Whether this case runs with a change; a lean case has every change made before LEAN_HISTORY."""
+        return self._lean or workflow.patched(patch)
+
+    async def _call(self, method: Any, argument: Any) -> Any:
+        """Run one step of the case: before LEAN_HISTORY as an activity; since, first as a local activity.
+
+        A local activity costs one marker event and no workflow task of its own. Should it
+        still fail after LOCAL_RETRY (a peer is down), the step goes on as an ordinary
+        activity with the usual patience, so a long outage shows in the UI as a retrying
+        activity and does not keep this workflow task busy. A peer's refusal for good
+        raises StepRefused either way.
+        """
+        if self._lean:
+            self._local_running += 1
+            try:
+                return await workflow.execute_local_activity_method(
+                    method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_RETRY)
+            except (ActivityError, ApplicationError) as failure:
+                if _refused_for_good(failure):
+                    raise StepRefused(_reason(failure)) from None
+            finally:
+                self._local_running -= 1
+        try:
+            return await _activity(method, argument)
+        except ActivityError as failure:
+            raise StepRefused(_reason(failure)) from None
 
     def _apply_triage(self, triage: TriageResult) -> None:
         self._triage = triage
@@ -253,9 +309,9 @@ class Complaint:
             order_id=self._complaint.order.id if self._complaint.order else None,
         )
         try:
-            receipt = await _activity(ComplaintActivities.execute_remedy, order)
-        except ActivityError as failure:
-            reason = _reason(failure)
+            receipt = await self._call(ComplaintActivities.execute_remedy, order)
+        except StepRefused as refused:
+            reason = str(refused)
             proposal.status = ProposalStatus.failed
             self._executing = None
             self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.in_progress)
@@ -279,13 +335,7 @@ class Complaint:
         self._set_stage(Stage.resolved)
         self._tell_customer("survey", summary=self._resolution.summary)
         self._set_stage(Stage.follow_up)
-        try:
-            await workflow.wait_condition(
-                lambda: bool(self._feedback or self._withdrawal),
-                timeout=timedelta(seconds=self._triage.survey_window_seconds),
-                timeout_summary="survey window",
-            )
-        except asyncio.TimeoutError:
+        if not await self._survey_answered(timedelta(seconds=self._triage.survey_window_seconds)):
             self._event("survey_expired", "system", "no survey answer within the window")
             return
         if self._withdrawal or self._feedback is None:
@@ -296,10 +346,29 @@ class Complaint:
             return
         await self._reopen(feedback)
 
+    async def _survey_answered(self, window: timedelta) -> bool:
+        """Wait for the survey answer (or a withdrawal); False when the window closed first.
+
+        Since LEAN_HISTORY the window is one more event for the deadline watcher's single
+        timer, so an answer cancels no timer of its own.
+        """
+        answered = lambda: bool(self._feedback or self._withdrawal)  # noqa: E731
+        if not self._lean:
+            try:
+                await workflow.wait_condition(answered, timeout=window, timeout_summary="survey window")
+                return True
+            except asyncio.TimeoutError:
+                return False
+        self._survey_until, self._survey_expired = workflow.now() + window, False
+        self._deadline_epoch += 1
+        await workflow.wait_condition(lambda: answered() or self._survey_expired)
+        self._survey_until = None
+        return answered()
+
     async def _reopen(self, feedback: Feedback) -> None:
         self._reopen_count += 1
         self._resolution = None
-        answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+        answer = await self._call(ComplaintActivities.compute_deadlines, DeadlineRequest(
             rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
             names=["resolution", "next_update"] if "next_update" in self._deadlines else ["resolution"],
             category=self._category, queue=self._queue))
@@ -343,6 +412,41 @@ class Complaint:
                 continue
             await self._fire(name, kind, step)
 
+    async def _watch_deadlines_lean(self) -> None:
+        """The watcher since LEAN_HISTORY: one timer at a time, replaced only when something falls due sooner.
+
+        A timer that wakes early (its deadline was met or moved later) just re-plans, so
+        meeting a deadline costs no history; and the case ends without cancelling it.
+        """
+        timer: asyncio.Task | None = None
+        timer_at: datetime | None = None
+        while not self._stage.is_final:
+            upcoming = self._next_event()
+            now = workflow.now()
+            if upcoming is not None and upcoming[0] <= now:
+                await self._handle_due(*upcoming)
+                continue
+            if upcoming is not None and (timer_at is None or upcoming[0] < timer_at):
+                if timer is not None:
+                    timer.cancel()
+                at, name, kind, _ = upcoming
+                timer_at = at
+                timer = asyncio.create_task(workflow.sleep(
+                    at - now, summary=f"{name} deadline" if kind == "breach" else f"{name} {kind}"))
+            woken = lambda epoch=self._deadline_epoch, timer=timer: (  # noqa: E731
+                self._deadline_epoch != epoch or self._stage.is_final or (timer is not None and timer.done()))
+            await workflow.wait_condition(woken)
+            if timer is not None and timer.done():
+                timer, timer_at = None, None
+
+    async def _handle_due(self, at: datetime, name: str, kind: str, step: PlannedStep | None) -> None:
+        if name == "survey":
+            self._survey_expired = True
+        elif name == "approval":
+            await self._approval_timed_out()
+        else:
+            await self._fire(name, kind, step)
+
     def _events(self, name: str) -> list[tuple[datetime, str, PlannedStep | None]]:
         """A deadline's chain in firing order: warnings, the breach itself, then the levels."""
         deadline = self._deadlines[name]
@@ -366,6 +470,8 @@ class Complaint:
                 upcoming.append((at, name, kind, step))
         if self._approval_due is not None and self._pending_approval():
             upcoming.append((self._approval_due, "approval", "timeout", None))
+        if self._survey_until is not None and not self._survey_expired:
+            upcoming.append((self._survey_until, "survey", "window", None))
         return min(upcoming, key=lambda event: (event[0], event[1])) if upcoming else None
 
     async def _fire(self, name: str, kind: str, step: PlannedStep | None) -> None:
@@ -418,7 +524,7 @@ class Complaint:
         """The customer heard from us: a new next-update period starts now (when the tier has one)."""
         if "next_update" not in self._deadlines or self._stage.is_final or self._resolution:
             return
-        answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+        answer = await self._call(ComplaintActivities.compute_deadlines, DeadlineRequest(
             rule_version=self._rule_version, severity=self._severity, start=workflow.now(),
             names=["next_update"], category=self._category, queue=self._queue))
         if "next_update" in answer.deadlines and not self._resolution:
@@ -434,7 +540,7 @@ class Complaint:
         pending = self._pending_approval()
         if pending is None:
             return
-        verdict = await _activity(ComplaintActivities.check_proposal, ProposalCheck(
+        verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
             complaint_id=self._id, rule_version=self._rule_version, kind=pending.kind, amount=pending.amount,
             currency=pending.currency, proposed_by=pending.proposed_by, above_role=pending.required_role))
         if pending.status != ProposalStatus.awaiting_approval:
@@ -487,7 +593,7 @@ class Complaint:
         """Due times of unmet deadlines from the case's rules, severity, category and queue; fired steps stay fired."""
         open_names = [name for name, d in self._deadlines.items() if d.met_at is None]
         for name in open_names or [None]:
-            answer = await _activity(ComplaintActivities.compute_deadlines, DeadlineRequest(
+            answer = await self._call(ComplaintActivities.compute_deadlines, DeadlineRequest(
                 rule_version=self._rule_version, severity=self._severity,
                 start=self._deadline_starts.get(name, self._complaint.received_at),
                 names=[name] if name else [], paused_seconds=self._paused_seconds,
@@ -503,7 +609,7 @@ class Complaint:
         """Decide the case again with the current rules: the case moves to that version, deadlines follow."""
         self._recomputing = True
         try:
-            result = await _activity(ComplaintActivities.triage, TriageFacts.of(self._complaint))
+            result = await self._call(ComplaintActivities.triage, TriageFacts.of(self._complaint))
             before = (self._rule_version, self._category, self._severity, self._queue)
             self._triage = result
             self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
@@ -550,12 +656,15 @@ class Complaint:
             notice = self._notices[0]
             activity = (ComplaintActivities.notify_customer if isinstance(notice, CustomerNotice)
                         else ComplaintActivities.notify_staff)
+            self._sending = True
             try:
-                await _activity(activity, notice)
-            except ActivityError as failure:
+                await self._call(activity, notice)
+            except StepRefused as refused:
                 # The peer refused this message for good (e.g. a bad address): record it, keep the case going.
-                self._event("notice_failed", "notifier", f"{notice.template} not delivered: {_reason(failure)}",
+                self._event("notice_failed", "notifier", f"{notice.template} not delivered: {refused}",
                             template=notice.template, key=notice.key)
+            finally:
+                self._sending = False
             self._notices.popleft()
 
     def _params(self, proposal: ProposalRecord | None = None, **extra: str) -> dict[str, str]:
@@ -635,7 +744,7 @@ class Complaint:
             self._checking_proposal = False
 
     async def _check_with_rules(self, proposal: RemedyProposal) -> ProposalVerdict:
-        return await _activity(ComplaintActivities.check_proposal, ProposalCheck(
+        return await self._call(ComplaintActivities.check_proposal, ProposalCheck(
             complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind, amount=proposal.amount,
             currency=proposal.currency, proposed_by=proposal.proposed_by))
 
@@ -901,7 +1010,7 @@ class Complaint:
         try:
             paused_from, paused_to = self._paused_since, workflow.now()
             open_dues = {n: d.due for n, d in self._deadlines.items() if d.met_at is None}
-            shifted = await _activity(ComplaintActivities.shift_for_pause, PauseShift(
+            shifted = await self._call(ComplaintActivities.shift_for_pause, PauseShift(
                 rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
                 paused_from=paused_from, paused_to=paused_to))
             for name, due in shifted.deadlines.items():
@@ -1015,7 +1124,33 @@ class Complaint:
         workflow.logger.info(f"{kind}: {detail}", extra={"complaint_id": self._id, "stage": self._stage.value})
 
     def _publish(self) -> None:
-        """Keep search attributes current; only changed ones are sent, to keep history small."""
+        """Keep search attributes current: at once before LEAN_HISTORY, since then once things settle."""
+        if self._lean:
+            self._attributes_changed = True
+        else:
+            self._send_search_attributes()
+
+    def _settled(self) -> bool:
+        """Nothing this workflow task has started is still running, and nothing queued is about to start.
+
+        A step that has fallen back to an ordinary activity (a peer is down) does not count:
+        the search attributes must not wait for a peer. Only the number of events depends
+        on this, never what the case does.
+        """
+        notice_waits = bool(self._notices) and not self._sending
+        return self._local_running == 0 and not notice_waits and not self._to_execute
+
+    async def _publish_when_settled(self) -> None:
+        """One upsert per burst of changes (usually one per workflow task) instead of one per change."""
+        while True:
+            await workflow.wait_condition(lambda: self._attributes_changed and self._settled())
+            await asyncio.sleep(0)  # no timer: lets the coroutines woken with this one act first (they may change more)
+            if self._settled():
+                self._send_search_attributes()
+
+    def _send_search_attributes(self) -> None:
+        """Send the search attributes that changed since last sent (none: no event)."""
+        self._attributes_changed = False
         wanted: dict[str, Any] = {
             sa.COMPLAINT_STATUS.name: self._stage.value,
             sa.ESCALATION_LEVEL.name: self._escalation_level,
@@ -1026,7 +1161,7 @@ class Complaint:
         if self._severity:
             wanted.update({sa.SEVERITY.name: self._severity.value, sa.CATEGORY.name: self._category,
                            sa.QUEUE.name: self._queue})
-        if any(d.breached_at for d in self._deadlines.values()) and workflow.patched(ESCALATION_CHAINS):
+        if any(d.breached_at for d in self._deadlines.values()) and self._since(ESCALATION_CHAINS):
             wanted[sa.BREACHED.name] = True
         for name, key in sa.DUE_KEYS.items():
             deadline = self._deadlines.get(name)

@@ -25,6 +25,17 @@ M = TypeVar("M", bound=BaseModel)
 WORKFLOW_TYPE = "Complaint"
 TASK_QUEUE = "redress"
 WORKFLOW_ID_PREFIX = "complaint-"
+RECORDS_QUEUE_SUFFIX = "-records"
+
+
+def records_queue(task_queue: str) -> str:
+    """The queue of the long-lived workflows (customer records, crisis watches, desks) beside a case queue.
+
+    They get their own worker and so their own workflow-task slots: a case's triage runs
+    as a local activity, which holds the case's slot while it waits on the customer record
+    and the desk; on a shared queue a burst of cases could hold every slot and starve them.
+    """
+    return task_queue if task_queue.endswith(RECORDS_QUEUE_SUFFIX) else task_queue + RECORDS_QUEUE_SUFFIX
 
 
 def workflow_id_for(complaint_id: str) -> str:
