@@ -23,6 +23,7 @@ too (the codec server's /encode).
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
 import os
@@ -37,7 +38,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
@@ -295,6 +296,31 @@ class RedressPayloadConverter(PydanticPayloadConverter):
         return payloads
 
 
+@dataclasses.dataclass(frozen=True)
+class RedressDataConverter(DataConverter):
+    """DataConverter whose with_context does not build converters only to throw them away.
+
+    The worker asks for a converter in context for every payload sequence of every
+    workflow task (our codec needs the workflow id). DataConverter.with_context
+    clones with dataclasses.replace, which runs __post_init__ and so builds a new
+    pydantic payload converter and failure converter, then overwrites both: a few
+    per cent of the worker's CPU in bench/floor.py. A shallow copy keeps them.
+    """
+
+    def with_context(self, context: SerializationContext) -> RedressDataConverter:
+        parts = {"payload_converter": self.payload_converter, "payload_codec": self.payload_codec,
+                 "failure_converter": self.failure_converter, "external_storage": self.external_storage}
+        changed = {name: part.with_context(context) for name, part in parts.items()
+                   if isinstance(part, WithSerializationContext)}
+        changed = {name: part for name, part in changed.items() if part is not parts[name]}
+        if not changed:
+            return self
+        cloned = copy.copy(self)
+        for name, part in changed.items():
+            object.__setattr__(cloned, name, part)
+        return cloned
+
+
 def data_converter(directory: Path | None = None, create_keys: bool = False) -> DataConverter:
     """The converter every Redress client and worker uses: pydantic JSON, then encryption.
 
@@ -303,8 +329,7 @@ def data_converter(directory: Path | None = None, create_keys: bool = False) -> 
     directory = directory or keys_dir()
     ring = KeyRing.load(directory, create=create_keys)
     subjects = SubjectKeys(directory / "subjects.sqlite", ring)
-    return dataclasses.replace(
-        pydantic_data_converter,
+    return RedressDataConverter(
         payload_converter_class=RedressPayloadConverter,
         payload_codec=EncryptionCodec(ring, subjects),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,

@@ -2,16 +2,21 @@
 
 `python bench/floor.py [N] [--rounds R] [--json]`
 
-"Ours": N complaints carried from submission to close on the auto-remedied path
+"Ours": N complaints (the CFPB narratives, each from its own customer about
+its own product) carried from submission to close on the auto-remedied path
 (answer, a 30 CNY refund within the automatic limit, resolve, CSAT 5), with the
 real worker: rules, pydantic models, encryption, structured logs, the outbox.
 
-"Bare": a workflow with empty bodies that makes the same Temporal calls in the
-same order: 9 local activities (no-ops), the same 4 updates (one awaits a step,
-as proposing does), one deadline timer that the case ends without cancelling,
-and the stage query the driver polls. No encryption, no rules, no search
-attributes, no patch marker. (Before the lean-history change both sides ran
-ordinary activities and re-planned the timer 3 times.)
+"Bare" (bench/bare_workflow.py): workflows with empty bodies that make every
+Temporal call ours makes, in the same order: the case's patch marker, local
+activities, timer, updates and search-attribute upserts, and the messages to
+the customer's record and the product's crisis watch. What is left is what the
+goal is about: our rules, models, logging and encryption. (Until 2026-11-23 the
+bare side had no search attributes, no patch and no other workflows: it
+measured those Temporal calls as our overhead.)
+
+Each round also reports CPU milliseconds per case, of this process (driver,
+client and worker) and of the dev server, for each side.
 
 Both run on the embedded dev server with its SQLite file (what `make run` uses),
 driven the same way with the same concurrency, in alternating rounds so that
@@ -23,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,18 +45,20 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 import codec  # noqa: E402
-from bench.bare_workflow import BareComplaint, bare_noop  # noqa: E402
 from activities.complaint_activities import ComplaintActivities  # noqa: E402
 from activities.rules.store import RuleStore  # noqa: E402
 from activities.settings import Settings  # noqa: E402
+from bench.bare_workflow import BareActivities, BareComplaint, BareRecord, BareWatch  # noqa: E402
+from bench.throughput import cfpb_complaints  # noqa: E402
 from client import RedressClient  # noqa: E402
-from tests.conftest import complaint, write_rules  # noqa: E402
+from tests.conftest import write_rules  # noqa: E402
 from worker import build_worker, temporal_binary  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord  # noqa: E402
 
 CONCURRENCY = 50  # cases worked at once, as in bench/throughput.py
 GOAL = 0.85
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 
 
 async def until(query, stage: str) -> None:
@@ -78,7 +85,8 @@ async def ours(redress: RedressClient, data: dict) -> None:
 
 
 async def bare(client: Client, queue: str, data: dict) -> None:
-    handle = await client.start_workflow(BareComplaint.run, data, id=f"bare-{data['complaint_id']}", task_queue=queue)
+    keys = {"customer": data["customer"]["id"], "sku": data["order"]["items"][0]["sku"]}
+    handle = await client.start_workflow(BareComplaint.run, keys, id=f"bare-{data['complaint_id']}", task_queue=queue)
 
     async def stage() -> str:
         return (await handle.query(BareComplaint.status))["stage"]
@@ -93,17 +101,36 @@ async def bare(client: Client, queue: str, data: dict) -> None:
     await handle.result()
 
 
-async def timed(count: int, one) -> float:
+def cpu_seconds() -> tuple[float, float]:
+    """CPU used so far by this process (client and worker) and by its children (the dev server)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    server = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # ppid
+            server += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return time.process_time(), server
+
+
+async def timed(count: int, one, cpu: dict | None = None) -> float:
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def gated(data: dict) -> None:
         async with gate:
             await one(data)
 
-    batch = [complaint(customer={"id": f"floor-{uuid.uuid4().hex[:8]}", "language": "en"}) for _ in range(count)]
-    started = time.perf_counter()
+    batch = cfpb_complaints(count)
+    started, (python, server) = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(gated(d) for d in batch))
-    return count / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if cpu is not None:
+        python_after, server_after = cpu_seconds()
+        cpu["python_ms"] = round((python_after - python) * 1000 / count, 1)
+        cpu["server_ms"] = round((server_after - server) * 1000 / count, 1)
+    return count / elapsed
 
 
 async def measure(count: int, rounds: int) -> dict:
@@ -118,17 +145,26 @@ async def measure(count: int, rounds: int) -> dict:
             settings = Settings(rules_dir=rules, data_dir=Path(tmp) / "data")
             async with httpx.AsyncClient() as http:
                 activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir), env.client)
+                bare_activities = BareActivities(plain, records_queue="floor-bare-records")
                 async with build_worker(env.client, activities, task_queue="floor-ours"), \
-                        Worker(plain, task_queue="floor-bare", workflows=[BareComplaint], activities=[bare_noop]):
+                        Worker(plain, task_queue="floor-bare", workflows=[BareComplaint],
+                               activities=bare_activities.all()), \
+                        Worker(plain, task_queue="floor-bare-records", workflows=[BareRecord, BareWatch]):
                     redress = RedressClient(env.client, task_queue="floor-ours")
                     await timed(10, lambda d: ours(redress, d))  # warm up both
                     await timed(10, lambda d: bare(plain, "floor-bare", d))
+                    if ONLY:  # profiling one side: py-spy record -- python bench/floor.py N --only ours
+                        cpu: dict = {}
+                        per_s = await timed(count, lambda d: ours(redress, d), cpu) if ONLY == "ours" else \
+                            await timed(count, lambda d: bare(plain, "floor-bare", d), cpu)
+                        return {"only": ONLY, "per_s": round(per_s, 2), "cpu": cpu}
                     runs = []
                     for _ in range(rounds):
-                        mine = await timed(count, lambda d: ours(redress, d))
-                        floor = await timed(count, lambda d: bare(plain, "floor-bare", d))
+                        ours_cpu, bare_cpu = {}, {}
+                        mine = await timed(count, lambda d: ours(redress, d), ours_cpu)
+                        floor = await timed(count, lambda d: bare(plain, "floor-bare", d), bare_cpu)
                         runs.append({"ours_per_s": round(mine, 2), "bare_per_s": round(floor, 2),
-                                     "ratio": round(mine / floor, 3)})
+                                     "ratio": round(mine / floor, 3), "ours_cpu": ours_cpu, "bare_cpu": bare_cpu})
     ratio = statistics.median(r["ratio"] for r in runs)
     return {"complaints_per_round": count, "concurrency": CONCURRENCY, "rounds": runs,
             "median_ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL,
@@ -141,11 +177,13 @@ def main() -> None:
     count = int(args[0]) if args else 200
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
     result = asyncio.run(measure(count, rounds))
-    if "--json" in sys.argv:
+    if "--json" in sys.argv or ONLY:
         print(json.dumps(result, indent=2))
         return
     for n, run in enumerate(result["rounds"], 1):
-        print(f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}")
+        print(f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}; "
+              f"CPU ms per case, python+server: ours {run['ours_cpu']['python_ms']}+{run['ours_cpu']['server_ms']}, "
+              f"bare {run['bare_cpu']['python_ms']}+{run['bare_cpu']['server_ms']}")
     print(f"median ratio {result['median_ratio']} (goal >= {GOAL}: {'met' if result['met'] else 'MISSED'})")
 
 

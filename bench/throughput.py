@@ -20,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -63,10 +64,18 @@ async def lifecycle(redress: RedressClient, data: dict) -> None:
 
 
 def cfpb_complaints(count: int) -> list[dict]:
-    """The 268 real CFPB narratives, cycled, as complaints (the input the benchmarks share)."""
+    """The 268 real CFPB narratives, cycled, as complaints (the input the benchmarks share).
+
+    Each from its own customer about its own order; a product per narrative, so a
+    burst does not reach the crisis rule's threshold (20 about one product within
+    an hour), which would raise every case and measure a crisis instead.
+    """
     texts = [c.text for c in cfpb.load()]
-    return [complaint(text=texts[n % len(texts)], customer={"id": f"bench-{n}", "language": "en"},
-                      channel="web") for n in range(count)]
+    batch = uuid.uuid4().hex[:6]
+    return [complaint(text=texts[n % len(texts)], customer={"id": f"bench-{batch}-{n}", "language": "en"},
+                      channel="web", order={"id": f"SO-{batch}-{n}", "value": "300.00", "currency": "CNY",
+                                            "items": [{"sku": f"SKU-{n % len(texts)}", "quantity": 1}]})
+            for n in range(count)]
 
 
 async def measure(count: int) -> dict:

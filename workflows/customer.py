@@ -22,17 +22,26 @@ repeat window, no open case, no watch).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from workflows.handover import continue_as_new_if_suggested
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contract import M, Channel, Customer, parse_signal
+    from workflows.contract import M, parse_signal
+    from workflows.customer_models import (  # noqa: F401 - importers find them here too
+        CareOrder,
+        CaseEntry,
+        ChurnWatch,
+        ComplaintEnded,
+        ComplaintOpened,
+        CustomerFacts,
+        CustomerState,
+        Purchase,
+    )
 
 CUSTOMER_WORKFLOW_TYPE = "CustomerRecord"
 CUSTOMER_ID_PREFIX = "customer-"
@@ -41,65 +50,6 @@ PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inter
 
 def customer_workflow_id(customer_id: str) -> str:
     return f"{CUSTOMER_ID_PREFIX}{customer_id}"
-
-
-class ComplaintOpened(BaseModel):
-    complaint_id: str
-    order_id: str | None = None
-    received_at: datetime
-    window_seconds: float = Field(description="The rules' repeat window (customer.complaints_90d).")
-
-
-class CustomerFacts(BaseModel):
-    """What triage rules may know of a customer's other complaints."""
-
-    complaints_in_window: int = Field(description="Complaints received in the repeat window, this one included.")
-    open_on_order: int = Field(description="Other open complaints about the same order.")
-
-
-class ComplaintEnded(BaseModel):
-    complaint_id: str
-    stage: str
-    ended_at: datetime
-    rule_version: str | None = None
-    customer: Customer
-    channel: Channel
-    language: str = "en"
-    profile: str | None = None
-    churn_window_seconds: float | None = Field(default=None, description="None: no churn watch for this case.")
-
-
-class Purchase(BaseModel):
-    at: datetime | None = None
-    order_id: str | None = None
-
-
-class CaseEntry(BaseModel):
-    complaint_id: str
-    order_id: str | None = None
-    received_at: datetime
-    open: bool = True
-
-
-class ChurnWatch(BaseModel):
-    ended: ComplaintEnded
-    due: datetime
-
-
-class CareOrder(BaseModel):
-    """The send_care_package activity's input: the watch ran out with no purchase."""
-
-    customer_id: str
-    ended: ComplaintEnded
-
-
-class CustomerState(BaseModel):
-    customer_id: str
-    cases: list[CaseEntry] = Field(default_factory=list)
-    watches: list[ChurnWatch] = Field(default_factory=list)
-    last_purchase_at: datetime | None = None
-    care_sent: list[str] = Field(default_factory=list, description="Complaints whose care package went out.")
-    keep_until: datetime | None = None
 
 
 @workflow.defn(name=CUSTOMER_WORKFLOW_TYPE)

@@ -1,0 +1,74 @@
+"""The customer record's messages and state, apart from its workflow (workflows/customer.py).
+
+Apart so that the workflow sandbox passes them through: it imports a workflow's
+module afresh for each new workflow, and there is a customer record per
+customer, so models defined beside the workflow were built again (pydantic
+schemas and all) for every new customer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from workflows.contract import Channel, Customer
+
+
+class ComplaintOpened(BaseModel):
+    complaint_id: str
+    order_id: str | None = None
+    received_at: datetime
+    window_seconds: float = Field(description="The rules' repeat window (customer.complaints_90d).")
+
+
+class CustomerFacts(BaseModel):
+    """What triage rules may know of a customer's other complaints."""
+
+    complaints_in_window: int = Field(description="Complaints received in the repeat window, this one included.")
+    open_on_order: int = Field(description="Other open complaints about the same order.")
+
+
+class ComplaintEnded(BaseModel):
+    complaint_id: str
+    stage: str
+    ended_at: datetime
+    rule_version: str | None = None
+    customer: Customer
+    channel: Channel
+    language: str = "en"
+    profile: str | None = None
+    churn_window_seconds: float | None = Field(default=None, description="None: no churn watch for this case.")
+
+
+class Purchase(BaseModel):
+    at: datetime | None = None
+    order_id: str | None = None
+
+
+class CaseEntry(BaseModel):
+    complaint_id: str
+    order_id: str | None = None
+    received_at: datetime
+    open: bool = True
+
+
+class ChurnWatch(BaseModel):
+    ended: ComplaintEnded
+    due: datetime
+
+
+class CareOrder(BaseModel):
+    """The send_care_package activity's input: the watch ran out with no purchase."""
+
+    customer_id: str
+    ended: ComplaintEnded
+
+
+class CustomerState(BaseModel):
+    customer_id: str
+    cases: list[CaseEntry] = Field(default_factory=list)
+    watches: list[ChurnWatch] = Field(default_factory=list)
+    last_purchase_at: datetime | None = None
+    care_sent: list[str] = Field(default_factory=list, description="Complaints whose care package went out.")
+    keep_until: datetime | None = None
