@@ -48,6 +48,12 @@ log = structlog.get_logger("redress.worker")
 DEV_SERVER_PORT = int(os.environ.get("REDRESS_DEV_PORT", "7233"))
 UI_PORT = int(os.environ.get("REDRESS_UI_PORT", "8233"))
 CODEC_PORT = int(os.environ.get("REDRESS_CODEC_PORT", "8081"))  # 0: no codec server beside the embedded one
+# Workflows kept in memory between their tasks, about 0.4 MB each (bench/open_complaints.py: 600 MB with
+# 1000 + 300, the SDK's default for both); one evicted is replayed from its history at its next task, a
+# few milliseconds. 500 cases being worked at once is more than a 2-core worker carries; a customer
+# record or crisis watch hears from a case once or twice in its life, so the records worker keeps fewer.
+CACHED_CASES = int(os.environ.get("REDRESS_CACHED_CASES", "500"))
+CACHED_RECORDS = int(os.environ.get("REDRESS_CACHED_RECORDS", "200"))
 
 
 def temporal_binary() -> str:
@@ -85,8 +91,8 @@ class Workers:
         self.task_queue = task_queue
         self.workers = [
             Worker(client, task_queue=queue, workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
-                   activities=activities.all(), **options)
-            for queue in (task_queue, records_queue(task_queue))
+                   activities=activities.all(), **{"max_cached_workflows": cached, **options})
+            for queue, cached in ((task_queue, CACHED_CASES), (records_queue(task_queue), CACHED_RECORDS))
         ]
 
     async def __aenter__(self) -> Workers:

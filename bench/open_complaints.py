@@ -61,7 +61,7 @@ async def connect(port: int, keys: Path, worker: subprocess.Popen) -> Client:
             raise SystemExit(f"the worker exited with {worker.returncode}")
         try:
             return await Client.connect(f"localhost:{port}", data_converter=codec.data_converter(keys))
-        except RuntimeError:
+        except (RuntimeError, codec.MissingKeys):  # the server, or the worker's first keys, not there yet
             await asyncio.sleep(0.2)
     raise SystemExit("the embedded server did not come up")
 
