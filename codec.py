@@ -308,16 +308,11 @@ class RedressDataConverter(DataConverter):
     """
 
     def with_context(self, context: SerializationContext) -> RedressDataConverter:
-        parts = {"payload_converter": self.payload_converter, "payload_codec": self.payload_codec,
-                 "failure_converter": self.failure_converter, "external_storage": self.external_storage}
-        changed = {name: part.with_context(context) for name, part in parts.items()
-                   if isinstance(part, WithSerializationContext)}
-        changed = {name: part for name, part in changed.items() if part is not parts[name]}
-        if not changed:
-            return self
         cloned = copy.copy(self)
-        for name, part in changed.items():
-            object.__setattr__(cloned, name, part)
+        for name in ("payload_converter", "payload_codec", "failure_converter", "external_storage"):
+            part = getattr(self, name)
+            if isinstance(part, WithSerializationContext):
+                object.__setattr__(cloned, name, part.with_context(context))
         return cloned
 
 

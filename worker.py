@@ -73,7 +73,7 @@ def cache_workflow_bytecode() -> None:
     The workflow sandbox imports a workflow's module afresh for every workflow it
     starts or brings back into its cache. With no cached bytecode (the variable is
     common on developer machines and in container images) each of those imports
-    compiles the source again: a third of the worker's CPU in bench/floor.py.
+    compiles the source again: a sixth of the worker's CPU in bench/floor.py.
     Only stale files are written; a read-only tree is left as it is.
     """
     compileall.compile_dir(Path(__file__).resolve().parent / "workflows", quiet=2)

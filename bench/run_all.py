@@ -82,6 +82,10 @@ def verdict(met: bool | None) -> str:
     return "—" if met is None else ("met" if met else "**missed**")
 
 
+def unmeasured(result: dict) -> str:
+    return "not measured in this run" if not result else "failed: " + result.get("error", "")[-600:]
+
+
 def render(results: dict) -> str:
     facts = results["machine"]
     lines = [
@@ -157,7 +161,7 @@ def render(results: dict) -> str:
     held = results.get("open_complaints", {})
     lines += ["## 4. Open complaints held", ""]
     if "complaints" not in held:
-        lines += ["not measured in this run" if not held else "failed: " + held.get("error", "")[-600:], ""]
+        lines += [unmeasured(held), ""]
     else:
         lines += [f"{held['complaints']} complaints open at once, each with a first-response timer due "
                   f"{held['hold_seconds'] / 60:g} minutes after they were all received; `worker.py` in its own "
@@ -173,7 +177,7 @@ def render(results: dict) -> str:
     latency = results.get("approval_latency", {})
     lines += ["## 5. Approval latency", ""]
     if "rounds" not in latency:
-        lines += ["not measured in this run" if not latency else "failed: " + latency.get("error", "")[-600:], ""]
+        lines += [unmeasured(latency), ""]
     else:
         lines += [f"{latency['approvals_per_round']} signed approvals per round, sent one after another; "
                   "the `approve_remedy` update timed from call to answer. Loaded: "

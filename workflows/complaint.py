@@ -111,6 +111,11 @@ def _reason(failure: ActivityError | ApplicationError) -> str:
     return error.message if isinstance(error, ApplicationError) else str(error)
 
 
+def _timer_summary(name: str, kind: str) -> str:
+    """What the UI shows for a deadline timer: "first_response deadline", "resolution warning"..."""
+    return f"{name} deadline" if kind == "breach" else f"{name} {kind}"
+
+
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=REFUSED, non_retryable=True)
 
@@ -395,9 +400,9 @@ class Complaint:
             at, name, kind, step = upcoming
             wait = (at - workflow.now()).total_seconds()
             if wait > 0:
-                summary = f"{name} deadline" if kind == "breach" else f"{name} {kind}"
                 try:
-                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait), timeout_summary=summary)
+                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait),
+                                                  timeout_summary=_timer_summary(name, kind))
                     continue
                 except asyncio.TimeoutError:
                     pass
@@ -431,8 +436,7 @@ class Complaint:
                     timer.cancel()
                 at, name, kind, _ = upcoming
                 timer_at = at
-                timer = asyncio.create_task(workflow.sleep(
-                    at - now, summary=f"{name} deadline" if kind == "breach" else f"{name} {kind}"))
+                timer = asyncio.create_task(workflow.sleep(at - now, summary=_timer_summary(name, kind)))
             woken = lambda epoch=self._deadline_epoch, timer=timer: (  # noqa: E731
                 self._deadline_epoch != epoch or self._stage.is_final or (timer is not None and timer.done()))
             await workflow.wait_condition(woken)
