@@ -18,6 +18,7 @@ import structlog
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.io import (
@@ -25,6 +26,9 @@ from activities.io import (
     CustomerNotice,
     DeadlineAnswer,
     DeadlineRequest,
+    Delivery,
+    Intake,
+    IntakeResult,
     PauseShift,
     ProposalCheck,
     ProposalVerdict,
@@ -34,6 +38,7 @@ from activities.io import (
     StaffNotice,
     TriageFacts,
     TriageResult,
+    notice_params,
 )
 from activities.outbox import Outbox
 from activities.peers import post_idempotent
@@ -80,6 +85,38 @@ class ComplaintActivities:
             category=result.category, severity=result.severity.value, queue=result.queue, fired=result.fired,
         )
         return result
+
+    @activity.defn
+    async def triage_and_acknowledge(self, intake: Intake) -> IntakeResult:
+        """Triage, then the acknowledgement it lets us write: every case's first step, one history event."""
+        result = await self.triage(intake.facts)
+        notice = intake.acknowledgement.model_copy(update={
+            "language": result.reply_language or intake.acknowledgement.language,
+            "rule_version": result.rule_version,
+            "params": notice_params(intake.facts.complaint_id, result.severity, result.queue, result.deadlines),
+        })
+        return IntakeResult(triage=result, acknowledgement=await self._tell_along(notice))
+
+    async def _tell_along(self, notice: CustomerNotice) -> Delivery:
+        """Send the notice that follows a step within the step's own activity, once.
+
+        A notifier that refuses it for good is reported as the queue would report it; one
+        that does not answer leaves the notice to the case's queue (`deferred`), so the
+        step, done already, is neither held up nor repeated for a message.
+        """
+        try:
+            await self.notify_customer(notice)
+        except ApplicationError as error:
+            if error.non_retryable:
+                return Delivery(outcome="refused", reason=error.message)
+            reason = error.message
+        except Exception as error:  # noqa: BLE001 - any failure to deliver is the queue's to retry
+            reason = str(error) or type(error).__name__
+        else:
+            return Delivery(outcome="sent")
+        log.info("notice left to the case's queue", complaint_id=notice.complaint_id, template=notice.template,
+                 reason=reason)
+        return Delivery(outcome="deferred", reason=reason)
 
     async def _with_customer_facts(self, facts: TriageFacts, window: timedelta) -> TriageFacts:
         """Record the complaint on the customer's record and learn their other complaints (one round trip)."""
@@ -168,10 +205,17 @@ class ComplaintActivities:
         return result.model_copy(update={"assignee": routed.agent, "assignment": note})
 
     @activity.defn
-    async def record_case_end(self, end: CaseEnd) -> None:
-        """Tell the customer's record the case ended (signal-with-start); a closed case may start a churn watch."""
-        if self.temporal is None:
-            return
+    async def record_case_end(self, end: CaseEnd) -> Delivery | None:
+        """Tell the customer's record the case ended (signal-with-start), then the customer (end.then_tell).
+
+        A closed case may start a churn watch. The record is told first: a closing notice
+        that cannot be delivered must not cost the record its end.
+        """
+        if self.temporal is not None:
+            await self._tell_record(end)
+        return await self._tell_along(end.then_tell) if end.then_tell else None
+
+    async def _tell_record(self, end: CaseEnd) -> None:
         rule_set = self.rules.get(end.ended.rule_version) if end.ended.rule_version else self.rules.latest()
         churn = rule_set.document.churn
         profile = end.metadata.get(churn.profile_field) if churn else None
@@ -285,7 +329,7 @@ class ComplaintActivities:
 
     @activity.defn
     async def execute_remedy(self, order: RemedyOrder) -> RemedyReceipt:
-        payload = order.model_dump(mode="json")
+        payload = order.model_dump(mode="json", exclude={"then_tell"})  # the payment peer gets no contact details
         if self.settings.payment_url:
             body = await post_idempotent(self.http, self.settings.payment_url, order.idempotency_key, payload)
             transaction_id = str(body.get("transaction_id") or "")
@@ -299,7 +343,8 @@ class ComplaintActivities:
         log.info("remedy executed", complaint_id=order.complaint_id, proposal_id=order.proposal_id,
                  kind=order.kind.value, amount=str(order.amount), currency=order.currency, via=via,
                  transaction_id=transaction_id)
-        return RemedyReceipt(transaction_id=transaction_id, via=via)
+        told = await self._tell_along(order.then_tell) if order.then_tell else None
+        return RemedyReceipt(transaction_id=transaction_id, via=via, told=told)
 
     async def _deliver(self, key: str, payload: dict, url: str | None) -> str:
         if url:
@@ -310,7 +355,7 @@ class ComplaintActivities:
 
     def all(self) -> list:
         return [
-            self.triage, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
+            self.triage, self.triage_and_acknowledge, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
             self.notify_customer, self.notify_staff, self.execute_remedy, self.record_case_end,
             self.send_care_package,
         ]

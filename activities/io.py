@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -166,6 +166,41 @@ class CustomerNotice(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
 
 
+def notice_params(complaint_id: str, severity: Severity | None, queue: str | None,
+                  deadlines: dict[str, datetime]) -> dict[str, str]:
+    """What every notice template may quote of a case; shared by the workflow and the intake activity."""
+    return {
+        "complaint_id": complaint_id,
+        "severity": severity.value if severity else "",
+        "queue": queue or "",
+        **{f"{name}_due": due.strftime("%Y-%m-%d %H:%M UTC") for name, due in deadlines.items()},
+    }
+
+
+class Delivery(BaseModel):
+    """What became of a customer notice sent within the activity of the step it follows.
+
+    `deferred`: the notifier did not take it (down, slow); the case's own notice queue
+    sends it, so a notifier outage neither holds up nor repeats the step.
+    """
+
+    outcome: Literal["sent", "refused", "deferred"]
+    reason: str = ""
+
+
+class Intake(BaseModel):
+    """Triage and the acknowledgement, run as one step: the acknowledgement quotes what triage decides."""
+
+    facts: TriageFacts
+    acknowledgement: CustomerNotice = Field(description="Completed by the activity with the triage's language, "
+                                                        "rules version and deadlines.")
+
+
+class IntakeResult(BaseModel):
+    triage: TriageResult
+    acknowledgement: Delivery
+
+
 class StaffNotice(BaseModel):
     complaint_id: str
     key: str
@@ -184,6 +219,7 @@ class RemedyOrder(BaseModel):
     currency: str
     customer_id: str
     order_id: str | None = None
+    then_tell: CustomerNotice | None = Field(default=None, description="Sent once the remedy is carried out.")
 
     @property
     def idempotency_key(self) -> str:
@@ -193,8 +229,7 @@ class RemedyOrder(BaseModel):
 class RemedyReceipt(BaseModel):
     transaction_id: str
     via: str
-
-
+    told: Delivery | None = None  # what became of the order's then_tell
 
 
 class CaseEnd(BaseModel):
@@ -202,3 +237,4 @@ class CaseEnd(BaseModel):
 
     ended: ComplaintEnded
     metadata: dict[str, Any] = Field(default_factory=dict, description="Where the customer's profile is found.")
+    then_tell: CustomerNotice | None = Field(default=None, description="The closing notice, sent once the record knows.")

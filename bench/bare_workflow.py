@@ -1,9 +1,10 @@
 """The bare floor for bench/floor.py: our complaint's Temporal calls with nothing inside them.
 
 Every call an auto-remedied case makes, in the same order, with empty bodies:
-- the case: a patch marker, 9 local activities, one deadline timer the case
-  ends without cancelling, 4 updates (one awaits a step, as proposing does),
-  and 6 search-attribute upserts (the patch's own, then one per workflow task);
+- the case: a patch marker, 6 local activities (a customer notice rides in the
+  step it follows), one deadline timer the case ends without cancelling,
+  4 updates (one awaits a step, as proposing does), and 6 search-attribute
+  upserts (the patch's own, then one per workflow task);
 - beside it, as triage and the end of a case do: an update-with-start of the
   customer's record, a signal-with-start of the product's crisis watch, and a
   signal-with-start of the record when the case ends. The record and the watch
@@ -77,9 +78,8 @@ class BareComplaint:
     async def run(self, keys: dict) -> str:
         workflow.patched("bare-lean-history")  # ours marks its cases with a patch: a marker and an upsert
         await self._step("bare_triage", keys)
-        self._upsert(first=True)
+        self._upsert(first=True)  # triage carried the acknowledgement
         self.stage = "acknowledged"
-        self.pending += 1  # acknowledgement
         # the deadline watcher's one timer, which the case ends without cancelling
         asyncio.create_task(workflow.sleep(timedelta(hours=1)))
         while not (self.done and self.pending == 0):
@@ -87,7 +87,7 @@ class BareComplaint:
             while self.pending:
                 self.pending -= 1
                 await self._step()
-        await self._step("bare_case_end", keys)  # tell the customer's record
+        await self._step("bare_case_end", keys)  # tell the customer's record, then the customer
         return self.stage
 
     async def _step(self, name: str = "bare_noop", argument: Any = None) -> None:
@@ -113,7 +113,7 @@ class BareComplaint:
     async def propose_remedy(self, _: Any) -> dict:
         await self._step()  # the rules' check
         self.stage = "remedy_executed"
-        self.pending += 2  # payment, then its notice
+        self.pending += 1  # payment, its notice within
         self._upsert()
         return {"stage": self.stage}
 
@@ -125,7 +125,7 @@ class BareComplaint:
 
     @workflow.update
     def customer_feedback(self, _: Any) -> dict:
-        self.stage, self.pending, self.done = "closed", self.pending + 1, True
+        self.stage, self.done = "closed", True  # the closing notice goes with the case's end
         self._upsert()
         return {"stage": self.stage}
 

@@ -115,7 +115,8 @@ def cpu_seconds() -> tuple[float, float]:
     return time.process_time(), server
 
 
-async def timed(count: int, one, cpu: dict | None = None) -> float:
+async def timed(count: int, one, cpu: dict | None = None, history=None) -> float:
+    """Cases per second; with `cpu`, also CPU per case and, given `history` (data -> its history), events per case."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def gated(data: dict) -> None:
@@ -130,6 +131,8 @@ async def timed(count: int, one, cpu: dict | None = None) -> float:
         python_after, server_after = cpu_seconds()
         cpu["python_ms"] = round((python_after - python) * 1000 / count, 1)
         cpu["server_ms"] = round((server_after - server) * 1000 / count, 1)
+        if history is not None:  # after the clock: the two sides must cost the server the same number of events
+            cpu["events"] = statistics.median([len((await history(d)).events) for d in batch[:20]])
     return count / elapsed
 
 
@@ -161,8 +164,11 @@ async def measure(count: int, rounds: int) -> dict:
                     runs = []
                     for _ in range(rounds):
                         ours_cpu, bare_cpu = {}, {}
-                        mine = await timed(count, lambda d: ours(redress, d), ours_cpu)
-                        floor = await timed(count, lambda d: bare(plain, "floor-bare", d), bare_cpu)
+                        mine = await timed(count, lambda d: ours(redress, d), ours_cpu,
+                                           lambda d: redress.handle(d["complaint_id"]).fetch_history())
+                        floor = await timed(count, lambda d: bare(plain, "floor-bare", d), bare_cpu,
+                                            lambda d: plain.get_workflow_handle(f"bare-{d['complaint_id']}")
+                                            .fetch_history())
                         runs.append({"ours_per_s": round(mine, 2), "bare_per_s": round(floor, 2),
                                      "ratio": round(mine / floor, 3), "ours_cpu": ours_cpu, "bare_cpu": bare_cpu})
     ratio = statistics.median(r["ratio"] for r in runs)
@@ -183,7 +189,8 @@ def main() -> None:
     for n, run in enumerate(result["rounds"], 1):
         print(f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}; "
               f"CPU ms per case, python+server: ours {run['ours_cpu']['python_ms']}+{run['ours_cpu']['server_ms']}, "
-              f"bare {run['bare_cpu']['python_ms']}+{run['bare_cpu']['server_ms']}")
+              f"bare {run['bare_cpu']['python_ms']}+{run['bare_cpu']['server_ms']}; "
+              f"events per case: ours {run['ours_cpu']['events']}, bare {run['bare_cpu']['events']}")
     print(f"median ratio {result['median_ratio']} (goal >= {GOAL}: {'met' if result['met'] else 'MISSED'})")
 
 

@@ -31,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.io import (
         CaseEnd,
         CustomerNotice,
+        Delivery,
+        Intake,
         PauseShift,
         PlannedPayout,
         DeadlineRequest,
@@ -41,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         StaffNotice,
         TriageFacts,
         TriageResult,
+        notice_params,
     )
     from workflows import search_attributes as sa
     from workflows import signatures
@@ -87,6 +90,10 @@ CUSTOMER_RECORD = "customer-record"  # workflow.patched id: cases before it do n
 # workflow.patched id: cases before it run every step as an activity, publish search attributes at each
 # change, re-plan the deadline timer at each change and keep a separate survey timer (docs/changing-workflows.md)
 LEAN_HISTORY = "lean-history"
+# workflow.patched id: cases before it send the acknowledgement, the remedy's notice and the closing notice
+# from the notice queue, each as a step of its own; since, each rides in the activity of the step it follows.
+# Implies LEAN_HISTORY (newest first: a case records one of the two markers, docs/changing-workflows.md)
+NOTICES_ALONG = "notices-along"
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 
 
@@ -172,6 +179,7 @@ class Complaint:
         self._stop_sending = False
         self._search_attributes: dict[str, Any] = {}
         self._lean = False  # set in run(): see LEAN_HISTORY
+        self._along = False  # set in run(): see NOTICES_ALONG
         self._attributes_changed = False
         self._local_running = 0
         self._sending = False
@@ -182,7 +190,8 @@ class Complaint:
 
     @workflow.run
     async def run(self, raw: Any) -> Outcome:
-        self._lean = workflow.patched(LEAN_HISTORY)
+        self._along = workflow.patched(NOTICES_ALONG)
+        self._lean = self._along or workflow.patched(LEAN_HISTORY)
         if self._complaint is None:
             self._stage = Stage.refused
             self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
@@ -197,13 +206,16 @@ class Complaint:
         self._event("received", f"channel:{complaint.channel.value}", f"received via {complaint.channel.value}",
                     received_at=complaint.received_at.isoformat())
         self._publish()
-        triage = await self._call(ComplaintActivities.triage, TriageFacts.of(complaint))
-        self._apply_triage(triage)
-        self._count("redress_complaints_started", severity=triage.severity.value, channel=complaint.channel.value)
+        if self._along:
+            await self._triage_and_acknowledge(complaint)
+        else:
+            self._apply_triage(await self._call(ComplaintActivities.triage, TriageFacts.of(complaint)))
+        self._count("redress_complaints_started", severity=self._severity.value, channel=complaint.channel.value)
 
         watcher = asyncio.create_task(self._watch_deadlines_lean() if self._lean else self._watch_deadlines())
         sender = asyncio.create_task(self._send_notices())
-        self._tell_customer("acknowledgement")
+        if not self._along:
+            self._tell_customer("acknowledgement")
         await workflow.wait_condition(lambda: not self._notices)
         if not any(e.kind == "notice_failed" for e in self._timeline):
             if self._stage == Stage.triaged:
@@ -221,20 +233,24 @@ class Complaint:
 
         if self._withdrawal:
             self._set_stage(Stage.withdrawn)
-            self._tell_customer("withdrawn")
         else:
             self._set_stage(Stage.closed)
             self._event("closed", "system", "case closed", csat=self._csat)
-            self._tell_customer("closed")
+        closing = self._customer_notice("withdrawn" if self._withdrawal else "closed")
+        if not self._along:
+            self._notices.append(closing)
         self._deadline_epoch += 1
         self._stop_sending = True
         await sender
         await watcher
         if self._since(CUSTOMER_RECORD):
-            await self._call(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
+            told = await self._call(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
                 complaint_id=self._id, stage=self._stage.value, ended_at=workflow.now(),
                 rule_version=self._rule_version, customer=complaint.customer, channel=complaint.channel,
-                language=self._reply_language()), metadata=complaint.metadata))
+                language=self._reply_language()), metadata=complaint.metadata,
+                then_tell=closing if self._along else None))
+            if self._along and not self._sent_along(closing, told):
+                await self._send(closing)  # the queue has stopped: the closing notice is sent on its own
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._lean:
             publisher.cancel()
@@ -268,6 +284,16 @@ class Complaint:
             return await _activity(method, argument)
         except ActivityError as failure:
             raise StepRefused(_reason(failure)) from None
+
+    async def _triage_and_acknowledge(self, complaint: ComplaintInput) -> None:
+        """Triage and the acknowledgement as one step; the acknowledgement is completed from the triage."""
+        draft = self._customer_notice("acknowledgement")
+        answer = await self._call(ComplaintActivities.triage_and_acknowledge, Intake(
+            facts=TriageFacts.of(complaint), acknowledgement=draft))
+        self._apply_triage(answer.triage)
+        acknowledgement = self._customer_notice("acknowledgement", key=draft.key)
+        if not self._sent_along(acknowledgement, answer.acknowledgement):
+            self._notices.append(acknowledgement)
 
     def _apply_triage(self, triage: TriageResult) -> None:
         self._triage = triage
@@ -313,6 +339,10 @@ class Complaint:
             currency=proposal.currency, customer_id=self._complaint.customer.id,
             order_id=self._complaint.order.id if self._complaint.order else None,
         )
+        # its notice goes along with the payment, unless notices wait in the queue (they go first)
+        along = self._along and not self._notices and not self._sending
+        if along:
+            order.then_tell = self._customer_notice("remedy_executed", proposal=proposal)
         try:
             receipt = await self._call(ComplaintActivities.execute_remedy, order)
         except StepRefused as refused:
@@ -332,7 +362,10 @@ class Complaint:
         self._event("remedy_executed", "payment",
                     f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency} ({receipt.via})",
                     proposal_id=proposal_id, transaction_id=receipt.transaction_id)
-        self._tell_customer("remedy_executed", proposal=proposal)
+        if not along:
+            self._tell_customer("remedy_executed", proposal=proposal)
+        elif not self._sent_along(order.then_tell, receipt.told):
+            self._notices.append(order.then_tell)
         await self._contacted()
 
     async def _follow_up(self) -> None:
@@ -657,27 +690,38 @@ class Complaint:
             await workflow.wait_condition(lambda: bool(self._notices) or self._stop_sending)
             if not self._notices:
                 return
-            notice = self._notices[0]
-            activity = (ComplaintActivities.notify_customer if isinstance(notice, CustomerNotice)
-                        else ComplaintActivities.notify_staff)
             self._sending = True
             try:
-                await self._call(activity, notice)
-            except StepRefused as refused:
-                # The peer refused this message for good (e.g. a bad address): record it, keep the case going.
-                self._event("notice_failed", "notifier", f"{notice.template} not delivered: {refused}",
-                            template=notice.template, key=notice.key)
+                await self._send(self._notices[0])
             finally:
                 self._sending = False
             self._notices.popleft()
 
+    async def _send(self, notice: CustomerNotice | StaffNotice) -> None:
+        activity = (ComplaintActivities.notify_customer if isinstance(notice, CustomerNotice)
+                    else ComplaintActivities.notify_staff)
+        try:
+            await self._call(activity, notice)
+        except StepRefused as refused:
+            # The peer refused this message for good (e.g. a bad address): record it, keep the case going.
+            self._notice_failed(notice, str(refused))
+
+    def _notice_failed(self, notice: CustomerNotice | StaffNotice, reason: str) -> None:
+        self._event("notice_failed", "notifier", f"{notice.template} not delivered: {reason}",
+                    template=notice.template, key=notice.key)
+
+    def _sent_along(self, notice: CustomerNotice, delivery: Delivery | None) -> bool:
+        """Whether a notice sent within its step's activity is done with: delivered, or refused (recorded).
+
+        False: the notifier did not take it, and it is the caller's to send the usual way.
+        """
+        if delivery is not None and delivery.outcome == "refused":
+            self._notice_failed(notice, delivery.reason)
+        return delivery is not None and delivery.outcome != "deferred"
+
     def _params(self, proposal: ProposalRecord | None = None, **extra: str) -> dict[str, str]:
-        params = {
-            "complaint_id": self._id,
-            "severity": self._severity.value if self._severity else "",
-            "queue": self._queue or "",
-            **{f"{name}_due": d.due.strftime("%Y-%m-%d %H:%M UTC") for name, d in self._deadlines.items()},
-        }
+        params = notice_params(self._id, self._severity, self._queue,
+                               {name: d.due for name, d in self._deadlines.items()})
         if proposal:
             params.update(proposal_id=proposal.proposal_id, remedy=proposal.kind.value,
                           amount=str(proposal.amount), currency=proposal.currency)
@@ -688,12 +732,16 @@ class Complaint:
         return f"notice:{self._id}:{self._notice_seq}:{template}"
 
     def _tell_customer(self, template: str, proposal: ProposalRecord | None = None, **extra: str) -> None:
-        self._notices.append(CustomerNotice(
-            complaint_id=self._id, key=self._next_key(template), template=template,
+        self._notices.append(self._customer_notice(template, proposal, **extra))
+
+    def _customer_notice(self, template: str, proposal: ProposalRecord | None = None, key: str | None = None,
+                         **extra: str) -> CustomerNotice:
+        return CustomerNotice(
+            complaint_id=self._id, key=key or self._next_key(template), template=template,
             language=self._reply_language(), customer=self._complaint.customer,
-            channel=self._complaint.channel, rule_version=self._rule_version,
+            channel=self._complaint.channel, rule_version=self._rule_version or "",
             params=self._params(proposal, **extra),
-        ))
+        )
 
     def _reply_language(self) -> str:
         """The customer's declared language; without one, the language they wrote in (activity input only)."""
