@@ -105,7 +105,7 @@ class BareComplaint:
 
     @workflow.update
     def record_response(self, _: Any) -> dict:
-        self.stage, self.pending = "in_progress", self.pending + 1
+        self.stage, self.pending = "in_progress", self.pending + 1  # the response goes to the customer
         self._upsert()
         return {"stage": self.stage}
 
