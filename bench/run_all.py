@@ -158,21 +158,6 @@ def render(results: dict) -> str:
             lines.append(f"| {size} | {row['median_us']} | {row['min_us']}–{row['max_us']} | "
                          f"{row['load_seconds']} s | {goal} |")
         lines.append("")
-    burst = results["throughput"]
-    lines += ["## 6. Intake burst, lifecycle and report reading", ""]
-    if "error" in burst:
-        lines += ["The run failed; the end of its error output:", "", "```", burst["error"][-600:].strip(), "```", ""]
-    for extra in results.get("throughput_smaller", []):
-        lines += [f"- Smaller run, {extra['complaints']} complaints: acknowledged at {extra['intake_per_s']}/s, "
-                  f"closed at {extra['lifecycle_per_s']}/s, report {extra['report_per_s']} cases/s, "
-                  f"peak RSS {extra['peak_rss_mb']} MB.", ""]
-    if "error" not in burst:
-        lines += [f"- {burst['complaints']} complaints (CFPB texts) submitted at once: all acknowledged in "
-                  f"{burst['intake_seconds']} s ({burst['intake_per_s']}/s).",
-                  f"- The same number carried to close, {burst['lifecycle_concurrency']} at a time: "
-                  f"{burst['lifecycle_seconds']} s ({burst['lifecycle_per_s']}/s).",
-                  f"- Report: {burst['report_cases']} cases read and summarized at {burst['report_per_s']} cases/s.",
-                  f"- Peak RSS of the client and worker process: {burst['peak_rss_mb']} MB.", ""]
     held = results.get("open_complaints", {})
     lines += ["## 4. Open complaints held", ""]
     if "complaints" not in held:
@@ -204,6 +189,21 @@ def render(results: dict) -> str:
                          f"{r['loaded']['p99_ms']} | {r['background_cases_per_s']} |")
         lines += ["", f"Median p99 under load **{latency['median_loaded_p99_ms']} ms** (goal < "
                   f"{latency['goal_p99_ms']} ms: {verdict(latency['met'])}).", ""]
+    burst = results["throughput"]
+    lines += ["## 6. Intake burst, lifecycle and report reading", ""]
+    if "error" in burst:
+        lines += ["The run failed; the end of its error output:", "", "```", burst["error"][-600:].strip(), "```", ""]
+    for extra in results.get("throughput_smaller", []):
+        lines += [f"- Smaller run, {extra['complaints']} complaints: acknowledged at {extra['intake_per_s']}/s, "
+                  f"closed at {extra['lifecycle_per_s']}/s, report {extra['report_per_s']} cases/s, "
+                  f"peak RSS {extra['peak_rss_mb']} MB.", ""]
+    if "error" not in burst:
+        lines += [f"- {burst['complaints']} complaints (CFPB texts) submitted at once: all acknowledged in "
+                  f"{burst['intake_seconds']} s ({burst['intake_per_s']}/s).",
+                  f"- The same number carried to close, {burst['lifecycle_concurrency']} at a time: "
+                  f"{burst['lifecycle_seconds']} s ({burst['lifecycle_per_s']}/s).",
+                  f"- Report: {burst['report_cases']} cases read and summarized at {burst['report_per_s']} cases/s.",
+                  f"- Peak RSS of the client and worker process: {burst['peak_rss_mb']} MB.", ""]
     lines += ["## What profiling found, and what changed", "", *[f"- {finding}" for finding in FINDINGS], ""]
     return "\n".join(lines)
 
