@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import functools
 import os
 import shutil
 import signal
@@ -67,6 +68,7 @@ def temporal_binary() -> str:
     return found
 
 
+@functools.cache  # once per process: a process that builds many workers (the tests) needs it once
 def cache_workflow_bytecode() -> None:
     """Write the workflow modules' bytecode, even where PYTHONDONTWRITEBYTECODE is set.
 

@@ -64,6 +64,11 @@ CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call mad
 HANDOVER_ATTEMPTS = 4  # update-with-start tries while a record or desk continues as new
 
 
+def _records_queue() -> str:
+    """The long-lived workflows' queue beside the one this activity runs on (workflows/contract.py)."""
+    return records_queue(activity.info().task_queue)
+
+
 class ComplaintActivities:
     def __init__(self, settings: Settings, http: httpx.AsyncClient, rules: RuleStore, temporal: Client | None = None):
         self.settings = settings
@@ -151,7 +156,7 @@ class ComplaintActivities:
         try:
             await asyncio.wait_for(self.temporal.start_workflow(
                 CrisisWatch.run, CrisisState(key=key), id=crisis_workflow_id(key),
-                task_queue=records_queue(activity.info().task_queue), start_signal="complaint_reported",
+                task_queue=_records_queue(), start_signal="complaint_reported",
                 start_signal_args=[reported]), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
         except (asyncio.TimeoutError, RPCError) as error:
             log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
@@ -168,7 +173,7 @@ class ComplaintActivities:
         async def ask() -> Any:
             for attempt in range(1, HANDOVER_ATTEMPTS + 1):
                 start = WithStartWorkflowOperation(  # one per attempt: an operation is used once
-                    run, state, id=workflow_id, task_queue=records_queue(activity.info().task_queue),
+                    run, state, id=workflow_id, task_queue=_records_queue(),
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 try:
                     return await self.temporal.execute_update_with_start_workflow(
@@ -228,7 +233,7 @@ class ComplaintActivities:
         await self.temporal.start_workflow(
             CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
             id=customer_workflow_id(ended.customer.id),
-            task_queue=records_queue(activity.info().task_queue), start_signal="complaint_ended", start_signal_args=[ended])
+            task_queue=_records_queue(), start_signal="complaint_ended", start_signal_args=[ended])
 
     @activity.defn
     async def send_care_package(self, order: CareOrder) -> str:
