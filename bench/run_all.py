@@ -25,7 +25,10 @@ def run(script: str, *args: str) -> dict:
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])  # after the worker's log lines
+    try:  # the JSON document is last, after any log lines (none: rfind gives -1, and the slice starts at 0)
+        return json.loads(done.stdout[done.stdout.rfind("\n{") + 1:])
+    except ValueError:  # one benchmark's bad output must not cost the others' figures
+        return {"error": "output was not JSON; its end: " + done.stdout[-1500:]}
 
 
 # What profiling (py-spy --gil on bench/floor.py --only ours) found, and what changed; kept here so that
