@@ -19,7 +19,6 @@ from activities.io import (
     PlannedStep,
     ProposalCheck,
     ProposalVerdict,
-    RuleFiring,
     ShiftedDeadlines,
     TriageFacts,
     TriageResult,
@@ -76,21 +75,21 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     sentiment = assess(facts.text) if needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
     variables = facts_variables(facts, all_keywords, sentiment)
-    read = rule_set.variables_read
+    read = rule_set.variables_read  # by the rules or the offers: one conversion serves both
     activation = Activation({name: value for name, value in variables.items() if name in read})
 
     category: str | None = None
     queue: str | None = None
     severity = doc.defaults.severity
     tags: list[str] = []
-    firings: list[RuleFiring] = []
-    unmatched = 0
-    for index, rule in enumerate(doc.rules):
-        if not explain and rule.keywords and index not in hits:
-            unmatched += 1
-            continue
+    firings: list[dict[str, Any]] = []  # RuleFiring's fields: TriageResult validates them all at once, faster
+    # in rule order, as an admin reads them; without explain, only the rules a keyword (or none needed) lets in
+    weighed = range(len(doc.rules)) if explain else sorted(hits.keys() | rule_set.rules_without_keywords)
+    unmatched = len(doc.rules) - len(weighed)
+    for index in weighed:
+        rule = doc.rules[index]
         fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), activation)
-        firings.append(RuleFiring(rule=rule.name, fired=fired, reason=reason))
+        firings.append({"rule": rule.name, "fired": fired, "reason": reason})
         if not fired:
             continue
         effect = rule.set
@@ -103,11 +102,12 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     category = category or doc.defaults.category
     queue = queue or doc.defaults.queue
     outcome = {"category": category, "severity": severity.value, "queue": queue}
-    offer_variables = Activation({name: value for name, value in {**variables, **outcome}.items() if name in read})
+    # rules cannot read the outcome (the loader refuses it), so adding it now changes nothing they saw
+    offer_variables = activation.add({name: value for name, value in outcome.items() if name in read})
     offers = []
     for index, offer in enumerate(doc.offers):
         fired, reason = _decide(rule_set, "offers", index, [], [], offer_variables)
-        firings.append(RuleFiring(rule=f"offer:{offer.name}", fired=fired, reason=reason))
+        firings.append({"rule": f"offer:{offer.name}", "fired": fired, "reason": reason})
         if fired:
             offers.append(_offer(offer, facts))
 
@@ -139,7 +139,7 @@ def _decide(
     if keywords:
         if not found:
             return False, "no keyword found in the text"
-        reasons.append(f"keyword {', '.join(repr(k) for k in found)} found")
+        reasons.append(f"keyword {', '.join(map(repr, found))} found")
     condition = rule_set.condition(section, index)
     if condition is not None:
         try:
@@ -164,7 +164,14 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
 
 
 def targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
-    """The tier's targets, each replaced by the first matching per-category/queue override."""
+    """The tier's targets, each replaced by the first matching per-category/queue override (a copy: callers add)."""
+    key = ("targets", severity, category, queue)
+    if key not in rule_set.memo:
+        rule_set.memo[key] = _targets_for(rule_set, severity, category, queue)
+    return dict(rule_set.memo[key])
+
+
+def _targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
     tier = rule_set.document.tiers[severity]
     targets = {"first_response": tier.first_response, "resolution": tier.resolution}
     if tier.next_update:
@@ -219,7 +226,17 @@ def deadline_names(rule_set: RuleSet, severity: Severity, category: str | None =
 
 
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
-    """Each deadline's escalation chain; without one, a miss notifies the tier's escalate_to role."""
+    """Each deadline's escalation chain; without one, a miss notifies the tier's escalate_to role.
+
+    Worked out once per rule set and tier; every case gets its own lists (the steps are never changed).
+    """
+    key = ("chains", severity)
+    if key not in rule_set.memo:
+        rule_set.memo[key] = _chains_for(rule_set, severity)
+    return {name: list(steps) for name, steps in rule_set.memo[key].items()}
+
+
+def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
     tier = rule_set.document.tiers[severity]
     chains = {}
     for name in deadline_names(rule_set, severity):

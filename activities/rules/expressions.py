@@ -44,6 +44,16 @@ class Activation:
         self.variables = variables
         self._context: cel.Context | None = None
 
+    def add(self, more: dict[str, Any]) -> "Activation":
+        """More variables for later conditions (the triage outcome, for the offers), added to the converted ones.
+
+        Converting a complaint's order alone costs about 12 us; the offers reuse it.
+        """
+        self.variables.update(more)
+        if self._context is not None:
+            self._context.update(more)
+        return self
+
     def context(self) -> cel.Context:
         if self._context is None:
             self._context = cel.Context()

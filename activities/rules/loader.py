@@ -58,6 +58,8 @@ class RuleSet:
     keywords: KeywordIndex = field(default_factory=lambda: KeywordIndex([]))
     calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
     warnings: list[RuleError] = field(default_factory=list)
+    # answers that depend on this rule set alone (it never changes once loaded), worked out once: see engine.py
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def condition(self, section: str, index: int) -> CompiledCondition | None:
         return self.conditions.get((section, index))
@@ -66,6 +68,11 @@ class RuleSet:
     def variables_read(self) -> frozenset[str]:
         """Every variable some condition uses: only these are computed and handed to CEL."""
         return frozenset().union(*(condition.variables for condition in self.conditions.values()))
+
+    @cached_property
+    def rules_without_keywords(self) -> frozenset[int]:
+        """Indices of the rules weighed for every complaint; the others only when one of their keywords is found."""
+        return frozenset(index for index, rule in enumerate(self.document.rules) if not rule.keywords)
 
     def reads(self, variable: str) -> bool:
         """Whether any condition uses this variable (costly facts are computed only then)."""

