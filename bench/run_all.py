@@ -61,18 +61,17 @@ FINDINGS = [
     "What is left of our own cost, by profile: the sandbox's per-payload context lookup and import hooks "
     "(SDK, about 20%), our workflow module's execution for each new workflow (8%), per-payload subject "
     "key lookups in SQLite (3%), rules and sentiment (5%).",
-    "Reading the floor: both sides now cost the server the same 39 events per case. Until this run the bare "
+    "Reading the floor: both sides now cost the server the same 39 events per case. Until 2026-11-23 the bare "
     "case had 3 more, traced to two things in floor.py: ours answered the customer without a message (no "
     "notice) while the bare sent one, and both polled with a query while the case's first workflow task ran, "
     "which makes the server run one more task (3 events) on either side at random. Ours now answers with a "
     "message, and both wait for the first task through DescribeWorkflowExecution, which is no query. The "
     "two sides also take turns going first (the server's database grows as cases close). The ratio swings "
-    "between rounds on this shared machine (0.87 to 1.28); the dev server's CPU per case is the same on "
-    "both sides (median 189 ms), and on this process's CPU ours costs about 30% more than the bare (median "
-    "150 against 115 ms): that is the honest size of our rules, models, logs and encryption, and the "
-    "throughput ratio stays near 1 because the server's share and the waits dominate. Five batches of 100 "
-    "cases in a row on one server cost the same per case (135 to 141 ms), so nothing grows with the number "
-    "of cases handled.",
+    "between rounds on this shared machine (0.87 to 1.3 in the runs of 2026-11-23). Read the CPU columns "
+    "for the size of our own work: this process spends 15 to 30% more per case on ours than on the bare "
+    "(our rules, models, logs and encryption); the throughput ratio stays near 1 because the server's share "
+    "and the waits dominate. Five batches of 100 cases in a row on one server cost the same per case (135 to "
+    "141 ms), so nothing grows with the number of cases handled.",
     "Approval latency under agents working back to back (20 of them, no pause) was p50 250 ms, p99 0.7 to "
     "2.5 s: the machine was saturated and the figure measured the task queue. The goal is now measured "
     "against a steady 2.5 complaints a second, about half of what the machine carries.",
