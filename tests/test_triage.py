@@ -50,6 +50,16 @@ def test_cel_conditions_raise_severity_and_every_rule_explains_itself():
     assert triage(rules, facts(text="The TV stopped working", order=None)).severity.value == "general"
 
 
+def test_conditions_read_the_keywords_found_and_the_outcome():
+    """`keywords` reaches CEL only when a condition gets to it (expressions.LAZY_VARIABLES); it must read the same."""
+    rules = load_rules(ROOT / "rules")
+    for text, offered in {"The parcel arrived damaged, the box crushed": True, "快递到了，箱子破损": True,
+                          "My parcel never arrived": False, "快递丢失了": False}.items():
+        result = triage(rules, facts(text=text))
+        assert result.category == "delivery", text
+        assert ("damaged-goods-replacement" in {o.rule for o in result.offers}) is offered, text
+
+
 def test_severity_is_the_highest_asked_for_and_deadlines_follow_the_tier():
     rules = load_rules(ROOT / "rules")
     received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)

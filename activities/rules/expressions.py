@@ -19,6 +19,9 @@ TRIAGE_VARIABLES = frozenset(
 )
 # Variables that cost something to compute: only worked out when some condition reads them.
 COMPUTED_VARIABLES = frozenset({"sentiment", "language"})
+# Handed to CEL only when a condition gets to them: the keywords found can be dozens, at about 1 us each to
+# convert, and few conditions read them (`category == "delivery" && keywords.exists(...)` seldom gets there).
+LAZY_VARIABLES = frozenset({"keywords"})
 # Offer rules run after triage and may also read its outcome.
 OFFER_VARIABLES = TRIAGE_VARIABLES | {"category", "severity", "queue"}
 
@@ -57,7 +60,12 @@ class Activation:
     def context(self) -> cel.Context:
         if self._context is None:
             self._context = cel.Context()
-            self._context.update(self.variables)
+            self._context.update({name: value for name, value in self.variables.items()
+                                  if name not in LAZY_VARIABLES})
+            lazy = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}
+            if lazy:
+                # asked for every name a condition reads; None (any other name) falls through to the above
+                self._context.set_variable_resolver(lazy.get)
         return self._context
 
 
