@@ -141,3 +141,23 @@ def test_rules_check_command_exits_nonzero_with_positions(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "cli", "rules", "check", str(ROOT / "rules")],
                         capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "rules OK" in ok.stdout
+
+
+UPDATES = ["record_response", "propose_remedy", "approve_remedy", "reject_remedy", "resolve", "customer_feedback",
+           "await_customer", "customer_replied", "retriage", "change_severity", "withdraw"]
+
+
+async def test_a_message_sent_as_json_null_is_refused_and_the_case_goes_on(run_worker):
+    """Found by the fuzz: `await_customer` with null passed its validator and failed the workflow task."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")  # in progress: the stage where await_customer is allowed
+        case = redress.handle(cid)
+        for name in UPDATES:
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await case.execute_update(name, None)
+            assert "the message is empty" in refused.value.cause.message, name
+        assert (await redress.status(cid)).stage.value == "in_progress"
+        history = await case.fetch_history()
+    assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]

@@ -123,6 +123,12 @@ def _timer_summary(name: str, kind: str) -> str:
     return f"{name} deadline" if kind == "breach" else f"{name} {kind}"
 
 
+def _require(message: Any, model: type) -> None:
+    """Refuse a message sent as JSON null: the converter hands the handler None, which it would trip over."""
+    if message is None:
+        raise _refuse(f"the message is empty: send a {model.__name__} object")
+
+
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=REFUSED, non_retryable=True)
 
@@ -774,6 +780,7 @@ class Complaint:
 
     @record_response.validator
     def _check_response(self, response: ResponseRecord) -> None:
+        _require(response, ResponseRecord)
         self._refuse_unless_open()
         if self._stage == Stage.received:
             raise _refuse("the complaint is still being triaged; try again in a moment")
@@ -844,6 +851,7 @@ class Complaint:
 
     @propose_remedy.validator
     def _check_proposal(self, proposal: RemedyProposal) -> None:
+        _require(proposal, RemedyProposal)
         self._refuse_unless_open()
         if self._stage in (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer):
             raise _refuse(f"a remedy cannot be proposed while the case is {self._stage.value}")
@@ -872,6 +880,7 @@ class Complaint:
 
     @approve_remedy.validator
     def _check_approval(self, decision: ApprovalDecision) -> None:
+        _require(decision, ApprovalDecision)
         self._check_decision(decision, "approve")
 
     @workflow.update
@@ -901,6 +910,7 @@ class Complaint:
 
     @reject_remedy.validator
     def _check_rejection(self, decision: ApprovalDecision) -> None:
+        _require(decision, ApprovalDecision)
         self._check_decision(decision, "reject")
 
     # The same decisions as signals, for clients that cannot send updates: no answer goes back,
@@ -1016,6 +1026,7 @@ class Complaint:
 
     @resolve.validator
     def _check_resolve(self, resolution: Resolution) -> None:
+        _require(resolution, Resolution)
         self._refuse_unless_open()
         if self._resolution is not None or self._stage in (Stage.resolved, Stage.follow_up):
             raise _refuse("the case is already resolved")
@@ -1033,6 +1044,7 @@ class Complaint:
 
     @customer_feedback.validator
     def _check_feedback(self, feedback: Feedback) -> None:
+        _require(feedback, Feedback)
         self._refuse_unless_open()
         if self._stage != Stage.follow_up or self._feedback is not None:
             raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
@@ -1050,6 +1062,7 @@ class Complaint:
 
     @await_customer.validator
     def _check_await_customer(self, question: CustomerQuestion) -> None:
+        _require(question, CustomerQuestion)
         self._refuse_unless_open()
         if self._stage == Stage.pending_customer:
             raise _refuse("the case already waits on the customer")
@@ -1081,6 +1094,7 @@ class Complaint:
 
     @customer_replied.validator
     def _check_customer_replied(self, reply: CustomerReply) -> None:
+        _require(reply, CustomerReply)
         self._refuse_unless_open()
         if self._stage != Stage.pending_customer or self._resuming:
             raise _refuse(f"the case is {self._stage.value}: it is not waiting on the customer")
@@ -1092,6 +1106,7 @@ class Complaint:
 
     @retriage.validator
     def _check_retriage(self, request: Retriage) -> None:
+        _require(request, Retriage)
         self._refuse_unless_open()
         if self._severity is None:
             raise _refuse("the complaint is still being triaged; try again in a moment")
@@ -1105,6 +1120,7 @@ class Complaint:
 
     @change_severity.validator
     def _check_severity_change(self, change: SeverityChange) -> None:
+        _require(change, SeverityChange)
         self._refuse_unless_open()
         if self._severity is None:
             raise _refuse("the complaint is still being triaged; try again in a moment")
@@ -1128,6 +1144,7 @@ class Complaint:
 
     @withdraw.validator
     def _check_withdraw(self, withdrawal: Withdrawal) -> None:
+        _require(withdrawal, Withdrawal)
         self._refuse_unless_open()
         if self._withdrawal is not None:
             raise _refuse("the complaint is already being withdrawn")
