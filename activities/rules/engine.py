@@ -103,10 +103,10 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     queue = queue or doc.defaults.queue
     outcome = {"category": category, "severity": severity.value, "queue": queue}
     # rules cannot read the outcome (the loader refuses it), so adding it now changes nothing they saw
-    offer_variables = activation.add({name: value for name, value in outcome.items() if name in read})
+    activation.add({name: value for name, value in outcome.items() if name in read})
     offers = []
     for index, offer in enumerate(doc.offers):
-        fired, reason = _decide(rule_set, "offers", index, [], [], offer_variables)
+        fired, reason = _decide(rule_set, "offers", index, [], [], activation)
         firings.append({"rule": f"offer:{offer.name}", "fired": fired, "reason": reason})
         if fired:
             offers.append(_offer(offer, facts))

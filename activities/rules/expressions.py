@@ -47,7 +47,7 @@ class Activation:
         self.variables = variables
         self._context: cel.Context | None = None
 
-    def add(self, more: dict[str, Any]) -> "Activation":
+    def add(self, more: dict[str, Any]) -> None:
         """More variables for later conditions (the triage outcome, for the offers), added to the converted ones.
 
         Converting a complaint's order alone costs about 12 us; the offers reuse it.
@@ -55,7 +55,6 @@ class Activation:
         self.variables.update(more)
         if self._context is not None:
             self._context.update(more)
-        return self
 
     def context(self) -> cel.Context:
         if self._context is None:
