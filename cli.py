@@ -279,7 +279,7 @@ def cmd_crisis(args: argparse.Namespace) -> int:
         if args.crisis_command == "propose":
             return await redress.propose_common_remedy(args.key, _message(
                 RemedyProposal, kind=args.kind, amount=args.amount, currency=args.currency, reason=args.reason,
-                proposed_by=args.agent))
+                proposed_by=args.agent), _signing_key(args.agent, args.key_file, args.unsigned))
         private_key = _private_key(Path(args.key_file) if args.key_file else _keys_dir(None) / f"{args.approver}.pem")
         return await redress.approve_common_remedy(args.key, args.approver, private_key, note=args.note)
 
@@ -312,20 +312,56 @@ def _keys_dir(explicit: str | None) -> Path:
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
-    directory = _keys_dir(args.dir)
-    path = directory / f"{args.name}.pem"
+    from activities.rules import directory as approver_directory
+
+    try:
+        name = approver_directory.check_name(args.name)
+    except approver_directory.DirectoryEditRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
+    keys = _keys_dir(args.dir)
+    path = keys / f"{name}.pem"
     if path.exists():
-        print(f"{path} exists; not overwriting a key", file=sys.stderr)
+        print(f"{path} exists; not overwriting a key (revoke it first: redress keys revoke {name})", file=sys.stderr)
         return 1
-    directory.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
     pem, public_key = signatures.new_key_pair()
-    path.touch(mode=0o600)
-    path.write_bytes(pem)
+    codec.write_private(path, pem.decode())
+    registered = None
+    if args.register:
+        try:
+            registered = approver_directory.register(Path(args.rules), name, public_key, args.role)
+        except approver_directory.DirectoryEditRefused as refused:
+            path.unlink()
+            print(f"not registered, and no key kept: {refused}", file=sys.stderr)
+            return 2
+    role = args.role or "specialist"  # least authority unless told
     if args.json:
-        _print_json({"name": args.name, "role": args.role, "private_key_file": str(path), "public_key": public_key})
+        _print_json({"name": name, "role": args.role, "private_key_file": str(path), "public_key": public_key,
+                     "registered_in": str(registered) if registered else None})
         return 0
-    print(f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers:")
-    print(f"  {args.name}: {{role: {args.role}, public_key: {public_key}}}")
+    if registered:
+        print(f"# private key written to {path} (keep it secret); public key registered in {registered}: "
+              f"{name} can sign from the next decision on, no restart needed")
+        return 0
+    print(f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers "
+          f"(or run again with --register):")
+    print(f"  {name}: {{role: {role}, public_key: {public_key}}}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from activities.rules import directory as approver_directory
+
+    try:
+        edited = approver_directory.revoke(Path(args.rules), args.name)
+    except approver_directory.DirectoryEditRefused as refused:
+        print(f"not revoked: {refused}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"name": args.name, "revoked_in": str(edited)})
+    else:
+        print(f"{args.name}'s key is revoked in {edited}: it decides nothing from now on, pending proposals included")
     return 0
 
 
@@ -364,7 +400,8 @@ def cmd_codec_server(args: argparse.Namespace) -> int:
 
     configure_logging()
     origins = set(args.ui_origin or ["http://localhost:8233", "http://127.0.0.1:8233"])
-    with codec_server.CodecServer(codec.keys_dir(), args.host, args.port, origins) as server:
+    with codec_server.CodecServer(codec.keys_dir(), args.host, args.port, origins, tls_cert=args.tls_cert,
+                                  tls_key=args.tls_key, trusted_proxies=args.trust_proxy) as server:
         print(f"codec server on {server.url} for {', '.join(sorted(origins))}", file=sys.stderr)
         try:
             server.thread.join()
@@ -382,6 +419,33 @@ def cmd_erase(args: argparse.Namespace) -> int:
                 f"{', '.join(erased) or '-'}; their anonymous outcomes remain for reports")
 
     return asyncio.run(_with_client(args, erase))
+
+
+def _signing_key(name: str, explicit: str | None, unsigned: bool = False):
+    """The signer's private key: --key, else $REDRESS_KEYS/NAME.pem if it exists; None to send unsigned."""
+    if unsigned:
+        return None
+    path = Path(explicit) if explicit else _keys_dir(None) / f"{name}.pem"
+    if not explicit and not path.exists():
+        return None
+    return _private_key(path)
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    try:
+        private_key = _signing_key(args.agent, args.key, args.unsigned)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+    async def action(redress: RedressClient) -> Any:
+        proposal = _message(RemedyProposal, kind=args.kind, amount=args.amount, currency=args.currency,
+                            reason=args.reason, proposed_by=args.agent)
+        if private_key is None:
+            return await redress.propose_remedy(args.id, proposal)
+        return await redress.propose(args.id, proposal, private_key)
+
+    return asyncio.run(_with_client(args, action))
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -452,7 +516,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_rules_explain(args: argparse.Namespace) -> int:
     from activities.io import ProposalCheck, TriageFacts
     from activities.rules.admin_tests import EXAMPLE_DEFAULTS
-    from activities.rules.engine import check_proposal, triage
+    from activities.rules.approvals import check_proposal
+    from activities.rules.engine import triage
     from client import validate_complaint
 
     rule_set = _load_or_report(args.rules, args.json)
@@ -476,7 +541,8 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         check = ProposalCheck(complaint_id=complaint.complaint_id, rule_version=rule_set.version, kind=offer.kind,
                               amount=offer.amount, currency=offer.currency or "CNY", proposed_by="(an agent)")
         verdict = check_proposal(rule_set, check)
-        approval = f"needs {verdict.required_role} or above" if verdict.needs_approval else "no approval needed"
+        approval = (f"needs {verdict.required_role} or above (or the signature of a proposer whose authority "
+                    f"covers it)" if verdict.needs_approval else "no approval needed")
         print(f"  offer {offer.kind.value}{amount} ({offer.rule}): {approval}")
     print("rules:")
     for firing in result.rules:
@@ -557,12 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     message_command("respond", "record a response to the customer", "record_response", ResponseRecord,
                     [("--as", {"dest": "agent", "required": True}), ("--message", {})],
                     lambda a: {"agent": a.agent, "message": a.message})
-    message_command("propose", "propose a remedy", "propose_remedy", RemedyProposal,
-                    [("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
-                     ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
-                     ("--reason", {"required": True})],
-                    lambda a: {"proposed_by": a.agent, "kind": a.kind, "amount": a.amount,
-                               "currency": a.currency, "reason": a.reason})
+    propose = add_command("propose", help="propose a remedy; signed with your key when you have one "
+                                          "(within your authority it is then approved at once)")
+    propose.add_argument("id", help="complaint id")
+    for flag, options in (("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
+                          ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
+                          ("--reason", {"required": True}),
+                          ("--key", {"help": "your private key file (default: $REDRESS_KEYS/NAME.pem when it exists)"}),
+                          ("--unsigned", {"action": "store_true", "help": "send it unsigned: it awaits approval"})):
+        propose.add_argument(flag, **options)
+    propose.set_defaults(run=cmd_propose)
     for verb in ("approve", "reject"):
         decide = add_command(verb, help=f"{verb} the remedy awaiting approval, signed with your key")
         decide.add_argument("id", help="complaint id")
@@ -574,11 +644,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys = add_command("keys", help="approvers' signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     add_keys_command = functools.partial(keys_commands.add_parser, parents=[json_flag])
-    new_key = add_keys_command("new", help="create a key pair; prints the approver directory entry")
+    new_key = add_keys_command("new", help="create a key pair; --register puts the public key in the directory")
     new_key.add_argument("name")
-    new_key.add_argument("--role", default="team_lead")
+    new_key.add_argument("--role", help="their role (needed when --register adds someone new)")
     new_key.add_argument("--dir", help="where to write NAME.pem (default: $REDRESS_KEYS or keys/)")
+    new_key.add_argument("--register", action="store_true",
+                         help="write the public key into the rules' approver directory (comments kept)")
+    new_key.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"),
+                         help="the rules folder (default: $REDRESS_RULES or rules)")
     new_key.set_defaults(run=cmd_keys_new)
+    revoke_key = add_keys_command("revoke", help="revoke a person's signing key: it decides nothing from now on")
+    revoke_key.add_argument("name")
+    revoke_key.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"))
+    revoke_key.set_defaults(run=cmd_keys_revoke)
     rotate = add_keys_command("rotate", help="new current payload-encryption key (older ones still decrypt); "
                                              "$REDRESS_PAYLOAD_KEYS or keys/")
     rotate.set_defaults(run=cmd_keys_rotate)
@@ -591,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=8081)
     server.add_argument("--ui-origin", action="append", help="the Temporal UI's origin allowed by CORS (repeatable; "
                                                              "default http://localhost:8233)")
+    server.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); session cookies are then Secure")
+    server.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    server.add_argument("--trust-proxy", metavar="IPS",
+                        help="addresses of a TLS-terminating proxy whose X-Forwarded-Proto/For headers are believed")
     server.set_defaults(run=cmd_codec_server)
     erase = add_command("erase-customer", help="erase a customer's personal data from their ended cases "
                                                "(crypto-shredding; anonymous outcomes stay for reports)")
@@ -628,7 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
     propose_common.add_argument("key")
     for flag, options in (("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
                           ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
-                          ("--reason", {"required": True})):
+                          ("--reason", {"required": True}),
+                          ("--key", {"dest": "key_file", "help": "your private key file (default: keys/NAME.pem "
+                                                                 "when it exists)"}),
+                          ("--unsigned", {"action": "store_true"})):
         propose_common.add_argument(flag, **options)
     approve_common = add_crisis_command("approve", help="the single signed approval for every linked case")
     approve_common.add_argument("key")

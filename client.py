@@ -40,6 +40,7 @@ from workflows.crisis import CrisisWatch, crisis_workflow_id
 from workflows.customer import CustomerRecord, CustomerState, Purchase, customer_workflow_id
 from workflows import signatures
 from workflows.contract import (
+    FUTURE_TOLERANCE,
     TASK_QUEUE,
     WORKFLOW_ID_PREFIX,
     WORKFLOW_TYPE,
@@ -64,7 +65,6 @@ from workflows.contract import (
 )
 
 DEFAULT_ADDRESS = "localhost:7233"
-FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little between services
 # How long a step waits out a case whose workflow task is being retried (its worker died mid-task).
 UPDATE_PATIENCE = timedelta(seconds=60)
 
@@ -314,17 +314,24 @@ class RedressClient:
                                  order_id: str | None = None) -> None:
         """The order system's news that a customer bought again: it ends the churn watch of their closed cases."""
         await self.client.start_workflow(
-            CustomerRecord.run, CustomerState(customer_id=customer_id), id=customer_workflow_id(customer_id),
+            CustomerRecord.run, CustomerState(customer_id=customer_id), id=self.customer_record_id(customer_id),
             task_queue=self.task_queue, start_signal="customer_purchased",
             start_signal_args=[Purchase(at=at, order_id=order_id)])
 
     async def customer_record(self, customer_id: str) -> CustomerState:
         """A customer's complaints, churn watches and care packages sent (NotFound if none was ever recorded)."""
         try:
-            return await self.client.get_workflow_handle(customer_workflow_id(customer_id)).query(
+            return await self.client.get_workflow_handle(self.customer_record_id(customer_id)).query(
                 CustomerRecord.record)
         except RPCError as error:
             raise self._translate(customer_id, error) from None
+
+    def customer_ref(self, customer_id: str) -> str:
+        """The customer's keyed pseudonym: their `CustomerId` in visibility (codec.KeyRing.pseudonym)."""
+        return codec.ring_of(self.client.data_converter).pseudonym(customer_id)
+
+    def customer_record_id(self, customer_id: str) -> str:
+        return customer_workflow_id(self.customer_ref(customer_id))
 
     async def crisis(self, key: str) -> dict[str, Any]:
         """A crisis watch (key like `sku:KETTLE-2`): declared or not, linked complaints, common remedies."""
@@ -333,17 +340,24 @@ class RedressClient:
         except RPCError as error:
             raise self._translate(key, error) from None
 
-    async def propose_common_remedy(self, key: str, proposal: RemedyProposal) -> dict[str, Any]:
-        """One remedy for every complaint linked to the crisis; the answer says whether it awaits approval."""
+    async def propose_common_remedy(self, key: str, proposal: RemedyProposal,
+                                    private_key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+        """One remedy for every complaint linked to the crisis; the answer says whether it awaits approval.
+
+        With the proposer's key it is signed, and approved at once if their authority covers it.
+        """
+        if private_key is not None:
+            next_id = f"C{len((await self.crisis(key))['proposals']) + 1}"
+            proposal = _signed_proposal(key, next_id, proposal, private_key)
         return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.propose_common_remedy, proposal)
 
     async def approve_common_remedy(self, key: str, approver: str, private_key: Ed25519PrivateKey,
                                     note: str | None = None) -> dict[str, Any]:
-        """Sign and send the single approval; each linked case then carries the remedy out once."""
+        """Sign and send the single approval; each linked case then verifies it and carries the remedy out once."""
         pending = next((p for p in (await self.crisis(key))["proposals"] if p["status"] == "awaiting_approval"), None)
         if pending is None:
             raise Refused("no common remedy awaits approval")
-        signed_at = datetime.now(timezone.utc).replace(microsecond=0)
+        signed_at = _now_to_the_second()
         terms = signatures.signed_terms(key, pending["proposal_id"], "approve", Decimal(pending["amount"]),
                                         pending["currency"], approver, signed_at)
         decision = ApprovalDecision(proposal_id=pending["proposal_id"], approver=approver, note=note,
@@ -379,7 +393,19 @@ class RedressClient:
         return await self._update(complaint_id, "record_response", response, Status)
 
     async def propose_remedy(self, complaint_id: str, proposal: RemedyProposal) -> ProposalAnswer:
+        """Send a proposal as it is: unsigned, anything above the rules' automatic limit awaits approval."""
         return await self._update(complaint_id, "propose_remedy", proposal, ProposalAnswer)
+
+    async def propose(self, complaint_id: str, proposal: RemedyProposal,
+                      private_key: Ed25519PrivateKey) -> ProposalAnswer:
+        """Sign the proposal as its proposer: within their authority it is approved at once, else it awaits."""
+        return await self.propose_remedy(complaint_id, await self.sign_proposal(complaint_id, proposal, private_key))
+
+    async def sign_proposal(self, complaint_id: str, proposal: RemedyProposal,
+                            private_key: Ed25519PrivateKey) -> RemedyProposal:
+        """The proposal signed by `proposal.proposed_by` for the id it will get (refused if another lands first)."""
+        next_id = f"P{len((await self.status(complaint_id)).remedies) + 1}"
+        return _signed_proposal(complaint_id, next_id, proposal, private_key)
 
     async def approve_remedy(self, complaint_id: str, decision: ApprovalDecision) -> ProposalRecord:
         return await self._update(complaint_id, "approve_remedy", decision, ProposalRecord)
@@ -395,7 +421,7 @@ class RedressClient:
             raise Refused("no remedy awaits approval")
         if proposal_id and proposal_id != pending.proposal_id:
             raise Refused(f"unknown or stale proposal {proposal_id}; {pending.proposal_id} awaits a decision")
-        signed_at = datetime.now(timezone.utc).replace(microsecond=0)
+        signed_at = _now_to_the_second()
         terms = signatures.signed_terms(complaint_id, pending.proposal_id, verb, pending.amount, pending.currency,
                                         approver, signed_at)
         return ApprovalDecision(proposal_id=pending.proposal_id, approver=approver, note=note,
@@ -440,7 +466,8 @@ class RedressClient:
         Returns the erased complaint ids. Cases are found through visibility, which
         lags a second or so behind a case's start.
         """
-        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = {_quoted(customer_id)}"
+        _quoted(customer_id)  # the same check as every filter value, for the same clear refusal
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = '{self.customer_ref(customer_id)}'"
         running, ended = [], []
         async for execution in self.client.list_workflows(query):
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
@@ -473,6 +500,18 @@ class RedressClient:
                 return Refused("the case has ended")
             return NotFound(complaint_id)
         return error
+
+
+def _now_to_the_second() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _signed_proposal(subject: str, proposal_id: str, proposal: RemedyProposal,
+                     private_key: Ed25519PrivateKey) -> RemedyProposal:
+    signed_at = _now_to_the_second()
+    terms = signatures.signed_terms(subject, proposal_id, "propose", proposal.amount, proposal.currency,
+                                    proposal.proposed_by, signed_at, kind=proposal.kind.value)
+    return proposal.model_copy(update={"signed_at": signed_at, "signature": signatures.sign(private_key, terms)})
 
 
 def _worth_resending(error: RPCError) -> bool:

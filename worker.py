@@ -91,6 +91,7 @@ class Workers:
     def __init__(self, client: Client, activities: ComplaintActivities, task_queue: str, **options) -> None:
         cache_workflow_bytecode()
         self.task_queue = task_queue
+        client = as_worker_client(client)
         self.workers = [
             Worker(client, task_queue=queue, workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
                    activities=activities.all(), **{"max_cached_workflows": cached, **options})
@@ -107,6 +108,18 @@ class Workers:
         await self._stack.aclose()
 
 
+def as_worker_client(client: Client) -> Client:
+    """The client with the worker's codec: a payload a workflow must not open reaches it as a refusal.
+
+    (A client's codec raises instead: its caller is told. Inside a workflow an exception
+    while decoding would fail the workflow task for good; see codec.py.)
+    """
+    encryption = client.data_converter.payload_codec
+    if not isinstance(encryption, codec.EncryptionCodec) or encryption.quiet_refusals:
+        return client
+    return Client(**{**client.config(), "data_converter": codec.for_worker(client.data_converter)})
+
+
 def build_worker(client: Client, activities: ComplaintActivities, task_queue: str = TASK_QUEUE, **options) -> Workers:
     return Workers(client, activities, task_queue, **options)
 
@@ -120,7 +133,7 @@ async def start_embedded_server(settings: Settings, runtime: Runtime | None = No
         ui=True,
         ui_port=UI_PORT,
         search_attributes=sa.ALL,
-        data_converter=codec.data_converter(create_keys=True),
+        data_converter=codec.data_converter(create_keys=True, worker=True),
         dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{CODEC_PORT}"] if CODEC_PORT else [],
         dev_server_startup_timeout=timedelta(seconds=60),
         runtime=runtime,

@@ -22,6 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.io import (
+    Authority,
+    AuthorityCheck,
     CaseEnd,
     CustomerNotice,
     DeadlineAnswer,
@@ -42,7 +44,7 @@ from activities.io import (
 )
 from activities.outbox import Outbox
 from activities.peers import post_idempotent
-from activities.rules import engine
+from activities.rules import approvals, engine
 from activities.rules.loader import RuleSet
 from activities.rules.store import RuleStore
 from activities.settings import Settings
@@ -85,11 +87,18 @@ class ComplaintActivities:
         result = engine.triage(rule_set, facts, explain=False)
         await self._report_to_crisis_watch(rule_set, facts, result)
         result = await self._route_to_agent(rule_set, facts, result)
+        result.customer_ref = self._customer_ref(facts.customer_id)
         log.info(
             "triaged", complaint_id=facts.complaint_id, rule_version=result.rule_version,
             category=result.category, severity=result.severity.value, queue=result.queue, fired=result.fired,
         )
         return result
+
+    def _customer_ref(self, customer_id: str) -> str | None:
+        """The keyed pseudonym of a customer id (codec.py): what visibility and workflow ids may show."""
+        if self.temporal is None:
+            return None
+        return codec.ring_of(self.temporal.data_converter).pseudonym(customer_id)
 
     @activity.defn
     async def triage_and_acknowledge(self, intake: Intake) -> IntakeResult:
@@ -132,7 +141,7 @@ class ComplaintActivities:
         try:
             known = await self._update_with_start(
                 CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
-                customer_workflow_id(facts.customer_id), CustomerRecord.complaint_opened, opened,
+                customer_workflow_id(self._customer_ref(facts.customer_id)), CustomerRecord.complaint_opened, opened,
                 f"opened:{facts.complaint_id}")
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             # Triage never waits on a nicety: the rules see this complaint alone, and the log says why.
@@ -232,7 +241,7 @@ class ComplaintActivities:
             "churn_window_seconds": churn.window.total_seconds() if churn else None})
         await self.temporal.start_workflow(
             CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
-            id=customer_workflow_id(ended.customer.id),
+            id=customer_workflow_id(self._customer_ref(ended.customer.id)),
             task_queue=_records_queue(), start_signal="complaint_ended", start_signal_args=[ended])
 
     @activity.defn
@@ -295,10 +304,22 @@ class ComplaintActivities:
 
     @activity.defn
     async def check_proposal(self, check: ProposalCheck) -> ProposalVerdict:
-        verdict = engine.check_proposal(self.rules.get(check.rule_version), check)
+        """Who must approve a remedy: the case's pinned limits, the people of the live directory."""
+        verdict = approvals.check_proposal(self.rules.get(check.rule_version), check, self.rules.latest(fresh=True))
         log.info("proposal checked", complaint_id=check.complaint_id, needs_approval=verdict.needs_approval,
                  required_role=verdict.required_role, allowed=verdict.allowed)
         return verdict
+
+    @activity.defn
+    async def authority(self, check: AuthorityCheck) -> Authority:
+        """A signer as the live directory knows them now (key, role, stand-ins), against the case's pinned limits.
+
+        Read fresh each time (no hot-reload interval): a key revoked a second ago must not decide.
+        """
+        found = approvals.authority_of(self.rules.get(check.rule_version), self.rules.latest(fresh=True), check)
+        log.info("authority checked", complaint_id=check.complaint_id, has_key=found.public_key is not None,
+                 role=found.role, covers=found.covers, at_level=found.at_level)
+        return found
 
     @activity.defn
     async def notify_customer(self, notice: CustomerNotice) -> str:
@@ -361,6 +382,7 @@ class ComplaintActivities:
     def all(self) -> list:
         return [
             self.triage, self.triage_and_acknowledge, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
+            self.authority,
             self.notify_customer, self.notify_staff, self.execute_remedy, self.record_case_end,
             self.send_care_package,
         ]

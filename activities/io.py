@@ -95,6 +95,8 @@ class TriageResult(BaseModel):
     survey_window_seconds: float
     reopen_below: int
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
+    customer_ref: str | None = Field(default=None, description="The customer as visibility and their record know "
+                                                               "them: a keyed pseudonym of the id (codec.py).")
 
     @property
     def fired(self) -> list[str]:
@@ -135,12 +137,37 @@ class ShiftedDeadlines(BaseModel):
 
 class ProposalCheck(BaseModel):
     complaint_id: str
-    rule_version: str
+    rule_version: str = Field(description="The case's pinned version: roles, limits, timeouts, fallback.")
     kind: RemedyKind
     amount: Decimal
     currency: str
     proposed_by: str
     above_role: str | None = Field(default=None, description="Ask the next level above this role (a timeout).")
+    at: datetime | None = Field(default=None, description="The workflow's now: delegations are judged on its day.")
+    signed: bool = Field(default=False, description="The proposer signed it: report their authority in `proposer`.")
+
+
+class AuthorityCheck(BaseModel):
+    """What a signer may grant on a case: the live directory's view of them, against the case's pinned limits."""
+
+    complaint_id: str
+    rule_version: str
+    person: str
+    kind: RemedyKind
+    amount: Decimal
+    currency: str
+    at: datetime | None = None
+    at_least: str | None = Field(default=None, description="The role the decision must come from, or above.")
+
+
+class Authority(BaseModel):
+    person: str
+    directory_version: str = Field(description="The rule version the directory was read from (the newest).")
+    public_key: str | None = Field(default=None, description="None: not in the directory, no key, or revoked.")
+    role: str | None = Field(default=None, description="Effective role today: their own, or one they stand in for.")
+    acting_for: str | None = None
+    covers: bool = Field(default=False, description="Their authority covers this amount, kind and currency.")
+    at_level: bool = Field(default=False, description="Their role is `at_least` or above.")
 
 
 class ProposalVerdict(BaseModel):
@@ -153,6 +180,7 @@ class ProposalVerdict(BaseModel):
     decision_timeout_seconds: float | None = None
     fallback: str = "reject"  # when no level is left: "reject", or "approve" (within fallback_cap)
     fallback_cap: Decimal | None = None
+    proposer: Authority | None = Field(default=None, description="The signing proposer's authority (signed only).")
 
 
 class CustomerNotice(BaseModel):

@@ -32,7 +32,9 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer(ensure_ascii=False) if json_output else structlog.dev.ConsoleRenderer()
+    # tracebacks without local variables: a frame's locals can hold a customer's words
+    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json_output
+                else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

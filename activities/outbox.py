@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,10 @@ class Outbox:
             if key in self._keys:
                 return False
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as out:
+            # owner-only: the entries carry customers' contact details and messages
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.fchmod(descriptor, 0o600)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as out:
                 out.write(json.dumps({"key": key, **entry}, ensure_ascii=False, default=str) + "\n")
             self._keys.add(key)
             return True

@@ -26,8 +26,10 @@ async def post_idempotent(client: httpx.AsyncClient, url: str, key: str, payload
     if response.status_code >= 500 or response.status_code == 429:
         raise RuntimeError(f"{url}: HTTP {response.status_code}; will retry")
     if response.status_code >= 400:
+        # the peer's body is not quoted: it may echo the request (a customer's address, their message),
+        # and this message reaches logs and the case's timeline
         raise ApplicationError(
-            f"{url} refused the request: HTTP {response.status_code}: {response.text[:300]}",
+            f"{url} refused the request: HTTP {response.status_code} {response.reason_phrase}".rstrip(),
             type=PEER_REFUSED,
             non_retryable=True,
         )

@@ -74,7 +74,7 @@ def codec_endpoint() -> dict[str, str]:
 
     token = codec_server.issue_token(codec.keys_dir(), "test-session")
     with codec_server.CodecServer(codec.keys_dir(), port=0) as server:
-        yield {"TEMPORAL_CODEC_ENDPOINT": server.url, "TEMPORAL_CODEC_AUTH": f"Bearer {token}"}
+        yield {"REDRESS_CODEC": server.url, "TEMPORAL_CODEC_AUTH": f"Bearer {token}"}
 
 
 @pytest.fixture

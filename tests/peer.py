@@ -85,7 +85,8 @@ class Peer:
             script = self.scripts.get(path)
             if script and script.fail:
                 status = script.fail.pop(0)
-                return status, {"error": f"scripted {status}"}, 0.0
+                # like many services' validation errors, the refusal echoes what it was sent
+                return status, {"error": f"scripted {status}", "request": body}, 0.0
             if key and key in self.effects:
                 return 200, self.effects[key], 0.0
             answer: dict[str, Any] = {"ok": True}

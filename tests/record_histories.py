@@ -3,7 +3,11 @@
 Each scenario runs on a real dev server with a real HTTP peer; its history is
 saved as tests/histories/<name>.json. Old files are kept (add, do not replace)
 so that histories made by earlier versions of the code keep being replayed:
-they stand for cases still running in production.
+they stand for cases still running in production. v10 is the 1.0 baseline
+(docs/changing-workflows.md): no case runs on anything older.
+
+Histories are recorded without encryption, so they can be read and diffed; the
+replay test accepts plain payloads for them (codec.data_converter(accept_plain=True)).
 """
 
 from __future__ import annotations
@@ -35,6 +39,22 @@ from workflows.contract import (  # noqa: E402
 )
 
 OUT = ROOT / "tests" / "histories"
+
+
+async def signed_proposal(redress: RedressClient) -> str:
+    """A proposer's own signature within her authority (paid at once); an unsigned one above the limit, approved."""
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-signed-proposal")
+    await redress.propose(cid, RemedyProposal(kind="refund", amount=Decimal("150"), currency="CNY",
+                                              reason="double charge", proposed_by="li.na"), APPROVER_KEYS["li.na"])
+    await stage_is(redress, cid, "remedy_executed")
+    await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("120"), currency="CNY",
+                                                     reason="and for the trouble", proposed_by="li.na"))
+    await redress.reject(cid, "wang.fang", APPROVER_KEYS["wang.fang"], note="one remedy is enough")
+    await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+    return cid
 
 
 async def approval_reopen_close(redress: RedressClient) -> str:
@@ -214,7 +234,7 @@ async def customer_churn(redress: RedressClient) -> str:
     await redress.withdraw(second, Withdrawal(by="customer"))
     await redress.outcome(second)
     await eventually(lambda: _record_settled(redress, who["id"]))
-    return "customer-H-customer"
+    return redress.customer_record_id(who["id"])
 
 
 async def _record_settled(redress: RedressClient, customer_id: str) -> bool:
@@ -266,11 +286,12 @@ async def bad_signals(redress: RedressClient) -> list[str]:
     decision = await redress.sign_decision(cid, "approve", "wang.fang", APPROVER_KEYS["wang.fang"])
     await handle.signal("approve_remedy", decision)
     await stage_is(redress, cid, "remedy_executed")
-    await redress.client.get_workflow_handle(f"customer-{who['id']}").signal("customer_purchased", "yesterday")
+    await redress.client.get_workflow_handle(redress.customer_record_id(who["id"])).signal(
+        "customer_purchased", "yesterday")
     await redress.withdraw(cid, Withdrawal(by="customer"))
     await redress.outcome(cid)
     await eventually(lambda: _record_settled_without_purchase(redress, who["id"]))
-    return [f"complaint-{cid}", f"customer-{who['id']}"]
+    return [f"complaint-{cid}", redress.customer_record_id(who["id"])]
 
 
 async def _record_settled_without_purchase(redress: RedressClient, customer_id: str) -> bool:
@@ -284,6 +305,7 @@ RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
 AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
 
 SCENARIOS = {  # scenario -> the tiers it runs with
+    signed_proposal: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
     escalation_withdrawal: CHAIN_TIERS,
     refused_input: CHAIN_TIERS,

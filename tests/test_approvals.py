@@ -8,27 +8,38 @@ import pytest
 
 from activities.io import ProposalCheck
 from activities.rules import load_rules
-from activities.rules.engine import check_proposal
+from activities.rules.approvals import check_proposal
 from client import Refused
 from tests.conftest import APPROVER_KEYS, ROOT, complaint, eventually, notices, open_case, stage_is
+from workflows import signatures
 from workflows.contract import ApprovalDecision, RemedyProposal, ResponseRecord
 
 
-def verdict(amount: str, currency: str = "CNY", by: str = "li.na", kind: str = "refund"):
+def verdict(amount: str, currency: str = "CNY", by: str = "li.na", kind: str = "refund", signed: bool = False):
     rules = load_rules(ROOT / "rules")
     return check_proposal(rules, ProposalCheck(complaint_id="c", rule_version=rules.version, kind=kind,
-                                               amount=Decimal(amount), currency=currency, proposed_by=by))
+                                               amount=Decimal(amount), currency=currency, proposed_by=by,
+                                               signed=signed))
+
+
+def grants_own(amount: str, by: str, kind: str = "refund") -> bool:
+    """Whether `by` may grant it on their own signature (their authority covers it)."""
+    answer = verdict(amount, by=by, kind=kind, signed=True)
+    return answer.needs_approval and answer.proposer is not None and answer.proposer.covers
 
 
 def test_approval_matrix():
-    assert not verdict("200").needs_approval  # a specialist's own limit
+    assert verdict("200").needs_approval  # unsigned, a name is only a claim: an approver decides
+    assert grants_own("200", "li.na")  # a specialist's own limit, on li.na's signature
+    assert not grants_own("200.01", "li.na")
     over = verdict("200.01")
     assert over.required_role == "team_lead" and "li.na" not in over.eligible_approvers
     assert set(over.eligible_approvers) == {"wang.fang", "alex.morgan", "zhang.wei", "chen.jing"}
     assert verdict("3000").required_role == "cs_manager"
-    assert not verdict("3000", by="zhang.wei").needs_approval
+    assert grants_own("3000", "zhang.wei")
     assert verdict("9000").eligible_approvers == ["chen.jing"]
-    assert verdict("9000", by="chen.jing").needs_approval is False
+    assert grants_own("9000", "chen.jing")
+    assert not grants_own("60", "someone.new") and verdict("60", by="someone.new", signed=True).proposer.public_key is None
     assert verdict("40", currency="USD").required_role == "team_lead"
     assert not verdict("0", kind="apology").needs_approval
     assert not verdict("50", by="someone.new", kind="coupon").needs_approval  # the rules' auto-approve limit
@@ -38,7 +49,7 @@ def test_approval_matrix():
     assert verdict("1500", kind="refund").required_role == "cs_manager"
     assert verdict("600", kind="cash").required_role == "cs_manager"
     assert verdict("600", kind="refund").required_role == "team_lead"
-    assert not verdict("1500", by="wang.fang", kind="coupon").needs_approval
+    assert grants_own("1500", "wang.fang", kind="coupon") and not grants_own("600", "wang.fang", kind="cash")
     assert not verdict("999999", by="nobody.known", kind="apology").needs_approval
 
 
@@ -70,11 +81,13 @@ async def test_over_limit_remedy_waits_for_an_eligible_approver_and_is_paid_once
         notice = await eventually(lambda: notices(peer, cid, "approval_needed"))
         assert notice[0].body["role"] == "team_lead"
 
+        mallory = signatures.load_private_key(signatures.new_key_pair()[0])  # a key nobody registered
         refusals = {
-            "four eyes": ApprovalDecision(proposal_id="P1", approver="li.na"),
-            "may not decide": ApprovalDecision(proposal_id="P1", approver="sam.taylor"),
+            "four eyes": await redress.sign_decision(cid, "approve", "li.na", APPROVER_KEYS["li.na"]),
+            "sam.taylor may not decide P1: it needs team_lead":
+                await redress.sign_decision(cid, "approve", "sam.taylor", APPROVER_KEYS["sam.taylor"]),
             "stale proposal P7": ApprovalDecision(proposal_id="P7", approver="wang.fang"),
-            "may not decide P1": ApprovalDecision(proposal_id="P1", approver="mallory"),
+            "mallory has no public key": await redress.sign_decision(cid, "approve", "mallory", mallory),
         }
         for reason, decision in refusals.items():
             with pytest.raises(Refused, match=reason):
@@ -118,7 +131,7 @@ async def test_rejected_remedy_returns_the_case_to_the_agent(run_worker, peer):
 
 def test_a_delegate_decides_with_the_absent_approvers_authority_only_while_the_absence_lasts(tmp_path):
     import shutil
-    from datetime import date
+    from datetime import date, datetime, timezone
 
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
@@ -126,10 +139,13 @@ def test_a_delegate_decides_with_the_absent_approvers_authority_only_while_the_a
         out.write("\ndelegations:\n  - {absent: zhang.wei, delegate: sam.taylor, since: 2026-12-01, until: 2026-12-24}\n")
     rule_set = load_rules(rules)
 
+    def at(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+
     def eligible(on: date) -> list[str]:
         check = ProposalCheck(complaint_id="c", rule_version=rule_set.version, kind="refund",
-                              amount=Decimal("3000"), currency="CNY", proposed_by="li.na")
-        answer = check_proposal(rule_set, check, today=on)
+                              amount=Decimal("3000"), currency="CNY", proposed_by="li.na", at=at(on))
+        answer = check_proposal(rule_set, check)
         assert answer.required_role == "cs_manager"
         return answer.eligible_approvers
 
@@ -137,8 +153,9 @@ def test_a_delegate_decides_with_the_absent_approvers_authority_only_while_the_a
     assert eligible(date(2026, 12, 25)) == ["chen.jing", "zhang.wei"]  # the absence is over
     assert eligible(date(2026, 11, 30)) == ["chen.jing", "zhang.wei"]  # not yet begun
     own = ProposalCheck(complaint_id="c", rule_version=rule_set.version, kind="refund", amount=Decimal("3000"),
-                        currency="CNY", proposed_by="sam.taylor")
-    assert not check_proposal(rule_set, own, today=date(2026, 12, 10)).needs_approval
+                        currency="CNY", proposed_by="sam.taylor", at=at(date(2026, 12, 10)), signed=True)
+    answer = check_proposal(rule_set, own)
+    assert answer.proposer.covers and answer.proposer.acting_for == "zhang.wei"
 
 
 def test_a_delegation_must_name_people_in_the_directory(tmp_path):

@@ -6,11 +6,15 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import sys
+import time
+from pathlib import Path
 
 import httpx
+import pytest
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 import codec
 import codec_server
@@ -57,11 +61,14 @@ async def test_codec_server_decrypts_for_token_holders_only(run_worker, env, tmp
             stranger = await http.options("/decode", headers={"Origin": "http://evil.example"})
             assert "access-control-allow-origin" not in stranger.headers
 
-            # a person signs in once; the cookie then authorises the UI's requests
-            assert (await http.post("/login", data={"token": "guess"})).status_code == 401
-            login = await http.post("/login", data={"token": token})
+            # a person signs in once, from the login page; the cookie then authorises the UI's requests
+            own = {"Origin": server.url}
+            assert (await http.post("/login", data={"token": "guess"}, headers=own)).status_code == 401
+            login = await http.post("/login", data={"token": token}, headers=own)
             assert login.status_code == 200 and "auditor.kim" in login.text
-            assert "HttpOnly" in login.headers["set-cookie"]
+            cookie = login.headers["set-cookie"]
+            assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower() and "Secure" not in cookie  # plain HTTP
+            assert token not in cookie  # the cookie names a session; it is not the token
             by_cookie = await http.post("/decode", content=body, headers={"Origin": UI})
             assert by_cookie.status_code == 200
 
@@ -74,7 +81,7 @@ async def test_codec_server_decrypts_for_token_holders_only(run_worker, env, tmp
             # the temporal CLI decodes through it too
             command = [temporal_binary(), "workflow", "show", "-w", workflow_id, "--output", "json",
                        "--address", env.client.service_client.config.target_host,
-                       "--codec-endpoint", server.url, "--codec-auth", f"Bearer {token}"]
+                       "--codec-endpoint", f"{server.url}/bind/{workflow_id}", "--codec-auth", f"Bearer {token}"]
             process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
                                                            stderr=asyncio.subprocess.PIPE)
             out, err = await process.communicate()
@@ -83,10 +90,11 @@ async def test_codec_server_decrypts_for_token_holders_only(run_worker, env, tmp
             assert base64.b64decode(shown["metadata"]["encoding"]) == b"json/plain"
             assert data["customer"]["email"] in base64.b64decode(shown["data"]).decode()
 
-            # revoked: refused again, without a restart
+            # revoked: refused again, without a restart, by token and by the session it opened
             assert codec_server.revoke_token(keys, "auditor.kim")
             assert (await http.post("/decode", content=body, headers={"Authorization": f"Bearer {token}"})
                     ).status_code == 401
+            assert (await http.post("/decode", content=body, headers={"Origin": UI})).status_code == 401
     assert token not in (keys / "codec-tokens.json").read_text()  # only the hash is stored
 
 
@@ -114,3 +122,126 @@ async def test_the_worker_will_not_start_against_a_remote_server_without_tls(tmp
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode != 0
     assert "refusing to connect to temporal.internal.example:7233 without TLS" in err.decode()
+
+
+def raw_request(url: str, head: bytes, body: bytes = b"", wait: float = 5.0) -> bytes:
+    """Send bytes as they are (no client library fixes them up) and read what comes back until the server closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        connection.sendall(head + body)
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and (b"Content-Length: 0" in answer or answer.endswith(b"}")):
+                    break
+        except TimeoutError:
+            pass
+        return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+
+
+def test_credentials_and_size_are_checked_before_any_body_is_read(tmp_path):
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "size.checker")
+    auth = f"Authorization: Bearer {token}\r\n".encode()
+    with codec_server.CodecServer(keys, port=0, head_seconds=1, body_seconds=1) as server:
+        started = time.monotonic()
+        # no credentials: refused at once, though the declared body never comes
+        answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        assert status_of(answer) == 401 and time.monotonic() - started < 1
+        for length, expected in ((None, 411), (b"-1", 400), (b"abc", 400), (b"12e3", 400),
+                                 (str(codec_server.MAX_BODY + 1).encode(), 413)):
+            header = b"" if length is None else b"Content-Length: " + length + b"\r\n"
+            answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\n" + auth + header + b"\r\n")
+            assert status_of(answer) == expected, (length, answer[:200])
+        # a body that trickles is cut off at the body timeout; a head that trickles, at the head timeout
+        answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\n" + auth
+                             + b"Content-Length: 100\r\n\r\n", b"{\"payl")
+        assert status_of(answer) == 408
+        started = time.monotonic()
+        assert raw_request(server.url, b"POST /deco", wait=5) == b"" and time.monotonic() - started < 3
+        # and the server still serves
+        with httpx.Client(base_url=server.url) as http:
+            body = json_format.MessageToJson(Payloads())
+            assert http.post("/decode", content=body, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_login_takes_a_form_only_from_its_own_page_and_sessions_end(tmp_path):
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "login.checker")
+    with codec_server.CodecServer(keys, port=0, ui_origins={UI}) as server, httpx.Client(base_url=server.url) as http:
+        for origin in ({"Origin": "http://evil.example"}, {}):  # a cross-site form, or no origin at all
+            refused = http.post("/login", data={"token": token}, headers=origin)
+            assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        assert http.post("/login", data={"token": token}, headers={"Origin": UI}).status_code == 200
+        session = http.cookies[codec_server.COOKIE]
+        body = json_format.MessageToJson(Payloads())
+        assert http.post("/decode", content=body).status_code == 200
+        forged = session.rsplit(".", 1)[0] + "." + "0" * 64  # the same session id, another signature
+        http.cookies.set(codec_server.COOKIE, forged)
+        assert http.post("/decode", content=body).status_code == 401
+
+
+def test_sessions_expire_on_the_server(tmp_path):
+    tokens = codec_server.TokenCheck(codec.keys_dir())
+    token = codec_server.issue_token(codec.keys_dir(), "short.session")
+    sessions = codec_server.Sessions(tokens, lifetime=0.2)
+    cookie = sessions.open("short.session", token)
+    assert sessions.who(cookie) == "short.session"
+    time.sleep(0.3)
+    assert sessions.who(cookie) is None  # whatever the browser still holds
+
+
+def test_over_tls_the_session_cookie_is_secure(tmp_path):
+    cert, key = self_signed(tmp_path)
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "tls.user")
+    with codec_server.CodecServer(keys, port=0, tls_cert=str(cert), tls_key=str(key)) as server:
+        assert server.url.startswith("https://")
+        with httpx.Client(base_url=server.url, verify=False) as http:
+            login = http.post("/login", data={"token": token}, headers={"Origin": server.url})
+    assert login.status_code == 200 and "Secure" in login.headers["set-cookie"]
+
+
+def test_bound_encoding_and_pseudonyms_for_plain_clients(tmp_path):
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "plain.client")
+    auth = {"Authorization": f"Bearer {token}"}
+    plain = Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": "customer"}')])
+    with codec_server.CodecServer(keys, port=0) as server, httpx.Client(base_url=server.url) as http:
+        sealed = json_format.Parse(http.post("/bind/customer-p-1/encode", content=json_format.MessageToJson(plain),
+                                             headers=auth).text, Payloads()).payloads[0]
+        assert sealed.metadata[codec.BOUND] == b"customer-p-1" and codec.SUBJECT not in sealed.metadata
+        ring = codec.KeyRing.load(keys)
+        assert codec.EncryptionCodec(ring, None, workflow_id="customer-p-1").decode_one(sealed).data \
+            == b'{"by": "customer"}'
+        with pytest.raises(codec.NotOurs, match="another workflow"):
+            codec.EncryptionCodec(ring, None, workflow_id="customer-p-2").decode_one(sealed)
+        answer = http.post("/pseudonym", json={"customer_id": "pat@example.com"}, headers=auth).json()
+        assert answer["pseudonym"] == ring.pseudonym("pat@example.com") and "pat" not in answer["workflow_id"]
+        assert http.post("/pseudonym", json={"customer_id": "x"}).status_code == 401
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(hours=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

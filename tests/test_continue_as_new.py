@@ -22,7 +22,6 @@ from workflows import search_attributes as sa
 from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
 from workflows.contract import Withdrawal
 from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
-from workflows.customer import customer_workflow_id
 
 SUGGEST_AFTER = 40
 
@@ -62,7 +61,7 @@ async def test_customer_record_continues_as_new_and_still_counts_repeats(small_s
             opened.append(data["complaint_id"])
             if n < 5:
                 await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
-        runs = await eventually(lambda: _several_runs(small_server.client, customer_workflow_id(customer_id)))
+        runs = await eventually(lambda: _several_runs(small_server.client, redress.customer_record_id(customer_id)))
         assert runs[:-1] == [WorkflowExecutionStatus.CONTINUED_AS_NEW] * (len(runs) - 1)
         record = await redress.customer_record(customer_id)
         assert [c.complaint_id for c in record.cases] == opened  # every case survived the hand-over

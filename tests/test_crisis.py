@@ -95,3 +95,50 @@ async def _notices(peer, template: str) -> list:
 
 async def _is_major(redress, cid: str) -> bool:
     return (await redress.status(cid)).severity.value == "major"
+
+
+async def test_a_crisis_remedy_is_paid_only_to_a_linked_case_on_a_verified_signature(run_worker, peer):
+    """Finding 2: `crisis_remedy` from anyone, to a case linked to no crisis, paid 99,999 CNY with no proof."""
+    from datetime import datetime, timezone
+
+    from workflows import signatures
+
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        case = redress.handle(cid)
+        remedy = {"crisis_id": "sku:FORGED", "proposal_id": "C1", "kind": "cash", "amount": "99999",
+                  "currency": "CNY", "reason": "x", "proposed_by": "li.na"}
+
+        def signed_by(name: str, amount: str, proposal: str) -> dict:
+            at = datetime.now(timezone.utc).replace(microsecond=0)
+            terms = signatures.signed_terms("sku:FORGED", proposal, "approve", Decimal(amount), "CNY", name, at)
+            return {"signed_by": name, "signed_at": at.isoformat(),
+                    "signature": signatures.sign(APPROVER_KEYS[name], terms)}
+
+        await case.signal("crisis_remedy", remedy)  # linked to no crisis
+        # anyone may link a case to a crisis (it only raises the case); money still needs a proven signer
+        await case.signal("crisis_declared", {"crisis_id": "sku:FORGED", "raise_to": "urgent", "reason": "say so"})
+        await case.signal("crisis_remedy", remedy)  # unsigned
+        await case.signal("crisis_remedy", {**remedy, "proposal_id": "C2", "amount": "300",
+                                            **signed_by("sam.taylor", "300", "C2")})  # a specialist: 200 at most
+        await case.signal("crisis_remedy", {**remedy, "proposal_id": "C3", **signed_by("wang.fang", "300", "C3")})
+        good = {**remedy, "proposal_id": "C4", "amount": "300", **signed_by("wang.fang", "300", "C4")}
+        await case.signal("crisis_remedy", good)
+        await case.signal("crisis_remedy", good)  # the same remedy again: taken once
+
+        async def paid():
+            return peer.acted("/pay", complaint_id=cid)
+
+        await eventually(paid)
+        refusals = await eventually(lambda: _refusals(redress, cid, 4))
+        status = await redress.status(cid)
+    assert ["not linked to crisis sku:FORGED" in refusals[0], "needs an approver's signature" in refusals[1],
+            "sam.taylor may not grant 300" in refusals[2], "forged or altered" in refusals[3]] == [True] * 4
+    assert [(r.amount, r.decided_by, r.status.value) for r in status.remedies] == [(Decimal("300"), "wang.fang",
+                                                                                  "executed")]
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def _refusals(redress, cid: str, count: int) -> list[str] | None:
+    found = [e.detail for e in await redress.timeline(cid) if e.kind == "signal_refused"]
+    return found if len(found) >= count else None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 
 import codec
 import report
@@ -101,7 +101,7 @@ async def test_personal_data_reaches_the_server_only_encrypted(run_worker, env):
     assert codec.SUBJECT not in result.metadata
     assert result.metadata[codec.KEY_ID] == codec.codec_of(DATA_CONVERTER).ring.current.encode()
     # the customer's record holds no personal data either, and is encrypted too
-    customer_history = await stored_history(env, f"customer-{data['customer']['id']}")
+    customer_history = await stored_history(env, redress.customer_record_id(data["customer"]["id"]))
     for secret in secrets:
         assert secret not in raw(customer_history)
 
@@ -128,7 +128,7 @@ async def test_keys_rotate_and_running_cases_still_decrypt(env, tmp_path, peer, 
         await redress.withdraw(cid, Withdrawal(by="customer"))
         assert (await redress.outcome(cid)).stage.value == "withdrawn"
 
-    customer = await stored_history(env, f"customer-{data['customer']['id']}")
+    customer = await stored_history(env, redress.customer_record_id(data["customer"]["id"]))
     used = {p.metadata[codec.KEY_ID].decode() for e in customer.events for p in payloads_in(e)}
     assert {first_key, ring.current} <= used  # the record was written under both keys and still replays
     outcome = (await stored_history(env, workflow_id_for(cid))).events[-1]
@@ -231,3 +231,90 @@ def test_processes_starting_together_share_one_key_ring(tmp_path):
     currents = {process.communicate(timeout=60)[0].strip() for process in starts}
     assert len(currents) == 1 and codec.KeyRing.load(keys).current in currents
     assert oct((keys / "codec.json").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_payload_opens_only_in_its_own_workflow(run_worker, env):
+    """Finding 7: a case's ciphertext decoded under another case; plaintext was accepted silently."""
+    from temporalio.common import RawValue
+
+    async with run_worker() as redress:
+        first, second = complaint(), complaint()
+        for data in (first, second):
+            await redress.submit(data)
+            await stage_is(redress, data["complaint_id"], "acknowledged")
+        start = payloads_in((await stored_history(env, workflow_id_for(first["complaint_id"]))).events[0])[0]
+        forged = Payload(metadata=dict(start.metadata), data=start.data[:-1] + bytes([start.data[-1] ^ 1]))
+        forged.metadata[codec.SUBJECT] = workflow_id_for(second["complaint_id"]).encode()
+        forged.metadata[codec.BOUND] = workflow_id_for(second["complaint_id"]).encode()
+        plain = await Client.connect(env.client.service_client.config.target_host)  # sends payloads as they are
+        target = plain.get_workflow_handle(workflow_id_for(second["complaint_id"]))
+        reasons = {}
+        for name, payload in (("copied", start), ("forged", forged),
+                              ("plain", Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": "customer"}'))):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await target.execute_update("withdraw", RawValue(payload))
+            reasons[name] = refused.value.cause
+            await target.signal("approve_remedy", RawValue(payload))
+        noted = await eventually(lambda: _kinds(redress, second["complaint_id"], "decision_refused", 3))
+        status = await redress.status(second["complaint_id"])
+    assert all(cause.type == "Refused" for cause in reasons.values())
+    assert ["sealed for another workflow" in noted[0], "failed authentication" in noted[1],
+            "sent unencrypted" in noted[2]] == [True, True, True]
+    assert status.stage.value == "acknowledged"  # none of it changed the case
+
+
+async def _kinds(redress, cid: str, kind: str, count: int):
+    found = [e.detail for e in await redress.timeline(cid) if e.kind == kind]
+    return found if len(found) >= count else None
+
+
+async def test_an_erased_key_is_in_no_file_and_every_key_file_is_owner_only(run_worker, env):
+    """Finding 7: the erased key stayed in subjects.sqlite-wal, readable; -wal and -shm were 0644."""
+    import sqlite3
+
+    customer_id = f"shred-{uuid.uuid4().hex[:8]}"
+    data, _ = personal_complaint(customer_id)
+    subject = workflow_id_for(data["complaint_id"])
+    keys = codec.keys_dir()
+    async with run_worker() as redress:
+        await redress.submit(data)
+        await stage_is(redress, data["complaint_id"], "acknowledged")
+        await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
+        await redress.outcome(data["complaint_id"])
+        with sqlite3.connect(keys / "subjects.sqlite") as db:
+            [wrapped] = db.execute("SELECT wrapped FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
+        assert wrapped and any(wrapped in path.read_bytes() for path in keys.iterdir() if path.is_file())
+
+        async def erased():
+            try:
+                return data["complaint_id"] in await redress.erase_customer(customer_id)
+            except Refused:
+                return False  # visibility has not seen the end yet
+
+        assert await eventually(erased)
+    holding = [path.name for path in keys.iterdir() if path.is_file() and wrapped in path.read_bytes()]
+    assert holding == []
+    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in keys.iterdir() if path.is_file()}
+    assert set(modes.values()) == {"0o600"}, modes
+    assert {"codec.json", "subjects.sqlite", "subjects.sqlite-wal", "subjects.sqlite-shm"} <= set(modes)
+
+
+async def test_visibility_and_record_ids_carry_a_pseudonym_not_the_customer_id(run_worker, env):
+    """Finding 8: CustomerId was stored in clear in visibility, and customer ids are often e-mail addresses."""
+    customer_id = f"pat.{uuid.uuid4().hex[:6]}@example.com"
+    async with run_worker() as redress:
+        data = complaint(customer={"id": customer_id, "language": "en"})
+        await redress.submit(data)
+        await stage_is(redress, data["complaint_id"], "acknowledged")
+        ref = redress.customer_ref(customer_id)
+        assert ref.startswith("p-") and customer_id not in ref and ref == codec.KeyRing.load(codec.keys_dir()).pseudonym(customer_id)
+
+        async def listed():
+            return [w.id async for w in env.client.list_workflows(f"CustomerId = '{ref}'")]
+
+        assert await eventually(listed) == [workflow_id_for(data["complaint_id"])]
+        description = await redress.handle(data["complaint_id"]).describe()
+        assert customer_id not in str(description.raw_description)
+        assert (await redress.customer_record(customer_id)).customer_id == customer_id  # the record itself knows
+        await env.client.get_workflow_handle(f"customer-{ref}").describe()
+        await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))

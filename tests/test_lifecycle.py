@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from client import AlreadyExists, Refused
-from tests.conftest import complaint, eventually, notices, open_case, stage_is
+from tests.conftest import APPROVER_KEYS, complaint, eventually, notices, open_case, stage_is
 from workflows.contract import (
     Feedback,
     RemedyProposal,
@@ -34,9 +34,10 @@ async def test_complaint_from_submission_to_close(run_worker, peer):
         assert status.stage.value == "in_progress" and status.assignee == "li.na"
         assert status.deadlines["first_response"].met_at is not None
 
-        answer = await redress.propose_remedy(cid, RemedyProposal(
-            kind="refund", amount=Decimal("100"), currency="CNY", reason="duplicate charge", proposed_by="li.na"))
-        assert answer.status.value == "approved"  # within a specialist's 200 CNY
+        answer = await redress.propose(cid, RemedyProposal(
+            kind="refund", amount=Decimal("100"), currency="CNY", reason="duplicate charge", proposed_by="li.na"),
+            APPROVER_KEYS["li.na"])
+        assert answer.status.value == "approved"  # signed, within a specialist's 200 CNY
         status = await stage_is(redress, cid, "remedy_executed")
         assert status.remedies[0].transaction_id == "tx-1"
 

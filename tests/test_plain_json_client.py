@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from worker import temporal_binary
 from workflows.contract import TASK_QUEUE, RemedyProposal
 
 
-async def temporal_cli(env, codec: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """The `temporal` CLI as any non-Python service would use it: payloads go through our codec server."""
+async def temporal_cli(env, codec: dict[str, str], workflow_id: str | None, *args: str) -> tuple[int, str, str]:
+    """The `temporal` CLI as any non-Python service would use it: payloads go through our codec server,
+    bound to the workflow they are for (none: plain JSON, as a client that skips the codec sends)."""
+    bound = {"TEMPORAL_CODEC_ENDPOINT": f"{codec['REDRESS_CODEC']}/bind/{workflow_id}",
+             "TEMPORAL_CODEC_AUTH": codec["TEMPORAL_CODEC_AUTH"]} if workflow_id else {}
     process = await asyncio.create_subprocess_exec(
         temporal_binary(), *args, "--address", env.client.service_client.config.target_host,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **codec},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **bound},
     )
     out, err = await process.communicate()
     return process.returncode, out.decode(), err.decode()
@@ -33,33 +37,66 @@ async def test_temporal_cli_starts_a_complaint_and_records_a_response(run_worker
     async with run_worker() as redress:
         data = complaint(text="I want a refund, charged twice")
         cid = data["complaint_id"]
+        workflow_id = f"complaint-{cid}"
         code, _, err = await temporal_cli(
-            env, codec_endpoint, "workflow", "start", "--type", "Complaint", "--task-queue", redress.task_queue,
-            "--workflow-id", f"complaint-{cid}", "--input", json.dumps(data, ensure_ascii=False),
+            env, codec_endpoint, workflow_id, "workflow", "start", "--type", "Complaint",
+            "--task-queue", redress.task_queue, "--workflow-id", workflow_id,
+            "--input", json.dumps(data, ensure_ascii=False),
         )
         assert code == 0, err
         status = await stage_is(redress, cid, "acknowledged")
         assert status.queue == "billing"
-        started = (await stored_history(env, f"complaint-{cid}")).events[0]
+        started = (await stored_history(env, workflow_id)).events[0]
         sent = started.workflow_execution_started_event_attributes.input.payloads[0]
         assert sent.metadata["encoding"] == codec.ENCODING  # encrypted by the codec server before it was sent
+        assert sent.metadata[codec.SUBJECT] == workflow_id.encode()  # with the case's own key: erasure covers it
 
         code, out, err = await temporal_cli(
-            env, codec_endpoint, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+            env, codec_endpoint, workflow_id, "workflow", "update", "execute", "--workflow-id", workflow_id,
             "--name", "record_response", "--input", json.dumps({"agent": "li.na"}),
         )
         assert code == 0, err
         assert (await redress.status(cid)).stage.value == "in_progress"
 
         code, out, err = await temporal_cli(
-            env, codec_endpoint, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+            env, codec_endpoint, workflow_id, "workflow", "update", "execute", "--workflow-id", workflow_id,
             "--name", "customer_feedback", "--input", json.dumps({"score": 5}),
         )
         assert code != 0 and "feedback is taken after" in out + err
 
-        code, out, _ = await temporal_cli(env, codec_endpoint, "workflow", "query", "--workflow-id", f"complaint-{cid}",
-                                          "--type", "status", "--output", "json")
+        # plain JSON, and a payload sealed for another case, are refused with the reason; nothing changes
+        code, out, err = await temporal_cli(
+            env, codec_endpoint, None, "workflow", "update", "execute", "--workflow-id", workflow_id,
+            "--name", "withdraw", "--input", json.dumps({"by": "customer"}))
+        assert code != 0 and "type: Refused" in out + err  # the reason itself is sealed: this client cannot read it
+        code, out, err = await temporal_cli(
+            env, codec_endpoint, "complaint-someone-else", "workflow", "update", "execute",
+            "--workflow-id", workflow_id, "--name", "withdraw", "--input", json.dumps({"by": "customer"}))
+        assert code != 0 and "sealed for another workflow" in out + err
+
+        code, out, _ = await temporal_cli(env, codec_endpoint, workflow_id, "workflow", "query",
+                                          "--workflow-id", workflow_id, "--type", "status", "--output", "json")
         assert code == 0 and '"in_progress"' in out
+
+
+async def test_plaintext_clients_are_served_only_with_the_documented_switch(env, tmp_path, peer, rules_dir):
+    """REDRESS_ACCEPT_PLAIN_PAYLOADS=1 on the worker: a client written before binding is served again."""
+    from temporalio.client import Client
+    from temporalio.common import RawValue
+
+    from tests.conftest import serving
+
+    queue = f"redress-plain-{uuid.uuid4().hex[:6]}"
+    plain = await Client.connect(env.client.service_client.config.target_host)  # no codec at all
+    legacy = codec.data_converter(worker=True, accept_plain=True)
+    async with serving(Client(**{**env.client.config(), "data_converter": legacy}), rules_dir, tmp_path / "data",
+                       peer.url, task_queue=queue) as redress:
+        data = complaint()
+        await plain.start_workflow("Complaint", data, id=f"complaint-{data['complaint_id']}", task_queue=queue)
+        await stage_is(redress, data["complaint_id"], "acknowledged")
+        await plain.get_workflow_handle(f"complaint-{data['complaint_id']}").execute_update(
+            "record_response", {"agent": "li.na"}, result_type=RawValue)  # the answer is sealed: not for it
+        assert (await redress.status(data["complaint_id"])).stage.value == "in_progress"
 
 
 def documented_block(marker: str) -> str:

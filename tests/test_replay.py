@@ -14,17 +14,22 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from tests.conftest import DATA_CONVERTER
+import codec
 from workflows.complaint import Complaint
 from workflows.agent_desk import AgentDesk
 from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
 
+# recorded plain (tests/record_histories.py), replayed as a worker decodes them
+REPLAY_CONVERTER = codec.data_converter(worker=True, accept_plain=True)
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_there_are_histories_to_replay():
-    assert len(HISTORIES) >= 3
+def test_every_scenario_of_the_recorder_has_a_baseline_history():
+    from tests.record_histories import SCENARIOS
+
+    recorded = {path.stem.split("-", 1)[1].removesuffix("-1") for path in HISTORIES if path.stem.startswith("v10-")}
+    assert recorded == {scenario.__name__ for scenario in SCENARIOS}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -33,6 +38,6 @@ async def test_history_replays_on_current_code(path: Path):
     # the recorded workflow id, not the file name: a case signs and checks approvals with its own id
     started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
     history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
-    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=DATA_CONVERTER)
+    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=REPLAY_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -25,7 +25,7 @@ import pytest
 
 import report
 from tests import cfpb
-from tests.conftest import ROOT, eventually, serving, stage_is, write_rules
+from tests.conftest import APPROVER_KEYS, ROOT, eventually, serving, stage_is, write_rules
 from tests.peer import Peer
 from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
 
@@ -58,8 +58,9 @@ async def handle_like_the_company(redress, case: cfpb.CfpbComplaint) -> None:
               "Closed with non-monetary relief": ("apology", Decimal("0"))}.get(case.company_response)
     if relief:
         kind, amount = relief
-        await redress.propose_remedy(cid, RemedyProposal(kind=kind, amount=amount, currency="USD",
-                                                         reason=case.company_response, proposed_by="li.na"))
+        await redress.propose(cid, RemedyProposal(kind=kind, amount=amount, currency="USD",
+                                                  reason=case.company_response, proposed_by="li.na"),
+                              APPROVER_KEYS["li.na"])  # signed: within li.na's own authority, so paid at once
         await stage_is(redress, cid, "remedy_executed", timeout=60)
     await redress.resolve(cid, Resolution(agent="agent.cfpb", summary=case.company_response))
     await stage_is(redress, cid, "follow_up", timeout=60)

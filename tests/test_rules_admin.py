@@ -29,7 +29,8 @@ def test_explain_shows_the_outcome_and_why_each_rule_fired_or_not(tmp_path):
                in line for line in lines)
     assert any("high-value-order-is-urgent: condition `order.present && order.value >= 5000.0` is false" in line
                for line in lines)
-    assert "  offer refund 90.00 CNY (billing-error-refund): needs specialist or above" in lines
+    assert ("  offer refund 90.00 CNY (billing-error-refund): needs specialist or above (or the signature of a "
+            "proposer whose authority covers it)") in lines
     assert "  offer apology (apologise-always): no approval needed" in lines
     assert not list(tmp_path.glob("*.db"))  # a dry run: no workflow, no server
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -176,3 +177,133 @@ async def test_signal_path_records_refusals_and_changes_nothing(run_worker, peer
         status = await stage_is(redress, cid, "remedy_executed")
     assert status.remedies[0].decided_by == "wang.fang"
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def test_a_claimed_name_moves_no_money_and_four_eyes_hold_on_the_verified_signer(run_worker, peer):
+    """Finding 1: `proposed_by: chen.jing` (a director, no limit) unsigned was approved and paid 250,000 CNY."""
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        claimed = RemedyProposal(kind="cash", amount=Decimal("250000"), currency="CNY", reason="x",
+                                 proposed_by="chen.jing")
+        with pytest.raises(Refused, match="sign the proposal"):  # no other director; the name proves nothing
+            await redress.propose_remedy(cid, claimed)
+        manager = claimed.model_copy(update={"amount": Decimal("1200"), "proposed_by": "zhang.wei"})
+        answer = await redress.propose_remedy(cid, manager)
+        assert answer.status.value == "awaiting_approval" and answer.required_role == "cs_manager"
+        with pytest.raises(Refused, match="four eyes"):  # the claimed proposer may not approve it either
+            await redress.approve(cid, "zhang.wei", APPROVER_KEYS["zhang.wei"])
+        await redress.reject(cid, "chen.jing", APPROVER_KEYS["chen.jing"])
+        assert peer.acted("/pay", complaint_id=cid) == []
+
+        cid = await open_case(redress, respond_as="li.na")
+        forged = await redress.sign_proposal(cid, claimed.model_copy(update={"amount": Decimal("100")}),
+                                             APPROVER_KEYS["li.na"])  # li.na's key, chen.jing's name
+        with pytest.raises(Refused, match="forged or altered"):
+            await redress.propose_remedy(cid, forged)
+        # signed by wang.fang (team lead) above her own limit: it awaits, and she cannot approve her own proposal
+        own = RemedyProposal(kind="refund", amount=Decimal("1200"), currency="CNY", reason="x", proposed_by="wang.fang")
+        answer = await redress.propose(cid, own, APPROVER_KEYS["wang.fang"])
+        assert answer.status.value == "awaiting_approval" and answer.required_role == "cs_manager"
+        with pytest.raises(Refused, match="four eyes"):
+            await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        await redress.approve(cid, "zhang.wei", APPROVER_KEYS["zhang.wei"])
+        status = await stage_is(redress, cid, "remedy_executed")
+    assert status.remedies[0].proposer_verified and status.remedies[0].decided_by == "zhang.wei"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def test_a_signature_counts_once_however_base64_spells_it(run_worker):
+    async with run_worker() as redress:
+        cid = await awaiting_case(redress)
+        good = signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        raw = base64.b64decode(good.signature)
+        # base64's slack: unused bits in the last character, missing padding
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = alphabet.index(good.signature[-3])  # 2 bits of the signature, 4 that nobody reads
+        respelled = [good.signature[:-3] + alphabet[(last & 0x30) | 0x5] + "==", good.signature.rstrip("=")]
+        assert all(base64.b64decode(s + "=" * (-len(s) % 4)) == raw for s in respelled)
+        for spelling in respelled:
+            with pytest.raises(Refused, match="malformed signature"):
+                await redress.approve_remedy(cid, good.model_copy(update={"signature": spelling}))
+        await redress.approve_remedy(cid, good)
+        with pytest.raises(Refused, match="replayed"):
+            await redress.approve_remedy(cid, good)
+
+
+async def test_identity_is_read_live_keys_registered_after_a_proposal_count_and_revoked_ones_do_not(
+        run_worker, env, tmp_path):
+    """Finding 5: the directory was pinned per case; a newcomer's proposal could never be approved."""
+    from tests.conftest import write_rules
+
+    rules = write_rules(tmp_path / "live-rules")
+    text = (rules / "approval.yaml").read_text(encoding="utf-8")
+    start = text.index("  wang.fang: {role: team_lead, public_key:")
+    (rules / "approval.yaml").write_text(text[:start] + "  wang.fang: {role: team_lead}" + text[text.index("\n", start):],
+                                         encoding="utf-8")
+    keys = tmp_path / "keys"
+
+    async def cli(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await process.communicate()
+        return process.returncode, (out + err).decode()
+
+    async with run_worker(rules=rules) as redress:
+        first = await awaiting_case(redress)  # proposed while wang.fang has no key
+        with pytest.raises(Refused, match="wang.fang has no public key"):
+            await redress.approve(first, "wang.fang", APPROVER_KEYS["wang.fang"])
+        code, out = await cli("keys", "new", "wang.fang", "--register", "--rules", str(rules), "--dir", str(keys))
+        assert code == 0, out
+        assert "# The approver directory" in (rules / "approval.yaml").read_text(encoding="utf-8")  # comments kept
+        new_key = signatures.load_private_key((keys / "wang.fang.pem").read_bytes())
+        record = await redress.approve(first, "wang.fang", new_key)  # no restart: read at the decision
+        assert record.decided_by == "wang.fang"
+
+        second = await awaiting_case(redress)
+        code, out = await cli("keys", "revoke", "wang.fang", "--rules", str(rules))
+        assert code == 0, out
+        with pytest.raises(Refused, match="revoked"):
+            await redress.approve(second, "wang.fang", new_key)  # pending before the revocation: still refused
+        assert_the_revoked_key_cannot_come_back(rules, tmp_path / "copy")
+
+        # a delegation is judged when the decision arrives, by the directory then
+        third = await open_case(redress, respond_as="li.na")
+        await redress.propose_remedy(third, RemedyProposal(kind="refund", amount=Decimal("3000"), currency="CNY",
+                                                           reason="big", proposed_by="li.na"))
+        with pytest.raises(Refused, match="sam.taylor may not decide"):
+            await redress.approve(third, "sam.taylor", APPROVER_KEYS["sam.taylor"])
+        with (rules / "approval.yaml").open("a", encoding="utf-8") as out_file:
+            out_file.write("\ndelegations:\n  - {absent: zhang.wei, delegate: sam.taylor, until: 2099-12-31}\n")
+        record = await redress.approve(third, "sam.taylor", APPROVER_KEYS["sam.taylor"])
+        assert record.decided_by == "sam.taylor"
+        approved = [e for e in await redress.timeline(third) if e.kind == "remedy_approved"][0]
+        assert approved.data["verified"] and approved.data["role"] == "cs_manager for zhang.wei"
+
+
+async def test_key_names_cannot_leave_the_keys_folder_or_break_the_directory(tmp_path):
+    for name in ("../outside", "a\nb: {role: director}", "Upper", "x" * 65):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "keys", "new", name, "--dir", str(tmp_path / "keys"), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await process.communicate()
+        assert process.returncode == 2 and "not a directory name" in err.decode(), name
+    assert not (tmp_path / "outside.pem").exists() and not (tmp_path / "keys").exists()
+
+
+def assert_the_revoked_key_cannot_come_back(rules, copy):
+    import shutil
+
+    from ruamel.yaml import YAML
+
+    from activities.rules import RulesInvalid, load_rules
+
+    shutil.copytree(rules, copy)
+    text = (copy / "approval.yaml").read_text(encoding="utf-8")
+    revoked = YAML(typ="safe").load(text)["revoked_keys"][0]
+    assert revoked["name"] == "wang.fang"
+    (copy / "approval.yaml").write_text(text.replace(
+        "  wang.fang: {role: team_lead}", f"  wang.fang: {{role: team_lead, public_key: {revoked['public_key']}}}"),
+        encoding="utf-8")
+    with pytest.raises(RulesInvalid, match="this key was revoked"):
+        load_rules(copy)

@@ -85,7 +85,7 @@ async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worke
         attributes = description.typed_search_attributes
         from workflows import search_attributes as sa
         assert attributes.get(sa.QUEUE) == "logistics" and attributes.get(sa.SEVERITY) == "major"
-        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == data["customer"]["id"]
+        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == redress.customer_ref(data["customer"]["id"])
         assert attributes.get(sa.FIRST_RESPONSE_DUE) == status.deadlines["first_response"].due
 
 

@@ -85,6 +85,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
     assert "Zhang San" not in text and "zs@example.com" not in text  # personal data never logged
     outbox = (tmp_path / "data" / "outbox.jsonl").read_text(encoding="utf-8")
     assert outbox.count(f'"complaint_id": "{cid}"') == 1  # the acknowledgement, once
+    assert oct((tmp_path / "data" / "outbox.jsonl").stat().st_mode & 0o777) == "0o600"  # it holds contact details
 
 
 async def test_with_temporal_address_it_joins_that_cluster_and_starts_no_server(env, tmp_path):

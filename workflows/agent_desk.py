@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -25,6 +26,8 @@ from workflows.handover import continue_as_new_if_suggested
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import StaffNotice
+    from workflows.contract import Name, Seconds
+    from workflows.messages import problems, refusal, takes
 
 DESK_WORKFLOW_TYPE = "AgentDesk"
 IDLE_END = timedelta(days=1)
@@ -36,12 +39,13 @@ def desk_workflow_id(queue: str) -> str:
 
 
 class RouteRequest(BaseModel):
-    complaint_id: str
+    complaint_id: Name
     intense: bool
-    agents: list[str] = Field(description="The queue's roster from the rules, in order of preference.")
-    break_after: int
-    break_seconds: float
-    rule_version: str
+    agents: list[Name] = Field(min_length=1, max_length=500,
+                               description="The queue's roster from the rules, in order of preference.")
+    break_after: Annotated[int, Field(ge=1, le=1_000)]
+    break_seconds: Seconds
+    rule_version: Name
 
 
 class Routed(BaseModel):
@@ -57,7 +61,7 @@ class AgentState(BaseModel):
 
 
 class DeskState(BaseModel):
-    queue: str
+    queue: Name
     agents: dict[str, AgentState] = Field(default_factory=dict)
     routed: dict[str, Routed] = Field(default_factory=dict, description="By complaint: retried triage asks again.")
     last_routed_at: datetime | None = None
@@ -66,13 +70,16 @@ class DeskState(BaseModel):
 @workflow.defn(name=DESK_WORKFLOW_TYPE)
 class AgentDesk:
     @workflow.init
-    def __init__(self, state: DeskState) -> None:
-        self._state = state
+    def __init__(self, raw: Any) -> None:
+        self._state, self._refused = problems(DeskState, raw, root="input")
         self._prompts: list[StaffNotice] = []
         self._replan = False
 
     @workflow.run
-    async def run(self, state: DeskState) -> DeskState:
+    async def run(self, raw: Any) -> DeskState:
+        if self._state is None:  # junk input: the run ends at once, failing with the reason
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise refusal("; ".join(self._refused))
         while True:
             self._replan = False
             try:
@@ -98,6 +105,7 @@ class AgentDesk:
         return last is not None and now - last >= IDLE_END and not on_break
 
     @workflow.update
+    @takes(RouteRequest)
     def route(self, request: RouteRequest) -> Routed:
         state = self._state
         if request.complaint_id in state.routed:
@@ -126,6 +134,13 @@ class AgentDesk:
         state.last_routed_at = now
         self._replan = True
         return routed
+
+    @route.validator
+    @takes(RouteRequest)
+    def _check_route(self, request: RouteRequest) -> None:
+        """Reading the message is the check (a refusal here leaves no trace in history), on a desk that took its input."""
+        if self._state is None:
+            raise refusal("this desk refused its input and is ending")
 
     @workflow.query
     def desk(self) -> DeskState:

@@ -1,22 +1,30 @@
 """The Complaint workflow: one durable case from intake to close.
 
 Shape of the code:
-- the main coroutine walks the lifecycle (triage, acknowledge, work the case,
-  follow up, close or reopen) and waits on state that message handlers change;
-- a deadline watcher sleeps until the earliest unmet deadline and escalates on a
-  miss; any change to deadlines bumps `_deadline_epoch`, which wakes it to re-plan,
-  so a stale timer never fires;
+- `run` walks the lifecycle (triage, acknowledge, work the case, follow up,
+  close or reopen) and waits on state that message handlers change;
+- message handlers read their message in one place (`workflows/messages.py`),
+  validate and record. Work that needs the rules or the approver directory (an
+  activity) is handed to the step worker as a `Step`, and the handler waits for
+  its answer: no handler awaits an activity itself, and steps run one at a time
+  in the order they were asked, so two messages never interleave their changes;
+- a deadline watcher sleeps until the earliest unmet deadline's next event and
+  escalates on a miss; any change to deadlines bumps `_deadline_epoch`, which
+  wakes it to re-plan, so a stale timer never acts;
 - a notice sender delivers customer and staff messages in order, each with an
   idempotency key derived from the case and a sequence number.
 
-Handlers only validate and record; anything slow (activities) happens in the
-main flow, except the rules check of a proposal, whose answer the caller waits for.
+Money moves only through `_record_proposal` and `_execute`: approved at once for
+free kinds and amounts within the rules' automatic limit, for a proposer whose
+verified signature and authority cover it, and for the rules' own escalation
+payouts; otherwise only on a verified approver's signature (`workflows/approvals.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,17 +33,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from activities.complaint_activities import ComplaintActivities
     from activities.io import (
+        AuthorityCheck,
         CaseEnd,
         CustomerNotice,
+        DeadlineRequest,
         Delivery,
         Intake,
         PauseShift,
         PlannedPayout,
-        DeadlineRequest,
         PlannedStep,
         ProposalCheck,
         ProposalVerdict,
@@ -45,11 +52,11 @@ with workflow.unsafe.imports_passed_through():
         TriageResult,
         notice_params,
     )
+    from workflows import approvals, signatures
     from workflows import search_attributes as sa
-    from workflows import signatures
-    from workflows.crisis import CommonRemedy, CrisisLink
-    from workflows.customer import ComplaintEnded
+    from workflows.approvals import Claim
     from workflows.contract import (
+        FUTURE_TOLERANCE,
         WORKFLOW_ID_PREFIX,
         WORKFLOW_TYPE,
         ApprovalDecision,
@@ -65,42 +72,27 @@ with workflow.unsafe.imports_passed_through():
         RemedyProposal,
         Resolution,
         ResponseRecord,
-        Severity,
         Retriage,
+        Severity,
         SeverityChange,
         Stage,
         Status,
         TimelineEvent,
-        M,
         Withdrawal,
-        describe_validation_error,
-        parse_signal,
     )
+    from workflows.crisis import CommonRemedy, CrisisLink
+    from workflows.customer import ComplaintEnded
+    from workflows.messages import Undecodable, problems, receives, refusal, takes
+    from workflows.steps import Steps
 
-REFUSED = "Refused"  # ApplicationError type of every refused message: the caller's `Refused(reason)`
-
-# Peers may be down for a while: keep trying (with backoff) rather than fail the case.
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A step tries three times within a few seconds as a local activity; should a peer stay down, an ordinary
+# (durably retried) activity takes over, with backoff and no end.
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                             maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# A local activity tries three times within a few seconds; should a peer stay down, the durable activity takes over.
-LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
-ESCALATION_CHAINS = "escalation-chains"  # workflow.patched id: cases before it escalate once per miss
-CUSTOMER_RECORD = "customer-record"  # workflow.patched id: cases before it do not tell the customer's record
-# workflow.patched id: cases before it run every step as an activity, publish search attributes at each
-# change, re-plan the deadline timer at each change and keep a separate survey timer (docs/changing-workflows.md)
-LEAN_HISTORY = "lean-history"
-# workflow.patched id: cases before it send the acknowledgement, the remedy's notice and the closing notice
-# from the notice queue, each as a step of its own; since, each rides in the activity of the step it follows.
-# Implies LEAN_HISTORY (newest first: a case records one of the two markers, docs/changing-workflows.md)
-NOTICES_ALONG = "notices-along"
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
-
-
-async def _activity(method: Any, argument: Any) -> Any:
-    """Every activity of a case runs with the same patience: retried with backoff, never giving up."""
-    return await workflow.execute_activity_method(
-        method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+MONETARY = ("refund", "coupon", "cash", "points")
 
 
 class StepRefused(Exception):
@@ -123,28 +115,17 @@ def _timer_summary(name: str, kind: str) -> str:
     return f"{name} deadline" if kind == "breach" else f"{name} {kind}"
 
 
-def _require(message: Any, model: type) -> None:
-    """Refuse a message sent as JSON null: the converter hands the handler None, which it would trip over."""
-    if message is None:
-        raise _refuse(f"the message is empty: send a {model.__name__} object")
-
-
-def _refuse(reason: str) -> ApplicationError:
-    return ApplicationError(reason, type=REFUSED, non_retryable=True)
-
-
 @workflow.defn(name=WORKFLOW_TYPE)
 class Complaint:
     @workflow.init
     def __init__(self, raw: Any) -> None:
-        self._problems: list[str] = []
-        self._anonymous_problems: list[str] = []  # for the Outcome, which must not quote the input
-        self._complaint: ComplaintInput | None = None
-        try:
-            self._complaint = ComplaintInput.model_validate(raw)
-        except ValidationError as invalid:
-            self._problems = describe_validation_error(invalid)
-            self._anonymous_problems = describe_validation_error(invalid, quote_input=False)
+        if isinstance(raw, Undecodable) and raw.missing_key:
+            # this worker lacks a key the sender had: not the sender's fault, so the case is not refused;
+            # the task fails (and is retried) until a worker with the deployment's keys takes it
+            raise RuntimeError(f"cannot open the complaint: {raw.reason}")
+        self._complaint, self._problems = problems(ComplaintInput, raw, root="complaint")
+        if self._complaint and self._complaint.received_at > workflow.info().start_time + FUTURE_TOLERANCE:
+            self._complaint, self._problems = None, ["complaint.received_at: is in the future"]
         self._id = workflow.info().workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
         self._stage = Stage.received
         self._timeline: list[TimelineEvent] = []
@@ -159,17 +140,14 @@ class Complaint:
         self._deadline_epoch = 0
         self._deadline_starts: dict[str, datetime] = {}
         self._chains: dict[str, list[PlannedStep]] = {}
-        self._recomputing = False
         self._paused_since: datetime | None = None
         self._stage_before_pause: Stage | None = None
         self._paused_seconds = 0.0
-        self._resuming = False
         self._escalation_level = 0
         self._breaches: list[str] = []
         self._proposals: list[ProposalRecord] = []
-        self._checking_proposal = False
-        self._approver_keys: dict[str, dict[str, str]] = {}  # proposal id -> eligible approvers' public keys
-        self._used_signatures: set[str] = set()
+        self._proposal_asked = False  # a proposal waits for its step: a second one is refused meanwhile
+        self._used_signatures: set[str] = set()  # fingerprints (workflows/signatures.py): each counts once
         self._crises: list[str] = []  # crisis watches this case is linked to
         self._crisis_remedies: set[str] = set()  # "<crisis>:<proposal>" already taken on
         self._approval_due: datetime | None = None  # when the level asked must have decided
@@ -183,9 +161,8 @@ class Complaint:
         self._notices: deque[CustomerNotice | StaffNotice] = deque()
         self._notice_seq = 0
         self._stop_sending = False
+        self._steps = Steps(refusals=(StepRefused,))
         self._search_attributes: dict[str, Any] = {}
-        self._lean = False  # set in run(): see LEAN_HISTORY
-        self._along = False  # set in run(): see NOTICES_ALONG
         self._attributes_changed = False
         self._local_running = 0
         self._sending = False
@@ -196,32 +173,26 @@ class Complaint:
 
     @workflow.run
     async def run(self, raw: Any) -> Outcome:
-        self._along = workflow.patched(NOTICES_ALONG)
-        self._lean = self._along or workflow.patched(LEAN_HISTORY)
         if self._complaint is None:
             self._stage = Stage.refused
             self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
                         problems=self._problems)
-            self._publish()
+            self._steps.close("the complaint was refused as invalid")
             self._send_search_attributes()
+            await workflow.wait_condition(workflow.all_handlers_finished)
             return self._outcome()
-        if self._lean:
-            publisher = asyncio.create_task(self._publish_when_settled())
+        publisher = asyncio.create_task(self._publish_when_settled())
 
         complaint = self._complaint
         self._event("received", f"channel:{complaint.channel.value}", f"received via {complaint.channel.value}",
                     received_at=complaint.received_at.isoformat())
         self._publish()
-        if self._along:
-            await self._triage_and_acknowledge(complaint)
-        else:
-            self._apply_triage(await self._call(ComplaintActivities.triage, TriageFacts.of(complaint)))
+        await self._triage_and_acknowledge(complaint)
         self._count("redress_complaints_started", severity=self._severity.value, channel=complaint.channel.value)
 
-        watcher = asyncio.create_task(self._watch_deadlines_lean() if self._lean else self._watch_deadlines())
+        watcher = asyncio.create_task(self._watch_deadlines())
         sender = asyncio.create_task(self._send_notices())
-        if not self._along:
-            self._tell_customer("acknowledgement")
+        steps = asyncio.create_task(self._steps.run())
         await workflow.wait_condition(lambda: not self._notices)
         if not any(e.kind == "notice_failed" for e in self._timeline):
             if self._stage == Stage.triaged:
@@ -243,51 +214,42 @@ class Complaint:
             self._set_stage(Stage.closed)
             self._event("closed", "system", "case closed", csat=self._csat)
         closing = self._customer_notice("withdrawn" if self._withdrawal else "closed")
-        if not self._along:
-            self._notices.append(closing)
         self._deadline_epoch += 1
         self._stop_sending = True
         await sender
         await watcher
-        if self._since(CUSTOMER_RECORD):
-            told = await self._call(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
-                complaint_id=self._id, stage=self._stage.value, ended_at=workflow.now(),
-                rule_version=self._rule_version, customer=complaint.customer, channel=complaint.channel,
-                language=self._reply_language()), metadata=complaint.metadata,
-                then_tell=closing if self._along else None))
-            if self._along and not self._sent_along(closing, told):
-                await self._send(closing)  # the queue has stopped: the closing notice is sent on its own
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._lean:
-            publisher.cancel()
-            self._send_search_attributes()
+        told = await self._call(ComplaintActivities.record_case_end, CaseEnd(ended=ComplaintEnded(
+            complaint_id=self._id, stage=self._stage.value, ended_at=workflow.now(),
+            rule_version=self._rule_version, customer=complaint.customer, channel=complaint.channel,
+            language=self._reply_language()), metadata=complaint.metadata, then_tell=closing))
+        if not self._sent_along(closing, told):
+            await self._send(closing)  # the queue has stopped: the closing notice is sent on its own
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._steps)
+        steps.cancel()
+        publisher.cancel()
+        self._send_search_attributes()
         return self._outcome()
 
-    def _since(self, patch: str) -> bool:
-        """Whether this case runs with a change; a lean case has every change made before LEAN_HISTORY."""
-        return self._lean or workflow.patched(patch)
-
     async def _call(self, method: Any, argument: Any) -> Any:
-        """Run one step of the case: before LEAN_HISTORY as an activity; since, first as a local activity.
+        """Run one step of the case, first as a local activity (one marker event, no workflow task of its own).
 
-        A local activity costs one marker event and no workflow task of its own. Should it
-        still fail after LOCAL_RETRY (a peer is down), the step goes on as an ordinary
+        Should it still fail after LOCAL_RETRY (a peer is down), it goes on as an ordinary
         activity with the usual patience, so a long outage shows in the UI as a retrying
         activity and does not keep this workflow task busy. A peer's refusal for good
         raises StepRefused either way.
         """
-        if self._lean:
-            self._local_running += 1
-            try:
-                return await workflow.execute_local_activity_method(
-                    method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_RETRY)
-            except (ActivityError, ApplicationError) as failure:
-                if _refused_for_good(failure):
-                    raise StepRefused(_reason(failure)) from None
-            finally:
-                self._local_running -= 1
+        self._local_running += 1
         try:
-            return await _activity(method, argument)
+            return await workflow.execute_local_activity_method(
+                method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LOCAL_RETRY)
+        except (ActivityError, ApplicationError) as failure:
+            if _refused_for_good(failure):
+                raise StepRefused(_reason(failure)) from None
+        finally:
+            self._local_running -= 1
+        try:
+            return await workflow.execute_activity_method(
+                method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
         except ActivityError as failure:
             raise StepRefused(_reason(failure)) from None
 
@@ -346,7 +308,7 @@ class Complaint:
             order_id=self._complaint.order.id if self._complaint.order else None,
         )
         # its notice goes along with the payment, unless notices wait in the queue (they go first)
-        along = self._along and not self._notices and not self._sending
+        along = not self._notices and not self._sending
         if along:
             order.then_tell = self._customer_notice("remedy_executed", proposal=proposal)
         try:
@@ -393,16 +355,10 @@ class Complaint:
     async def _survey_answered(self, window: timedelta) -> bool:
         """Wait for the survey answer (or a withdrawal); False when the window closed first.
 
-        Since LEAN_HISTORY the window is one more event for the deadline watcher's single
-        timer, so an answer cancels no timer of its own.
+        The window is one more event for the deadline watcher's single timer, so an
+        answer cancels no timer of its own.
         """
         answered = lambda: bool(self._feedback or self._withdrawal)  # noqa: E731
-        if not self._lean:
-            try:
-                await workflow.wait_condition(answered, timeout=window, timeout_summary="survey window")
-                return True
-            except asyncio.TimeoutError:
-                return False
         self._survey_until, self._survey_expired = workflow.now() + window, False
         self._deadline_epoch += 1
         await workflow.wait_condition(lambda: answered() or self._survey_expired)
@@ -425,39 +381,23 @@ class Complaint:
                     score=feedback.score, resolution_due=answer.deadlines["resolution"].isoformat())
         self._tell_customer("reopened")
 
+    # ------------------------------------------------------------ steps
+
+    async def _ask(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Have the step worker do `work` after the steps asked before it (workflows/steps.py)."""
+        return await self._steps.ask(work)
+
+    async def _ask_quietly(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """For the case's own work (the deadline watcher): a refusal there is noted, never raised."""
+        try:
+            await self._steps.ask(work)
+        except ApplicationError as refused:
+            self._event("step_refused", "system", refused.message)
+
     # ------------------------------------------------------------ deadlines
 
     async def _watch_deadlines(self) -> None:
-        """Sleep until the next event of any open deadline's chain; re-plan whenever deadlines change."""
-        while not self._stage.is_final:
-            epoch = self._deadline_epoch
-            changed = lambda epoch=epoch: self._deadline_epoch != epoch or self._stage.is_final  # noqa: E731
-            upcoming = self._next_event()
-            if upcoming is None:
-                await workflow.wait_condition(changed)
-                continue
-            at, name, kind, step = upcoming
-            wait = (at - workflow.now()).total_seconds()
-            if wait > 0:
-                try:
-                    await workflow.wait_condition(changed, timeout=timedelta(seconds=wait),
-                                                  timeout_summary=_timer_summary(name, kind))
-                    continue
-                except asyncio.TimeoutError:
-                    pass
-            if self._stage.is_final:
-                break
-            if name == "approval":
-                await self._approval_timed_out()
-                continue
-            if not workflow.patched(ESCALATION_CHAINS):
-                self._breach(name)  # cases started before escalation chains: one notice per missed deadline
-                self._deadlines[name].fired = len(self._events(name))
-                continue
-            await self._fire(name, kind, step)
-
-    async def _watch_deadlines_lean(self) -> None:
-        """The watcher since LEAN_HISTORY: one timer at a time, replaced only when something falls due sooner.
+        """One timer at a time, for the earliest event; replaced only when something falls due sooner.
 
         A timer that wakes early (its deadline was met or moved later) just re-plans, so
         meeting a deadline costs no history; and the case ends without cancelling it.
@@ -486,7 +426,8 @@ class Complaint:
         if name == "survey":
             self._survey_expired = True
         elif name == "approval":
-            await self._approval_timed_out()
+            self._approval_due = None
+            await self._ask_quietly(self._approval_timed_out)
         else:
             await self._fire(name, kind, step)
 
@@ -494,8 +435,10 @@ class Complaint:
         """A deadline's chain in firing order: warnings, the breach itself, then the levels."""
         deadline = self._deadlines[name]
         steps = self._chains.get(name) or [PlannedStep(after_seconds=0, notify=self._escalate_to)]
+
         def at(step: PlannedStep) -> datetime:
             return deadline.due + timedelta(seconds=step.after_seconds)
+
         warnings = [(at(step), "warning", step) for step in steps if step.after_seconds < 0]
         levels = [(at(step), "level", step) for step in steps if step.after_seconds >= 0]
         return [*warnings, (deadline.due, "breach", None), *levels]
@@ -559,9 +502,11 @@ class Complaint:
                     deadline=name, level=self._escalation_level)
         self._publish()
         if step.pay:
-            await self._pay_on_breach(name, step.pay)
+            pay = step.pay
+            await self._ask_quietly(lambda: self._pay_on_breach(name, pay))
         if raise_to:
-            await self._change_severity(raise_to, "system", f"escalation level {level} of {name}")
+            await self._ask_quietly(lambda: self._change_severity(raise_to, "system",
+                                                                  f"escalation level {level} of {name}"))
 
     async def _contacted(self) -> None:
         """The customer heard from us: a new next-update period starts now (when the tier has one)."""
@@ -579,19 +524,18 @@ class Complaint:
 
     async def _approval_timed_out(self) -> None:
         """Nobody at the level asked decided in time: ask the next level, or apply the rules' fallback."""
-        self._approval_due = None
         pending = self._pending_approval()
         if pending is None:
             return
         verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
             complaint_id=self._id, rule_version=self._rule_version, kind=pending.kind, amount=pending.amount,
-            currency=pending.currency, proposed_by=pending.proposed_by, above_role=pending.required_role))
+            currency=pending.currency, proposed_by=pending.proposed_by, above_role=pending.required_role,
+            at=workflow.now()))
         if pending.status != ProposalStatus.awaiting_approval:
             return  # decided while the rules were consulted
         if verdict.allowed:
             pending.required_role = verdict.required_role
             pending.eligible_approvers = verdict.eligible_approvers
-            self._approver_keys[pending.proposal_id] = dict(verdict.approver_keys)
             if verdict.decision_timeout_seconds:
                 self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
             self._deadline_epoch += 1
@@ -622,15 +566,14 @@ class Complaint:
 
     async def _change_severity(self, severity: Severity, actor: str, reason: str) -> None:
         """Re-tier the case: open deadlines are recomputed from the rules and the watcher re-plans."""
-        self._recomputing = True
-        try:
-            previous, self._severity = self._severity, severity
-            open_names = await self._recompute_open_deadlines()
-            self._event("severity_changed", actor, f"{previous.value} -> {severity.value}: {reason}",
-                        deadlines={n: self._deadlines[n].due.isoformat() for n in open_names})
-            self._publish()
-        finally:
-            self._recomputing = False
+        self._refuse_unless_open()
+        if severity == self._severity:
+            raise refusal(f"the case is already {severity.value}")
+        previous, self._severity = self._severity, severity
+        open_names = await self._recompute_open_deadlines()
+        self._event("severity_changed", actor, f"{previous.value} -> {severity.value}: {reason}",
+                    deadlines={n: self._deadlines[n].due.isoformat() for n in open_names})
+        self._publish()
 
     async def _recompute_open_deadlines(self) -> list[str]:
         """Due times of unmet deadlines from the case's rules, severity, category and queue; fired steps stay fired."""
@@ -650,36 +593,23 @@ class Complaint:
 
     async def _retriage(self, actor: str, reason: str) -> None:
         """Decide the case again with the current rules: the case moves to that version, deadlines follow."""
-        self._recomputing = True
-        try:
-            result = await self._call(ComplaintActivities.triage, TriageFacts.of(self._complaint))
-            before = (self._rule_version, self._category, self._severity, self._queue)
-            self._triage = result
-            self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
-            self._severity = result.severity
-            self._chains = dict(result.chains)
-            open_names = await self._recompute_open_deadlines()
-            self._event(
-                "retriaged", actor,
-                f"rules {before[0]} -> {result.rule_version}: {result.category} / {result.severity.value} / "
-                f"queue {result.queue} ({reason})",
-                previous={"rule_version": before[0], "category": before[1],
-                          "severity": before[2].value if before[2] else None, "queue": before[3]},
-                rule_version=result.rule_version, fired=result.fired,
-                deadlines={n: self._deadlines[n].due.isoformat() for n in open_names},
-            )
-            self._publish()
-        finally:
-            self._recomputing = False
-
-    def _breach(self, name: str) -> None:
-        """The single-notice escalation of cases started before escalation chains (kept for replay)."""
-        self._deadlines[name].breached_at = workflow.now()
-        self._breaches.append(name)
-        self._escalation_level += 1
-        self._event("deadline_missed", "system", f"{name} deadline missed; escalated to {self._escalate_to}",
-                    deadline=name, level=self._escalation_level, role=self._escalate_to)
-        self._tell_staff("escalation", self._escalate_to, deadline=name, level=str(self._escalation_level))
+        self._refuse_unless_open()
+        result = await self._call(ComplaintActivities.triage, TriageFacts.of(self._complaint))
+        before = (self._rule_version, self._category, self._severity, self._queue)
+        self._triage = result
+        self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
+        self._severity = result.severity
+        self._chains = dict(result.chains)
+        open_names = await self._recompute_open_deadlines()
+        self._event(
+            "retriaged", actor,
+            f"rules {before[0]} -> {result.rule_version}: {result.category} / {result.severity.value} / "
+            f"queue {result.queue} ({reason})",
+            previous={"rule_version": before[0], "category": before[1],
+                      "severity": before[2].value if before[2] else None, "queue": before[3]},
+            rule_version=result.rule_version, fired=result.fired,
+            deadlines={n: self._deadlines[n].due.isoformat() for n in open_names},
+        )
         self._publish()
 
     def _meet(self, name: str) -> None:
@@ -762,9 +692,10 @@ class Complaint:
             rule_version=self._rule_version, params=self._params(proposal, **extra),
         ))
 
-    # ------------------------------------------------------------ messages
+    # ------------------------------------------------------------ messages: working the case
 
     @workflow.update
+    @takes(ResponseRecord)
     async def record_response(self, response: ResponseRecord) -> Status:
         is_first = not any(event.kind == "response" for event in self._timeline)
         self._meet("first_response")
@@ -775,248 +706,20 @@ class Complaint:
         self._event("response", f"agent:{response.agent}", ("first response" if is_first else "response") + sent)
         if response.message:
             self._tell_customer("progress", message=response.message)
-            await self._contacted()
+            await self._ask(self._contacted)
         return self.status()
 
     @record_response.validator
+    @takes(ResponseRecord)
     def _check_response(self, response: ResponseRecord) -> None:
-        _require(response, ResponseRecord)
         self._refuse_unless_open()
         if self._stage == Stage.received:
-            raise _refuse("the complaint is still being triaged; try again in a moment")
+            raise refusal("the complaint is still being triaged; try again in a moment")
         if self._stage in (Stage.resolved, Stage.follow_up):
-            raise _refuse(f"the case is {self._stage.value}: it waits for the customer's survey answer")
+            raise refusal(f"the case is {self._stage.value}: it waits for the customer's survey answer")
 
     @workflow.update
-    async def propose_remedy(self, proposal: RemedyProposal) -> ProposalAnswer:
-        self._checking_proposal = True
-        try:
-            verdict = await self._check_with_rules(proposal)
-            if not verdict.allowed:
-                raise _refuse(verdict.reason)
-            if self._stage.is_final or self._withdrawal or self._resolution:
-                raise _refuse("the case was resolved or withdrawn meanwhile")
-            record = self._record_proposal(proposal, verdict, actor=f"agent:{proposal.proposed_by}")
-            return ProposalAnswer(proposal_id=record.proposal_id, status=record.status,
-                                  required_role=record.required_role)
-        finally:
-            self._checking_proposal = False
-
-    async def _check_with_rules(self, proposal: RemedyProposal) -> ProposalVerdict:
-        return await self._call(ComplaintActivities.check_proposal, ProposalCheck(
-            complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind, amount=proposal.amount,
-            currency=proposal.currency, proposed_by=proposal.proposed_by))
-
-    def _record_proposal(self, proposal: RemedyProposal, verdict: ProposalVerdict, actor: str) -> ProposalRecord:
-        """The one path every remedy takes, an agent's or a rule's: approval, or straight to execution."""
-        proposal_id = f"P{len(self._proposals) + 1}"
-        record = ProposalRecord(
-            proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
-            reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
-            status=ProposalStatus.awaiting_approval if verdict.needs_approval else ProposalStatus.approved,
-            required_role=verdict.required_role, eligible_approvers=verdict.eligible_approvers,
-            decided_by=None if verdict.needs_approval or actor.startswith("agent:") else actor,
-            proposed_at=workflow.now(),
-        )
-        self._proposals.append(record)
-        self._approver_keys[proposal_id] = dict(verdict.approver_keys)
-        if verdict.needs_approval and verdict.decision_timeout_seconds and self._pending_approval() is record:
-            self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
-            self._deadline_epoch += 1
-        self._event("remedy_proposed", actor,
-                    f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {verdict.reason}",
-                    proposal_id=proposal_id, rule_version=self._rule_version)
-        if verdict.needs_approval:
-            role = verdict.required_role or ""
-            self._tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
-        else:
-            self._to_execute.append(proposal_id)
-        self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.remedy_proposed)
-        return record
-
-    async def _pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
-        """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
-        proposal = RemedyProposal(kind=payout.kind, amount=payout.amount, currency=payout.currency,
-                                  reason=payout.reason, proposed_by=f"rules:{name}")
-        if payout.needs_approval:
-            verdict = await self._check_with_rules(proposal)
-            if not verdict.allowed:
-                self._event("payout_refused", "rules", f"automatic payout for {name}: {verdict.reason}")
-                return
-        else:
-            verdict = ProposalVerdict(allowed=True, needs_approval=False,
-                                      reason=f"automatic: the {name} deadline was missed")
-        if not self._stage.is_final and not self._withdrawal:
-            self._record_proposal(proposal, verdict, actor=f"rules:{name}")
-
-    @propose_remedy.validator
-    def _check_proposal(self, proposal: RemedyProposal) -> None:
-        _require(proposal, RemedyProposal)
-        self._refuse_unless_open()
-        if self._stage in (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer):
-            raise _refuse(f"a remedy cannot be proposed while the case is {self._stage.value}")
-        if self._checking_proposal:
-            raise _refuse("another proposal is being checked; try again in a moment")
-        busy = self._pending_approval() or (self._proposal(self._executing) if self._executing else None)
-        if busy or self._to_execute:
-            which = busy.proposal_id if busy else self._to_execute[0]
-            raise _refuse(f"proposal {which} is still open; it must be decided and carried out first")
-        monetary = proposal.kind.value in ("refund", "coupon", "cash", "points")
-        if monetary and proposal.amount <= 0:
-            raise _refuse(f"amount: a {proposal.kind.value} needs an amount above zero")
-
-    @workflow.update
-    def approve_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
-        return self._approve(decision)
-
-    def _approve(self, decision: ApprovalDecision) -> ProposalRecord:
-        proposal = self._decide(decision, ProposalStatus.approved)
-        self._to_execute.append(proposal.proposal_id)
-        self._set_stage(Stage.remedy_proposed)
-        self._event("remedy_approved", f"approver:{decision.approver}",
-                    f"{proposal.proposal_id} approved" + (f": {decision.note}" if decision.note else ""),
-                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
-        return proposal
-
-    @approve_remedy.validator
-    def _check_approval(self, decision: ApprovalDecision) -> None:
-        _require(decision, ApprovalDecision)
-        self._check_decision(decision, "approve")
-
-    @workflow.update
-    def reject_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
-        return self._reject(decision)
-
-    def _reject(self, decision: ApprovalDecision) -> ProposalRecord:
-        proposal = self._decide(decision, ProposalStatus.rejected)
-        self._set_stage(Stage.in_progress)
-        self._event("remedy_rejected", f"approver:{decision.approver}",
-                    f"{proposal.proposal_id} rejected" + (f": {decision.note}" if decision.note else ""),
-                    proposal_id=proposal.proposal_id, rule_version=self._rule_version)
-        return proposal
-
-    def _decide(self, decision: ApprovalDecision, status: ProposalStatus) -> ProposalRecord:
-        """Record a (validated) decision on the pending proposal; its signature can never be used again."""
-        proposal = self._pending_approval()
-        if decision.signature:
-            self._used_signatures.add(decision.signature)
-        proposal.status = status
-        proposal.decided_by = decision.approver
-        proposal.decided_at = workflow.now()
-        if self._approval_due is not None:  # only an approval timer needs re-planning (old cases had none)
-            self._approval_due = None
-            self._deadline_epoch += 1
-        return proposal
-
-    @reject_remedy.validator
-    def _check_rejection(self, decision: ApprovalDecision) -> None:
-        _require(decision, ApprovalDecision)
-        self._check_decision(decision, "reject")
-
-    # The same decisions as signals, for clients that cannot send updates: no answer goes back,
-    # so a refused one is written to the timeline (and changes nothing else).
-    @workflow.signal(name="approve_remedy")
-    def approve_remedy_signal(self, raw: Any) -> None:
-        decision = self._signal_argument(ApprovalDecision, raw, "approve_remedy", kind="decision_refused")
-        if decision and self._signal_decision_valid(decision, "approve"):
-            self._approve(decision)
-
-    @workflow.signal(name="reject_remedy")
-    def reject_remedy_signal(self, raw: Any) -> None:
-        decision = self._signal_argument(ApprovalDecision, raw, "reject_remedy", kind="decision_refused")
-        if decision and self._signal_decision_valid(decision, "reject"):
-            self._reject(decision)
-
-    def _signal_argument(self, model: type[M], raw: Any, name: str, kind: str = "signal_refused") -> M | None:
-        """The signal's argument, or None after noting in the timeline why it was ignored."""
-        value, problems = parse_signal(model, raw)
-        if value is None:
-            self._event(kind, "system", f"{name} signal ignored: " + "; ".join(problems), problems=problems)
-        return value
-
-    # ------------------------------------------------------------ crises (from a CrisisWatch workflow)
-
-    @workflow.signal
-    async def crisis_declared(self, raw: Any) -> None:
-        """This case is one of many about the same thing: raise it (its deadlines follow)."""
-        link = self._signal_argument(CrisisLink, raw, "crisis_declared")
-        if link is None:
-            return
-        await workflow.wait_condition(lambda: self._triage is not None and not self._recomputing)
-        if link.crisis_id in self._crises or self._stage.is_final:
-            return
-        self._crises.append(link.crisis_id)
-        self._event("crisis_linked", f"crisis:{link.crisis_id}", link.reason, crisis=link.crisis_id)
-        if link.raise_to.rank > self._severity.rank and not self._withdrawal:
-            await self._change_severity(link.raise_to, f"crisis:{link.crisis_id}", link.reason)
-
-    @workflow.signal
-    async def crisis_remedy(self, raw: Any) -> None:
-        """The crisis' common remedy, approved once for every linked case: carry it out here, once."""
-        remedy = self._signal_argument(CommonRemedy, raw, "crisis_remedy")
-        if remedy is None:
-            return
-        await workflow.wait_condition(lambda: self._triage is not None and not self._checking_proposal)
-        key = f"{remedy.crisis_id}:{remedy.proposal_id}"
-        if key in self._crisis_remedies:
-            return
-        self._crisis_remedies.add(key)
-        if self._stage.is_final or self._withdrawal or self._resolution:
-            self._event("crisis_remedy_skipped", f"crisis:{remedy.crisis_id}",
-                        f"{remedy.proposal_id} not applied: the case is {self._stage.value}")
-            return
-        proposal = RemedyProposal(kind=remedy.kind, amount=remedy.amount, currency=remedy.currency,
-                                  reason=f"crisis {remedy.crisis_id}: {remedy.reason}", proposed_by=remedy.proposed_by)
-        verdict = ProposalVerdict(allowed=True, needs_approval=False,
-                                  reason=f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, "
-                                         f"approved by {remedy.approved_by}")
-        self._record_proposal(proposal, verdict, actor=remedy.approved_by)
-
-    def _signal_decision_valid(self, decision: ApprovalDecision, verb: str) -> bool:
-        try:
-            self._check_decision(decision, verb)
-        except ApplicationError as refused:
-            self._event("decision_refused", f"approver:{decision.approver}",
-                        f"{verb} {decision.proposal_id} refused: {refused.message}", proposal_id=decision.proposal_id)
-            return False
-        return True
-
-    def _check_decision(self, decision: ApprovalDecision, verb: str) -> None:
-        self._refuse_unless_open()
-        if decision.signature and decision.signature in self._used_signatures:
-            raise _refuse("replayed: this signature was already used")
-        pending = self._pending_approval()
-        if pending is None:
-            raise _refuse(f"no remedy awaits approval (the case is {self._stage.value})")
-        if decision.proposal_id != pending.proposal_id:
-            raise _refuse(f"unknown or stale proposal {decision.proposal_id}; {pending.proposal_id} awaits a decision")
-        if decision.approver == pending.proposed_by:
-            raise _refuse(f"four eyes: {decision.approver} proposed {pending.proposal_id} and cannot decide it")
-        if decision.approver not in pending.eligible_approvers:
-            raise _refuse(f"{decision.approver} may not decide {pending.proposal_id}: "
-                          f"it needs {pending.required_role} or above")
-        self._check_signature(decision, verb, pending)
-
-    def _check_signature(self, decision: ApprovalDecision, verb: str, pending: ProposalRecord) -> None:
-        """Proven, not claimed: the approver's key must have signed exactly these terms, recently, once."""
-        if not decision.signature or decision.signed_at is None:
-            raise _refuse("unsigned: a decision must be signed with the approver's key (redress approve --key ...)")
-        now = workflow.now()
-        if decision.signed_at < now - signatures.SIGNATURE_MAX_AGE:
-            raise _refuse(f"expired: signed at {decision.signed_at.isoformat()}, more than "
-                          f"{int(signatures.SIGNATURE_MAX_AGE.total_seconds() // 60)} minutes ago; sign again")
-        if decision.signed_at > now + signatures.SIGNATURE_MAX_SKEW:
-            raise _refuse(f"signed in the future ({decision.signed_at.isoformat()}): check the signer's clock")
-        key = self._approver_keys.get(pending.proposal_id, {}).get(decision.approver)
-        if key is None:
-            raise _refuse(f"{decision.approver} has no public key in the approver directory")
-        terms = signatures.signed_terms(self._id, pending.proposal_id, verb, pending.amount, pending.currency,
-                                        decision.approver, decision.signed_at)
-        if not signatures.verify(key, terms, decision.signature):
-            raise _refuse(f"forged or altered: the signature does not verify with {decision.approver}'s key "
-                          f"for {verb} {pending.proposal_id} {pending.amount} {pending.currency}")
-
-    @workflow.update
+    @takes(Resolution)
     def resolve(self, resolution: Resolution) -> Status:
         self._resolution = resolution
         self._meet("resolution")
@@ -1025,17 +728,18 @@ class Complaint:
         return self.status()
 
     @resolve.validator
+    @takes(Resolution)
     def _check_resolve(self, resolution: Resolution) -> None:
-        _require(resolution, Resolution)
         self._refuse_unless_open()
         if self._resolution is not None or self._stage in (Stage.resolved, Stage.follow_up):
-            raise _refuse("the case is already resolved")
+            raise refusal("the case is already resolved")
         if self._stage not in (Stage.in_progress, Stage.remedy_executed):
-            raise _refuse(f"the case is {self._stage.value}: record a response to the customer before resolving")
-        if self._checking_proposal or self._pending_approval() or self._executing or self._to_execute:
-            raise _refuse("a remedy is still being checked, awaiting approval or being carried out")
+            raise refusal(f"the case is {self._stage.value}: record a response to the customer before resolving")
+        if self._proposal_asked or self._pending_approval() or self._executing or self._to_execute:
+            raise refusal("a remedy is still being checked, awaiting approval or being carried out")
 
     @workflow.update
+    @takes(Feedback)
     def customer_feedback(self, feedback: Feedback) -> Status:
         self._feedback = feedback
         self._event("feedback", "customer", f"CSAT {feedback.score}" + (f": {feedback.comment}" if feedback.comment else ""),
@@ -1043,13 +747,14 @@ class Complaint:
         return self.status()
 
     @customer_feedback.validator
+    @takes(Feedback)
     def _check_feedback(self, feedback: Feedback) -> None:
-        _require(feedback, Feedback)
         self._refuse_unless_open()
         if self._stage != Stage.follow_up or self._feedback is not None:
-            raise _refuse(f"the case is {self._stage.value}: feedback is taken after it is resolved")
+            raise refusal(f"the case is {self._stage.value}: feedback is taken after it is resolved")
 
     @workflow.update
+    @takes(CustomerQuestion)
     async def await_customer(self, question: CustomerQuestion) -> Status:
         self._paused_since = workflow.now()
         self._stage_before_pause = self._stage
@@ -1057,79 +762,80 @@ class Complaint:
         self._deadline_epoch += 1
         self._event("paused", f"agent:{question.agent}", f"waiting on the customer: {question.question}")
         self._tell_customer("progress", message=question.question)
-        await self._contacted()
+        await self._ask(self._contacted)
         return self.status()
 
     @await_customer.validator
+    @takes(CustomerQuestion)
     def _check_await_customer(self, question: CustomerQuestion) -> None:
-        _require(question, CustomerQuestion)
         self._refuse_unless_open()
         if self._stage == Stage.pending_customer:
-            raise _refuse("the case already waits on the customer")
-        if self._stage not in (Stage.in_progress, Stage.remedy_executed) or self._recomputing:
-            raise _refuse(f"the case is {self._stage.value}: only a case being worked on can wait on the customer")
+            raise refusal("the case already waits on the customer")
+        if self._stage not in (Stage.in_progress, Stage.remedy_executed):
+            raise refusal(f"the case is {self._stage.value}: only a case being worked on can wait on the customer")
 
     @workflow.update
+    @takes(CustomerReply)
     async def customer_replied(self, reply: CustomerReply) -> Status:
-        self._resuming = True
-        try:
-            paused_from, paused_to = self._paused_since, workflow.now()
-            open_dues = {n: d.due for n, d in self._deadlines.items() if d.met_at is None}
-            shifted = await self._call(ComplaintActivities.shift_for_pause, PauseShift(
-                rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
-                paused_from=paused_from, paused_to=paused_to))
-            for name, due in shifted.deadlines.items():
-                self._deadlines[name].due = due
-            self._paused_seconds += shifted.paused_seconds
-            self._paused_since = None
-            self._set_stage(self._stage_before_pause or Stage.in_progress)
-            self._deadline_epoch += 1
-            self._event("resumed", "customer", f"customer replied after {shifted.paused_seconds:.0f}s not counted: "
-                        f"{reply.message}", paused_seconds=shifted.paused_seconds,
-                        deadlines={n: d.isoformat() for n, d in shifted.deadlines.items()})
-            self._publish()
-            return self.status()
-        finally:
-            self._resuming = False
+        await self._ask(lambda: self._resume(reply))
+        return self.status()
+
+    async def _resume(self, reply: CustomerReply) -> None:
+        if self._stage != Stage.pending_customer:
+            raise refusal(f"the case is {self._stage.value}: it is not waiting on the customer")
+        paused_from, paused_to = self._paused_since, workflow.now()
+        open_dues = {n: d.due for n, d in self._deadlines.items() if d.met_at is None}
+        shifted = await self._call(ComplaintActivities.shift_for_pause, PauseShift(
+            rule_version=self._rule_version, severity=self._severity, deadlines=open_dues,
+            paused_from=paused_from, paused_to=paused_to))
+        for name, due in shifted.deadlines.items():
+            self._deadlines[name].due = due
+        self._paused_seconds += shifted.paused_seconds
+        self._paused_since = None
+        self._set_stage(self._stage_before_pause or Stage.in_progress)
+        self._deadline_epoch += 1
+        self._event("resumed", "customer", f"customer replied after {shifted.paused_seconds:.0f}s not counted: "
+                    f"{reply.message}", paused_seconds=shifted.paused_seconds,
+                    deadlines={n: d.isoformat() for n, d in shifted.deadlines.items()})
+        self._publish()
 
     @customer_replied.validator
+    @takes(CustomerReply)
     def _check_customer_replied(self, reply: CustomerReply) -> None:
-        _require(reply, CustomerReply)
         self._refuse_unless_open()
-        if self._stage != Stage.pending_customer or self._resuming:
-            raise _refuse(f"the case is {self._stage.value}: it is not waiting on the customer")
+        if self._stage != Stage.pending_customer:
+            raise refusal(f"the case is {self._stage.value}: it is not waiting on the customer")
 
     @workflow.update
+    @takes(Retriage)
     async def retriage(self, request: Retriage) -> Status:
-        await self._retriage(f"supervisor:{request.by}", request.reason)
+        await self._ask(lambda: self._retriage(f"supervisor:{request.by}", request.reason))
         return self.status()
 
     @retriage.validator
+    @takes(Retriage)
     def _check_retriage(self, request: Retriage) -> None:
-        _require(request, Retriage)
         self._refuse_unless_open()
         if self._severity is None:
-            raise _refuse("the complaint is still being triaged; try again in a moment")
-        if self._recomputing or self._resuming:
-            raise _refuse("deadlines are being recomputed; try again in a moment")
+            raise refusal("the complaint is still being triaged; try again in a moment")
 
     @workflow.update
+    @takes(SeverityChange)
     async def change_severity(self, change: SeverityChange) -> Status:
-        await self._change_severity(change.severity, f"supervisor:{change.by}", change.reason)
+        await self._ask(lambda: self._change_severity(change.severity, f"supervisor:{change.by}", change.reason))
         return self.status()
 
     @change_severity.validator
+    @takes(SeverityChange)
     def _check_severity_change(self, change: SeverityChange) -> None:
-        _require(change, SeverityChange)
         self._refuse_unless_open()
         if self._severity is None:
-            raise _refuse("the complaint is still being triaged; try again in a moment")
-        if self._recomputing:
-            raise _refuse("deadlines are being recomputed; try again in a moment")
+            raise refusal("the complaint is still being triaged; try again in a moment")
         if change.severity == self._severity:
-            raise _refuse(f"the case is already {change.severity.value}")
+            raise refusal(f"the case is already {change.severity.value}")
 
     @workflow.update
+    @takes(Withdrawal)
     def withdraw(self, withdrawal: Withdrawal) -> Status:
         self._withdrawal = withdrawal
         pending = self._pending_approval()
@@ -1139,19 +845,313 @@ class Complaint:
         self._event("withdrawn", withdrawal.by, withdrawal.reason or "withdrawn")
         self._deadline_epoch += 1
         # The main loop ends the case next (after a remedy being paid, if one is); the caller is told the
-        # decided stage rather than the one it is leaving. Only the answer changes, so replays are unaffected.
+        # decided stage rather than the one it is leaving.
         return self.status().model_copy(update={"stage": Stage.withdrawn})
 
     @withdraw.validator
+    @takes(Withdrawal)
     def _check_withdraw(self, withdrawal: Withdrawal) -> None:
-        _require(withdrawal, Withdrawal)
         self._refuse_unless_open()
         if self._withdrawal is not None:
-            raise _refuse("the complaint is already being withdrawn")
+            raise refusal("the complaint is already being withdrawn")
 
     def _refuse_unless_open(self) -> None:
         if self._stage.is_final:
-            raise _refuse(f"the case is {self._stage.value}")
+            raise refusal(f"the case is {self._stage.value}")
+
+    def _signal_refused(self, name: str, reason: str) -> None:
+        """A signal cannot be refused to its sender: the timeline says what was ignored, and why."""
+        kind = "decision_refused" if name in ("approve_remedy", "reject_remedy") else "signal_refused"
+        self._event(kind, "system", f"{name} signal ignored: {reason}")
+
+    # ------------------------------------------------------------ messages: remedies and approvals
+
+    @workflow.update
+    @takes(RemedyProposal)
+    async def propose_remedy(self, proposal: RemedyProposal) -> ProposalAnswer:
+        self._proposal_asked = True
+        try:
+            record = await self._ask(lambda: self._propose(proposal))
+        finally:
+            self._proposal_asked = False
+        return ProposalAnswer(proposal_id=record.proposal_id, status=record.status, required_role=record.required_role)
+
+    @propose_remedy.validator
+    @takes(RemedyProposal)
+    def _check_proposal(self, proposal: RemedyProposal) -> None:
+        if self._proposal_asked:
+            raise refusal("another proposal is being checked; try again in a moment")
+        self._proposal_admissible(proposal)
+
+    def _proposal_admissible(self, proposal: RemedyProposal) -> Claim | None:
+        """Whether the case can take this proposal now; the proposer's claim if it is signed."""
+        self._refuse_unless_open()
+        if self._stage in (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer):
+            raise refusal(f"a remedy cannot be proposed while the case is {self._stage.value}")
+        if self._withdrawal or self._resolution:
+            raise refusal("the case is being resolved or withdrawn")
+        busy = self._pending_approval() or (self._proposal(self._executing) if self._executing else None)
+        if busy or self._to_execute:
+            which = busy.proposal_id if busy else self._to_execute[0]
+            raise refusal(f"proposal {which} is still open; it must be decided and carried out first")
+        if proposal.kind.value in MONETARY and proposal.amount <= 0:
+            raise refusal(f"amount: a {proposal.kind.value} needs an amount above zero")
+        if proposal.signature is None and proposal.signed_at is None:
+            return None
+        proposal_id = self._next_proposal_id()
+        claim = Claim(
+            signer=proposal.proposed_by, signed_at=proposal.signed_at, signature=proposal.signature,
+            what=f"propose {proposal_id} {proposal.kind.value} {proposal.amount} {proposal.currency}",
+            terms=signatures.signed_terms(self._id, proposal_id, "propose", proposal.amount, proposal.currency,
+                                          proposal.proposed_by, proposal.signed_at or workflow.now(),
+                                          kind=proposal.kind.value))
+        approvals.admissible(claim, workflow.now(), self._used_signatures)
+        return claim
+
+    async def _propose(self, proposal: RemedyProposal) -> ProposalRecord:
+        """The step behind propose_remedy: the rules say who must approve; a proven proposer may grant it."""
+        signed = self._proposal_admissible(proposal) is not None
+        verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
+            complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind, amount=proposal.amount,
+            currency=proposal.currency, proposed_by=proposal.proposed_by, at=workflow.now(), signed=signed))
+        claim = self._proposal_admissible(proposal)  # the case may have moved on while the rules were read
+        actor = f"agent:{proposal.proposed_by}"
+        if not verdict.needs_approval:
+            return self._record_proposal(proposal, verdict, actor, verdict.reason, automatic=True)
+        if claim is not None and verdict.proposer is not None:
+            fingerprint = approvals.admissible(claim, workflow.now(), self._used_signatures)
+            approvals.proven(claim, verdict.proposer)
+            self._used_signatures.add(fingerprint)
+            if verdict.proposer.covers:
+                return self._record_proposal(
+                    proposal, verdict, actor, approved_by=proposal.proposed_by, verified=True,
+                    reason=f"within the verified authority of {proposal.proposed_by} "
+                           f"({approvals.acting(verdict.proposer)})")
+        if not verdict.allowed:
+            raise refusal(verdict.reason)
+        if claim is None:
+            return self._record_proposal(proposal, verdict, actor,
+                                         f"{verdict.reason}; unsigned, so the proposer's name is only a claim")
+        return self._record_proposal(proposal, verdict, actor, verdict.reason, verified=True)
+
+    async def _pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
+        """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
+        self._refuse_unless_open()
+        proposal = RemedyProposal(kind=payout.kind, amount=payout.amount, currency=payout.currency,
+                                  reason=payout.reason, proposed_by=f"rules:{name}")
+        if payout.needs_approval:
+            verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
+                complaint_id=self._id, rule_version=self._rule_version, kind=payout.kind, amount=payout.amount,
+                currency=payout.currency, proposed_by=proposal.proposed_by, at=workflow.now()))
+            if verdict.needs_approval and not verdict.allowed:
+                self._event("payout_refused", "rules", f"automatic payout for {name}: {verdict.reason}")
+                return
+            automatic, reason = not verdict.needs_approval, verdict.reason
+        else:
+            verdict = ProposalVerdict(allowed=True, needs_approval=False, reason="")
+            automatic, reason = True, f"automatic: the {name} deadline was missed"
+        if not self._stage.is_final and not self._withdrawal:
+            self._record_proposal(proposal, verdict, f"rules:{name}", reason, automatic=automatic)
+
+    def _next_proposal_id(self) -> str:
+        return f"P{len(self._proposals) + 1}"
+
+    def _record_proposal(self, proposal: RemedyProposal, verdict: ProposalVerdict, actor: str, reason: str,
+                         approved_by: str | None = None, automatic: bool = False,
+                         verified: bool = False) -> ProposalRecord:
+        """The one path every remedy takes, an agent's, a rule's or a crisis': approval, or straight to execution.
+
+        Approved at once only when `automatic` (free, within the rules' automatic limit, or a rule's
+        own payout) or `approved_by` names a signer whose signature was verified; else it awaits approval.
+        """
+        proposal_id = self._next_proposal_id()
+        approved = automatic or approved_by is not None
+        record = ProposalRecord(
+            proposal_id=proposal_id, kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
+            reason=proposal.reason, proposed_by=proposal.proposed_by, rule_version=self._rule_version,
+            status=ProposalStatus.approved if approved else ProposalStatus.awaiting_approval,
+            required_role=None if approved else verdict.required_role,
+            eligible_approvers=[] if approved else verdict.eligible_approvers,
+            decided_by=approved_by or (actor if automatic and actor.startswith("rules:") else None),
+            decided_at=workflow.now() if approved else None,
+            proposed_at=workflow.now(), proposer_verified=verified,
+        )
+        self._proposals.append(record)
+        if not approved and verdict.decision_timeout_seconds and self._pending_approval() is record:
+            self._approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+            self._deadline_epoch += 1
+        self._event("remedy_proposed", actor,
+                    f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {reason}",
+                    proposal_id=proposal_id, rule_version=self._rule_version, signed=verified)
+        if approved:
+            self._to_execute.append(proposal_id)
+        else:
+            role = verdict.required_role or ""
+            self._tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
+        self._set_stage(Stage.awaiting_approval if self._pending_approval() else Stage.remedy_proposed)
+        return record
+
+    @workflow.update
+    @takes(ApprovalDecision)
+    async def approve_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        return await self._ask(lambda: self._decide(decision, "approve"))
+
+    @approve_remedy.validator
+    @takes(ApprovalDecision)
+    def _check_approval(self, decision: ApprovalDecision) -> None:
+        self._decision_admissible(decision, "approve")
+
+    @workflow.update
+    @takes(ApprovalDecision)
+    async def reject_remedy(self, decision: ApprovalDecision) -> ProposalRecord:
+        return await self._ask(lambda: self._decide(decision, "reject"))
+
+    @reject_remedy.validator
+    @takes(ApprovalDecision)
+    def _check_rejection(self, decision: ApprovalDecision) -> None:
+        self._decision_admissible(decision, "reject")
+
+    # The same decisions as signals, for clients that cannot send updates: no answer goes back,
+    # so a refused one is written to the timeline (and changes nothing else).
+    @workflow.signal(name="approve_remedy")
+    @receives(ApprovalDecision, "approve_remedy")
+    async def approve_remedy_signal(self, decision: ApprovalDecision) -> None:
+        self._decision_admissible(decision, "approve")
+        await self._ask(lambda: self._decide(decision, "approve"))
+
+    @workflow.signal(name="reject_remedy")
+    @receives(ApprovalDecision, "reject_remedy")
+    async def reject_remedy_signal(self, decision: ApprovalDecision) -> None:
+        self._decision_admissible(decision, "reject")
+        await self._ask(lambda: self._decide(decision, "reject"))
+
+    def _decision_admissible(self, decision: ApprovalDecision, verb: str) -> tuple[ProposalRecord, Claim, str]:
+        """What can be checked without the directory: a pending proposal, four eyes, a fresh unused signature."""
+        self._refuse_unless_open()
+        if decision.signature and signatures.fingerprint(decision.signature) in self._used_signatures:
+            raise refusal("replayed: this signature was already used")
+        pending = self._pending_approval()
+        if pending is None:
+            raise refusal(f"no remedy awaits approval (the case is {self._stage.value})")
+        if decision.proposal_id != pending.proposal_id:
+            raise refusal(f"unknown or stale proposal {decision.proposal_id}; {pending.proposal_id} awaits a decision")
+        if decision.approver == pending.proposed_by:
+            raise refusal(f"four eyes: {decision.approver} proposed {pending.proposal_id} and cannot decide it")
+        claim = Claim(
+            signer=decision.approver, signed_at=decision.signed_at, signature=decision.signature,
+            what=f"{verb} {pending.proposal_id} {pending.amount} {pending.currency}",
+            terms=signatures.signed_terms(self._id, pending.proposal_id, verb, pending.amount, pending.currency,
+                                          decision.approver, decision.signed_at or workflow.now()))
+        fingerprint = approvals.admissible(claim, workflow.now(), self._used_signatures)
+        return pending, claim, fingerprint
+
+    async def _decide(self, decision: ApprovalDecision, verb: str) -> ProposalRecord:
+        """The step behind a decision: the live directory's key for the approver must verify it, at their level."""
+        pending, claim, _ = self._decision_admissible(decision, verb)
+        authority = await self._call(ComplaintActivities.authority, AuthorityCheck(
+            complaint_id=self._id, rule_version=self._rule_version, person=decision.approver, kind=pending.kind,
+            amount=pending.amount, currency=pending.currency, at=workflow.now(), at_least=pending.required_role))
+        pending, claim, fingerprint = self._decision_admissible(decision, verb)  # decided or timed out meanwhile?
+        approvals.proven(claim, authority)
+        if not (authority.at_level and authority.covers):
+            raise refusal(f"{decision.approver} may not decide {pending.proposal_id}: it needs "
+                          f"{pending.required_role} or above, with authority over {pending.amount} {pending.currency}")
+        self._used_signatures.add(fingerprint)
+        pending.status = ProposalStatus.approved if verb == "approve" else ProposalStatus.rejected
+        pending.decided_by = decision.approver
+        pending.decided_at = workflow.now()
+        if self._approval_due is not None:
+            self._approval_due = None
+            self._deadline_epoch += 1
+        note = f": {decision.note}" if decision.note else ""
+        actor = f"approver:{decision.approver}"
+        standing = approvals.acting(authority)
+        if verb == "approve":
+            self._to_execute.append(pending.proposal_id)
+            self._set_stage(Stage.remedy_proposed)
+            self._event("remedy_approved", actor, f"{pending.proposal_id} approved{note}",
+                        proposal_id=pending.proposal_id, rule_version=self._rule_version, verified=True,
+                        role=standing)
+        else:
+            self._set_stage(Stage.in_progress)
+            self._event("remedy_rejected", actor, f"{pending.proposal_id} rejected{note}",
+                        proposal_id=pending.proposal_id, rule_version=self._rule_version, verified=True,
+                        role=standing)
+        return pending
+
+    # ------------------------------------------------------------ crises (from a CrisisWatch workflow)
+
+    @workflow.signal
+    @receives(CrisisLink)
+    async def crisis_declared(self, link: CrisisLink) -> None:
+        """This case is one of many about the same thing: raise it (its deadlines follow)."""
+        await self._ask(lambda: self._link_crisis(link))
+
+    async def _link_crisis(self, link: CrisisLink) -> None:
+        if link.crisis_id in self._crises or self._stage.is_final:
+            return
+        self._crises.append(link.crisis_id)
+        self._event("crisis_linked", f"crisis:{link.crisis_id}", link.reason, crisis=link.crisis_id)
+        if link.raise_to.rank > self._severity.rank and not self._withdrawal:
+            await self._change_severity(link.raise_to, f"crisis:{link.crisis_id}", link.reason)
+
+    @workflow.signal
+    @receives(CommonRemedy)
+    async def crisis_remedy(self, remedy: CommonRemedy) -> None:
+        """The crisis' common remedy, signed once for every linked case: verified here, carried out here, once."""
+        await self._ask(lambda: self._take_common_remedy(remedy))
+
+    async def _take_common_remedy(self, remedy: CommonRemedy) -> None:
+        """Verified here, whatever the crisis watch said: a signal may come from anyone with namespace access."""
+        key = f"{remedy.crisis_id}:{remedy.proposal_id}"
+        if remedy.crisis_id not in self._crises:
+            raise refusal(f"this case is not linked to crisis {remedy.crisis_id}")
+        if key in self._crisis_remedies:
+            return
+        if self._stage.is_final or self._withdrawal or self._resolution:
+            self._crisis_remedies.add(key)
+            self._event("crisis_remedy_skipped", f"crisis:{remedy.crisis_id}",
+                        f"{remedy.proposal_id} not applied: the case is {self._stage.value}")
+            return
+        proposal = RemedyProposal(kind=remedy.kind, amount=remedy.amount, currency=remedy.currency,
+                                  reason=f"crisis {remedy.crisis_id}: {remedy.reason}", proposed_by=remedy.proposed_by)
+        if remedy.signed_by is None:
+            verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
+                complaint_id=self._id, rule_version=self._rule_version, kind=remedy.kind, amount=remedy.amount,
+                currency=remedy.currency, proposed_by=remedy.proposed_by, at=workflow.now()))
+            if verdict.needs_approval:
+                raise refusal(f"unsigned: {remedy.proposal_id} of crisis {remedy.crisis_id} needs an approver's "
+                              f"signature on this case ({verdict.reason})")
+            approver, reason = None, f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}: {verdict.reason}"
+        else:
+            claim = Claim(
+                signer=remedy.signed_by, signed_at=remedy.signed_at, signature=remedy.signature,
+                what=f"{remedy.decision} {remedy.proposal_id} of crisis {remedy.crisis_id}: "
+                     f"{remedy.amount} {remedy.currency}",
+                terms=signatures.signed_terms(remedy.crisis_id, remedy.proposal_id, remedy.decision, remedy.amount,
+                                              remedy.currency, remedy.signed_by, remedy.signed_at or workflow.now(),
+                                              kind=remedy.kind.value if remedy.decision == "propose" else None))
+            approvals.admissible(claim, workflow.now(), self._used_signatures, fresh=False)
+            authority = await self._call(ComplaintActivities.authority, AuthorityCheck(
+                complaint_id=self._id, rule_version=self._rule_version, person=remedy.signed_by, kind=remedy.kind,
+                amount=remedy.amount, currency=remedy.currency, at=workflow.now()))
+            approvals.proven(claim, authority)
+            if not authority.covers:
+                raise refusal(f"{remedy.signed_by} may not grant {remedy.amount} {remedy.currency} of "
+                              f"{remedy.kind.value} on this case")
+            approver = remedy.signed_by
+            reason = (f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, signed by "
+                      f"{remedy.signed_by} ({approvals.acting(authority)}) and verified")
+        if key in self._crisis_remedies:
+            return
+        self._crisis_remedies.add(key)
+        if self._stage.is_final or self._withdrawal or self._resolution:
+            self._event("crisis_remedy_skipped", f"crisis:{remedy.crisis_id}",
+                        f"{remedy.proposal_id} not applied: the case is {self._stage.value}")
+            return
+        verdict = ProposalVerdict(allowed=True, needs_approval=False, reason="")
+        actor = f"approver:{approver}" if approver else f"crisis:{remedy.crisis_id}"
+        self._record_proposal(proposal, verdict, actor, reason, approved_by=approver, automatic=approver is None)
 
     # ------------------------------------------------------------ queries
 
@@ -1189,15 +1189,13 @@ class Complaint:
             self._publish()
 
     def _event(self, kind: str, actor: str, detail: str, **data: Any) -> None:
+        """Add to the timeline. The log line names the kind only: details quote the customer's and agents' words."""
         self._timeline.append(TimelineEvent(at=workflow.now(), kind=kind, actor=actor, detail=detail, data=data))
-        workflow.logger.info(f"{kind}: {detail}", extra={"complaint_id": self._id, "stage": self._stage.value})
+        workflow.logger.info(kind, extra={"complaint_id": self._id, "stage": self._stage.value})
 
     def _publish(self) -> None:
-        """Keep search attributes current: at once before LEAN_HISTORY, since then once things settle."""
-        if self._lean:
-            self._attributes_changed = True
-        else:
-            self._send_search_attributes()
+        """Mark the search attributes as changed; they are sent once things settle (`_publish_when_settled`)."""
+        self._attributes_changed = True
 
     def _settled(self) -> bool:
         """Nothing this workflow task has started is still running, and nothing queued is about to start.
@@ -1226,11 +1224,12 @@ class Complaint:
         }
         if self._complaint:
             wanted[sa.CHANNEL.name] = self._complaint.channel.value
-            wanted[sa.CUSTOMER_ID.name] = self._complaint.customer.id
+        if self._triage and self._triage.customer_ref:
+            wanted[sa.CUSTOMER_ID.name] = self._triage.customer_ref
         if self._severity:
             wanted.update({sa.SEVERITY.name: self._severity.value, sa.CATEGORY.name: self._category,
                            sa.QUEUE.name: self._queue})
-        if any(d.breached_at for d in self._deadlines.values()) and self._since(ESCALATION_CHAINS):
+        if any(d.breached_at for d in self._deadlines.values()):
             wanted[sa.BREACHED.name] = True
         for name, key in sa.DUE_KEYS.items():
             deadline = self._deadlines.get(name)
@@ -1260,5 +1259,5 @@ class Complaint:
             # the Outcome outlives erasure (codec.py): amounts and kinds, not the agents' free text
             compensation=[p.model_copy(update={"reason": ""}) for p in self._proposals
                           if p.status == ProposalStatus.executed],
-            rule_version=self._rule_version, problems=self._anonymous_problems,
+            rule_version=self._rule_version, problems=self._problems,
         )

@@ -11,16 +11,14 @@ validation deterministically on whatever JSON a non-Python client sent.
 from __future__ import annotations
 
 import json
-import re
-
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-M = TypeVar("M", bound=BaseModel)
+from workflows.messages import M, describe
 
 WORKFLOW_TYPE = "Complaint"
 TASK_QUEUE = "redress"
@@ -111,7 +109,25 @@ class _Strict(BaseModel):
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
+
+# Every number and date a message can carry is bounded, so arithmetic on it (a deadline, a window's end)
+# can never overflow: a date in year 9999 plus a deadline is past datetime's range.
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little between services
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+TEN_YEARS = 10 * 366 * 24 * 3600
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must fall between the years 2000 and 2099")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Seconds = Annotated[float, Field(gt=0, le=TEN_YEARS, allow_inf_nan=False, description="A span, in seconds.")]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class Customer(_Strict):
@@ -127,7 +143,7 @@ class Customer(_Strict):
 class OrderItem(_Strict):
     sku: Name
     name: Name | None = None
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     unit_price: Money | None = None
 
 
@@ -139,7 +155,9 @@ class Order(_Strict):
     product_sku: Name | None = None
 
 
-MetadataValue = str | int | float | bool | None
+MetadataValue = (Annotated[str, Field(max_length=1_000)] | bool | Annotated[int, Field(ge=-10**15, le=10**15)]
+                 | Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)] | None)
+METADATA_MAX_BYTES = 16_384
 
 
 class ComplaintInput(_Strict):
@@ -148,59 +166,27 @@ class ComplaintInput(_Strict):
     complaint_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     customer: Customer
     channel: Channel
-    received_at: datetime
+    received_at: Moment = Field(description="With a time zone (e.g. 2026-11-22T09:30:00+08:00).")
     text: Text
     order: Order | None = None
     requested_remedy: RemedyKind | None = None
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50
     )
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=100)
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=64)], MetadataValue] = Field(
+        default_factory=dict, max_length=100)
 
-    @field_validator("received_at")
+    @field_validator("metadata")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a time zone (e.g. 2026-11-22T09:30:00+08:00)")
-        return value
+    def _small(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(metadata, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
+            raise ValueError(f"must stay under {METADATA_MAX_BYTES} bytes as JSON")
+        return metadata
 
 
-def _path_part(part: Any) -> str:
-    """`.name` or `.0`; a key that is not a plain word is quoted: `["my key"]`, `[""]`."""
-    text = str(part)
-    if isinstance(part, int) or re.fullmatch(r"\w+", text):
-        return f".{text}"
-    return f"[{json.dumps(text, ensure_ascii=False)}]"
-
-
-def describe_validation_error(error: ValidationError, root: str = "complaint", quote_input: bool = True) -> list[str]:
-    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'.
-
-    `quote_input=False` leaves out the offending values, which may be personal data.
-    """
-    lines = []
-    for problem in error.errors():
-        path = root + "".join(_path_part(part) for part in problem["loc"])
-        message = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif quote_input and "input" in problem and problem["type"] not in ("missing",):
-            message = f"{message} (got {problem['input']!r})"
-        lines.append(f"{path}: {message}")
-    return lines
-
-
-def parse_signal(model: type[M], raw: Any) -> tuple[M | None, list[str]]:
-    """A signal's argument, validated here rather than by the SDK's decoder.
-
-    Signals cannot be refused to the sender: an argument the SDK could not decode
-    would fail the workflow task again and again. Handlers take `Any` and call this;
-    a bad argument is noted and ignored.
-    """
-    try:
-        return model.model_validate(raw), []
-    except ValidationError as invalid:
-        return None, describe_validation_error(invalid, root="signal", quote_input=False)
+def describe_validation_error(error: ValidationError, root: str = "complaint") -> list[str]:
+    """One line per problem, each naming the field as a dotted path ('complaint.channel: ...'), never its value."""
+    return describe(error, root)
 
 
 # ---------------------------------------------------------------- messages
@@ -215,14 +201,25 @@ class ResponseRecord(_Strict):
     )
 
 
+Signature = Annotated[str, Field(min_length=1, max_length=200, description="base64 of an Ed25519 signature")]
+
+
 class RemedyProposal(_Strict):
-    """propose_remedy: what an agent offers the customer."""
+    """propose_remedy: what an agent offers the customer.
+
+    Above the rules' automatic limit a proposal executes at once only when it is
+    signed by its proposer (workflows/signatures.py, decision `propose`) and the
+    proposer's authority covers it; unsigned, `proposed_by` is only a claim and
+    the proposal awaits an approver.
+    """
 
     kind: RemedyKind
     amount: Money = Decimal("0")
     currency: Currency = "CNY"
     reason: Text
     proposed_by: Name
+    signed_at: Moment | None = None
+    signature: Signature | None = None
 
 
 class ApprovalDecision(_Strict):
@@ -236,8 +233,8 @@ class ApprovalDecision(_Strict):
     proposal_id: Name
     approver: Name
     note: Annotated[str, Field(max_length=2_000)] | None = None
-    signed_at: datetime | None = None
-    signature: Annotated[str, Field(max_length=200)] | None = None
+    signed_at: Moment | None = None
+    signature: Signature | None = None
 
 
 class Resolution(_Strict):
@@ -315,6 +312,7 @@ class ProposalRecord(BaseModel):
     transaction_id: str | None = None
     rule_version: str
     proposed_at: datetime | None = None
+    proposer_verified: bool = Field(default=False, description="The proposer signed it and the signature verified.")
 
 
 class ProposalAnswer(BaseModel):

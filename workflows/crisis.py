@@ -5,8 +5,10 @@ counts them in a sliding window; when the rules' threshold is reached within
 the window it declares a crisis: the crisis team is told, and every linked
 complaint (those in the window, and any that follow while it lasts) is raised
 to the rules' severity and re-timed. A supervisor may then propose one common
-remedy; once an eligible approver signs it, each linked case carries it out
-through its own payment path, so it is approved once and paid once per case.
+remedy; once an eligible approver signs it (or a proposer whose authority covers
+it signs the proposal), each linked case receives the remedy with that signature,
+verifies it itself against the live approver directory and its own rules, and
+carries it out through its own payment path: approved once, paid once per case.
 
 History stays bounded: it ends once a quiet window passes with no complaint
 (and no remedy pending), and continues as new when Temporal suggests it.
@@ -17,24 +19,41 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 from workflows.handover import continue_as_new_if_suggested
 
 with workflow.unsafe.imports_passed_through():
-    from activities.io import ProposalCheck, ProposalVerdict, StaffNotice
-    from workflows import signatures
-    from workflows.contract import ApprovalDecision, RemedyKind, RemedyProposal, Severity, parse_signal
+    from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict, StaffNotice
+    from workflows import approvals, signatures
+    from workflows.approvals import Claim
+    from workflows.contract import (
+        ApprovalDecision,
+        Currency,
+        Moment,
+        Money,
+        Name,
+        ProposalStatus,
+        RemedyKind,
+        RemedyProposal,
+        Seconds,
+        Severity,
+        Signature,
+        Text,
+        workflow_id_for,
+    )
+    from workflows.messages import problems, receives, refusal, takes
+    from workflows.steps import Steps
 
 CRISIS_WORKFLOW_TYPE = "CrisisWatch"
 CRISIS_ID_PREFIX = "crisis-"
 PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
-REFUSED = "Refused"
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+CrisisKey = Annotated[str, Field(min_length=1, max_length=300)]
 
 
 def crisis_workflow_id(key: str) -> str:
@@ -44,38 +63,47 @@ def crisis_workflow_id(key: str) -> str:
 class CrisisRules(BaseModel):
     """The rules' crisis settings, as the complaint that reported in saw them."""
 
-    window_seconds: float
-    threshold: int
-    notify: str
+    window_seconds: Seconds
+    threshold: Annotated[int, Field(ge=1, le=100_000)]
+    notify: Name
     raise_to: Severity
-    rule_version: str
+    rule_version: Name
 
 
 class ComplaintReported(BaseModel):
-    complaint_id: str
-    at: datetime
+    complaint_id: Name
+    at: Moment
     rules: CrisisRules
 
 
 class CrisisLink(BaseModel):
     """Sent to each linked complaint: raise to this severity (its deadlines follow)."""
 
-    crisis_id: str
+    crisis_id: CrisisKey
     raise_to: Severity
-    reason: str
+    reason: Annotated[str, Field(max_length=2_000)]
 
 
 class CommonRemedy(BaseModel):
-    """Sent to each linked complaint once the common remedy is approved: carry it out."""
+    """Sent to each linked complaint once the common remedy is approved: verify it, carry it out.
 
-    crisis_id: str
-    proposal_id: str
-    kind: str
-    amount: Decimal
-    currency: str
-    reason: str
-    proposed_by: str
-    approved_by: str
+    The signature is the approver's over `approve` (or the proposer's over `propose`, kind
+    included, when their own authority covered it), with the crisis key as the complaint id
+    (workflows/signatures.py). Without one, the case accepts it only when its own rules
+    need no approval for it (a free kind, or within the automatic limit).
+    """
+
+    crisis_id: CrisisKey
+    proposal_id: Name
+    kind: RemedyKind
+    amount: Money
+    currency: Currency
+    reason: Text
+    proposed_by: Name
+    decision: Literal["approve", "propose"] = "approve"
+    signed_by: Name | None = None
+    signed_at: Moment | None = None
+    signature: Signature | None = None
 
 
 class CommonProposal(BaseModel):
@@ -85,14 +113,23 @@ class CommonProposal(BaseModel):
     currency: str
     reason: str
     proposed_by: str
-    status: str = "awaiting_approval"  # then "approved"
+    status: ProposalStatus = ProposalStatus.awaiting_approval
     required_role: str | None = None
-    eligible: dict[str, str] = Field(default_factory=dict, description="Eligible approvers' public keys.")
     approved_by: str | None = None
+    decision: Literal["approve", "propose"] = "approve"
+    signed_at: datetime | None = None
+    signature: str | None = None
     applied_to: list[str] = Field(default_factory=list)
 
     def public(self) -> dict:
-        return self.model_dump(mode="json", exclude={"eligible"})
+        return self.model_dump(mode="json", exclude={"signature", "signed_at", "decision"})
+
+    def remedy(self, crisis_id: str) -> CommonRemedy:
+        return CommonRemedy(
+            crisis_id=crisis_id, proposal_id=self.proposal_id, kind=self.kind, amount=self.amount,
+            currency=self.currency, reason=self.reason, proposed_by=self.proposed_by, decision=self.decision,
+            signed_by=self.approved_by if self.signature else None, signed_at=self.signed_at,
+            signature=self.signature)
 
 
 class Sighting(BaseModel):
@@ -101,7 +138,7 @@ class Sighting(BaseModel):
 
 
 class CrisisState(BaseModel):
-    key: str
+    key: CrisisKey
     rules: CrisisRules | None = None
     recent: list[Sighting] = Field(default_factory=list)
     declared_at: datetime | None = None
@@ -109,26 +146,33 @@ class CrisisState(BaseModel):
     proposals: list[CommonProposal] = Field(default_factory=list)
     team_told: bool = False
     last_seen: datetime | None = None
+    used_signatures: list[str] = Field(default_factory=list, description="Fingerprints: each counts once, "
+                                                                          "across continue-as-new too.")
 
 
 @workflow.defn(name=CRISIS_WORKFLOW_TYPE)
 class CrisisWatch:
     @workflow.init
-    def __init__(self, state: CrisisState) -> None:
-        self._state = state
+    def __init__(self, raw: Any) -> None:
+        self._state, self._refused = problems(CrisisState, raw, root="input")
         self._to_link: list[str] = []
         self._replan = False
-        self._checking = False
-        self._used_signatures: set[str] = set()
+        self._proposal_asked = False
+        self._steps = Steps()
 
     @workflow.run
-    async def run(self, state: CrisisState) -> CrisisState:
+    async def run(self, raw: Any) -> CrisisState:
+        if self._state is None:  # junk input: the run ends at once, failing with the reason
+            self._steps.close("this crisis watch refused its input and is ending")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise refusal("; ".join(self._refused))
+        steps = asyncio.create_task(self._steps.run())
         while True:
             self._replan = False
             try:
                 await workflow.wait_condition(
                     lambda: self._replan or bool(self._to_link) or self._team_to_tell()
-                    or workflow.info().is_continue_as_new_suggested(),
+                    or self._remedy_to_send() is not None or workflow.info().is_continue_as_new_suggested(),
                     timeout=self._quiet_until() - workflow.now() if self._quiet_until() else None,
                     timeout_summary="a quiet window ends the watch",
                 )
@@ -138,13 +182,18 @@ class CrisisWatch:
                 await self._notify_team()
                 continue
             if self._to_link:
-                await self._link(self._to_link.pop(0))
+                await self._link(self._to_link[0])
+                continue
+            due = self._remedy_to_send()
+            if due is not None:
+                await self._send_remedy(*due)
                 continue
             await continue_as_new_if_suggested(self._state)
             quiet = self._quiet_until()
-            if quiet and quiet <= workflow.now() and not self._pending() and not self._checking:
+            if quiet and quiet <= workflow.now() and not self._pending() and not self._steps:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._to_link:
+                if not self._to_link and not self._steps and self._remedy_to_send() is None:
+                    steps.cancel()
                     return self._state
 
     def _quiet_until(self) -> datetime | None:
@@ -154,37 +203,39 @@ class CrisisWatch:
         return state.last_seen + timedelta(seconds=state.rules.window_seconds)
 
     def _pending(self) -> CommonProposal | None:
-        return next((p for p in self._state.proposals if p.status == "awaiting_approval"), None)
+        return next((p for p in self._state.proposals if p.status == ProposalStatus.awaiting_approval), None)
 
     def _team_to_tell(self) -> bool:
         return self._state.declared_at is not None and not self._state.team_told
 
+    def _remedy_to_send(self) -> tuple[str, CommonProposal] | None:
+        """An approved remedy not yet sent to a case already told of the crisis (one signal at a time)."""
+        for proposal in self._state.proposals:
+            if proposal.status != ProposalStatus.approved:
+                continue
+            for complaint_id in self._state.linked:
+                if complaint_id not in self._to_link and complaint_id not in proposal.applied_to:
+                    return complaint_id, proposal
+        return None
+
     async def _link(self, complaint_id: str) -> None:
         rules = self._state.rules
-        await workflow.get_external_workflow_handle(f"complaint-{complaint_id}").signal(
+        await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
             "crisis_declared", CrisisLink(crisis_id=self._state.key, raise_to=rules.raise_to,
                                           reason=f"crisis {self._state.key}: {len(self._state.linked)} complaints"))
-        for proposal in self._state.proposals:  # a complaint that joins later gets what was approved already
-            if proposal.status == "approved" and complaint_id not in proposal.applied_to:
-                await self._send_remedy(complaint_id, proposal)
+        self._to_link.remove(complaint_id)  # told: approved remedies follow (`_remedy_to_send`)
 
     async def _send_remedy(self, complaint_id: str, proposal: CommonProposal) -> None:
-        await workflow.get_external_workflow_handle(f"complaint-{complaint_id}").signal(
-            "crisis_remedy", CommonRemedy(
-                crisis_id=self._state.key, proposal_id=proposal.proposal_id, kind=proposal.kind.value,
-                amount=proposal.amount, currency=proposal.currency, reason=proposal.reason,
-                proposed_by=proposal.proposed_by, approved_by=proposal.approved_by or ""))
         proposal.applied_to.append(complaint_id)
+        await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
+            "crisis_remedy", proposal.remedy(self._state.key))
 
     # ------------------------------------------------------------ counting
 
     @workflow.signal
-    def complaint_reported(self, raw: Any) -> None:
-        reported, problems = parse_signal(ComplaintReported, raw)
-        if reported is None:  # a signal cannot be refused to its sender: log it and carry on
-            workflow.logger.warning("complaint_reported signal ignored",
-                                    extra={"crisis": self._state.key, "problems": problems})
-            return
+    @receives(ComplaintReported)
+    def complaint_reported(self, reported: ComplaintReported) -> None:
+        self._require_state()
         state = self._state
         state.rules = reported.rules
         window = timedelta(seconds=reported.rules.window_seconds)
@@ -198,9 +249,17 @@ class CrisisWatch:
             self._add_link(reported.complaint_id)
         elif len(state.recent) >= reported.rules.threshold:
             state.declared_at = workflow.now()
-            workflow.logger.info(f"crisis declared: {len(state.recent)} complaints about {state.key}")
+            workflow.logger.info("crisis declared", extra={"crisis": state.key, "complaints": len(state.recent)})
             for sighting in state.recent:
                 self._add_link(sighting.complaint_id)
+
+    def _signal_refused(self, name: str, reason: str) -> None:
+        """A signal cannot be refused to its sender: log that it was ignored (the reason names fields only)."""
+        workflow.logger.warning(f"{name} signal ignored", extra={"reason": reason})
+
+    def _require_state(self) -> None:
+        if self._state is None:
+            raise refusal("this crisis watch refused its input and is ending")
 
     def _add_link(self, complaint_id: str) -> None:
         if complaint_id not in self._state.linked:
@@ -215,83 +274,127 @@ class CrisisWatch:
             role=rules.notify, rule_version=rules.rule_version,
             params={"crisis": self._state.key, "count": str(len(self._state.linked)),
                     "window": str(timedelta(seconds=rules.window_seconds))})
-        await workflow.execute_activity("notify_staff", notice, start_to_close_timeout=timedelta(seconds=30),
+        await workflow.execute_activity("notify_staff", notice, start_to_close_timeout=ACTIVITY_TIMEOUT,
                                         retry_policy=PATIENT_RETRY)
 
     # ------------------------------------------------------------ the common remedy
 
     @workflow.update
+    @takes(RemedyProposal)
     async def propose_common_remedy(self, proposal: RemedyProposal) -> dict:
-        """One remedy for every linked case; the rules say who must approve it (per case's amount)."""
-        self._checking = True
+        """One remedy for every linked case; the rules say who must approve it."""
+        self._proposal_asked = True
         try:
-            verdict: ProposalVerdict = await workflow.execute_activity(
-                "check_proposal", ProposalCheck(
-                    complaint_id=self._state.linked[0], rule_version=self._state.rules.rule_version,
-                    kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
-                    proposed_by=proposal.proposed_by),
-                result_type=ProposalVerdict, start_to_close_timeout=timedelta(seconds=30), retry_policy=PATIENT_RETRY)
+            record = await self._steps.ask(lambda: self._propose(proposal))
         finally:
-            self._checking = False
-        if not verdict.allowed:
-            raise ApplicationError(verdict.reason, type=REFUSED, non_retryable=True)
-        record = CommonProposal(
-            proposal_id=f"C{len(self._state.proposals) + 1}", kind=proposal.kind, amount=proposal.amount,
-            currency=proposal.currency, reason=proposal.reason, proposed_by=proposal.proposed_by,
-            required_role=verdict.required_role, eligible=dict(verdict.approver_keys))
-        self._state.proposals.append(record)
-        if not verdict.needs_approval:
-            record.status, record.approved_by = "approved", f"{proposal.proposed_by} (within their authority)"
-            await self._apply(record)
+            self._proposal_asked = False
         return record.public()
 
     @propose_common_remedy.validator
+    @takes(RemedyProposal)
     def _check_propose(self, proposal: RemedyProposal) -> None:
-        if self._state.declared_at is None:
-            raise ApplicationError(f"no crisis is declared for {self._state.key}", type=REFUSED, non_retryable=True)
-        if self._pending() or self._checking:
-            raise ApplicationError("a common remedy already awaits approval", type=REFUSED, non_retryable=True)
+        if self._proposal_asked:
+            raise refusal("another common remedy is being checked; try again in a moment")
+        self._proposal_admissible(proposal)
+
+    def _proposal_admissible(self, proposal: RemedyProposal) -> Claim | None:
+        self._require_state()
+        if self._state.declared_at is None or self._state.rules is None:
+            raise refusal(f"no crisis is declared for {self._state.key}")
+        if self._pending():
+            raise refusal("a common remedy already awaits approval")
+        if proposal.signature is None and proposal.signed_at is None:
+            return None
+        proposal_id = self._next_id()
+        claim = Claim(
+            signer=proposal.proposed_by, signed_at=proposal.signed_at, signature=proposal.signature,
+            what=f"propose {proposal_id} {proposal.kind.value} {proposal.amount} {proposal.currency}",
+            terms=signatures.signed_terms(self._state.key, proposal_id, "propose", proposal.amount,
+                                          proposal.currency, proposal.proposed_by,
+                                          proposal.signed_at or workflow.now(), kind=proposal.kind.value))
+        approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+        return claim
+
+    def _next_id(self) -> str:
+        return f"C{len(self._state.proposals) + 1}"
+
+    async def _propose(self, proposal: RemedyProposal) -> CommonProposal:
+        signed = self._proposal_admissible(proposal) is not None
+        verdict: ProposalVerdict = await workflow.execute_activity(
+            "check_proposal", ProposalCheck(
+                complaint_id=self._state.key, rule_version=self._state.rules.rule_version, kind=proposal.kind,
+                amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by,
+                at=workflow.now(), signed=signed),
+            result_type=ProposalVerdict, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+        claim = self._proposal_admissible(proposal)
+        record = CommonProposal(
+            proposal_id=self._next_id(), kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
+            reason=proposal.reason, proposed_by=proposal.proposed_by, required_role=verdict.required_role)
+        if not verdict.needs_approval:
+            record.status, record.approved_by = ProposalStatus.approved, "rules: no approval needed"
+        elif claim is not None and verdict.proposer is not None:
+            fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+            approvals.proven(claim, verdict.proposer)
+            if verdict.proposer.covers:
+                self._state.used_signatures.append(fingerprint)
+                record.status, record.approved_by, record.decision = (
+                    ProposalStatus.approved, proposal.proposed_by, "propose")
+                record.signed_at, record.signature = proposal.signed_at, proposal.signature
+            elif not verdict.allowed:
+                raise refusal(verdict.reason)
+        elif not verdict.allowed:
+            raise refusal(verdict.reason)
+        self._state.proposals.append(record)
+        self._replan = True
+        return record
 
     @workflow.update
+    @takes(ApprovalDecision)
     async def approve_common_remedy(self, decision: ApprovalDecision) -> dict:
-        record = self._pending()
-        record.status, record.approved_by = "approved", decision.approver
-        self._used_signatures.add(decision.signature)
-        await self._apply(record)
+        record = await self._steps.ask(lambda: self._approve(decision))
+        told = [c for c in self._state.linked if c not in self._to_link]
+        await workflow.wait_condition(lambda: all(c in record.applied_to for c in told))  # sent by the main loop
         return record.public()
 
     @approve_common_remedy.validator
+    @takes(ApprovalDecision)
     def _check_approve(self, decision: ApprovalDecision) -> None:
+        self._decision_admissible(decision)
+
+    def _decision_admissible(self, decision: ApprovalDecision) -> tuple[CommonProposal, Claim, str]:
+        self._require_state()
         record = self._pending()
         if record is None:
-            raise ApplicationError("no common remedy awaits approval", type=REFUSED, non_retryable=True)
+            raise refusal("no common remedy awaits approval")
         if decision.proposal_id != record.proposal_id:
-            raise ApplicationError(f"unknown or stale proposal {decision.proposal_id}; {record.proposal_id} "
-                                   f"awaits a decision", type=REFUSED, non_retryable=True)
+            raise refusal(f"unknown or stale proposal {decision.proposal_id}; {record.proposal_id} awaits a decision")
         if decision.approver == record.proposed_by:
-            raise ApplicationError("an approver may not approve their own proposal", type=REFUSED,
-                                   non_retryable=True)
-        key = record.eligible.get(decision.approver)
-        if key is None:
-            raise ApplicationError(f"{decision.approver} may not approve this: it needs {record.required_role} or "
-                                   f"above", type=REFUSED, non_retryable=True)
-        if not decision.signature or decision.signed_at is None:
-            raise ApplicationError("unsigned: a decision must be signed with the approver's key", type=REFUSED,
-                                   non_retryable=True)
-        age = workflow.now() - decision.signed_at
-        if age > signatures.SIGNATURE_MAX_AGE or -age > signatures.SIGNATURE_MAX_SKEW:
-            raise ApplicationError("the signature is too old or from the future; sign again", type=REFUSED,
-                                   non_retryable=True)
-        terms = signatures.signed_terms(self._state.key, record.proposal_id, "approve", record.amount,
-                                        record.currency, decision.approver, decision.signed_at)
-        if decision.signature in self._used_signatures or not signatures.verify(key, terms, decision.signature):
-            raise ApplicationError("the signature does not match this approver and these terms", type=REFUSED,
-                                   non_retryable=True)
+            raise refusal(f"four eyes: {decision.approver} proposed {record.proposal_id} and cannot approve it")
+        claim = Claim(
+            signer=decision.approver, signed_at=decision.signed_at, signature=decision.signature,
+            what=f"approve {record.proposal_id} {record.amount} {record.currency}",
+            terms=signatures.signed_terms(self._state.key, record.proposal_id, "approve", record.amount,
+                                          record.currency, decision.approver, decision.signed_at or workflow.now()))
+        fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+        return record, claim, fingerprint
 
-    async def _apply(self, record: CommonProposal) -> None:
-        for complaint_id in list(self._state.linked):
-            if complaint_id not in record.applied_to:
-                await self._send_remedy(complaint_id, record)
+    async def _approve(self, decision: ApprovalDecision) -> CommonProposal:
+        record, _, _ = self._decision_admissible(decision)
+        authority: Authority = await workflow.execute_activity(
+            "authority", AuthorityCheck(
+                complaint_id=self._state.key, rule_version=self._state.rules.rule_version, person=decision.approver,
+                kind=record.kind, amount=record.amount, currency=record.currency, at=workflow.now(),
+                at_least=record.required_role),
+            result_type=Authority, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+        record, claim, fingerprint = self._decision_admissible(decision)
+        approvals.proven(claim, authority)
+        if not (authority.at_level and authority.covers):
+            raise refusal(f"{decision.approver} may not approve this: it needs {record.required_role} or above")
+        self._state.used_signatures.append(fingerprint)
+        record.status, record.approved_by = ProposalStatus.approved, decision.approver
+        record.signed_at, record.signature = decision.signed_at, decision.signature
+        self._replan = True
+        return record
 
     @workflow.query
     def crisis(self) -> dict:

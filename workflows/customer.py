@@ -31,7 +31,7 @@ from temporalio.common import RetryPolicy
 from workflows.handover import continue_as_new_if_suggested
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contract import M, parse_signal
+    from workflows.messages import problems, receives, refusal, takes
     from workflows.customer_models import (  # noqa: F401 - importers find them here too
         CareOrder,
         CaseEntry,
@@ -55,12 +55,15 @@ def customer_workflow_id(customer_id: str) -> str:
 @workflow.defn(name=CUSTOMER_WORKFLOW_TYPE)
 class CustomerRecord:
     @workflow.init
-    def __init__(self, state: CustomerState) -> None:
-        self._state = state
+    def __init__(self, raw: Any) -> None:
+        self._state, self._refused = problems(CustomerState, raw, root="input")
         self._replan = False  # a message changed what to wait for: compute the sleep again
 
     @workflow.run
-    async def run(self, state: CustomerState) -> CustomerState:
+    async def run(self, raw: Any) -> CustomerState:
+        if self._state is None:  # junk input: the run ends at once, failing with the reason
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise refusal("; ".join(self._refused))
         while True:
             self._replan = False
             try:
@@ -109,6 +112,7 @@ class CustomerRecord:
         self._state.care_sent.append(watch.ended.complaint_id)
 
     @workflow.update
+    @takes(ComplaintOpened)
     def complaint_opened(self, opened: ComplaintOpened) -> CustomerFacts:
         state = self._state
         if not any(c.complaint_id == opened.complaint_id for c in state.cases):  # a retried triage counts once
@@ -126,11 +130,20 @@ class CustomerRecord:
                               and c.complaint_id != opened.complaint_id),
         )
 
+    @complaint_opened.validator
+    @takes(ComplaintOpened)
+    def _check_opened(self, opened: ComplaintOpened) -> None:
+        """Reading the message is the check (a refusal here leaves no trace in history), on a record that took its input."""
+        self._require_state()
+
+    def _require_state(self) -> None:
+        if self._state is None:
+            raise refusal("this record refused its input and is ending")
+
     @workflow.signal
-    def complaint_ended(self, raw: Any) -> None:
-        ended = self._argument(ComplaintEnded, raw, "complaint_ended")
-        if ended is None:
-            return
+    @receives(ComplaintEnded)
+    def complaint_ended(self, ended: ComplaintEnded) -> None:
+        self._require_state()
         for case in self._state.cases:
             if case.complaint_id == ended.complaint_id:
                 case.open = False
@@ -141,21 +154,17 @@ class CustomerRecord:
         self._replan = True
 
     @workflow.signal
-    def customer_purchased(self, raw: Any) -> None:
-        purchase = self._argument(Purchase, raw, "customer_purchased")
-        if purchase is None:
-            return
+    @receives(Purchase)
+    def customer_purchased(self, purchase: Purchase) -> None:
+        self._require_state()
         at = purchase.at or workflow.now()
         self._state.last_purchase_at = max(at, self._state.last_purchase_at or at)
         self._state.watches = [w for w in self._state.watches if w.ended.ended_at > at]
         self._replan = True
 
-    def _argument(self, model: type[M], raw: Any, name: str) -> M | None:
-        value, problems = parse_signal(model, raw)
-        if value is None:  # a signal cannot be refused to its sender: log it (no personal data in problems)
-            workflow.logger.warning(f"{name} signal ignored", extra={"customer_record": self._state.customer_id,
-                                                                    "problems": problems})
-        return value
+    def _signal_refused(self, name: str, reason: str) -> None:
+        """A signal cannot be refused to its sender: log that it was ignored (the reason names fields only)."""
+        workflow.logger.warning(f"{name} signal ignored", extra={"reason": reason})
 
     @workflow.query
     def record(self) -> CustomerState:

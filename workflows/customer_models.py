@@ -9,17 +9,20 @@ schemas and all) for every new customer.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from workflows.contract import Channel, Customer
+from workflows.contract import Channel, Customer, Moment, Name, Seconds
+
+Profile = Annotated[str, Field(max_length=200)]
 
 
 class ComplaintOpened(BaseModel):
-    complaint_id: str
-    order_id: str | None = None
-    received_at: datetime
-    window_seconds: float = Field(description="The rules' repeat window (customer.complaints_90d).")
+    complaint_id: Name
+    order_id: Name | None = None
+    received_at: Moment
+    window_seconds: Seconds = Field(description="The rules' repeat window (customer.complaints_90d).")
 
 
 class CustomerFacts(BaseModel):
@@ -30,20 +33,20 @@ class CustomerFacts(BaseModel):
 
 
 class ComplaintEnded(BaseModel):
-    complaint_id: str
-    stage: str
-    ended_at: datetime
-    rule_version: str | None = None
+    complaint_id: Name
+    stage: Name
+    ended_at: Moment
+    rule_version: Name | None = None
     customer: Customer
     channel: Channel
-    language: str = "en"
-    profile: str | None = None
-    churn_window_seconds: float | None = Field(default=None, description="None: no churn watch for this case.")
+    language: Annotated[str, Field(max_length=35)] = "en"
+    profile: Profile | None = None
+    churn_window_seconds: Seconds | None = Field(default=None, description="None: no churn watch for this case.")
 
 
 class Purchase(BaseModel):
-    at: datetime | None = None
-    order_id: str | None = None
+    at: Moment | None = None
+    order_id: Name | None = None
 
 
 class CaseEntry(BaseModel):
@@ -66,7 +69,7 @@ class CareOrder(BaseModel):
 
 
 class CustomerState(BaseModel):
-    customer_id: str
+    customer_id: Name
     cases: list[CaseEntry] = Field(default_factory=list)
     watches: list[ChurnWatch] = Field(default_factory=list)
     last_purchase_at: datetime | None = None

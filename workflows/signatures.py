@@ -10,6 +10,7 @@ approver directory. Pure functions: the workflow calls them deterministically.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,8 +24,14 @@ SIGNATURE_MAX_SKEW = timedelta(minutes=2)  # a signer's clock slightly ahead is 
 
 
 def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Decimal, currency: str,
-                 approver: str, signed_at: datetime) -> bytes:
-    """The exact bytes signed: canonical JSON, so every language can produce them."""
+                 approver: str, signed_at: datetime, kind: str | None = None) -> bytes:
+    """The exact bytes signed: canonical JSON, so every language can produce them.
+
+    `complaint_id` is the case (or, for a crisis' common remedy, the crisis key) and
+    `approver` the signer. Decisions sign `approve` or `reject` on a proposal id; a
+    proposer signs `propose` on the id the proposal will get (`P` + the number of
+    remedies the case holds, plus one) and names its `kind` too.
+    """
     terms = {
         "complaint_id": complaint_id,
         "proposal_id": proposal_id,
@@ -34,6 +41,8 @@ def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Dec
         "approver": approver,
         "signed_at": signed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if kind is not None:
+        terms["kind"] = kind
     return json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -41,10 +50,35 @@ def sign(private_key: Ed25519PrivateKey, terms: bytes) -> str:
     return base64.b64encode(private_key.sign(terms)).decode()
 
 
+def canonical_bytes(signature_b64: str) -> bytes | None:
+    """The 64 signature bytes, only if the text is their one canonical base64 form.
+
+    base64 has slack (unused padding bits, optional padding): without this check four
+    different strings decode to one signature, and a replay check on the text would see
+    four signatures where there is one.
+    """
+    try:
+        raw = base64.b64decode(signature_b64, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 64 or base64.b64encode(raw).decode() != signature_b64:
+        return None
+    return raw
+
+
+def fingerprint(signature_b64: str) -> str | None:
+    """What a replay check remembers of a signature: the digest of its canonical bytes."""
+    raw = canonical_bytes(signature_b64)
+    return hashlib.sha256(raw).hexdigest() if raw is not None else None
+
+
 def verify(public_key_b64: str, terms: bytes, signature_b64: str) -> bool:
+    raw = canonical_bytes(signature_b64)
+    if raw is None:
+        return False
     try:
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
-        key.verify(base64.b64decode(signature_b64, validate=True), terms)
+        key.verify(raw, terms)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -9,7 +9,7 @@ Semantics an admin can predict:
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,6 @@ from activities.io import (
     PauseShift,
     PlannedPayout,
     PlannedStep,
-    ProposalCheck,
-    ProposalVerdict,
     ShiftedDeadlines,
     TriageFacts,
     TriageResult,
@@ -251,85 +249,3 @@ def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[Planned
                 for s in steps
             ]
     return chains
-
-
-def authority(rule_set: RuleSet, today: date) -> dict[str, int]:
-    """Each approver's rank today: their own role's, or an absent colleague's they stand in for, if higher."""
-    doc = rule_set.document
-    rank = {role.role: position for position, role in enumerate(doc.approval.roles)}
-    ranks = {name: rank[approver.role] for name, approver in doc.approvers.items()}
-    for delegation in doc.delegations:
-        if delegation.active(today):
-            ranks[delegation.delegate] = max(ranks[delegation.delegate], rank[doc.approvers[delegation.absent].role])
-    return ranks
-
-
-def check_proposal(rule_set: RuleSet, check: ProposalCheck, today: date | None = None) -> ProposalVerdict:
-    """Who must approve this remedy: nobody if the proposer's own authority covers it."""
-    doc = rule_set.document
-    if check.kind in doc.approval.free_kinds or check.amount == 0:
-        return ProposalVerdict(allowed=True, needs_approval=False, reason=f"{check.kind.value} costs nothing")
-    roles = doc.approval.roles
-    rank = {role.role: position for position, role in enumerate(roles)}
-    ranks = authority(rule_set, today or date.today())
-
-    def covers(position: int) -> bool:
-        limit = roles[position].limit(check.kind, check.currency)
-        return limit is None or check.amount <= limit
-
-    if check.above_role is not None:
-        return _next_level(doc, check, rank, ranks, covers)
-    auto = doc.approval.auto_approve.get(check.currency)
-    if auto is not None and check.amount <= auto:
-        return ProposalVerdict(allowed=True, needs_approval=False,
-                               reason=f"within the rules' auto-approve limit of {auto} {check.currency}")
-    if check.proposed_by in ranks and covers(ranks[check.proposed_by]):
-        return ProposalVerdict(
-            allowed=True, needs_approval=False,
-            reason=f"within the authority of {check.proposed_by} ({roles[ranks[check.proposed_by]].role})",
-        )
-    required = next((position for position in range(len(roles)) if covers(position)), None)
-    if required is None:
-        return ProposalVerdict(
-            allowed=False, needs_approval=True,
-            reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit in {check.currency}",
-        )
-    eligible = _eligible(ranks, required, check.proposed_by)
-    if not eligible:
-        return ProposalVerdict(
-            allowed=False, needs_approval=True, required_role=roles[required].role,
-            reason=f"nobody in the approver directory holds {roles[required].role} or above (besides the proposer)",
-        )
-    return _level(doc, check, required, eligible, f"{check.amount} {check.currency} needs {roles[required].role} or above")
-
-
-def _eligible(ranks: dict[str, int], level: int, proposer: str) -> list[str]:
-    """Who may decide at this level: anyone holding it or above today, except the proposer (four eyes)."""
-    return sorted(name for name, held in ranks.items() if held >= level and name != proposer)
-
-
-def _level(doc: Any, check: ProposalCheck, required: int, eligible: list[str], reason: str) -> ProposalVerdict:
-    approval = doc.approval
-    keys = {name: doc.approvers[name].public_key for name in eligible if doc.approvers[name].public_key}
-    timeout = approval.decision_timeout.total_seconds() if approval.decision_timeout else None
-    return ProposalVerdict(
-        allowed=True, needs_approval=True, required_role=approval.roles[required].role, eligible_approvers=eligible,
-        approver_keys=keys, reason=reason, decision_timeout_seconds=timeout, fallback=approval.fallback.action,
-        fallback_cap=approval.fallback.cap.get(check.currency),
-    )
-
-
-def _next_level(doc: Any, check: ProposalCheck, rank: dict[str, int], ranks: dict[str, int],
-                covers: Any) -> ProposalVerdict:
-    """The level above `check.above_role` that may grant the amount, or no level (the fallback applies)."""
-    roles = doc.approval.roles
-    above = rank[check.above_role] + 1
-    for position in range(above, len(roles)):
-        eligible = _eligible(ranks, position, check.proposed_by)
-        if covers(position) and eligible:
-            return _level(doc, check, position, eligible,
-                          f"no decision from {check.above_role} in time: now {roles[position].role} or above")
-    return ProposalVerdict(
-        allowed=False, needs_approval=True, reason=f"no level above {check.above_role} is left",
-        fallback=doc.approval.fallback.action, fallback_cap=doc.approval.fallback.cap.get(check.currency),
-    )

@@ -193,6 +193,9 @@ def _parse(path: Path, raw: bytes) -> tuple[_Source | None, RuleError | None]:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, RuleError(str(path), line, column, "", f"YAML syntax: {error.problem or error.context}")
+    except Exception as error:  # noqa: BLE001 - the YAML library's own slips (e.g. a KeyError on `!#`) are refusals too
+        return None, RuleError(str(path), 1, 1, "", f"YAML the parser could not read ({type(error).__name__}: "
+                                                    f"{error}); check tags (!...), anchors and indentation")
     if tree is None:
         return None, None  # an empty file adds nothing
     if not isinstance(tree, CommentedMap):
@@ -229,7 +232,10 @@ def _locate(owner: dict[str, _Source], loc: tuple[Any, ...], message: str) -> Ru
         return RuleError(first.file if first else "rules", 1, 1, path, message)
     source = owner[str(loc[0])]
     node: Any = source.tree
-    line, column = node.lc.key(loc[0])
+    try:
+        line, column = node.lc.key(_key(node, loc[0]))
+    except (KeyError, TypeError):  # a key the parser keeps as a tagged object: point at the file's start
+        return RuleError(source.file, 1, 1, path, message)
     for part in loc:
         if isinstance(node, CommentedMap) and _has_key(node, part):
             key = _key(node, part)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from activities.rules.durations import Duration, Offset
 from workflows.contract import Currency, Money, RemedyKind, Severity
@@ -45,6 +45,17 @@ def _parse_span(value: object) -> object:
 
 
 HoursSpan = Annotated[tuple[time, time], BeforeValidator(_parse_span)]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_zone)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -52,7 +63,7 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class CalendarSpec(_Strict):
     """Working time: hours per weekday in a zone, minus public holidays, plus make-up days and overrides."""
 
-    time_zone: str
+    time_zone: TimeZone
     hours: dict[Weekday, list[HoursSpan]]
     country: str | None = Field(default=None, description="ISO 3166 code for public holidays (holidays package).")
     subdivision: str | None = None
@@ -65,14 +76,6 @@ class CalendarSpec(_Strict):
         description="Years the admin accepts without holiday data (add the days by hand in closed/working).",
     )
 
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
-        return value
 
     @field_validator("country")
     @classmethod
@@ -260,6 +263,7 @@ class Approval(_Strict):
         default_factory=lambda: [RemedyKind.apology, RemedyKind.explanation],
         description="Remedies that cost nothing and need no approval.",
     )
+    time_zone: TimeZone = Field(default="UTC", description="Delegations begin and end on days in this zone.")
 
     @field_validator("roles")
     @classmethod
@@ -284,6 +288,14 @@ class Approver(_Strict):
         if value is not None and not is_public_key(value):
             raise ValueError("not an Ed25519 public key (base64 of 32 bytes): copy it from `redress keys new`")
         return value
+
+
+class RevokedKey(_Strict):
+    """A key that must never approve again (`redress keys revoke NAME`): kept so it cannot come back by mistake."""
+
+    name: Identifier
+    public_key: str
+    revoked_on: date
 
 
 class Delegation(_Strict):
@@ -387,6 +399,7 @@ class RuleSetDocument(_Strict):
     approval: Approval
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
     delegations: list[Delegation] = Field(default_factory=list)
+    revoked_keys: list[RevokedKey] = Field(default_factory=list)
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
     repeat: Repeat = Field(default_factory=Repeat)
     churn: Churn | None = None
@@ -444,6 +457,12 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
+    revoked = {r.public_key: r.name for r in doc.revoked_keys}
+    for name, approver in doc.approvers.items():
+        if approver.public_key in revoked:
+            problems.append((("approvers", name, "public_key"),
+                             f"this key was revoked (revoked_keys: {revoked[approver.public_key]}); make a new one "
+                             f"with `redress keys new {name} --register`"))
     for index, delegation in enumerate(doc.delegations):
         for field in ("absent", "delegate"):
             if getattr(delegation, field) not in doc.approvers:

@@ -56,10 +56,14 @@ class RuleStore:
                       rule_version=published[-1].name, problems=[str(e) for e in invalid.errors])
             return load_rules(published[-1], check_holiday_data=False)
 
-    def latest(self) -> RuleSet:
-        """The version for new complaints, reloading the folder if it changed since the last look."""
+    def latest(self, fresh: bool = False) -> RuleSet:
+        """The version for new complaints, reloading the folder if it changed since the last look.
+
+        The folder is looked at every `check_seconds` at most, or now when `fresh` (the approver
+        directory: a revocation must count at once; it costs a stat per rule file).
+        """
         now = time.monotonic()
-        if now - self._checked_at < self.check_seconds:
+        if now - self._checked_at < self.check_seconds and not fresh:
             return self.current
         self._checked_at = now
         fingerprint = self._read_fingerprint()

@@ -1,0 +1,164 @@
+"""The approval matrix: who may grant how much, judged with the live directory and a case's pinned policy.
+
+Two sources, on purpose:
+- **policy** is pinned: the roles, their limits, the automatic limit, timeouts and
+  fallback come from the rule version the case was triaged under, so a case is
+  decided by the rules it started with;
+- **identity** is live: who holds which role and key, delegations and revocations
+  come from the current directory (the newest valid `approvers`, `delegations`
+  and `revoked_keys`), read at the moment of decision. A key registered after a
+  proposal counts for it; a key revoked after it no longer does.
+
+A person's role is looked up by name in the pinned roles: a role the pinned
+version does not know gives no authority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict
+from activities.rules.loader import RuleSet
+from activities.rules.schema import RuleSetDocument
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A person's effective place in the pinned roles today."""
+
+    rank: int
+    role: str
+    acting_for: str | None = None
+
+
+def today_at(policy: RuleSet, at: datetime | None) -> date:
+    """The day `at` falls on in the approval time zone (delegations run by days there)."""
+    moment = at or datetime.now(timezone.utc)
+    return moment.astimezone(ZoneInfo(policy.document.approval.time_zone)).date()
+
+
+def standings(policy: RuleSet, directory: RuleSetDocument, today: date) -> dict[str, Standing]:
+    """Each person's rank today: their own role's, or an absent colleague's they stand in for, if higher."""
+    rank = {role.role: position for position, role in enumerate(policy.document.approval.roles)}
+    found = {name: Standing(rank[person.role], person.role)
+             for name, person in directory.approvers.items() if person.role in rank}
+    for delegation in directory.delegations:
+        absent = found.get(delegation.absent)
+        if not delegation.active(today) or absent is None:
+            continue
+        own = found.get(delegation.delegate)
+        if own is None or absent.rank > own.rank:
+            found[delegation.delegate] = Standing(absent.rank, absent.role, acting_for=delegation.absent)
+    return found
+
+
+def public_key(directory: RuleSetDocument, person: str) -> str | None:
+    """The person's key in the directory, unless it was revoked."""
+    entry = directory.approvers.get(person)
+    if entry is None or entry.public_key is None:
+        return None
+    revoked = {r.public_key for r in directory.revoked_keys}
+    return None if entry.public_key in revoked else entry.public_key
+
+
+def _covers(policy: RuleSet, position: int, kind, amount, currency: str) -> bool:
+    limit = policy.document.approval.roles[position].limit(kind, currency)
+    return limit is None or amount <= limit
+
+
+def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> Authority:
+    """What `check.person` may grant of this remedy on this case, by the live directory and the pinned limits."""
+    roles = policy.document.approval.roles
+    standing = standings(policy, directory.document, today_at(policy, check.at)).get(check.person)
+    if standing is None:
+        return Authority(person=check.person, directory_version=directory.version,
+                         public_key=public_key(directory.document, check.person))
+    level = next((i for i, role in enumerate(roles) if role.role == check.at_least), None)
+    return Authority(
+        person=check.person, directory_version=directory.version,
+        public_key=public_key(directory.document, check.person), role=standing.role,
+        acting_for=standing.acting_for,
+        covers=_covers(policy, standing.rank, check.kind, check.amount, check.currency),
+        at_level=check.at_least is None or (level is not None and standing.rank >= level),
+    )
+
+
+def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
+    """Who must approve this remedy: nobody for free kinds and amounts within the automatic limit.
+
+    Above that, the verdict names the level that must decide and who holds it today.
+    A proposer whose authority covers the amount may still grant it themself, but only
+    with a verified signature: the workflow decides that, with `verdict.proposer`.
+    """
+    directory = directory or policy
+    doc = policy.document
+    roles = doc.approval.roles
+    if check.kind in doc.approval.free_kinds or check.amount == 0:
+        return ProposalVerdict(allowed=True, needs_approval=False, reason=f"{check.kind.value} costs nothing")
+    ranks = standings(policy, directory.document, today_at(policy, check.at))
+    proposer = None
+    if check.signed:
+        proposer = authority_of(policy, directory, AuthorityCheck(
+            complaint_id=check.complaint_id, rule_version=check.rule_version, person=check.proposed_by,
+            kind=check.kind, amount=check.amount, currency=check.currency, at=check.at))
+
+    def covers(position: int) -> bool:
+        return _covers(policy, position, check.kind, check.amount, check.currency)
+
+    if check.above_role is not None:
+        return _next_level(policy, directory, check, ranks, covers)
+    auto = doc.approval.auto_approve.get(check.currency)
+    if auto is not None and check.amount <= auto:
+        return ProposalVerdict(allowed=True, needs_approval=False,
+                               reason=f"within the rules' auto-approve limit of {auto} {check.currency}")
+    required = next((position for position in range(len(roles)) if covers(position)), None)
+    if required is None:
+        return ProposalVerdict(
+            allowed=False, needs_approval=True, proposer=proposer,
+            reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit "
+                   f"in {check.currency}")
+    eligible = _eligible(ranks, required, check.proposed_by)
+    if not eligible:
+        return ProposalVerdict(
+            allowed=False, needs_approval=True, required_role=roles[required].role, proposer=proposer,
+            reason=f"nobody in the approver directory besides the proposer holds {roles[required].role} or above; "
+                   f"a proposer whose own authority covers it can sign the proposal instead")
+    return _level(policy, directory, check, required, eligible,
+                  f"{check.amount} {check.currency} needs {roles[required].role} or above", proposer)
+
+
+def _eligible(ranks: dict[str, Standing], level: int, proposer: str) -> list[str]:
+    """Who may decide at this level: anyone holding it or above today, except the proposer (four eyes)."""
+    return sorted(name for name, standing in ranks.items() if standing.rank >= level and name != proposer)
+
+
+def _level(policy: RuleSet, directory: RuleSet, check: ProposalCheck, required: int, eligible: list[str],
+           reason: str, proposer: Authority | None = None) -> ProposalVerdict:
+    approval = policy.document.approval
+    keys = {name: key for name in eligible if (key := public_key(directory.document, name))}
+    timeout = approval.decision_timeout.total_seconds() if approval.decision_timeout else None
+    return ProposalVerdict(
+        allowed=True, needs_approval=True, required_role=approval.roles[required].role, eligible_approvers=eligible,
+        approver_keys=keys, reason=reason, decision_timeout_seconds=timeout, fallback=approval.fallback.action,
+        fallback_cap=approval.fallback.cap.get(check.currency), proposer=proposer,
+    )
+
+
+def _next_level(policy: RuleSet, directory: RuleSet, check: ProposalCheck, ranks: dict[str, Standing],
+                covers) -> ProposalVerdict:
+    """The level above `check.above_role` that may grant the amount, or no level (the fallback applies)."""
+    roles = policy.document.approval.roles
+    rank = {role.role: position for position, role in enumerate(roles)}
+    above = rank[check.above_role] + 1 if check.above_role in rank else len(roles)
+    for position in range(above, len(roles)):
+        eligible = _eligible(ranks, position, check.proposed_by)
+        if covers(position) and eligible:
+            return _level(policy, directory, check, position, eligible,
+                          f"no decision from {check.above_role} in time: now {roles[position].role} or above")
+    approval = policy.document.approval
+    return ProposalVerdict(
+        allowed=False, needs_approval=True, reason=f"no level above {check.above_role} is left",
+        fallback=approval.fallback.action, fallback_cap=approval.fallback.cap.get(check.currency),
+    )

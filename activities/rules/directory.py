@@ -1,0 +1,123 @@
+"""The approver directory in the rule files: register a public key, revoke one, keeping the admin's comments.
+
+`redress keys new NAME --register` and `redress keys revoke NAME` edit the file
+that holds `approvers:` (rules/approval.yaml as shipped) in place, round-trip
+(ruamel keeps comments, order and flow style), then load the whole folder as
+the worker would; an edit that would leave the folder invalid is undone. The
+worker reads the directory afresh at every decision, so both take effect at the
+next decision, pending proposals included, without a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from activities.rules.loader import RulesInvalid, load_rules, rule_files
+
+NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")  # the directory's names (rules schema `Identifier`)
+
+
+class DirectoryEditRefused(Exception):
+    """The edit was not made; the message says why."""
+
+
+def check_name(name: str) -> str:
+    """A person's name as the directory and key files use it: no paths, no line breaks, no capitals."""
+    if not NAME.fullmatch(name) or ".." in name:
+        raise DirectoryEditRefused(f"{name!r} is not a directory name: use lower-case letters, digits and . _ - "
+                                   "(starting with a letter, at most 64)")
+    return name
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _directory_file(rules: Path) -> Path:
+    for path in rule_files(rules):
+        if re.search(r"^approvers:", path.read_text(encoding="utf-8"), flags=re.MULTILINE):
+            return path
+    raise DirectoryEditRefused(f"no rule file in {rules} has an `approvers:` section")
+
+
+def _edit(rules: Path, change: Any) -> Path:
+    """Apply `change(document)` to the directory's file, keep it only if the folder still loads."""
+    path = _directory_file(rules)
+    before = path.read_text(encoding="utf-8")
+    yaml = _yaml()
+    document = yaml.load(before)
+    change(document)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    _replace(path, out.getvalue())
+    try:
+        load_rules(rules)
+    except RulesInvalid as invalid:
+        _replace(path, before)
+        raise DirectoryEditRefused("the rules would not load after this edit, so it was undone:\n  "
+                                   + "\n  ".join(str(e) for e in invalid.errors)) from None
+    return path
+
+
+def _replace(path: Path, text: str) -> None:
+    staged = path.with_name(f".{path.name}.edit")
+    staged.write_text(text, encoding="utf-8")
+    os.chmod(staged, path.stat().st_mode & 0o777)
+    os.replace(staged, path)
+
+
+def _flow(**fields: Any) -> CommentedMap:
+    entry = CommentedMap(fields)
+    entry.fa.set_flow_style()
+    return entry
+
+
+def register(rules: Path, name: str, public_key: str, role: str | None) -> Path:
+    """Give NAME this public key (adding them with `role` if they are new); returns the file edited."""
+    check_name(name)
+
+    def change(document: Any) -> None:
+        approvers = document.setdefault("approvers", CommentedMap())
+        entry = approvers.get(name)
+        if entry is None:
+            if role is None:
+                raise DirectoryEditRefused(f"{name} is not in the directory yet: give their --role")
+            approvers[name] = _flow(role=role, public_key=public_key)
+            return
+        if role is not None:
+            entry["role"] = role
+        entry["public_key"] = public_key
+
+    return _edit(Path(rules), change)
+
+
+def revoke(rules: Path, name: str, on: date | None = None) -> Path:
+    """Take NAME's key out of the directory for good (listed under `revoked_keys`, so it cannot come back)."""
+    check_name(name)
+
+    def change(document: Any) -> None:
+        entry = (document.get("approvers") or {}).get(name)
+        if entry is None or not entry.get("public_key"):
+            raise DirectoryEditRefused(f"{name} has no public key in the directory: nothing to revoke")
+        key = entry.pop("public_key")
+        revoked = document.get("revoked_keys")
+        if revoked is None:
+            revoked = CommentedSeq()
+            document["revoked_keys"] = revoked
+            document.yaml_set_comment_before_after_key(
+                "revoked_keys", before="\nKeys that must never approve again (redress keys revoke NAME).")
+        revoked.append(_flow(name=name, public_key=key, revoked_on=on or date.today()))
+
+    return _edit(Path(rules), change)

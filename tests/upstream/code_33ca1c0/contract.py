@@ -1,0 +1,393 @@
+# Frozen: workflows/contract.py as of commit 33ca1c0, the code that wrote ../sdk-python-1591-cold-update.json (imports rewritten).
+# Not used by Redress: the tripwire in tests/test_upstream.py replays that history on it. Do not edit.
+"""The public contract of the Complaint workflow: its input, messages and query results.
+
+Other services (order system, CRM, web forms, in any language) depend on these
+names and shapes, as plain JSON. Rename nothing here without a migration plan;
+add optional fields only.
+
+The models validate purely (no clock, no I/O) so the workflow can run the same
+validation deterministically on whatever JSON a non-Python client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+M = TypeVar("M", bound=BaseModel)
+
+WORKFLOW_TYPE = "Complaint"
+TASK_QUEUE = "redress"
+WORKFLOW_ID_PREFIX = "complaint-"
+
+
+def workflow_id_for(complaint_id: str) -> str:
+    """One case per complaint id: the id is the workflow id, so Temporal refuses duplicates."""
+    return f"{WORKFLOW_ID_PREFIX}{complaint_id}"
+
+
+class Channel(StrEnum):
+    phone = "phone"
+    email = "email"
+    letter = "letter"
+    in_person = "in_person"
+    web = "web"
+    app = "app"
+    social = "social"
+    third_party = "third_party"
+    referral = "referral"
+
+
+class Severity(StrEnum):
+    """Severity tiers, lowest first: 一般 / 紧急 / 重大."""
+
+    general = "general"
+    urgent = "urgent"
+    major = "major"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANKS[self]
+
+
+_SEVERITY_RANKS = {severity: rank for rank, severity in enumerate(Severity)}
+
+
+class RemedyKind(StrEnum):
+    apology = "apology"
+    explanation = "explanation"
+    repair = "repair"
+    replacement = "replacement"
+    refund = "refund"
+    coupon = "coupon"
+    points = "points"
+    cash = "cash"
+
+
+class Stage(StrEnum):
+    received = "received"
+    triaged = "triaged"
+    acknowledged = "acknowledged"
+    in_progress = "in_progress"
+    pending_customer = "pending_customer"  # waiting on the customer: deadline clocks are paused
+    remedy_proposed = "remedy_proposed"
+    awaiting_approval = "awaiting_approval"
+    remedy_executed = "remedy_executed"
+    resolved = "resolved"
+    follow_up = "follow_up"
+    closed = "closed"
+    reopened = "reopened"
+    withdrawn = "withdrawn"
+    refused = "refused"  # the input was invalid: nothing was processed
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Stage.closed, Stage.withdrawn, Stage.refused)
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused: a misspelt field would otherwise be silently lost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+class Customer(_Strict):
+    """Contact details are personal data: never logged, only handed to the notifier."""
+
+    id: Name
+    name: Name | None = None
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9 ()-]{5,32}$")] | None = None
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)] | None = None
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "en"
+
+
+class OrderItem(_Strict):
+    sku: Name
+    name: Name | None = None
+    quantity: Annotated[int, Field(ge=1)] = 1
+    unit_price: Money | None = None
+
+
+class Order(_Strict):
+    id: Name
+    value: Money = Decimal("0")
+    currency: Currency = "CNY"
+    items: list[OrderItem] = Field(default_factory=list, max_length=500)
+    product_sku: Name | None = None
+
+
+MetadataValue = str | int | float | bool | None
+
+
+class ComplaintInput(_Strict):
+    """What a service submits to open a case (the workflow input, JSON on the wire)."""
+
+    complaint_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+    customer: Customer
+    channel: Channel
+    received_at: datetime
+    text: Text
+    order: Order | None = None
+    requested_remedy: RemedyKind | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50
+    )
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=100)
+
+    @field_validator("received_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone (e.g. 2026-11-22T09:30:00+08:00)")
+        return value
+
+
+def _path_part(part: Any) -> str:
+    """`.name` or `.0`; a key that is not a plain word is quoted: `["my key"]`, `[""]`."""
+    text = str(part)
+    if isinstance(part, int) or re.fullmatch(r"\w+", text):
+        return f".{text}"
+    return f"[{json.dumps(text, ensure_ascii=False)}]"
+
+
+def describe_validation_error(error: ValidationError, root: str = "complaint", quote_input: bool = True) -> list[str]:
+    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'.
+
+    `quote_input=False` leaves out the offending values, which may be personal data.
+    """
+    lines = []
+    for problem in error.errors():
+        path = root + "".join(_path_part(part) for part in problem["loc"])
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif quote_input and "input" in problem and problem["type"] not in ("missing",):
+            message = f"{message} (got {problem['input']!r})"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def parse_signal(model: type[M], raw: Any) -> tuple[M | None, list[str]]:
+    """A signal's argument, validated here rather than by the SDK's decoder.
+
+    Signals cannot be refused to the sender: an argument the SDK could not decode
+    would fail the workflow task again and again. Handlers take `Any` and call this;
+    a bad argument is noted and ignored.
+    """
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as invalid:
+        return None, describe_validation_error(invalid, root="signal", quote_input=False)
+
+
+# ---------------------------------------------------------------- messages
+
+
+class ResponseRecord(_Strict):
+    """record_response: an agent answered the customer (first response, or a later update)."""
+
+    agent: Name
+    message: Text | None = Field(
+        default=None, description="When given, sent to the customer as a progress update."
+    )
+
+
+class RemedyProposal(_Strict):
+    """propose_remedy: what an agent offers the customer."""
+
+    kind: RemedyKind
+    amount: Money = Decimal("0")
+    currency: Currency = "CNY"
+    reason: Text
+    proposed_by: Name
+
+
+class ApprovalDecision(_Strict):
+    """approve_remedy / reject_remedy, signed by the approver's key (see workflows/signatures.py).
+
+    `signed_at` and `signature` are required by the workflow's validator; they
+    are optional here only so that decisions recorded before signing existed
+    still decode when old cases replay.
+    """
+
+    proposal_id: Name
+    approver: Name
+    note: Annotated[str, Field(max_length=2_000)] | None = None
+    signed_at: datetime | None = None
+    signature: Annotated[str, Field(max_length=200)] | None = None
+
+
+class Resolution(_Strict):
+    """resolve: the agent considers the case handled."""
+
+    agent: Name
+    summary: Text
+
+
+class Feedback(_Strict):
+    """customer_feedback: the follow-up survey answer (CSAT 1-5)."""
+
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, Field(max_length=5_000)] | None = None
+
+
+class CustomerQuestion(_Strict):
+    """await_customer: an agent needs something from the customer; the clocks stop until they answer."""
+
+    agent: Name
+    question: Text
+
+
+class CustomerReply(_Strict):
+    """customer_replied: the customer answered; the clocks run again."""
+
+    message: Text
+
+
+class Retriage(_Strict):
+    """retriage: decide a running case again with the current rule version (its deadlines follow)."""
+
+    by: Name
+    reason: Text
+
+
+class SeverityChange(_Strict):
+    """change_severity: a supervisor re-tiers the case; its open deadlines are recomputed."""
+
+    severity: Severity
+    by: Name
+    reason: Text
+
+
+class Withdrawal(_Strict):
+    """withdraw: the customer (or an agent for them) takes the complaint back."""
+
+    by: Name
+    reason: Annotated[str, Field(max_length=2_000)] | None = None
+
+
+# ---------------------------------------------------------------- results
+
+
+class ProposalStatus(StrEnum):
+    awaiting_approval = "awaiting_approval"
+    approved = "approved"
+    rejected = "rejected"
+    executed = "executed"
+    failed = "failed"  # the payment service refused it; a human must act
+
+
+class ProposalRecord(BaseModel):
+    proposal_id: str
+    kind: RemedyKind
+    amount: Decimal
+    currency: str
+    reason: str
+    proposed_by: str
+    status: ProposalStatus
+    required_role: str | None = None
+    eligible_approvers: list[str] = Field(default_factory=list)
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    transaction_id: str | None = None
+    rule_version: str
+    proposed_at: datetime | None = None
+
+
+class ProposalAnswer(BaseModel):
+    """What propose_remedy returns to the caller."""
+
+    proposal_id: str
+    status: ProposalStatus
+    required_role: str | None = None
+
+
+class Deadline(BaseModel):
+    due: datetime
+    met_at: datetime | None = None
+    breached_at: datetime | None = None
+    fired: int = Field(default=0, description="Events of its chain done so far (warnings, the breach, levels).")
+
+
+class RemedyOffer(BaseModel):
+    """A remedy the rules suggest for this case; an agent proposes it (or not)."""
+
+    rule: str
+    kind: RemedyKind
+    amount: Decimal = Decimal("0")
+    currency: str | None = None
+
+
+class Status(BaseModel):
+    """The `status` query: where a case stands now."""
+
+    complaint_id: str
+    stage: Stage
+    severity: Severity | None = None
+    category: str | None = None
+    queue: str | None = None
+    assignee: str | None = None
+    deadlines: dict[str, Deadline] = Field(default_factory=dict)
+    escalation_level: int = 0
+    pending_approval: ProposalRecord | None = None
+    remedies: list[ProposalRecord] = Field(default_factory=list)
+    offers: list[RemedyOffer] = Field(default_factory=list)
+    rule_version: str | None = None
+    csat: int | None = None
+    reopen_count: int = 0
+    paused_since: datetime | None = None
+    paused_seconds: float = Field(default=0, description="Time not counted against deadlines so far.")
+    tags: list[str] = Field(default_factory=list, description="Set by the rules (e.g. repeat, duplicate_order).")
+
+
+class TimelineEvent(BaseModel):
+    """One line of the audit trail: what happened, when, by whom."""
+
+    at: datetime
+    kind: str
+    actor: str
+    detail: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Outcome(BaseModel):
+    """The workflow result, kept by Temporal after the case ends (reports read it).
+
+    Anonymous by construction: no names, contacts or free text (remedy reasons are
+    blank here and live in the timeline; problems name fields, not values). It is the
+    one payload of a case not sealed with the case's own key, so it survives erasure.
+
+    The times and routing fields were added after the first release; results of
+    cases that ended before then lack them, and reports fall back to visibility.
+    """
+
+    complaint_id: str
+    stage: Stage
+    severity: Severity | None = None
+    category: str | None = None
+    channel: Channel | None = None
+    queue: str | None = None
+    received_at: datetime | None = None
+    first_response_at: datetime | None = Field(default=None, description="When an agent first answered.")
+    resolved_at: datetime | None = Field(default=None, description="When the case was last resolved.")
+    ended_at: datetime | None = None
+    csat: int | None = None
+    reopen_count: int = 0
+    breaches: list[str] = Field(default_factory=list)
+    compensation: list[ProposalRecord] = Field(default_factory=list)
+    rule_version: str | None = None
+    problems: list[str] = Field(default_factory=list)

@@ -1,0 +1,39 @@
+# Frozen: workflows/search_attributes.py as of commit 33ca1c0, the code that wrote ../sdk-python-1591-cold-update.json (imports rewritten).
+# Not used by Redress: the tripwire in tests/test_upstream.py replays that history on it. Do not edit.
+"""Custom search attributes: what supervisors filter by in the Temporal UI and `redress list`.
+
+Example: ComplaintStatus = "awaiting_approval" AND Severity = "major".
+The worker registers them on an embedded dev server; on a shared cluster an
+operator creates them once (see README).
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+COMPLAINT_STATUS = SearchAttributeKey.for_keyword("ComplaintStatus")
+SEVERITY = SearchAttributeKey.for_keyword("Severity")
+CATEGORY = SearchAttributeKey.for_keyword("Category")
+QUEUE = SearchAttributeKey.for_keyword("Queue")
+CHANNEL = SearchAttributeKey.for_keyword("Channel")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+FIRST_RESPONSE_DUE = SearchAttributeKey.for_datetime("FirstResponseDue")
+RESOLUTION_DUE = SearchAttributeKey.for_datetime("ResolutionDue")
+NEXT_UPDATE_DUE = SearchAttributeKey.for_datetime("NextUpdateDue")
+ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
+BREACHED = SearchAttributeKey.for_bool("Breached")
+
+ALL = [
+    COMPLAINT_STATUS, SEVERITY, CATEGORY, QUEUE, CHANNEL, CUSTOMER_ID,
+    FIRST_RESPONSE_DUE, RESOLUTION_DUE, NEXT_UPDATE_DUE, ESCALATION_LEVEL, BREACHED,
+]
+DUE_KEYS = {"first_response": FIRST_RESPONSE_DUE, "resolution": RESOLUTION_DUE, "next_update": NEXT_UPDATE_DUE}
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` arguments for `temporal server start-dev`."""
+    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int", "BOOL": "Bool"}
+    flags = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
+    return flags
