@@ -1,7 +1,7 @@
 // Open a complaint, answer it, propose a refund and approve it from TypeScript with plain JSON.
 //
 //   npm install @temporalio/client tsx
-//   export TEMPORAL_CODEC_ENDPOINT=http://localhost:8081 TEMPORAL_CODEC_AUTH="Bearer <redress keys codec-token NAME>"
+//   export REDRESS_CODEC=http://localhost:8081 TEMPORAL_CODEC_AUTH="Bearer <redress keys codec-token NAME>"
 //   APPROVER_KEY=keys/wang.fang.pem npx tsx complaint.ts
 //
 // See docs/contract.md for every name used here, and docs/security.md for the codec server.
@@ -24,6 +24,7 @@ function signedTerms(complaintId: string, proposalId: string, decision: 'approve
 }
 
 // Payloads are encrypted (personal data): this client holds no keys and asks Redress's codec server instead.
+// Each payload is sealed for one workflow (the endpoint names it): a case refuses another case's payloads.
 class RemoteCodec implements PayloadCodec {
   constructor(private readonly endpoint: string, private readonly auth: string) {}
 
@@ -52,15 +53,16 @@ class RemoteCodec implements PayloadCodec {
 
 async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
-  const endpoint = process.env.TEMPORAL_CODEC_ENDPOINT;
-  const client = new Client({
-    connection,
-    namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
-    dataConverter: { payloadCodecs: endpoint ? [new RemoteCodec(endpoint, process.env.TEMPORAL_CODEC_AUTH ?? '')] : [] },
-  });
-
   // 1. Open the case. The complaint id is the workflow id, so a retry cannot open a second case.
   const complaintId = `TS-${Date.now()}`;
+  const codec = process.env.REDRESS_CODEC ?? 'http://localhost:8081';
+  const client = new Client({  // a client per case: its payloads are bound to complaint-<id>
+    connection,
+    namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+    dataConverter: { payloadCodecs: [new RemoteCodec(`${codec}/bind/complaint-${complaintId}`,
+                                                     process.env.TEMPORAL_CODEC_AUTH ?? '')] },
+  });
+
   const handle = await client.workflow.start('Complaint', {
     taskQueue: TASK_QUEUE,
     workflowId: `complaint-${complaintId}`,
