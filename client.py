@@ -27,6 +27,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.envconfig import ClientConfig
@@ -65,8 +66,10 @@ from workflows.contract import (
 )
 
 DEFAULT_ADDRESS = "localhost:7233"
-# How long a step waits out a case whose workflow task is being retried (its worker died mid-task).
-UPDATE_PATIENCE = timedelta(seconds=60)
+# How long a step waits out a case whose workflow task is being retried (its worker died mid-task), or whose
+# worker is too busy to answer before the server's deadline (a restarted worker catching up): the same update
+# id is sent again meanwhile, so the step is applied once.
+UPDATE_PATIENCE = timedelta(seconds=120)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -384,6 +387,9 @@ class RedressClient:
             except WorkflowUpdateFailedError as failed:
                 cause = failed.cause
                 raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+            except WorkflowUpdateRPCTimeoutOrCancelledError:
+                if loop.time() > give_up:
+                    raise
             except RPCError as error:
                 if not _worth_resending(error) or loop.time() > give_up:
                     raise self._translate(name, error) from None
@@ -516,4 +522,5 @@ def _signed_proposal(subject: str, proposal_id: str, proposal: RemedyProposal,
 
 def _worth_resending(error: RPCError) -> bool:
     """A step the server could not take yet: its case's workflow task is being retried, or the server is away."""
-    return "Workflow Task in failed state" in error.message or error.status == RPCStatusCode.UNAVAILABLE
+    return ("Workflow Task in failed state" in error.message
+            or error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED))

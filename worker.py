@@ -55,6 +55,11 @@ CODEC_PORT = int(os.environ.get("REDRESS_CODEC_PORT", "8081"))  # 0: no codec se
 # record or crisis watch hears from a case once or twice in its life, so the records worker keeps fewer.
 CACHED_CASES = int(os.environ.get("REDRESS_CACHED_CASES", "500"))
 CACHED_RECORDS = int(os.environ.get("REDRESS_CACHED_RECORDS", "200"))
+# Workflow tasks a worker takes at once. The SDK's default (100) is far more than a Python process can work
+# through within a task's 10-second timeout when they all need CPU at once (a restarted worker replaying every
+# case it inherits): the tasks it took but could not reach time out, are retried, and time out again. A task
+# not yet taken waits on the server's queue with no timeout, so fewer slots lose nothing.
+WORKFLOW_TASK_SLOTS = int(os.environ.get("REDRESS_WORKFLOW_TASK_SLOTS", "20"))
 
 
 def temporal_binary() -> str:
@@ -94,7 +99,8 @@ class Workers:
         client = as_worker_client(client)
         self.workers = [
             Worker(client, task_queue=queue, workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
-                   activities=activities.all(), **{"max_cached_workflows": cached, **options})
+                   activities=activities.all(),
+                   **{"max_cached_workflows": cached, "max_concurrent_workflow_tasks": WORKFLOW_TASK_SLOTS, **options})
             for queue, cached in ((task_queue, CACHED_CASES), (records_queue(task_queue), CACHED_RECORDS))
         ]
 
