@@ -641,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--proposal", help="the proposal you mean to decide (refused if another is pending)")
         decide.add_argument("--note", "--reason", dest="note", help="why (recorded in the timeline)")
         decide.set_defaults(run=cmd_decide, verb=verb)
-    keys = add_command("keys", help="approvers' signing keys")
+    keys = add_command("keys", help="approvers' signing keys (new, revoke), payload keys (rotate), codec tokens")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     add_keys_command = functools.partial(keys_commands.add_parser, parents=[json_flag])
     new_key = add_keys_command("new", help="create a key pair; --register puts the public key in the directory")

@@ -176,7 +176,7 @@ def start_codec_server(stack: AsyncExitStack) -> None:
         log.warning("codec server not started; the UI will show encrypted payloads", port=CODEC_PORT, error=str(error))
         return
     log.info("codec server started: sign in there with a token from `redress keys codec-token NAME`",
-             url=f"{server.url}/login")
+             url=f"http://localhost:{CODEC_PORT}/login")  # the host the UI's cookie is for, as the README says
 
 
 async def serve(settings: Settings) -> None:

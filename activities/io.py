@@ -5,7 +5,7 @@ Kept apart from workflows/contract.py because no outside service depends on them
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -194,6 +194,11 @@ class CustomerNotice(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
 
 
+def utc_minute(moment: datetime) -> str:
+    """A time as notices quote it: in UTC, and labelled so (a deadline carries the complaint's own offset)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def notice_params(complaint_id: str, severity: Severity | None, queue: str | None,
                   deadlines: dict[str, datetime]) -> dict[str, str]:
     """What every notice template may quote of a case; shared by the workflow and the intake activity."""
@@ -201,7 +206,7 @@ def notice_params(complaint_id: str, severity: Severity | None, queue: str | Non
         "complaint_id": complaint_id,
         "severity": severity.value if severity else "",
         "queue": queue or "",
-        **{f"{name}_due": due.strftime("%Y-%m-%d %H:%M UTC") for name, due in deadlines.items()},
+        **{f"{name}_due": utc_minute(due) for name, due in deadlines.items()},
     }
 
 

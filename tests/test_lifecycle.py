@@ -122,3 +122,14 @@ async def test_survey_without_answer_closes_the_case(run_worker, tmp_path):
         kinds = [e.kind for e in await redress.timeline(cid)]
     assert outcome.stage.value == "closed" and outcome.csat is None
     assert "survey_expired" in kinds
+
+
+def test_notices_quote_deadlines_in_utc_whatever_offset_the_complaint_came_with():
+    """Found following the README: a +08:00 deadline was quoted with its local clock and the label "UTC"."""
+    from datetime import datetime, timedelta, timezone
+
+    from activities.io import notice_params
+
+    beijing = timezone(timedelta(hours=8))
+    params = notice_params("C-1", None, None, {"first_response": datetime(2026, 11, 24, 9, 30, tzinfo=beijing)})
+    assert params["first_response_due"] == "2026-11-24 01:30 UTC"

@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import uuid
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 

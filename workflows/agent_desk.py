@@ -15,7 +15,7 @@ assignee recorded on the case. The desk ends after a day without complaints
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
@@ -128,7 +128,7 @@ class AgentDesk:
                 complaint_id=request.complaint_id, key=f"break:{state.queue}:{name}:{request.complaint_id}",
                 template="agent_break", role="agent", person=name, rule_version=request.rule_version,
                 params={"agent": name, "count": str(routed.streak), "queue": state.queue,
-                        "due": agent.on_break_until.strftime("%H:%M UTC")}))
+                        "due": agent.on_break_until.astimezone(timezone.utc).strftime("%H:%M UTC")}))
         state.routed[request.complaint_id] = routed
         state.routed = dict(list(state.routed.items())[-1000:])  # enough to answer retries; history stays small
         state.last_routed_at = now

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TriageFacts,
         TriageResult,
         notice_params,
+        utc_minute,
     )
     from workflows import approvals, signatures
     from workflows import search_attributes as sa
@@ -471,7 +472,7 @@ class Complaint:
             self._publish()
             return
         assert step is not None
-        due = deadline.due.strftime("%Y-%m-%d %H:%M UTC")
+        due = utc_minute(deadline.due)
         if kind == "warning":
             self._event("deadline_warning", "system", f"{name} deadline at {due}", deadline=name,
                         notify=step.notify, page=step.page)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from workflows.messages import M, describe
+from workflows.messages import describe
 
 WORKFLOW_TYPE = "Complaint"
 TASK_QUEUE = "redress"
