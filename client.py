@@ -317,7 +317,8 @@ class RedressClient:
                                  order_id: str | None = None) -> None:
         """The order system's news that a customer bought again: it ends the churn watch of their closed cases."""
         await self.client.start_workflow(
-            CustomerRecord.run, CustomerState(customer_id=customer_id), id=self.customer_record_id(customer_id),
+            CustomerRecord.run, CustomerState(customer_id=self.customer_ref(customer_id)),
+            id=self.customer_record_id(customer_id),
             task_queue=self.task_queue, start_signal="customer_purchased",
             start_signal_args=[Purchase(at=at, order_id=order_id)])
 
@@ -351,7 +352,7 @@ class RedressClient:
         """
         if private_key is not None:
             next_id = f"C{len((await self.crisis(key))['proposals']) + 1}"
-            proposal = _signed_proposal(key, next_id, proposal, private_key)
+            proposal = _signed_proposal(key, next_id, proposal, private_key, scope=signatures.CRISIS)
         return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.propose_common_remedy, proposal)
 
     async def approve_common_remedy(self, key: str, approver: str, private_key: Ed25519PrivateKey,
@@ -362,7 +363,8 @@ class RedressClient:
             raise Refused("no common remedy awaits approval")
         signed_at = _now_to_the_second()
         terms = signatures.signed_terms(key, pending["proposal_id"], "approve", Decimal(pending["amount"]),
-                                        pending["currency"], approver, signed_at)
+                                        pending["currency"], approver, signed_at, kind=pending["kind"],
+                                        scope=signatures.CRISIS)
         decision = ApprovalDecision(proposal_id=pending["proposal_id"], approver=approver, note=note,
                                     signed_at=signed_at, signature=signatures.sign(private_key, terms))
         return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.approve_common_remedy, decision)
@@ -472,8 +474,8 @@ class RedressClient:
         Returns the erased complaint ids. Cases are found through visibility, which
         lags a second or so behind a case's start.
         """
-        _quoted(customer_id)  # the same check as every filter value, for the same clear refusal
-        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = '{self.customer_ref(customer_id)}'"
+        ref = self.customer_ref(customer_id)  # any id (an e-mail address, a phone); visibility holds its pseudonym
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = {_quoted(ref)}"
         running, ended = [], []
         async for execution in self.client.list_workflows(query):
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
@@ -513,10 +515,10 @@ def _now_to_the_second() -> datetime:
 
 
 def _signed_proposal(subject: str, proposal_id: str, proposal: RemedyProposal,
-                     private_key: Ed25519PrivateKey) -> RemedyProposal:
+                     private_key: Ed25519PrivateKey, scope: str | None = None) -> RemedyProposal:
     signed_at = _now_to_the_second()
     terms = signatures.signed_terms(subject, proposal_id, "propose", proposal.amount, proposal.currency,
-                                    proposal.proposed_by, signed_at, kind=proposal.kind.value)
+                                    proposal.proposed_by, signed_at, kind=proposal.kind.value, scope=scope)
     return proposal.model_copy(update={"signed_at": signed_at, "signature": signatures.sign(private_key, terms)})
 
 

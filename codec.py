@@ -439,19 +439,31 @@ class RedressPayloadConverter(PydanticPayloadConverter):
         return payloads
 
     def from_payloads(self, payloads: Sequence[Payload], type_hints: list[type] | None = None) -> list[Any]:
-        if not any(UNDECODABLE in payload.metadata for payload in payloads):
+        hints = list(type_hints or [])
+        if not any(_takes_anything(hint) for hint in hints) and not any(UNDECODABLE in p.metadata for p in payloads):
             return super().from_payloads(payloads, type_hints)
         values = []
         for index, payload in enumerate(payloads):
-            hint = type_hints[index] if type_hints and index < len(type_hints) else None
-            if UNDECODABLE not in payload.metadata:
-                values.extend(super().from_payloads([payload], [hint] if hint else None))
+            hint = hints[index] if index < len(hints) else None
+            if UNDECODABLE in payload.metadata:
+                reason = payload.metadata[UNDECODABLE].decode()
+                if not _takes_anything(hint):
+                    raise ValueError(f"a payload was refused by the codec: {reason}")
+                values.append(Undecodable(reason=reason, missing_key=MISSING_KEY in payload.metadata))
                 continue
-            reason = payload.metadata[UNDECODABLE].decode()
-            if hint not in (None, Any, object):
-                raise ValueError(f"a payload was refused by the codec: {reason}")
-            values.append(Undecodable(reason=reason, missing_key=MISSING_KEY in payload.metadata))
+            try:
+                values.extend(super().from_payloads([payload], [hint] if hint else None))
+            except Exception as error:  # noqa: BLE001 - JSON too deep, a number too long, not UTF-8, another encoding
+                if not _takes_anything(hint):
+                    raise
+                # a message handler's argument: refused by the handler, and the SDK never logs what was sent
+                values.append(Undecodable(reason=f"it could not be read as JSON ({type(error).__name__})"))
         return values
+
+
+def _takes_anything(hint: Any) -> bool:
+    """A message handler's raw argument (`Any`): anything the sender sent must reach it, to be refused there."""
+    return hint is Any or hint is object
 
 
 @dataclasses.dataclass(frozen=True)

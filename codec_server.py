@@ -143,7 +143,7 @@ class Sessions:
 
     def who(self, cookie: str | None) -> str | None:
         session_id, _, signature = (cookie or "").partition(".")
-        if not session_id or not hmac.compare_digest(signature, self._sign(session_id)):
+        if not session_id or not signature.isascii() or not hmac.compare_digest(signature, self._sign(session_id)):
             return None
         with self._lock:
             session = self._open.get(session_id)
@@ -219,7 +219,10 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
                 "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Namespace", "Vary": "Origin"}
 
     def reply(request: Request, status: int, body: dict) -> JSONResponse:
-        return JSONResponse(body, status_code=status, headers={**cors(request), "Cache-Control": "no-store"})
+        # a refusal closes the connection: a client refused before its body was read must not keep the
+        # connection (and a slot) by trickling that body
+        closing = {"Connection": "close"} if status >= 400 else {}
+        return JSONResponse(body, status_code=status, headers={**cors(request), "Cache-Control": "no-store", **closing})
 
     def caller(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -239,17 +242,21 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
 
     async def login(request: Request) -> Response:
         origin = request.headers.get("origin")
+        closing = {"Connection": "close"}
         if origin not in ({own_origin(request)} | ui_origins):
             log.warning("codec login refused: foreign origin")
-            return HTMLResponse(LOGIN_PAGE.format(message="Sign in from this server's own page."), status_code=403)
+            return HTMLResponse(LOGIN_PAGE.format(message="Sign in from this server's own page."), status_code=403,
+                                headers=closing)
         try:
             body = await read_body(request, LOGIN_FORM_MAX)
         except Refusal as refused:
-            return HTMLResponse(LOGIN_PAGE.format(message=html.escape(refused.message)), status_code=refused.status)
+            return HTMLResponse(LOGIN_PAGE.format(message=html.escape(refused.message)), status_code=refused.status,
+                                headers=closing)
         token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0]
         who = tokens.who(token)
         if who is None:
-            return HTMLResponse(LOGIN_PAGE.format(message="That token is not valid."), status_code=401)
+            return HTMLResponse(LOGIN_PAGE.format(message="That token is not valid."), status_code=401,
+                                headers=closing)
         response = HTMLResponse(LOGIN_PAGE.format(message=f"Signed in as {html.escape(who)} for 12 hours."),
                                 headers={"Cache-Control": "no-store"})
         response.set_cookie(COOKIE, sessions.open(who, token), max_age=SESSION_SECONDS, path="/", httponly=True,
@@ -272,7 +279,7 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
             return reply(request, refused.status, {"error": refused.message})
         try:
             payloads = json_format.Parse(body, Payloads())
-        except (json_format.ParseError, UnicodeDecodeError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - whatever the parser trips on is the client's malformed body
             return reply(request, 400, {"error": f"not a Payloads message: {type(error).__name__}"})
         # binding decides how a payload is sealed; any holder of a token may open what it may read
         step = (encryption.bound(bound_to) if bound_to else encryption).encode_one if action == "encode" \
@@ -298,7 +305,7 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
                 raise ValueError
         except Refusal as refused:
             return reply(request, refused.status, {"error": refused.message})
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return reply(request, 400, {"error": 'send {"customer_id": "..."}'})
         ref = encryption.ring.pseudonym(customer_id)
         return reply(request, 200, {"pseudonym": ref, "workflow_id": f"customer-{ref}"})
@@ -321,20 +328,30 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
 
 
 class HeadDeadline(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, cutting off a connection that has not sent a request head in time.
+    """uvicorn's HTTP/1.1 protocol, cutting off a connection that does not send a request head in time.
 
-    uvicorn times out idle keep-alive connections, not a new connection that trickles its
-    headers (or sends nothing): without this, such clients could hold every slot.
+    uvicorn times out an idle keep-alive connection, but each byte resets that timer, and a
+    new connection that trickles its head (or sends nothing) has none: such clients could
+    hold every slot. Here each request head, the first and every one after a response,
+    must arrive within `head_seconds`.
     """
 
     head_seconds = HEAD_SECONDS
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.loop.call_later(self.head_seconds, self._head_overdue)
+        self._arm()
 
-    def _head_overdue(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        waiting_after = self.cycle  # None on a new connection; else the request just answered
+        self.loop.call_later(self.head_seconds, self._head_overdue, waiting_after)
+
+    def _head_overdue(self, waiting_after) -> None:
+        if self.cycle is waiting_after and not self.transport.is_closing():  # no new request head since
             self.transport.close()
 
 

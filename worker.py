@@ -170,7 +170,7 @@ def start_codec_server(stack: AsyncExitStack) -> None:
     if not CODEC_PORT:
         return
     try:
-        server = stack.enter_context(codec_server.CodecServer(
+        stack.enter_context(codec_server.CodecServer(
             codec.keys_dir(), "127.0.0.1", CODEC_PORT, {f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"}))
     except OSError as error:
         log.warning("codec server not started; the UI will show encrypted payloads", port=CODEC_PORT, error=str(error))

@@ -140,7 +140,7 @@ class ComplaintActivities:
                                  received_at=facts.received_at, window_seconds=window.total_seconds())
         try:
             known = await self._update_with_start(
-                CustomerRecord.run, CustomerState(customer_id=facts.customer_id),
+                CustomerRecord.run, CustomerState(customer_id=self._customer_ref(facts.customer_id)),
                 customer_workflow_id(self._customer_ref(facts.customer_id)), CustomerRecord.complaint_opened, opened,
                 f"opened:{facts.complaint_id}")
         except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
@@ -152,13 +152,19 @@ class ComplaintActivities:
                                         "open_on_order": known.open_on_order})
 
     async def _report_to_crisis_watch(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> None:
-        """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries)."""
+        """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries).
+
+        The key is also the case's own: the only crisis whose common remedy it will take.
+        """
         crisis = rule_set.document.crisis
         value = {"sku": facts.order.product_sku if facts.order else None,
                  "category": result.category, "queue": result.queue}[crisis.key] if crisis else None
-        if self.temporal is None or not value:
+        if not value:
             return
         key = f"{crisis.key}:{value}"
+        result.crisis_key = key
+        if self.temporal is None:
+            return
         reported = ComplaintReported(complaint_id=facts.complaint_id, at=facts.received_at, rules=CrisisRules(
             window_seconds=crisis.window.total_seconds(), threshold=crisis.threshold, notify=crisis.notify,
             raise_to=crisis.raise_to, rule_version=rule_set.version))
@@ -234,14 +240,14 @@ class ComplaintActivities:
         churn = rule_set.document.churn
         profile = end.metadata.get(churn.profile_field) if churn else None
         ended = end.ended.model_copy(update={
-            # the record keeps no contact details (they would outlive an erasure there); the care package
-            # looks them up from the case itself when it is due
-            "customer": Customer(id=end.ended.customer.id, language=end.ended.customer.language),
+            # the record keeps no contact details and no customer id, only the pseudonym (it is sealed with the
+            # deployment key, which an erasure leaves); the care package looks the customer up in the case itself
+            "customer": Customer(id=self._customer_ref(end.ended.customer.id), language=end.ended.customer.language),
             "rule_version": rule_set.version, "profile": str(profile) if profile is not None else None,
             "churn_window_seconds": churn.window.total_seconds() if churn else None})
         await self.temporal.start_workflow(
             CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
-            id=customer_workflow_id(self._customer_ref(ended.customer.id)),
+            id=customer_workflow_id(ended.customer.id),
             task_queue=_records_queue(), start_signal="complaint_ended", start_signal_args=[ended])
 
     @activity.defn
@@ -254,17 +260,17 @@ class ComplaintActivities:
         if not package:
             log.info("no care package for this profile", complaint_id=ended.complaint_id, profile=ended.profile)
             return "none"
-        customer = ended.customer
-        if not (customer.email or customer.phone):
-            customer = await self._contact_from_case(ended.complaint_id)
-            if customer is None:
-                log.info("no care package: the customer's personal data was erased", complaint_id=ended.complaint_id)
-                return "erased"
+        # the record keeps no contact details nor the customer's id (they would outlive an erasure there):
+        # both come from the case itself, which an erasure has made unreadable
+        customer = await self._contact_from_case(ended.complaint_id)
+        if customer is None:
+            log.info("no care package: the customer's personal data was erased", complaint_id=ended.complaint_id)
+            return "erased"
         params = {"complaint_id": ended.complaint_id}
         if package.kind:
             await self.execute_remedy(RemedyOrder(
                 complaint_id=ended.complaint_id, proposal_id="care", kind=package.kind, amount=package.amount,
-                currency=package.currency, customer_id=order.customer_id))
+                currency=package.currency, customer_id=customer.id))
             params.update(remedy=package.kind.value, amount=str(package.amount), currency=package.currency)
         await self.notify_customer(CustomerNotice(
             complaint_id=ended.complaint_id, key=f"care:{ended.complaint_id}", template=package.template,
@@ -306,6 +312,8 @@ class ComplaintActivities:
     async def check_proposal(self, check: ProposalCheck) -> ProposalVerdict:
         """Who must approve a remedy: the case's pinned limits, the people of the live directory."""
         verdict = approvals.check_proposal(self.rules.get(check.rule_version), check, self.rules.latest(fresh=True))
+        if verdict.proposer is not None:
+            verdict.proposer.unavailable = self._directory_unreadable()
         log.info("proposal checked", complaint_id=check.complaint_id, needs_approval=verdict.needs_approval,
                  required_role=verdict.required_role, allowed=verdict.allowed)
         return verdict
@@ -317,9 +325,27 @@ class ComplaintActivities:
         Read fresh each time (no hot-reload interval): a key revoked a second ago must not decide.
         """
         found = approvals.authority_of(self.rules.get(check.rule_version), self.rules.latest(fresh=True), check)
+        found.unavailable = self._directory_unreadable()
         log.info("authority checked", complaint_id=check.complaint_id, has_key=found.public_key is not None,
                  role=found.role, covers=found.covers, at_level=found.at_level)
         return found
+
+    def _directory_unreadable(self) -> str | None:
+        """Why no signature may be checked now: the rules folder does not load (decisions fail closed).
+
+        The last good version goes on deciding deadlines and routing; but a revocation or a
+        removed key written into a folder that does not load would otherwise be ignored.
+        """
+        if not self.rules.refused:
+            return None
+        first = self.rules.refused[0]
+        return (f"the rules folder does not load ({first.file}:{first.line}:{first.column}: {first.message}), so "
+                "the approver directory cannot be trusted: no decision is taken until an admin fixes it")
+
+    @activity.defn
+    async def customer_ref(self, customer_id: str) -> str | None:
+        """A customer id's pseudonym, for a case refused as invalid (erasure finds its cases by it)."""
+        return self._customer_ref(customer_id)
 
     @activity.defn
     async def notify_customer(self, notice: CustomerNotice) -> str:
@@ -382,7 +408,7 @@ class ComplaintActivities:
     def all(self) -> list:
         return [
             self.triage, self.triage_and_acknowledge, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
-            self.authority,
+            self.authority, self.customer_ref,
             self.notify_customer, self.notify_staff, self.execute_remedy, self.record_case_end,
             self.send_care_package,
         ]

@@ -97,6 +97,8 @@ class TriageResult(BaseModel):
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
     customer_ref: str | None = Field(default=None, description="The customer as visibility and their record know "
                                                                "them: a keyed pseudonym of the id (codec.py).")
+    crisis_key: str | None = Field(default=None, description="The crisis watch this complaint was reported to "
+                                                             "(`sku:KETTLE-2`): the only crisis whose remedy it takes.")
 
     @property
     def fired(self) -> list[str]:
@@ -145,6 +147,8 @@ class ProposalCheck(BaseModel):
     above_role: str | None = Field(default=None, description="Ask the next level above this role (a timeout).")
     at: datetime | None = Field(default=None, description="The workflow's now: delegations are judged on its day.")
     signed: bool = Field(default=False, description="The proposer signed it: report their authority in `proposer`.")
+    auto_used: Decimal = Field(default=Decimal(0), description="What the case was already granted under the "
+                                                               "automatic limit, in this currency.")
 
 
 class AuthorityCheck(BaseModel):
@@ -168,6 +172,8 @@ class Authority(BaseModel):
     acting_for: str | None = None
     covers: bool = Field(default=False, description="Their authority covers this amount, kind and currency.")
     at_level: bool = Field(default=False, description="Their role is `at_least` or above.")
+    unavailable: str | None = Field(default=None, description="Why nobody can be checked now (the rules folder "
+                                                              "does not load: decisions fail closed).")
 
 
 class ProposalVerdict(BaseModel):
@@ -181,6 +187,7 @@ class ProposalVerdict(BaseModel):
     fallback: str = "reject"  # when no level is left: "reject", or "approve" (within fallback_cap)
     fallback_cap: Decimal | None = None
     proposer: Authority | None = Field(default=None, description="The signing proposer's authority (signed only).")
+    within_auto_limit: bool = Field(default=False, description="Approved by the rules' automatic limit.")
 
 
 class CustomerNotice(BaseModel):

@@ -51,3 +51,7 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # the HTTP client's own lines quote a peer's status line and headers, which a peer may fill with what it
+    # was sent (a customer's phone in a reason phrase): our activities log what was sent, by id and template
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

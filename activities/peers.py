@@ -26,10 +26,10 @@ async def post_idempotent(client: httpx.AsyncClient, url: str, key: str, payload
     if response.status_code >= 500 or response.status_code == 429:
         raise RuntimeError(f"{url}: HTTP {response.status_code}; will retry")
     if response.status_code >= 400:
-        # the peer's body is not quoted: it may echo the request (a customer's address, their message),
-        # and this message reaches logs and the case's timeline
+        # neither the peer's body nor its reason phrase is quoted: either may echo the request (a customer's
+        # phone, their message), and this message reaches logs and the case's timeline
         raise ApplicationError(
-            f"{url} refused the request: HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+            f"{url} refused the request: HTTP {response.status_code}",
             type=PEER_REFUSED,
             non_retryable=True,
         )

@@ -1,10 +1,10 @@
 """The bare floor for bench/floor.py: our complaint's Temporal calls with nothing inside them.
 
 Every call an auto-remedied case makes, in the same order, with empty bodies:
-- the case: a patch marker, 6 local activities (a customer notice rides in the
-  step it follows), one deadline timer the case ends without cancelling,
-  4 updates (one awaits a step, as proposing does), and 6 search-attribute
-  upserts (the patch's own, then one per workflow task);
+- the case: 6 local activities (a customer notice rides in the step it
+  follows), one deadline timer the case ends without cancelling, 4 updates
+  (one awaits a step, as proposing does), and a search-attribute upsert per
+  workflow task;
 - beside it, as triage and the end of a case do: an update-with-start of the
   customer's record, a signal-with-start of the product's crisis watch, and a
   signal-with-start of the record when the case ends. The record and the watch
@@ -76,7 +76,6 @@ class BareComplaint:
 
     @workflow.run
     async def run(self, keys: dict) -> str:
-        workflow.patched("bare-lean-history")  # ours marks its cases with a patch: a marker and an upsert
         await self._step("bare_triage", keys)
         self._upsert(first=True)  # triage carried the acknowledgement
         self.stage = "acknowledged"

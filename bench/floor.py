@@ -8,8 +8,8 @@ its own product) carried from submission to close on the auto-remedied path
 real worker: rules, pydantic models, encryption, structured logs, the outbox.
 
 "Bare" (bench/bare_workflow.py): workflows with empty bodies that make every
-Temporal call ours makes, in the same order: the case's patch marker, local
-activities, timer, updates and search-attribute upserts, and the messages to
+Temporal call ours makes, in the same order: local activities, timer, updates
+and search-attribute upserts, and the messages to
 the customer's record and the product's crisis watch. What is left is what the
 goal is about: our rules, models, logging and encryption. (Until 2026-11-23 the
 bare side had no search attributes, no patch and no other workflows: it

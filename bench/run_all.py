@@ -133,7 +133,7 @@ def render(results: dict) -> str:
     else:
         lines += [f"{floor['complaints_per_round']} CFPB complaints per round, {floor['concurrency']} worked at "
                   "once, auto-remedied path; bare = every Temporal call ours makes (local activities, timer, "
-                  "updates, search-attribute upserts, patch, the customer record's and crisis watch's messages) "
+                  "updates, search-attribute upserts, the customer record's and crisis watch's messages) "
                   "with empty bodies (bench/bare_workflow.py). CPU is milliseconds per case: this process "
                   "(driver, client, worker) + the dev server. Events: the median history length of 20 of the "
                   "round's cases, to show that both sides cost the server the same.", "",

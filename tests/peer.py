@@ -27,6 +27,7 @@ class Request:
 class Script:
     fail: list[int] = field(default_factory=list)  # statuses to answer before acting
     stall_seconds: list[float] = field(default_factory=list)  # act, then stall this long before answering
+    reason: str | None = None  # the reason phrase of those failures (services put all sorts in it)
 
 
 class Peer:
@@ -49,8 +50,9 @@ class Peer:
                 if stall:
                     time.sleep(stall)
                 payload = json.dumps(answer).encode()
+                script = peer.scripts.get(self.path)
                 try:
-                    self.send_response(status)
+                    self.send_response(status, script.reason if script and status >= 400 else None)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
@@ -74,9 +76,10 @@ class Peer:
         self._server.shutdown()
         self._server.server_close()
 
-    def script(self, path: str, fail: list[int] | None = None, stall_seconds: list[float] | None = None) -> None:
+    def script(self, path: str, fail: list[int] | None = None, stall_seconds: list[float] | None = None,
+               reason: str | None = None) -> None:
         with self._lock:
-            self.scripts[path] = Script(list(fail or []), list(stall_seconds or []))
+            self.scripts[path] = Script(list(fail or []), list(stall_seconds or []), reason)
 
     def _handle(self, path: str, key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
         with self._lock:

@@ -245,3 +245,54 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def test_a_refused_or_idle_client_cannot_hold_a_connection(tmp_path):
+    """From review: 199 connections that were refused but kept trickling bytes locked everyone out (503)."""
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "slot.checker")
+    with codec_server.CodecServer(keys, port=0, head_seconds=1, body_seconds=1) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as refused:
+            refused.sendall(b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n")
+            answer = refused.recv(65536)
+            assert status_of(answer) == 401 and b"connection: close" in answer.lower()
+            assert _closed(refused)  # the server hangs up instead of waiting for the body
+        with socket.create_connection((host, int(port)), timeout=5) as kept:
+            kept.sendall(b"POST /decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+                         + b"\r\nContent-Length: 2\r\n\r\n{}")
+            assert status_of(kept.recv(65536)) == 200
+            started = time.monotonic()
+            for byte in b"POST /de":  # the next head, a byte at a time
+                kept.sendall(bytes([byte]))
+                time.sleep(0.3)
+                if _closed(kept, wait=0.01):
+                    break
+            assert _closed(kept) and time.monotonic() - started < 4
+
+
+def test_odd_cookies_and_bodies_are_refused_not_crashed(tmp_path):
+    keys = codec.keys_dir()
+    token = codec_server.issue_token(keys, "odd.client")
+    with codec_server.CodecServer(keys, port=0) as server, httpx.Client(base_url=server.url) as http:
+        odd = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: "
+                          + codec_server.COOKIE.encode() + "=abc.\u00e9\u00e9".encode() + b"\r\n\r\n", b"{}")
+        assert status_of(odd) == 401
+        deep = b'{"customer_id": ' + b"[" * 1500 + b"]" * 1500 + b"}"  # deeper than the JSON parser goes
+        answer = http.post("/pseudonym", content=deep, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 400
+
+
+def _closed(connection: socket.socket, wait: float = 3.0) -> bool:
+    """Whether the server hangs up within `wait` seconds (what it still sends before that is read and dropped)."""
+    deadline = time.monotonic() + wait
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            if connection.recv(65536) == b"":
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return False

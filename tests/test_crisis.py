@@ -98,30 +98,47 @@ async def _is_major(redress, cid: str) -> bool:
 
 
 async def test_a_crisis_remedy_is_paid_only_to_a_linked_case_on_a_verified_signature(run_worker, peer):
-    """Finding 2: `crisis_remedy` from anyone, to a case linked to no crisis, paid 99,999 CNY with no proof."""
+    """Finding 2: `crisis_remedy` from anyone, to a case linked to no crisis, paid 99,999 CNY with no proof.
+    And from review: a case's own approval, replayed as a crisis' remedy on another case, paid it again."""
     from datetime import datetime, timezone
 
     from workflows import signatures
 
     async with run_worker() as redress:
-        cid = await open_case(redress, respond_as="li.na")
+        sku = f"FORGED-{uuid.uuid4().hex[:6]}"
+        crisis = f"sku:{sku}"
+        cid = await open_case(redress, respond_as="li.na", order={"id": "SO-1", "value": "900", "product_sku": sku})
+        stranger = await open_case(redress, respond_as="li.na")  # about no product: in no crisis
+        # a real approval on the stranger's case, to replay
+        await redress.propose_remedy(stranger, RemedyProposal(kind="refund", amount=Decimal("400"), currency="CNY",
+                                                              reason="x", proposed_by="li.na"))
+        seen = await redress.sign_decision(stranger, "approve", "wang.fang", APPROVER_KEYS["wang.fang"])
+        await redress.approve_remedy(stranger, seen)
         case = redress.handle(cid)
-        remedy = {"crisis_id": "sku:FORGED", "proposal_id": "C1", "kind": "cash", "amount": "99999",
+        remedy = {"crisis_id": crisis, "proposal_id": "C1", "kind": "cash", "amount": "99999",
                   "currency": "CNY", "reason": "x", "proposed_by": "li.na"}
 
-        def signed_by(name: str, amount: str, proposal: str) -> dict:
+        def signed_by(name: str, amount: str, proposal: str, kind: str = "cash") -> dict:
             at = datetime.now(timezone.utc).replace(microsecond=0)
-            terms = signatures.signed_terms("sku:FORGED", proposal, "approve", Decimal(amount), "CNY", name, at)
+            terms = signatures.signed_terms(crisis, proposal, "approve", Decimal(amount), "CNY", name, at,
+                                            kind=kind, scope=signatures.CRISIS)
             return {"signed_by": name, "signed_at": at.isoformat(),
                     "signature": signatures.sign(APPROVER_KEYS[name], terms)}
 
         await case.signal("crisis_remedy", remedy)  # linked to no crisis
         # anyone may link a case to a crisis (it only raises the case); money still needs a proven signer
-        await case.signal("crisis_declared", {"crisis_id": "sku:FORGED", "raise_to": "urgent", "reason": "say so"})
+        await case.signal("crisis_declared", {"crisis_id": crisis, "raise_to": "urgent", "reason": "say so"})
         await case.signal("crisis_remedy", remedy)  # unsigned
         await case.signal("crisis_remedy", {**remedy, "proposal_id": "C2", "amount": "300",
                                             **signed_by("sam.taylor", "300", "C2")})  # a specialist: 200 at most
         await case.signal("crisis_remedy", {**remedy, "proposal_id": "C3", **signed_by("wang.fang", "300", "C3")})
+        await case.signal("crisis_remedy", {**remedy, "proposal_id": "P1", "kind": "cash", "amount": "400",
+                                            "signed_by": "wang.fang", "signed_at": seen.signed_at.isoformat(),
+                                            "signature": seen.signature})  # the stranger's approval
+        other = "sku:SOMETHING-ELSE"  # a crisis this case was never triaged into, linked by a signal
+        await case.signal("crisis_declared", {"crisis_id": other, "raise_to": "urgent", "reason": "say so"})
+        await case.signal("crisis_remedy", {**remedy, "crisis_id": other, "proposal_id": "C5", "amount": "300",
+                                            **signed_by("wang.fang", "300", "C5")})
         good = {**remedy, "proposal_id": "C4", "amount": "300", **signed_by("wang.fang", "300", "C4")}
         await case.signal("crisis_remedy", good)
         await case.signal("crisis_remedy", good)  # the same remedy again: taken once
@@ -130,10 +147,11 @@ async def test_a_crisis_remedy_is_paid_only_to_a_linked_case_on_a_verified_signa
             return peer.acted("/pay", complaint_id=cid)
 
         await eventually(paid)
-        refusals = await eventually(lambda: _refusals(redress, cid, 4))
+        refusals = await eventually(lambda: _refusals(redress, cid, 6))
         status = await redress.status(cid)
-    assert ["not linked to crisis sku:FORGED" in refusals[0], "needs an approver's signature" in refusals[1],
-            "sam.taylor may not grant 300" in refusals[2], "forged or altered" in refusals[3]] == [True] * 4
+    assert ["not linked to crisis" in refusals[0], "needs an approver's signature" in refusals[1],
+            "sam.taylor may not grant 300" in refusals[2], "forged or altered" in refusals[3],
+            "forged or altered" in refusals[4], "not linked to crisis sku:SOMETHING-ELSE" in refusals[5]] == [True] * 6
     assert [(r.amount, r.decided_by, r.status.value) for r in status.remedies] == [(Decimal("300"), "wang.fang",
                                                                                   "executed")]
     assert len(peer.acted("/pay", complaint_id=cid)) == 1

@@ -18,7 +18,11 @@ import sys
 import uuid
 
 from cryptography.hazmat.primitives import serialization
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.common import RawValue
 
+import codec
 from client import RedressClient
 from tests.conftest import APPROVER_KEYS, ROOT, complaint, eventually, stage_is, write_rules
 from tests.peer import Peer
@@ -30,7 +34,7 @@ def markers() -> dict[str, str]:
     digits = str(int(tag, 16) % 10**8).zfill(8)
     found = {field: f"MK{field}{tag}" for field in (
         "text", "name", "metadata", "item", "response", "question", "reply", "reason", "note", "summary",
-        "comment", "withdrawal", "again", "bad_currency")}
+        "comment", "withdrawal", "again", "bad_currency", "peer_reason", "raw_signal", "metadata_key")}
     found["phone"] = f"+86 139 {digits[:4]} {digits[4:]}"
     found["email"] = f"mk{tag}@example.org"
     found["bad_phone"] = f"MKbadphone{tag}"
@@ -67,6 +71,7 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
         try:
             await wait_for_line(log, '"worker running"', worker)
             redress = RedressClient(env.client, task_queue=queue)
+            plain = await Client.connect(address)  # sends what it is given, as any client may
             data = complaint(
                 customer={"id": f"cust-{uuid.uuid4().hex[:8]}", "name": f"Ingrid {marks['name']}",
                           "phone": marks["phone"], "email": marks["email"], "language": "en"},
@@ -78,7 +83,8 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
             assert (await cli("submit", str(tmp_path / "complaint.json")))[0] == 0
             await stage_is(redress, cid, "acknowledged")
 
-            peer.script("/notify", fail=[422])  # the notifier refuses the next notice, echoing it back
+            # the notifier refuses the next notice, echoing it back, in its body and its reason phrase
+            peer.script("/notify", fail=[422], reason=f"Invalid phone for {marks['peer_reason']}")
             assert (await cli("respond", cid, "--as", "li.na", "--message", marks["response"]))[0] == 0
             await eventually(lambda: _has_event(redress, cid, "notice_failed"))
             assert (await cli("ask", cid, "--as", "li.na", "--question", marks["question"]))[0] == 0
@@ -109,7 +115,15 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
                               "10", "--currency", marks["bad_currency"], "--reason", marks["reason"]))[0] == 2
             await redress.handle(other["complaint_id"]).signal(
                 "approve_remedy", {"proposal_id": marks["reason"], "approver": marks["name"]})
-            await eventually(lambda: _has_event(redress, other["complaint_id"], "decision_refused"))
+            # JSON cut off in the middle, sealed for the case: it passes the codec and fails only as JSON
+            broken = Payload(metadata={"encoding": b"json/plain"}, data=f'{{"note": "{marks["raw_signal"]}", '.encode())
+            target = f"complaint-{other['complaint_id']}"
+            sealed = codec.codec_of(env.client.data_converter).bound(target).encode_one(broken)
+            await plain.get_workflow_handle(target).signal("approve_remedy", RawValue(sealed))
+            await eventually(lambda: _refusals(redress, other["complaint_id"], 2))
+            keyed = complaint(metadata={f"{marks['metadata_key']} lives at 5 Long Street": {"nested": 1}})
+            (tmp_path / "keyed.json").write_text(json.dumps(keyed), encoding="utf-8")
+            assert (await cli("submit", str(tmp_path / "keyed.json")))[0] == 2
             assert (await cli("withdraw", other["complaint_id"], "--by", "customer", "--reason",
                               marks["withdrawal"]))[0] == 0
             assert (await redress.outcome(other["complaint_id"])).stage.value == "withdrawn"
@@ -127,3 +141,7 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
 
 async def _has_event(redress: RedressClient, cid: str, kind: str) -> bool:
     return any(e.kind == kind for e in await redress.timeline(cid))
+
+
+async def _refusals(redress: RedressClient, cid: str, count: int) -> bool:
+    return sum(e.kind == "decision_refused" for e in await redress.timeline(cid)) >= count

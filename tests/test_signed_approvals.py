@@ -307,3 +307,37 @@ def assert_the_revoked_key_cannot_come_back(rules, copy):
         encoding="utf-8")
     with pytest.raises(RulesInvalid, match="this key was revoked"):
         load_rules(copy)
+
+
+async def test_the_automatic_limit_is_per_case_and_goods_without_a_value_need_an_approver(run_worker, peer):
+    """From review: six unsigned 50 CNY proposals on one case paid 300; a 0-amount replacement was paid at once."""
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        small = RemedyProposal(kind="cash", amount=Decimal("30"), currency="CNY", reason="x", proposed_by="nobody")
+        assert (await redress.propose_remedy(cid, small)).status.value == "approved"  # 30 of the 50
+        await stage_is(redress, cid, "remedy_executed")
+        again = await redress.propose_remedy(cid, small)  # 30 more would be 60: an approver decides
+        assert again.status.value == "awaiting_approval"
+        await redress.reject(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        goods = RemedyProposal(kind="replacement", reason="a new kettle", proposed_by="nobody")
+        assert (await redress.propose_remedy(cid, goods)).status.value == "awaiting_approval"
+        status = await redress.status(cid)
+    assert [r.within_auto_limit for r in status.remedies] == [True, False, False]
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def test_decisions_fail_closed_while_the_rules_folder_does_not_load(run_worker, tmp_path):
+    """From review: with an unrelated broken edit in the folder, a key removed by hand still approved."""
+    from tests.conftest import write_rules
+
+    rules = write_rules(tmp_path / "closed-rules")
+    async with run_worker(rules=rules) as redress:
+        cid = await awaiting_case(redress)
+        routing = rules / "routing.yaml"
+        routing.write_text(routing.read_text(encoding="utf-8") + "\n  - name: half-written\n    set: {", encoding="utf-8")
+        with pytest.raises(Refused, match="the rules folder does not load .*routing.yaml"):
+            await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        routing.write_text(routing.read_text(encoding="utf-8").rsplit("\n  - name: half-written", 1)[0],
+                           encoding="utf-8")
+        record = await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])  # fixed: decided again
+    assert record.decided_by == "wang.fang"

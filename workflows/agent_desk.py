@@ -15,18 +15,18 @@ assignee recorded on the case. The desk ends after a day without complaints
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.handover import continue_as_new_if_suggested
+from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import StaffNotice
-    from workflows.contract import Name, Seconds
+    from workflows.contract import Moment, Name, Seconds
     from workflows.messages import problems, refusal, takes
 
 DESK_WORKFLOW_TYPE = "AgentDesk"
@@ -55,16 +55,18 @@ class Routed(BaseModel):
 
 
 class AgentState(BaseModel):
-    streak: int = 0
-    on_break_until: datetime | None = None
-    handled: int = 0
+    streak: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    on_break_until: Moment | None = None
+    handled: Annotated[int, Field(ge=0)] = 0
 
 
 class DeskState(BaseModel):
+    """Every date zone-aware and bounded (contract.Moment): the run does arithmetic on them."""
+
     queue: Name
-    agents: dict[str, AgentState] = Field(default_factory=dict)
+    agents: dict[Name, AgentState] = Field(default_factory=dict)
     routed: dict[str, Routed] = Field(default_factory=dict, description="By complaint: retried triage asks again.")
-    last_routed_at: datetime | None = None
+    last_routed_at: Moment | None = None
 
 
 @workflow.defn(name=DESK_WORKFLOW_TYPE)
@@ -80,6 +82,9 @@ class AgentDesk:
         if self._state is None:  # junk input: the run ends at once, failing with the reason
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise refusal("; ".join(self._refused))
+        return await ended_on_bad_state(self._live())
+
+    async def _live(self) -> DeskState:
         while True:
             self._replan = False
             try:

@@ -21,7 +21,7 @@ Pure functions: workflows call them deterministically.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from activities.io import Authority
 from workflows import signatures
@@ -39,11 +39,12 @@ class Claim:
     signature: str | None
 
 
-def admissible(claim: Claim, now: datetime, used: set[str], fresh: bool = True) -> str:
+def admissible(claim: Claim, now: datetime, used: set[str],
+               max_age: timedelta = signatures.SIGNATURE_MAX_AGE) -> str:
     """Checks that need no directory; returns the signature's fingerprint for the replay set.
 
-    `fresh=False` skips the age check: a crisis' common remedy reaches cases that join
-    the crisis long after it was signed (each case still takes it once).
+    A crisis' common remedy passes a longer `max_age`: it reaches cases that join the
+    crisis after it was signed (each case still takes it once).
     """
     if not claim.signature or claim.signed_at is None:
         raise refusal("unsigned: a decision must be signed with the signer's key "
@@ -53,17 +54,19 @@ def admissible(claim: Claim, now: datetime, used: set[str], fresh: bool = True) 
         raise refusal("malformed signature: send the canonical base64 of the 64-byte Ed25519 signature")
     if fingerprint in used:
         raise refusal("replayed: this signature was already used")
-    if fresh and claim.signed_at < now - signatures.SIGNATURE_MAX_AGE:
-        minutes = int(signatures.SIGNATURE_MAX_AGE.total_seconds() // 60)
+    if claim.signed_at < now - max_age:
+        minutes = int(max_age.total_seconds() // 60)
         raise refusal(f"expired: signed at {claim.signed_at.isoformat()}, more than {minutes} minutes ago; "
                       "sign again")
-    if fresh and claim.signed_at > now + signatures.SIGNATURE_MAX_SKEW:
+    if claim.signed_at > now + signatures.SIGNATURE_MAX_SKEW:
         raise refusal(f"signed in the future ({claim.signed_at.isoformat()}): check the signer's clock")
     return fingerprint
 
 
 def proven(claim: Claim, authority: Authority) -> None:
     """The live directory's key for the signer verifies exactly these terms."""
+    if authority.unavailable:
+        raise refusal(authority.unavailable)
     if authority.person != claim.signer:
         raise refusal(f"the directory was asked about {authority.person}, not {claim.signer}")
     if authority.public_key is None:

@@ -26,6 +26,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -116,15 +117,24 @@ def _timer_summary(name: str, kind: str) -> str:
     return f"{name} deadline" if kind == "breach" else f"{name} {kind}"
 
 
+def _customer_id_in(raw: Any) -> str | None:
+    """The customer id of a complaint refused as invalid, if it has a readable one."""
+    customer = raw.get("customer") if isinstance(raw, dict) else None
+    value = customer.get("id") if isinstance(customer, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class Complaint:
     @workflow.init
     def __init__(self, raw: Any) -> None:
         if isinstance(raw, Undecodable) and raw.missing_key:
-            # this worker lacks a key the sender had: not the sender's fault, so the case is not refused;
-            # the task fails (and is retried) until a worker with the deployment's keys takes it
-            raise RuntimeError(f"cannot open the complaint: {raw.reason}")
+            # refused like any payload it cannot open (the key id is the sender's word: waiting for it would let
+            # anyone jam a complaint id); an operator who rotated keys in the wrong order must hear of it
+            workflow.logger.error("complaint refused: its input names a payload key this worker does not hold",
+                                  extra={"complaint": workflow.info().workflow_id})
         self._complaint, self._problems = problems(ComplaintInput, raw, root="complaint")
+        self._raw_customer_id = _customer_id_in(raw) if self._complaint is None else None
         if self._complaint and self._complaint.received_at > workflow.info().start_time + FUTURE_TOLERANCE:
             self._complaint, self._problems = None, ["complaint.received_at: is in the future"]
         self._id = workflow.info().workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
@@ -150,6 +160,7 @@ class Complaint:
         self._proposal_asked = False  # a proposal waits for its step: a second one is refused meanwhile
         self._used_signatures: set[str] = set()  # fingerprints (workflows/signatures.py): each counts once
         self._crises: list[str] = []  # crisis watches this case is linked to
+        self._crisis_keys: set[str] = set()  # the crises triage reported it to: the only ones it takes a remedy of
         self._crisis_remedies: set[str] = set()  # "<crisis>:<proposal>" already taken on
         self._approval_due: datetime | None = None  # when the level asked must have decided
         self._to_execute: deque[str] = deque()
@@ -169,6 +180,7 @@ class Complaint:
         self._sending = False
         self._survey_until: datetime | None = None
         self._survey_expired = False
+        self._customer_ref: str | None = None  # a refused case's customer, as visibility may show them
 
     # ------------------------------------------------------------ lifecycle
 
@@ -179,6 +191,8 @@ class Complaint:
             self._event("refused", "system", "invalid complaint: " + "; ".join(self._problems),
                         problems=self._problems)
             self._steps.close("the complaint was refused as invalid")
+            if self._raw_customer_id:  # its input is personal data too: erasure must find this case
+                self._customer_ref = await self._call(ComplaintActivities.customer_ref, self._raw_customer_id)
             self._send_search_attributes()
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._outcome()
@@ -266,6 +280,8 @@ class Complaint:
 
     def _apply_triage(self, triage: TriageResult) -> None:
         self._triage = triage
+        if triage.crisis_key:
+            self._crisis_keys.add(triage.crisis_key)
         self._rule_version = triage.rule_version
         self._severity = triage.severity
         self._category = triage.category
@@ -598,6 +614,8 @@ class Complaint:
         result = await self._call(ComplaintActivities.triage, TriageFacts.of(self._complaint))
         before = (self._rule_version, self._category, self._severity, self._queue)
         self._triage = result
+        if result.crisis_key:
+            self._crisis_keys.add(result.crisis_key)
         self._rule_version, self._category, self._queue = result.rule_version, result.category, result.queue
         self._severity = result.severity
         self._chains = dict(result.chains)
@@ -914,11 +932,14 @@ class Complaint:
         signed = self._proposal_admissible(proposal) is not None
         verdict = await self._call(ComplaintActivities.check_proposal, ProposalCheck(
             complaint_id=self._id, rule_version=self._rule_version, kind=proposal.kind, amount=proposal.amount,
-            currency=proposal.currency, proposed_by=proposal.proposed_by, at=workflow.now(), signed=signed))
+            currency=proposal.currency, proposed_by=proposal.proposed_by, at=workflow.now(), signed=signed,
+            auto_used=self._auto_used(proposal.currency)))
         claim = self._proposal_admissible(proposal)  # the case may have moved on while the rules were read
         actor = f"agent:{proposal.proposed_by}"
         if not verdict.needs_approval:
-            return self._record_proposal(proposal, verdict, actor, verdict.reason, automatic=True)
+            record = self._record_proposal(proposal, verdict, actor, verdict.reason, automatic=True)
+            record.within_auto_limit = verdict.within_auto_limit
+            return record
         if claim is not None and verdict.proposer is not None:
             fingerprint = approvals.admissible(claim, workflow.now(), self._used_signatures)
             approvals.proven(claim, verdict.proposer)
@@ -953,6 +974,11 @@ class Complaint:
             automatic, reason = True, f"automatic: the {name} deadline was missed"
         if not self._stage.is_final and not self._withdrawal:
             self._record_proposal(proposal, verdict, f"rules:{name}", reason, automatic=automatic)
+
+    def _auto_used(self, currency: str) -> Decimal:
+        """What this case was granted under the rules' automatic limit so far, in a currency (not what failed)."""
+        return sum((p.amount for p in self._proposals if p.within_auto_limit and p.currency == currency
+                    and p.status != ProposalStatus.failed), Decimal(0))
 
     def _next_proposal_id(self) -> str:
         return f"P{len(self._proposals) + 1}"
@@ -1105,7 +1131,9 @@ class Complaint:
     async def _take_common_remedy(self, remedy: CommonRemedy) -> None:
         """Verified here, whatever the crisis watch said: a signal may come from anyone with namespace access."""
         key = f"{remedy.crisis_id}:{remedy.proposal_id}"
-        if remedy.crisis_id not in self._crises:
+        if remedy.crisis_id not in self._crises or remedy.crisis_id not in self._crisis_keys:
+            # linked by the watch's signal, and about the same thing by the case's own triage: a signal
+            # alone (anyone can send one) does not make a case part of a crisis' remedy
             raise refusal(f"this case is not linked to crisis {remedy.crisis_id}")
         if key in self._crisis_remedies:
             return
@@ -1131,8 +1159,9 @@ class Complaint:
                      f"{remedy.amount} {remedy.currency}",
                 terms=signatures.signed_terms(remedy.crisis_id, remedy.proposal_id, remedy.decision, remedy.amount,
                                               remedy.currency, remedy.signed_by, remedy.signed_at or workflow.now(),
-                                              kind=remedy.kind.value if remedy.decision == "propose" else None))
-            approvals.admissible(claim, workflow.now(), self._used_signatures, fresh=False)
+                                              kind=remedy.kind.value, scope=signatures.CRISIS))
+            fingerprint = approvals.admissible(claim, workflow.now(), self._used_signatures,
+                                               max_age=signatures.CRISIS_SIGNATURE_MAX_AGE)
             authority = await self._call(ComplaintActivities.authority, AuthorityCheck(
                 complaint_id=self._id, rule_version=self._rule_version, person=remedy.signed_by, kind=remedy.kind,
                 amount=remedy.amount, currency=remedy.currency, at=workflow.now()))
@@ -1143,6 +1172,8 @@ class Complaint:
             approver = remedy.signed_by
             reason = (f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, signed by "
                       f"{remedy.signed_by} ({approvals.acting(authority)}) and verified")
+            if key not in self._crisis_remedies:
+                self._used_signatures.add(fingerprint)
         if key in self._crisis_remedies:
             return
         self._crisis_remedies.add(key)
@@ -1225,8 +1256,9 @@ class Complaint:
         }
         if self._complaint:
             wanted[sa.CHANNEL.name] = self._complaint.channel.value
-        if self._triage and self._triage.customer_ref:
-            wanted[sa.CUSTOMER_ID.name] = self._triage.customer_ref
+        customer_ref = self._triage.customer_ref if self._triage else self._customer_ref
+        if customer_ref:
+            wanted[sa.CUSTOMER_ID.name] = customer_ref
         if self._severity:
             wanted.update({sa.SEVERITY.name: self._severity.value, sa.CATEGORY.name: self._category,
                            sa.QUEUE.name: self._queue})

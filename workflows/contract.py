@@ -313,6 +313,8 @@ class ProposalRecord(BaseModel):
     rule_version: str
     proposed_at: datetime | None = None
     proposer_verified: bool = Field(default=False, description="The proposer signed it and the signature verified.")
+    within_auto_limit: bool = Field(default=False, description="Approved by the rules' automatic limit (which "
+                                                               "counts what the case was granted under it before).")
 
 
 class ProposalAnswer(BaseModel):

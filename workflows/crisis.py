@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.handover import continue_as_new_if_suggested
+from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict, StaffNotice
@@ -87,10 +87,10 @@ class CrisisLink(BaseModel):
 class CommonRemedy(BaseModel):
     """Sent to each linked complaint once the common remedy is approved: verify it, carry it out.
 
-    The signature is the approver's over `approve` (or the proposer's over `propose`, kind
-    included, when their own authority covered it), with the crisis key as the complaint id
-    (workflows/signatures.py). Without one, the case accepts it only when its own rules
-    need no approval for it (a free kind, or within the automatic limit).
+    The signature is the approver's over `approve` (or the proposer's over `propose`, when
+    their own authority covered it), with the crisis key as the complaint id, the kind, and
+    the crisis scope (workflows/signatures.py). Without one, the case accepts it only when
+    its own rules need no approval for it (a free kind, or within the automatic limit).
     """
 
     crisis_id: CrisisKey
@@ -117,7 +117,7 @@ class CommonProposal(BaseModel):
     required_role: str | None = None
     approved_by: str | None = None
     decision: Literal["approve", "propose"] = "approve"
-    signed_at: datetime | None = None
+    signed_at: Moment | None = None
     signature: str | None = None
     applied_to: list[str] = Field(default_factory=list)
 
@@ -133,19 +133,21 @@ class CommonProposal(BaseModel):
 
 
 class Sighting(BaseModel):
-    complaint_id: str
-    at: datetime
+    complaint_id: Name
+    at: Moment
 
 
 class CrisisState(BaseModel):
+    """Every date zone-aware and bounded (contract.Moment): the run does arithmetic on them."""
+
     key: CrisisKey
     rules: CrisisRules | None = None
     recent: list[Sighting] = Field(default_factory=list)
-    declared_at: datetime | None = None
+    declared_at: Moment | None = None
     linked: list[str] = Field(default_factory=list)
     proposals: list[CommonProposal] = Field(default_factory=list)
     team_told: bool = False
-    last_seen: datetime | None = None
+    last_seen: Moment | None = None
     used_signatures: list[str] = Field(default_factory=list, description="Fingerprints: each counts once, "
                                                                           "across continue-as-new too.")
 
@@ -166,6 +168,9 @@ class CrisisWatch:
             self._steps.close("this crisis watch refused its input and is ending")
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise refusal("; ".join(self._refused))
+        return await ended_on_bad_state(self._live())
+
+    async def _live(self) -> CrisisState:
         steps = asyncio.create_task(self._steps.run())
         while True:
             self._replan = False
@@ -270,7 +275,8 @@ class CrisisWatch:
         self._state.team_told = True
         rules = self._state.rules
         notice = StaffNotice(
-            complaint_id=self._state.linked[0], key=f"crisis:{self._state.key}:declared", template="crisis_declared",
+            complaint_id=self._state.linked[0] if self._state.linked else self._state.key,
+            key=f"crisis:{self._state.key}:declared", template="crisis_declared",
             role=rules.notify, rule_version=rules.rule_version,
             params={"crisis": self._state.key, "count": str(len(self._state.linked)),
                     "window": str(timedelta(seconds=rules.window_seconds))})
@@ -311,7 +317,8 @@ class CrisisWatch:
             what=f"propose {proposal_id} {proposal.kind.value} {proposal.amount} {proposal.currency}",
             terms=signatures.signed_terms(self._state.key, proposal_id, "propose", proposal.amount,
                                           proposal.currency, proposal.proposed_by,
-                                          proposal.signed_at or workflow.now(), kind=proposal.kind.value))
+                                          proposal.signed_at or workflow.now(), kind=proposal.kind.value,
+                                          scope=signatures.CRISIS))
         approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
         return claim
 
@@ -374,7 +381,8 @@ class CrisisWatch:
             signer=decision.approver, signed_at=decision.signed_at, signature=decision.signature,
             what=f"approve {record.proposal_id} {record.amount} {record.currency}",
             terms=signatures.signed_terms(self._state.key, record.proposal_id, "approve", record.amount,
-                                          record.currency, decision.approver, decision.signed_at or workflow.now()))
+                                          record.currency, decision.approver, decision.signed_at or workflow.now(),
+                                          kind=record.kind.value, scope=signatures.CRISIS))
         fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
         return record, claim, fingerprint
 

@@ -28,7 +28,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.handover import continue_as_new_if_suggested
+from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
 
 with workflow.unsafe.imports_passed_through():
     from workflows.messages import problems, receives, refusal, takes
@@ -64,6 +64,9 @@ class CustomerRecord:
         if self._state is None:  # junk input: the run ends at once, failing with the reason
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise refusal("; ".join(self._refused))
+        return await ended_on_bad_state(self._live())
+
+    async def _live(self) -> CustomerState:
         while True:
             self._replan = False
             try:

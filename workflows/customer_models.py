@@ -8,7 +8,6 @@ schemas and all) for every new customer.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -50,15 +49,15 @@ class Purchase(BaseModel):
 
 
 class CaseEntry(BaseModel):
-    complaint_id: str
-    order_id: str | None = None
-    received_at: datetime
+    complaint_id: Name
+    order_id: Name | None = None
+    received_at: Moment
     open: bool = True
 
 
 class ChurnWatch(BaseModel):
     ended: ComplaintEnded
-    due: datetime
+    due: Moment
 
 
 class CareOrder(BaseModel):
@@ -69,9 +68,11 @@ class CareOrder(BaseModel):
 
 
 class CustomerState(BaseModel):
-    customer_id: Name
+    """Every date zone-aware and bounded (contract.Moment): the run does arithmetic on them."""
+
+    customer_id: Name = Field(description="The customer's pseudonym (codec.KeyRing.pseudonym), not their id.")
     cases: list[CaseEntry] = Field(default_factory=list)
     watches: list[ChurnWatch] = Field(default_factory=list)
-    last_purchase_at: datetime | None = None
+    last_purchase_at: Moment | None = None
     care_sent: list[str] = Field(default_factory=list, description="Complaints whose care package went out.")
-    keep_until: datetime | None = None
+    keep_until: Moment | None = None

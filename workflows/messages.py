@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import inspect
-import json
 import re
 import typing
 from collections.abc import Callable
@@ -61,11 +60,11 @@ def refusal(reason: str) -> ApplicationError:
 
 
 def _path_part(part: Any) -> str:
-    """`.name` or `.0`; a key that is not a plain word is quoted: `["my key"]`, `[""]`."""
+    """`.name` or `.0`; a key that is not a short plain word is described, not quoted (it is the sender's text)."""
     text = str(part)
-    if isinstance(part, int) or re.fullmatch(r"\w+", text):
+    if isinstance(part, int) or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,39}", text):
         return f".{text}"
-    return f"[{json.dumps(text[:40], ensure_ascii=False)}]"
+    return f"[a key of {len(text)} characters]"
 
 
 def _kind_of(value: Any) -> str:

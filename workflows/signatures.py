@@ -21,16 +21,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 SIGNATURE_MAX_AGE = timedelta(minutes=10)
 SIGNATURE_MAX_SKEW = timedelta(minutes=2)  # a signer's clock slightly ahead is not an attack
+# A crisis' common remedy reaches cases that join the crisis after it was signed; a week bounds how long a
+# signature, once seen, can be carried to a case (each case still takes it once).
+CRISIS_SIGNATURE_MAX_AGE = timedelta(days=7)
+CRISIS = "crisis"  # the `scope` of a crisis' terms: they can never be mistaken for a case's
 
 
 def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Decimal, currency: str,
-                 approver: str, signed_at: datetime, kind: str | None = None) -> bytes:
+                 approver: str, signed_at: datetime, kind: str | None = None, scope: str | None = None) -> bytes:
     """The exact bytes signed: canonical JSON, so every language can produce them.
 
-    `complaint_id` is the case (or, for a crisis' common remedy, the crisis key) and
-    `approver` the signer. Decisions sign `approve` or `reject` on a proposal id; a
-    proposer signs `propose` on the id the proposal will get (`P` + the number of
-    remedies the case holds, plus one) and names its `kind` too.
+    `complaint_id` is the case and `approver` the signer. Decisions sign `approve` or
+    `reject` on a proposal id; a proposer signs `propose` on the id the proposal will
+    get (`P` + the number of remedies the case holds, plus one) and names its `kind`
+    too. A crisis' common remedy signs with the crisis key as `complaint_id`, its
+    `kind`, and `scope` = `crisis`, so no case's terms are ever a crisis' (a complaint
+    id may look like a crisis key).
     """
     terms = {
         "complaint_id": complaint_id,
@@ -43,6 +49,8 @@ def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Dec
     }
     if kind is not None:
         terms["kind"] = kind
+    if scope is not None:
+        terms["scope"] = scope
     return json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -86,16 +86,20 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
 
 
 def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
-    """Who must approve this remedy: nobody for free kinds and amounts within the automatic limit.
+    """Who must approve this remedy: nobody for free kinds, or while the case stays within the automatic limit.
 
-    Above that, the verdict names the level that must decide and who holds it today.
-    A proposer whose authority covers the amount may still grant it themself, but only
-    with a verified signature: the workflow decides that, with `verdict.proposer`.
+    The automatic limit is per case and currency: what the case was already granted
+    under it counts (`check.auto_used`), so repeating a small proposal cannot add up
+    past it. A kind that is not free but carries no amount (a repair, a replacement:
+    goods, not money) is never automatic. Above that, the verdict names the level that
+    must decide and who holds it today. A proposer whose authority covers the amount
+    may still grant it themself, but only with a verified signature: the workflow
+    decides that, with `verdict.proposer`.
     """
     directory = directory or policy
     doc = policy.document
     roles = doc.approval.roles
-    if check.kind in doc.approval.free_kinds or check.amount == 0:
+    if check.kind in doc.approval.free_kinds:
         return ProposalVerdict(allowed=True, needs_approval=False, reason=f"{check.kind.value} costs nothing")
     ranks = standings(policy, directory.document, today_at(policy, check.at))
     proposer = None
@@ -110,9 +114,10 @@ def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | N
     if check.above_role is not None:
         return _next_level(policy, directory, check, ranks, covers)
     auto = doc.approval.auto_approve.get(check.currency)
-    if auto is not None and check.amount <= auto:
-        return ProposalVerdict(allowed=True, needs_approval=False,
-                               reason=f"within the rules' auto-approve limit of {auto} {check.currency}")
+    if auto is not None and 0 < check.amount and check.amount + check.auto_used <= auto:
+        used = f" (with the {check.auto_used} {check.currency} granted before)" if check.auto_used else ""
+        return ProposalVerdict(allowed=True, needs_approval=False, within_auto_limit=True,
+                               reason=f"within the rules' auto-approve limit of {auto} {check.currency}{used}")
     required = next((position for position in range(len(roles)) if covers(position)), None)
     if required is None:
         return ProposalVerdict(
