@@ -10,8 +10,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The package `redress` is installed (editable); the engine beside it (workflows/, activities/, worker.py) is
+# not a library and is not installed: this venv sees it from the checkout, through one .pth line, so that
+# `.venv/bin/redress worker` and `redress rules check` work from anywhere (the image sets PYTHONPATH instead).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "redress-engine.pth").write_text(sys.argv[1] + "\n")' "$(CURDIR)"
 	touch $(STAMP)
 
 install: $(STAMP)

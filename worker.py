@@ -28,23 +28,33 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-import client as redress_client
-import codec
-import codec_server
 from activities.complaint_activities import ComplaintActivities
 from activities.logs import configure_logging
 from activities.rules import RulesInvalid
 from activities.rules.store import RuleStore
 from activities.settings import Settings
-from workflows import search_attributes as sa
-from workflows.complaint import Complaint
-from workflows.contract import TASK_QUEUE, records_queue
+from redress import client as redress_client
+from redress import codec, codec_server
+from redress import search_attributes as sa
+from redress.contract import TASK_QUEUE, records_queue
 from workflows.agent_desk import AgentDesk
+from workflows.complaint import Complaint
 from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
 
 log = structlog.get_logger("redress.worker")
+
+WORKFLOWS = [Complaint, CustomerRecord, CrisisWatch, AgentDesk]
+# Passed through to every workflow's sandbox rather than imported afresh for each workflow:
+# - `redress`, the contract's models and names: plain data and pure functions;
+# - `cryptography`, whose Rust core imports `cryptography.exceptions` only when it raises (a signature
+#   that does not verify): imported then inside a sandbox, a second copy of the extension module
+#   aborts the process (PyO3 "failed to import exception ... InvalidSignature").
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("redress", "cryptography")
+)
 
 DEV_SERVER_PORT = int(os.environ.get("REDRESS_DEV_PORT", "7233"))
 UI_PORT = int(os.environ.get("REDRESS_UI_PORT", "8233"))
@@ -98,9 +108,14 @@ class Workers:
         self.task_queue = task_queue
         client = as_worker_client(client)
         self.workers = [
-            Worker(client, task_queue=queue, workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk],
-                   activities=activities.all(),
-                   **{"max_cached_workflows": cached, "max_concurrent_workflow_tasks": WORKFLOW_TASK_SLOTS, **options})
+            Worker(
+                client,
+                task_queue=queue,
+                workflows=WORKFLOWS,
+                workflow_runner=SANDBOX,
+                activities=activities.all(),
+                **{"max_cached_workflows": cached, "max_concurrent_workflow_tasks": WORKFLOW_TASK_SLOTS, **options},
+            )
             for queue, cached in ((task_queue, CACHED_CASES), (records_queue(task_queue), CACHED_RECORDS))
         ]
 
@@ -118,7 +133,7 @@ def as_worker_client(client: Client) -> Client:
     """The client with the worker's codec: a payload a workflow must not open reaches it as a refusal.
 
     (A client's codec raises instead: its caller is told. Inside a workflow an exception
-    while decoding would fail the workflow task for good; see codec.py.)
+    while decoding would fail the workflow task for good; see redress/codec.py.)
     """
     encryption = client.data_converter.payload_codec
     if not isinstance(encryption, codec.EncryptionCodec) or encryption.quiet_refusals:
@@ -148,21 +163,26 @@ async def start_embedded_server(settings: Settings, runtime: Runtime | None = No
 
 async def ensure_search_attributes(client: Client) -> None:
     """Create missing search attributes on a self-hosted cluster; on Temporal Cloud, explain instead."""
-    kinds = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-             "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-             "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-             "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
+    kinds = {
+        "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+        "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "BOOL": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    }
     try:
         existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace))
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
         missing = {k.name: kinds[k.indexed_value_type.name] for k in sa.ALL if k.name not in existing.custom_attributes}
         if missing:
             await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing))
+                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+            )
             log.info("search attributes created", names=sorted(missing))
-    except Exception as error:  # noqa: BLE001 - permissions differ per cluster; the README says what to do
-        log.warning("could not check or create search attributes; create them once as an operator (README)",
-                    error=str(error))
+    except Exception as error:
+        log.warning(
+            "could not check or create search attributes; create them once as an operator (README)", error=str(error)
+        )
 
 
 def start_codec_server(stack: AsyncExitStack) -> None:
@@ -170,13 +190,21 @@ def start_codec_server(stack: AsyncExitStack) -> None:
     if not CODEC_PORT:
         return
     try:
-        stack.enter_context(codec_server.CodecServer(
-            codec.keys_dir(), "127.0.0.1", CODEC_PORT, {f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"}))
+        stack.enter_context(
+            codec_server.CodecServer(
+                codec.keys_dir(),
+                "127.0.0.1",
+                CODEC_PORT,
+                {f"http://localhost:{UI_PORT}", f"http://127.0.0.1:{UI_PORT}"},
+            )
+        )
     except OSError as error:
         log.warning("codec server not started; the UI will show encrypted payloads", port=CODEC_PORT, error=str(error))
         return
-    log.info("codec server started: sign in there with a token from `redress keys codec-token NAME`",
-             url=f"http://localhost:{CODEC_PORT}/login")  # the host the UI's cookie is for, as the README says
+    log.info(
+        "codec server started: sign in there with a token from `redress keys codec-token NAME`",
+        url=f"http://localhost:{CODEC_PORT}/login",
+    )  # the host the UI's cookie is for, as the README says
 
 
 async def serve(settings: Settings) -> None:
@@ -193,8 +221,12 @@ async def serve(settings: Settings) -> None:
         else:
             env = await stack.enter_async_context(await start_embedded_server(settings, runtime))
             client = env.client
-            log.info("embedded Temporal dev server started", address=f"localhost:{DEV_SERVER_PORT}",
-                     ui=f"http://localhost:{UI_PORT}", database=str(settings.data_dir / "temporal.db"))
+            log.info(
+                "embedded Temporal dev server started",
+                address=f"localhost:{DEV_SERVER_PORT}",
+                ui=f"http://localhost:{UI_PORT}",
+                database=str(settings.data_dir / "temporal.db"),
+            )
             start_codec_server(stack)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
         task_queue = os.environ.get("REDRESS_TASK_QUEUE") or TASK_QUEUE  # another queue: e.g. a blue/green switch

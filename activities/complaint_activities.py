@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import httpx
 import structlog
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -49,25 +50,38 @@ from activities.rules.loader import RuleSet
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from activities.templates import render
-import codec
-from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
-from workflows.contract import ComplaintInput, Customer, records_queue, workflow_id_for
-from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
-from workflows.customer import (
+from redress import codec
+from redress.contract import (
+    CRISIS_WORKFLOW_TYPE,
+    CUSTOMER_WORKFLOW_TYPE,
+    DESK_WORKFLOW_TYPE,
+    ComplaintInput,
+    Customer,
+    crisis_workflow_id,
+    customer_workflow_id,
+    desk_workflow_id,
+    records_queue,
+    workflow_id_for,
+)
+from redress.crises import COMPLAINT_REPORTED, ComplaintReported, CrisisRules, CrisisState
+from redress.customers import (
+    COMPLAINT_ENDED,
+    COMPLAINT_OPENED,
     CareOrder,
     ComplaintOpened,
-    CustomerRecord,
+    CustomerFacts,
     CustomerState,
-    customer_workflow_id,
 )
+from redress.desks import ROUTE, DeskState, Routed, RouteRequest
 
 log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=BaseModel)
 CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call made during triage
 HANDOVER_ATTEMPTS = 4  # update-with-start tries while a record or desk continues as new
 
 
 def _records_queue() -> str:
-    """The long-lived workflows' queue beside the one this activity runs on (workflows/contract.py)."""
+    """The long-lived workflows' queue beside the one this activity runs on (redress/contract.py)."""
     return records_queue(activity.info().task_queue)
 
 
@@ -89,13 +103,18 @@ class ComplaintActivities:
         result = await self._route_to_agent(rule_set, facts, result)
         result.customer_ref = self._customer_ref(facts.customer_id)
         log.info(
-            "triaged", complaint_id=facts.complaint_id, rule_version=result.rule_version,
-            category=result.category, severity=result.severity.value, queue=result.queue, fired=result.fired,
+            "triaged",
+            complaint_id=facts.complaint_id,
+            rule_version=result.rule_version,
+            category=result.category,
+            severity=result.severity.value,
+            queue=result.queue,
+            fired=result.fired,
         )
         return result
 
     def _customer_ref(self, customer_id: str) -> str | None:
-        """The keyed pseudonym of a customer id (codec.py): what visibility and workflow ids may show."""
+        """The keyed pseudonym of a customer id (redress/codec.py): what visibility and workflow ids may show."""
         if self.temporal is None:
             return None
         return codec.ring_of(self.temporal.data_converter).pseudonym(customer_id)
@@ -104,11 +123,13 @@ class ComplaintActivities:
     async def triage_and_acknowledge(self, intake: Intake) -> IntakeResult:
         """Triage, then the acknowledgement it lets us write: every case's first step, one history event."""
         result = await self.triage(intake.facts)
-        notice = intake.acknowledgement.model_copy(update={
-            "language": result.reply_language or intake.acknowledgement.language,
-            "rule_version": result.rule_version,
-            "params": notice_params(intake.facts.complaint_id, result.severity, result.queue, result.deadlines),
-        })
+        notice = intake.acknowledgement.model_copy(
+            update={
+                "language": result.reply_language or intake.acknowledgement.language,
+                "rule_version": result.rule_version,
+                "params": notice_params(intake.facts.complaint_id, result.severity, result.queue, result.deadlines),
+            }
+        )
         return IntakeResult(triage=result, acknowledgement=await self._tell_along(notice))
 
     async def _tell_along(self, notice: CustomerNotice) -> Delivery:
@@ -124,32 +145,46 @@ class ComplaintActivities:
             if error.non_retryable:
                 return Delivery(outcome="refused", reason=error.message)
             reason = error.message
-        except Exception as error:  # noqa: BLE001 - any failure to deliver is the queue's to retry
+        except Exception as error:
             reason = str(error) or type(error).__name__
         else:
             return Delivery(outcome="sent")
-        log.info("notice left to the case's queue", complaint_id=notice.complaint_id, template=notice.template,
-                 reason=reason)
+        log.info(
+            "notice left to the case's queue", complaint_id=notice.complaint_id, template=notice.template, reason=reason
+        )
         return Delivery(outcome="deferred", reason=reason)
 
     async def _with_customer_facts(self, facts: TriageFacts, window: timedelta) -> TriageFacts:
         """Record the complaint on the customer's record and learn their other complaints (one round trip)."""
         if self.temporal is None:
             return facts
-        opened = ComplaintOpened(complaint_id=facts.complaint_id, order_id=facts.order.id if facts.order else None,
-                                 received_at=facts.received_at, window_seconds=window.total_seconds())
+        opened = ComplaintOpened(
+            complaint_id=facts.complaint_id,
+            order_id=facts.order.id if facts.order else None,
+            received_at=facts.received_at,
+            window_seconds=window.total_seconds(),
+        )
         try:
             known = await self._update_with_start(
-                CustomerRecord.run, CustomerState(customer_id=self._customer_ref(facts.customer_id)),
-                customer_workflow_id(self._customer_ref(facts.customer_id)), CustomerRecord.complaint_opened, opened,
-                f"opened:{facts.complaint_id}")
-        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
+                CUSTOMER_WORKFLOW_TYPE,
+                CustomerState(customer_id=self._customer_ref(facts.customer_id)),
+                customer_workflow_id(self._customer_ref(facts.customer_id)),
+                COMPLAINT_OPENED,
+                opened,
+                CustomerFacts,
+                f"opened:{facts.complaint_id}",
+            )
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
             # Triage never waits on a nicety: the rules see this complaint alone, and the log says why.
-            log.warning("customer record unavailable; triaged without repeat facts", complaint_id=facts.complaint_id,
-                        error=str(error) or type(error).__name__)
+            log.warning(
+                "customer record unavailable; triaged without repeat facts",
+                complaint_id=facts.complaint_id,
+                error=str(error) or type(error).__name__,
+            )
             return facts
-        return facts.model_copy(update={"complaints_90d": known.complaints_in_window,
-                                        "open_on_order": known.open_on_order})
+        return facts.model_copy(
+            update={"complaints_90d": known.complaints_in_window, "open_on_order": known.open_on_order}
+        )
 
     async def _report_to_crisis_watch(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> None:
         """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries).
@@ -157,42 +192,82 @@ class ComplaintActivities:
         The key is also the case's own: the only crisis whose common remedy it will take.
         """
         crisis = rule_set.document.crisis
-        value = {"sku": facts.order.product_sku if facts.order else None,
-                 "category": result.category, "queue": result.queue}[crisis.key] if crisis else None
+        value = (
+            {
+                "sku": facts.order.product_sku if facts.order else None,
+                "category": result.category,
+                "queue": result.queue,
+            }[crisis.key]
+            if crisis
+            else None
+        )
         if not value:
             return
         key = f"{crisis.key}:{value}"
         result.crisis_key = key
         if self.temporal is None:
             return
-        reported = ComplaintReported(complaint_id=facts.complaint_id, at=facts.received_at, rules=CrisisRules(
-            window_seconds=crisis.window.total_seconds(), threshold=crisis.threshold, notify=crisis.notify,
-            raise_to=crisis.raise_to, rule_version=rule_set.version))
+        reported = ComplaintReported(
+            complaint_id=facts.complaint_id,
+            at=facts.received_at,
+            rules=CrisisRules(
+                window_seconds=crisis.window.total_seconds(),
+                threshold=crisis.threshold,
+                notify=crisis.notify,
+                raise_to=crisis.raise_to,
+                rule_version=rule_set.version,
+            ),
+        )
         try:
-            await asyncio.wait_for(self.temporal.start_workflow(
-                CrisisWatch.run, CrisisState(key=key), id=crisis_workflow_id(key),
-                task_queue=_records_queue(), start_signal="complaint_reported",
-                start_signal_args=[reported]), timeout=CUSTOMER_RECORD_PATIENCE.total_seconds())
-        except (asyncio.TimeoutError, RPCError) as error:
-            log.warning("crisis watch unavailable; this complaint was not counted", complaint_id=facts.complaint_id,
-                        crisis=key, error=str(error) or type(error).__name__)
+            await asyncio.wait_for(
+                self.temporal.start_workflow(
+                    CRISIS_WORKFLOW_TYPE,
+                    CrisisState(key=key),
+                    id=crisis_workflow_id(key),
+                    task_queue=_records_queue(),
+                    start_signal=COMPLAINT_REPORTED,
+                    start_signal_args=[reported],
+                ),
+                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds(),
+            )
+        except (TimeoutError, RPCError) as error:
+            log.warning(
+                "crisis watch unavailable; this complaint was not counted",
+                complaint_id=facts.complaint_id,
+                crisis=key,
+                error=str(error) or type(error).__name__,
+            )
 
-    async def _update_with_start(self, run: Any, state: Any, workflow_id: str, update: Any, arg: Any,
-                                 update_id: str) -> Any:
+    async def _update_with_start(
+        self,
+        workflow_type: str,
+        state: BaseModel,
+        workflow_id: str,
+        update: str,
+        arg: BaseModel,
+        result_type: type[R],
+        update_id: str,
+    ) -> R:
         """Update a long-lived workflow (starting it if need be) within triage's patience for cross-case calls.
 
         Asked again while the workflow hands over to its next run: an update that reaches a
         run in the instant it continues as new is aborted by the server (WorkflowNotReady,
         "workflow is closing"), and the next attempt lands on the new run.
         """
+
         async def ask() -> Any:
             for attempt in range(1, HANDOVER_ATTEMPTS + 1):
                 start = WithStartWorkflowOperation(  # one per attempt: an operation is used once
-                    run, state, id=workflow_id, task_queue=_records_queue(),
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                    workflow_type,
+                    state,
+                    id=workflow_id,
+                    task_queue=_records_queue(),
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
                 try:
                     return await self.temporal.execute_update_with_start_workflow(
-                        update, arg, start_workflow_operation=start, id=update_id)
+                        update, arg, start_workflow_operation=start, id=update_id, result_type=result_type
+                    )
                 except RPCError as error:
                     text = error.message.lower()
                     if attempt == HANDOVER_ATTEMPTS or not ("workflow task failure" in text or "closing" in text):
@@ -208,20 +283,37 @@ class ComplaintActivities:
         if self.temporal is None or not agents:
             return result
         anger = (result.sentiment or {}).get("anger", 0.0)
-        request = RouteRequest(complaint_id=facts.complaint_id, intense=anger >= load.intense_anger, agents=agents,
-                               break_after=load.break_after, break_seconds=load.break_length.total_seconds(),
-                               rule_version=rule_set.version)
+        request = RouteRequest(
+            complaint_id=facts.complaint_id,
+            intense=anger >= load.intense_anger,
+            agents=agents,
+            break_after=load.break_after,
+            break_seconds=load.break_length.total_seconds(),
+            rule_version=rule_set.version,
+        )
         try:
             routed = await self._update_with_start(
-                AgentDesk.run, DeskState(queue=result.queue), desk_workflow_id(result.queue), AgentDesk.route,
-                request, f"route:{facts.complaint_id}")
-        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
-            log.warning("agent desk unavailable; the case is left for the queue", complaint_id=facts.complaint_id,
-                        queue=result.queue, error=str(error) or type(error).__name__)
+                DESK_WORKFLOW_TYPE,
+                DeskState(queue=result.queue),
+                desk_workflow_id(result.queue),
+                ROUTE,
+                request,
+                Routed,
+                f"route:{facts.complaint_id}",
+            )
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
+            log.warning(
+                "agent desk unavailable; the case is left for the queue",
+                complaint_id=facts.complaint_id,
+                queue=result.queue,
+                error=str(error) or type(error).__name__,
+            )
             return result
-        note = (f"assigned to {routed.agent} by the {result.queue} desk"
-                + (f" (intense case {routed.streak} in a row)" if request.intense and routed.streak else "")
-                + ("; break prompt sent" if routed.break_prompted else ""))
+        note = (
+            f"assigned to {routed.agent} by the {result.queue} desk"
+            + (f" (intense case {routed.streak} in a row)" if request.intense and routed.streak else "")
+            + ("; break prompt sent" if routed.break_prompted else "")
+        )
         return result.model_copy(update={"assignee": routed.agent, "assignment": note})
 
     @activity.defn
@@ -239,16 +331,26 @@ class ComplaintActivities:
         rule_set = self.rules.get(end.ended.rule_version) if end.ended.rule_version else self.rules.latest()
         churn = rule_set.document.churn
         profile = end.metadata.get(churn.profile_field) if churn else None
-        ended = end.ended.model_copy(update={
-            # the record keeps no contact details and no customer id, only the pseudonym (it is sealed with the
-            # deployment key, which an erasure leaves); the care package looks the customer up in the case itself
-            "customer": Customer(id=self._customer_ref(end.ended.customer.id), language=end.ended.customer.language),
-            "rule_version": rule_set.version, "profile": str(profile) if profile is not None else None,
-            "churn_window_seconds": churn.window.total_seconds() if churn else None})
+        ended = end.ended.model_copy(
+            update={
+                # the record keeps no contact details and no customer id, only the pseudonym (it is sealed with the
+                # deployment key, which an erasure leaves); the care package looks the customer up in the case itself
+                "customer": Customer(
+                    id=self._customer_ref(end.ended.customer.id), language=end.ended.customer.language
+                ),
+                "rule_version": rule_set.version,
+                "profile": str(profile) if profile is not None else None,
+                "churn_window_seconds": churn.window.total_seconds() if churn else None,
+            }
+        )
         await self.temporal.start_workflow(
-            CustomerRecord.run, CustomerState(customer_id=ended.customer.id),
+            CUSTOMER_WORKFLOW_TYPE,
+            CustomerState(customer_id=ended.customer.id),
             id=customer_workflow_id(ended.customer.id),
-            task_queue=_records_queue(), start_signal="complaint_ended", start_signal_args=[ended])
+            task_queue=_records_queue(),
+            start_signal=COMPLAINT_ENDED,
+            start_signal_args=[ended],
+        )
 
     @activity.defn
     async def send_care_package(self, order: CareOrder) -> str:
@@ -268,20 +370,39 @@ class ComplaintActivities:
             return "erased"
         params = {"complaint_id": ended.complaint_id}
         if package.kind:
-            await self.execute_remedy(RemedyOrder(
-                complaint_id=ended.complaint_id, proposal_id="care", kind=package.kind, amount=package.amount,
-                currency=package.currency, customer_id=customer.id))
+            await self.execute_remedy(
+                RemedyOrder(
+                    complaint_id=ended.complaint_id,
+                    proposal_id="care",
+                    kind=package.kind,
+                    amount=package.amount,
+                    currency=package.currency,
+                    customer_id=customer.id,
+                )
+            )
             params.update(remedy=package.kind.value, amount=str(package.amount), currency=package.currency)
-        await self.notify_customer(CustomerNotice(
-            complaint_id=ended.complaint_id, key=f"care:{ended.complaint_id}", template=package.template,
-            language=ended.language, customer=customer, channel=ended.channel,
-            rule_version=rule_set.version, params=params))
-        log.info("care package sent", complaint_id=ended.complaint_id, template=package.template,
-                 remedy=package.kind.value if package.kind else None)
+        await self.notify_customer(
+            CustomerNotice(
+                complaint_id=ended.complaint_id,
+                key=f"care:{ended.complaint_id}",
+                template=package.template,
+                language=ended.language,
+                customer=customer,
+                channel=ended.channel,
+                rule_version=rule_set.version,
+                params=params,
+            )
+        )
+        log.info(
+            "care package sent",
+            complaint_id=ended.complaint_id,
+            template=package.template,
+            remedy=package.kind.value if package.kind else None,
+        )
         return package.template
 
     async def _contact_from_case(self, complaint_id: str) -> Customer | None:
-        """The customer as the case received them (its first event), or None once erased (codec.py)."""
+        """The customer as the case received them (its first event), or None once erased (redress/codec.py)."""
         handle = self.temporal.get_workflow_handle(workflow_id_for(complaint_id))
         async for event in handle.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
@@ -297,9 +418,15 @@ class ComplaintActivities:
         rule_set = self.rules.get(request.rule_version)
         return DeadlineAnswer(
             rule_version=rule_set.version,
-            deadlines=engine.deadlines_for(rule_set, request.severity, request.start, request.names,
-                                           timedelta(seconds=request.paused_seconds), request.category,
-                                           request.queue),
+            deadlines=engine.deadlines_for(
+                rule_set,
+                request.severity,
+                request.start,
+                request.names,
+                timedelta(seconds=request.paused_seconds),
+                request.category,
+                request.queue,
+            ),
             escalate_to=rule_set.document.tiers[request.severity].escalate_to,
             chains=engine.chains_for(rule_set, request.severity),
         )
@@ -314,8 +441,13 @@ class ComplaintActivities:
         verdict = approvals.check_proposal(self.rules.get(check.rule_version), check, self.rules.latest(fresh=True))
         if verdict.proposer is not None:
             verdict.proposer.unavailable = self._directory_unreadable()
-        log.info("proposal checked", complaint_id=check.complaint_id, needs_approval=verdict.needs_approval,
-                 required_role=verdict.required_role, allowed=verdict.allowed)
+        log.info(
+            "proposal checked",
+            complaint_id=check.complaint_id,
+            needs_approval=verdict.needs_approval,
+            required_role=verdict.required_role,
+            allowed=verdict.allowed,
+        )
         return verdict
 
     @activity.defn
@@ -326,8 +458,14 @@ class ComplaintActivities:
         """
         found = approvals.authority_of(self.rules.get(check.rule_version), self.rules.latest(fresh=True), check)
         found.unavailable = self._directory_unreadable()
-        log.info("authority checked", complaint_id=check.complaint_id, has_key=found.public_key is not None,
-                 role=found.role, covers=found.covers, at_level=found.at_level)
+        log.info(
+            "authority checked",
+            complaint_id=check.complaint_id,
+            has_key=found.public_key is not None,
+            role=found.role,
+            covers=found.covers,
+            at_level=found.at_level,
+        )
         return found
 
     def _directory_unreadable(self) -> str | None:
@@ -339,8 +477,10 @@ class ComplaintActivities:
         if not self.rules.refused:
             return None
         first = self.rules.refused[0]
-        return (f"the rules folder does not load ({first.file}:{first.line}:{first.column}: {first.message}), so "
-                "the approver directory cannot be trusted: no decision is taken until an admin fixes it")
+        return (
+            f"the rules folder does not load ({first.file}:{first.line}:{first.column}: {first.message}), so "
+            "the approver directory cannot be trusted: no decision is taken until an admin fixes it"
+        )
 
     @activity.defn
     async def customer_ref(self, customer_id: str) -> str | None:
@@ -360,8 +500,9 @@ class ComplaintActivities:
             "text": text,
         }
         via = await self._deliver(notice.key, payload, self.settings.notify_url)
-        log.info("customer notified", complaint_id=notice.complaint_id, template=notice.template,
-                 language=language, via=via)
+        log.info(
+            "customer notified", complaint_id=notice.complaint_id, template=notice.template, language=language, via=via
+        )
         return via
 
     @activity.defn
@@ -376,7 +517,9 @@ class ComplaintActivities:
             "text": text,
         }
         via = await self._deliver(notice.key, payload, self.settings.notify_url)
-        log.info("staff notified", complaint_id=notice.complaint_id, template=notice.template, role=notice.role, via=via)
+        log.info(
+            "staff notified", complaint_id=notice.complaint_id, template=notice.template, role=notice.role, via=via
+        )
         return via
 
     @activity.defn
@@ -390,11 +533,20 @@ class ComplaintActivities:
             via = "http"
         else:
             transaction_id = "outbox-" + hashlib.sha256(order.idempotency_key.encode()).hexdigest()[:16]
-            await self.outbox.put(order.idempotency_key, {"audience": "payment", **payload, "transaction_id": transaction_id})
+            await self.outbox.put(
+                order.idempotency_key, {"audience": "payment", **payload, "transaction_id": transaction_id}
+            )
             via = "outbox"
-        log.info("remedy executed", complaint_id=order.complaint_id, proposal_id=order.proposal_id,
-                 kind=order.kind.value, amount=str(order.amount), currency=order.currency, via=via,
-                 transaction_id=transaction_id)
+        log.info(
+            "remedy executed",
+            complaint_id=order.complaint_id,
+            proposal_id=order.proposal_id,
+            kind=order.kind.value,
+            amount=str(order.amount),
+            currency=order.currency,
+            via=via,
+            transaction_id=transaction_id,
+        )
         told = await self._tell_along(order.then_tell) if order.then_tell else None
         return RemedyReceipt(transaction_id=transaction_id, via=via, told=told)
 
@@ -407,8 +559,16 @@ class ComplaintActivities:
 
     def all(self) -> list:
         return [
-            self.triage, self.triage_and_acknowledge, self.compute_deadlines, self.shift_for_pause, self.check_proposal,
-            self.authority, self.customer_ref,
-            self.notify_customer, self.notify_staff, self.execute_remedy, self.record_case_end,
+            self.triage,
+            self.triage_and_acknowledge,
+            self.compute_deadlines,
+            self.shift_for_pause,
+            self.check_proposal,
+            self.authority,
+            self.customer_ref,
+            self.notify_customer,
+            self.notify_staff,
+            self.execute_remedy,
+            self.record_case_end,
             self.send_care_package,
         ]

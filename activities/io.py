@@ -1,18 +1,18 @@
 """Inputs and outputs of activities: the workflow's private contract with its activities.
 
-Kept apart from workflows/contract.py because no outside service depends on them.
+Kept apart from redress/contract.py because no outside service depends on them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from workflows.contract import Channel, ComplaintInput, Customer, Order, RemedyKind, RemedyOffer, Severity
-from workflows.customer import ComplaintEnded
+from redress.contract import Channel, ComplaintInput, Customer, Order, RemedyKind, RemedyOffer, Severity
+from redress.customers import ComplaintEnded
 
 
 class TriageFacts(BaseModel):
@@ -33,7 +33,7 @@ class TriageFacts(BaseModel):
     open_on_order: int = 0
 
     @classmethod
-    def of(cls, complaint: ComplaintInput) -> "TriageFacts":
+    def of(cls, complaint: ComplaintInput) -> TriageFacts:
         return cls(
             complaint_id=complaint.complaint_id,
             channel=complaint.channel,
@@ -84,9 +84,12 @@ class TriageResult(BaseModel):
     deadlines: dict[str, datetime]
     offers: list[RemedyOffer] = Field(default_factory=list)
     rules: list[RuleFiring] = Field(default_factory=list)
-    rules_without_keyword: int = Field(default=0, description="Rules not listed in `rules`: none of their keywords "
-                                                                "was in the text (the triage activity lists only rules "
-                                                                "it weighed).")
+    rules_without_keyword: int = Field(
+        default=0,
+        description="Rules not listed in `rules`: none of their keywords "
+        "was in the text (the triage activity lists only rules "
+        "it weighed).",
+    )
     text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
     reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
     sentiment: dict[str, float] | None = Field(default=None, description="score and anger, when rules read them.")
@@ -95,10 +98,16 @@ class TriageResult(BaseModel):
     survey_window_seconds: float
     reopen_below: int
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
-    customer_ref: str | None = Field(default=None, description="The customer as visibility and their record know "
-                                                               "them: a keyed pseudonym of the id (codec.py).")
-    crisis_key: str | None = Field(default=None, description="The crisis watch this complaint was reported to "
-                                                             "(`sku:KETTLE-2`): the only crisis whose remedy it takes.")
+    customer_ref: str | None = Field(
+        default=None,
+        description="The customer as visibility and their record know "
+        "them: a keyed pseudonym of the id (redress/codec.py).",
+    )
+    crisis_key: str | None = Field(
+        default=None,
+        description="The crisis watch this complaint was reported to "
+        "(`sku:KETTLE-2`): the only crisis whose remedy it takes.",
+    )
 
     @property
     def fired(self) -> list[str]:
@@ -147,8 +156,9 @@ class ProposalCheck(BaseModel):
     above_role: str | None = Field(default=None, description="Ask the next level above this role (a timeout).")
     at: datetime | None = Field(default=None, description="The workflow's now: delegations are judged on its day.")
     signed: bool = Field(default=False, description="The proposer signed it: report their authority in `proposer`.")
-    auto_used: Decimal = Field(default=Decimal(0), description="What the case was already granted under the "
-                                                               "automatic limit, in this currency.")
+    auto_used: Decimal = Field(
+        default=Decimal(0), description="What the case was already granted under the automatic limit, in this currency."
+    )
 
 
 class AuthorityCheck(BaseModel):
@@ -172,8 +182,10 @@ class Authority(BaseModel):
     acting_for: str | None = None
     covers: bool = Field(default=False, description="Their authority covers this amount, kind and currency.")
     at_level: bool = Field(default=False, description="Their role is `at_least` or above.")
-    unavailable: str | None = Field(default=None, description="Why nobody can be checked now (the rules folder "
-                                                              "does not load: decisions fail closed).")
+    unavailable: str | None = Field(
+        default=None,
+        description="Why nobody can be checked now (the rules folder does not load: decisions fail closed).",
+    )
 
 
 class ProposalVerdict(BaseModel):
@@ -203,11 +215,12 @@ class CustomerNotice(BaseModel):
 
 def utc_minute(moment: datetime) -> str:
     """A time as notices quote it: in UTC, and labelled so (a deadline carries the complaint's own offset)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def notice_params(complaint_id: str, severity: Severity | None, queue: str | None,
-                  deadlines: dict[str, datetime]) -> dict[str, str]:
+def notice_params(
+    complaint_id: str, severity: Severity | None, queue: str | None, deadlines: dict[str, datetime]
+) -> dict[str, str]:
     """What every notice template may quote of a case; shared by the workflow and the intake activity."""
     return {
         "complaint_id": complaint_id,
@@ -232,8 +245,9 @@ class Intake(BaseModel):
     """Triage and the acknowledgement, run as one step: the acknowledgement quotes what triage decides."""
 
     facts: TriageFacts
-    acknowledgement: CustomerNotice = Field(description="Completed by the activity with the triage's language, "
-                                                        "rules version and deadlines.")
+    acknowledgement: CustomerNotice = Field(
+        description="Completed by the activity with the triage's language, rules version and deadlines."
+    )
 
 
 class IntakeResult(BaseModel):
@@ -277,4 +291,6 @@ class CaseEnd(BaseModel):
 
     ended: ComplaintEnded
     metadata: dict[str, Any] = Field(default_factory=dict, description="Where the customer's profile is found.")
-    then_tell: CustomerNotice | None = Field(default=None, description="The closing notice, sent once the record knows.")
+    then_tell: CustomerNotice | None = Field(
+        default=None, description="The closing notice, sent once the record knows."
+    )

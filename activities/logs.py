@@ -33,8 +33,11 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     # tracebacks without local variables: a frame's locals can hold a customer's words
-    renderer = (structlog.processors.JSONRenderer(ensure_ascii=False) if json_output
-                else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json_output
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -25,7 +25,7 @@ class Settings:
         return self.data_dir / "outbox.jsonl"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             rules_dir=Path(os.environ.get("REDRESS_RULES", "rules")),
             data_dir=Path(os.environ.get("REDRESS_DATA", "data")),

@@ -27,19 +27,18 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from activities.complaint_activities import ComplaintActivities
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from bench.throughput import cfpb_complaints, lifecycle, until_stage
+from redress import codec
+from redress import search_attributes as sa
+from redress.client import RedressClient
+from redress.contract import RemedyProposal, ResponseRecord
+from tests.helpers.rules import APPROVER_KEYS, write_rules
+from worker import build_worker, temporal_binary
 
-import codec  # noqa: E402
-from activities.complaint_activities import ComplaintActivities  # noqa: E402
-from activities.rules.store import RuleStore  # noqa: E402
-from activities.settings import Settings  # noqa: E402
-from bench.throughput import cfpb_complaints, lifecycle, until_stage  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests.conftest import APPROVER_KEYS, write_rules  # noqa: E402
-from worker import build_worker, temporal_binary  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
-from workflows.contract import RemedyProposal, ResponseRecord  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GOAL_P99_MS = 250.0
 # Background complaints arriving per second, each carried from submission to close: about half of
@@ -60,8 +59,12 @@ async def awaiting_approval(redress: RedressClient, data: dict) -> str:
     await redress.submit(data)
     await until_stage(redress, cid, "acknowledged")
     await redress.record_response(cid, ResponseRecord(agent="li.na"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="double charge", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(
+            kind="refund", amount=Decimal("800"), currency="CNY", reason="double charge", proposed_by="li.na"
+        ),
+    )
     return cid
 
 
@@ -118,8 +121,12 @@ async def with_load(redress: RedressClient, rate: float, feed, work) -> tuple[ob
 
 
 def summary(latencies: list[float]) -> dict:
-    return {"samples": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1)}
+    return {
+        "samples": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+    }
 
 
 async def measure(count: int, rounds: int, rate: float) -> dict:
@@ -127,7 +134,8 @@ async def measure(count: int, rounds: int, rate: float) -> dict:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
             data_converter=codec.data_converter(Path(tmp) / "keys", create_keys=True),
-            search_attributes=sa.ALL, dev_server_database_filename=str(Path(tmp) / "latency.db"),
+            search_attributes=sa.ALL,
+            dev_server_database_filename=str(Path(tmp) / "latency.db"),
         ) as env:
             rules = write_rules(Path(tmp) / "rules", first_response="1h", resolution="4h", survey_window="1h")
             settings = Settings(rules_dir=rules, data_dir=Path(tmp) / "data")
@@ -142,28 +150,46 @@ async def measure(count: int, rounds: int, rate: float) -> dict:
                         idle = await approve_all(redress, await prepare(redress, [next(feed) for _ in range(count)]))
                         cids = await prepare(redress, [next(feed) for _ in range(count)])
                         loaded, closing = await with_load(redress, rate, feed, lambda c=cids: approve_all(redress, c))
-                        runs.append({"idle": summary(idle), "loaded": summary(loaded),
-                                     "background_cases_per_s": round(closing, 2)})
+                        runs.append(
+                            {
+                                "idle": summary(idle),
+                                "loaded": summary(loaded),
+                                "background_cases_per_s": round(closing, 2),
+                            }
+                        )
     p99 = statistics.median(r["loaded"]["p99_ms"] for r in runs)
-    return {"approvals_per_round": count, "background_arrivals_per_s": rate, "rounds": runs,
-            "median_loaded_p50_ms": statistics.median(r["loaded"]["p50_ms"] for r in runs),
-            "median_loaded_p99_ms": p99, "median_idle_p99_ms": statistics.median(r["idle"]["p99_ms"] for r in runs),
-            "goal_p99_ms": GOAL_P99_MS, "met": p99 < GOAL_P99_MS}
+    return {
+        "approvals_per_round": count,
+        "background_arrivals_per_s": rate,
+        "rounds": runs,
+        "median_loaded_p50_ms": statistics.median(r["loaded"]["p50_ms"] for r in runs),
+        "median_loaded_p99_ms": p99,
+        "median_idle_p99_ms": statistics.median(r["idle"]["p99_ms"] for r in runs),
+        "goal_p99_ms": GOAL_P99_MS,
+        "met": p99 < GOAL_P99_MS,
+    }
 
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     count = int(args[0]) if args else 200
-    option = lambda name, default: float(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default  # noqa: E731
+
+    def option(name: str, default: float) -> float:
+        return float(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
     result = asyncio.run(measure(count, int(option("--rounds", 3)), option("--load-rate", LOAD_RATE)))
     if "--json" in sys.argv:
         print(json.dumps(result, indent=2))
         return
     for n, run in enumerate(result["rounds"], 1):
-        print(f"round {n}: idle {run['idle']}, loaded {run['loaded']} "
-              f"(background {run['background_cases_per_s']} cases/s)")
-    print(f"median p99 under load {result['median_loaded_p99_ms']} ms "
-          f"(goal < {GOAL_P99_MS}: {'met' if result['met'] else 'MISSED'})")
+        print(
+            f"round {n}: idle {run['idle']}, loaded {run['loaded']} "
+            f"(background {run['background_cases_per_s']} cases/s)"
+        )
+    print(
+        f"median p99 under load {result['median_loaded_p99_ms']} ms "
+        f"(goal < {GOAL_P99_MS}: {'met' if result['met'] else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

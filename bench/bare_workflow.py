@@ -20,6 +20,7 @@ import only temporalio), so the workflow sandbox loads it as it loads ours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from workflows import search_attributes as sa
+from redress import search_attributes as sa
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 FIRST_UPSERT = [sa.COMPLAINT_STATUS, sa.SEVERITY, sa.CATEGORY, sa.QUEUE, sa.CHANNEL, sa.CUSTOMER_ID]
@@ -48,18 +49,29 @@ class BareActivities:
     @activity.defn(name="bare_triage")
     async def triage(self, keys: dict) -> None:
         start = WithStartWorkflowOperation(
-            BareRecord.run, id=f"bare-customer-{keys['customer']}", task_queue=self.records_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            BareRecord.run,
+            id=f"bare-customer-{keys['customer']}",
+            task_queue=self.records_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
         await self.client.execute_update_with_start_workflow(BareRecord.opened, {}, start_workflow_operation=start)
         await self.client.start_workflow(
-            BareWatch.run, id=f"bare-crisis-{keys['sku']}", task_queue=self.records_queue,
-            start_signal="reported", start_signal_args=[{}])
+            BareWatch.run,
+            id=f"bare-crisis-{keys['sku']}",
+            task_queue=self.records_queue,
+            start_signal="reported",
+            start_signal_args=[{}],
+        )
 
     @activity.defn(name="bare_case_end")
     async def case_end(self, keys: dict) -> None:
         await self.client.start_workflow(
-            BareRecord.run, id=f"bare-customer-{keys['customer']}", task_queue=self.records_queue,
-            start_signal="ended", start_signal_args=[{}])
+            BareRecord.run,
+            id=f"bare-customer-{keys['customer']}",
+            task_queue=self.records_queue,
+            start_signal="ended",
+            start_signal_args=[{}],
+        )
 
     def all(self) -> list:
         return [bare_noop, self.triage, self.case_end]
@@ -80,7 +92,7 @@ class BareComplaint:
         self._upsert(first=True)  # triage carried the acknowledgement
         self.stage = "acknowledged"
         # the deadline watcher's one timer, which the case ends without cancelling
-        asyncio.create_task(workflow.sleep(timedelta(hours=1)))
+        self.timer = asyncio.create_task(workflow.sleep(timedelta(hours=1)))
         while not (self.done and self.pending == 0):
             await workflow.wait_condition(lambda: self.pending > 0 or self.done)
             while self.pending:
@@ -95,8 +107,9 @@ class BareComplaint:
 
     def _upsert(self, first: bool = False) -> None:
         """Ours publishes its search attributes once per workflow task that changed them."""
-        workflow.upsert_search_attributes([key.value_set(self.stage) for key in (FIRST_UPSERT if first else
-                                                                                 FIRST_UPSERT[:1])])
+        workflow.upsert_search_attributes(
+            [key.value_set(self.stage) for key in (FIRST_UPSERT if first else FIRST_UPSERT[:1])]
+        )
 
     @workflow.query
     def status(self) -> dict:
@@ -138,10 +151,8 @@ class _Replanning:
     async def _sleep_replanning(self, timeout: timedelta) -> None:
         while True:
             self.replan = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self.replan, timeout=timeout)
-            except asyncio.TimeoutError:
-                pass
 
 
 @workflow.defn(name="BareRecord")

@@ -38,25 +38,24 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.complaint_activities import ComplaintActivities
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from bench.bare_workflow import BareActivities, BareComplaint, BareRecord, BareWatch
+from bench.throughput import cfpb_complaints
+from redress import codec
+from redress import search_attributes as sa
+from redress.client import RedressClient
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers.rules import write_rules
+from worker import build_worker, temporal_binary
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-from temporalio.client import Client  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
-
-import codec  # noqa: E402
-from activities.complaint_activities import ComplaintActivities  # noqa: E402
-from activities.rules.store import RuleStore  # noqa: E402
-from activities.settings import Settings  # noqa: E402
-from bench.bare_workflow import BareActivities, BareComplaint, BareRecord, BareWatch  # noqa: E402
-from bench.throughput import cfpb_complaints  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests.conftest import write_rules  # noqa: E402
-from worker import build_worker, temporal_binary  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord  # noqa: E402
 
 CONCURRENCY = 50  # cases worked at once, as in bench/throughput.py
 GOAL = 0.85
@@ -91,8 +90,12 @@ async def ours(redress: RedressClient, data: dict) -> None:
     await first_task_done(redress.handle(cid))
     await until(stage, "acknowledged")
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="on it"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("30"), currency="CNY",
-                                                     reason="double charge", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(
+            kind="refund", amount=Decimal("30"), currency="CNY", reason="double charge", proposed_by="li.na"
+        ),
+    )
     await until(stage, "remedy_executed")
     await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
     await until(stage, "follow_up")
@@ -157,7 +160,9 @@ async def measure(count: int, rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         converter = codec.data_converter(Path(tmp) / "keys", create_keys=True)
         async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=converter, search_attributes=sa.ALL,
+            dev_server_existing_path=temporal_binary(),
+            data_converter=converter,
+            search_attributes=sa.ALL,
             dev_server_database_filename=str(Path(tmp) / "floor.db"),
         ) as env:
             plain = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace)
@@ -166,23 +171,33 @@ async def measure(count: int, rounds: int) -> dict:
             async with httpx.AsyncClient() as http:
                 activities = ComplaintActivities(settings, http, RuleStore(settings.rules_dir), env.client)
                 bare_activities = BareActivities(plain, records_queue="floor-bare-records")
-                async with build_worker(env.client, activities, task_queue="floor-ours"), \
-                        Worker(plain, task_queue="floor-bare", workflows=[BareComplaint],
-                               activities=bare_activities.all()), \
-                        Worker(plain, task_queue="floor-bare-records", workflows=[BareRecord, BareWatch]):
+                async with (
+                    build_worker(env.client, activities, task_queue="floor-ours"),
+                    Worker(plain, task_queue="floor-bare", workflows=[BareComplaint], activities=bare_activities.all()),
+                    Worker(plain, task_queue="floor-bare-records", workflows=[BareRecord, BareWatch]),
+                ):
                     redress = RedressClient(env.client, task_queue="floor-ours")
                     await timed(10, lambda d: ours(redress, d))  # warm up both
                     await timed(10, lambda d: bare(plain, "floor-bare", d))
                     if ONLY:  # profiling one side: py-spy record -- python bench/floor.py N --only ours
                         cpu: dict = {}
-                        per_s = await timed(count, lambda d: ours(redress, d), cpu) if ONLY == "ours" else \
-                            await timed(count, lambda d: bare(plain, "floor-bare", d), cpu)
+                        per_s = (
+                            await timed(count, lambda d: ours(redress, d), cpu)
+                            if ONLY == "ours"
+                            else await timed(count, lambda d: bare(plain, "floor-bare", d), cpu)
+                        )
                         return {"only": ONLY, "per_s": round(per_s, 2), "cpu": cpu}
                     runs = []
-                    ours_side = ("ours", lambda d: ours(redress, d),
-                                 lambda d: redress.handle(d["complaint_id"]).fetch_history())
-                    bare_side = ("bare", lambda d: bare(plain, "floor-bare", d),
-                                 lambda d: plain.get_workflow_handle(f"bare-{d['complaint_id']}").fetch_history())
+                    ours_side = (
+                        "ours",
+                        lambda d: ours(redress, d),
+                        lambda d: redress.handle(d["complaint_id"]).fetch_history(),
+                    )
+                    bare_side = (
+                        "bare",
+                        lambda d: bare(plain, "floor-bare", d),
+                        lambda d: plain.get_workflow_handle(f"bare-{d['complaint_id']}").fetch_history(),
+                    )
                     for round_ in range(rounds):
                         # the server's database grows as cases close: the side that runs second works on a
                         # bigger one, so the two take turns going first
@@ -191,14 +206,27 @@ async def measure(count: int, rounds: int) -> dict:
                         for name, one, history in order:
                             cpu[name] = {}
                             per_s[name] = await timed(count, one, cpu[name], history)
-                        runs.append({"ours_per_s": round(per_s["ours"], 2), "bare_per_s": round(per_s["bare"], 2),
-                                     "ratio": round(per_s["ours"] / per_s["bare"], 3), "ours_cpu": cpu["ours"],
-                                     "bare_cpu": cpu["bare"], "first": order[0][0]})
+                        runs.append(
+                            {
+                                "ours_per_s": round(per_s["ours"], 2),
+                                "bare_per_s": round(per_s["bare"], 2),
+                                "ratio": round(per_s["ours"] / per_s["bare"], 3),
+                                "ours_cpu": cpu["ours"],
+                                "bare_cpu": cpu["bare"],
+                                "first": order[0][0],
+                            }
+                        )
     ratio = statistics.median(r["ratio"] for r in runs)
-    return {"complaints_per_round": count, "concurrency": CONCURRENCY, "rounds": runs,
-            "median_ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL,
-            "median_ours_per_s": statistics.median(r["ours_per_s"] for r in runs),
-            "median_bare_per_s": statistics.median(r["bare_per_s"] for r in runs)}
+    return {
+        "complaints_per_round": count,
+        "concurrency": CONCURRENCY,
+        "rounds": runs,
+        "median_ratio": round(ratio, 3),
+        "goal": GOAL,
+        "met": ratio >= GOAL,
+        "median_ours_per_s": statistics.median(r["ours_per_s"] for r in runs),
+        "median_bare_per_s": statistics.median(r["bare_per_s"] for r in runs),
+    }
 
 
 def main() -> None:
@@ -210,10 +238,12 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     for n, run in enumerate(result["rounds"], 1):
-        print(f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}; "
-              f"CPU ms per case, python+server: ours {run['ours_cpu']['python_ms']}+{run['ours_cpu']['server_ms']}, "
-              f"bare {run['bare_cpu']['python_ms']}+{run['bare_cpu']['server_ms']}; "
-              f"events per case: ours {run['ours_cpu']['events']}, bare {run['bare_cpu']['events']}")
+        print(
+            f"round {n}: ours {run['ours_per_s']}/s, bare {run['bare_per_s']}/s, ratio {run['ratio']}; "
+            f"CPU ms per case, python+server: ours {run['ours_cpu']['python_ms']}+{run['ours_cpu']['server_ms']}, "
+            f"bare {run['bare_cpu']['python_ms']}+{run['bare_cpu']['server_ms']}; "
+            f"events per case: ours {run['ours_cpu']['events']}, bare {run['bare_cpu']['events']}"
+        )
     print(f"median ratio {result['median_ratio']} (goal >= {GOAL}: {'met' if result['met'] else 'MISSED'})")
 
 

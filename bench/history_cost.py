@@ -16,19 +16,20 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from redress import codec
+from redress import search_attributes as sa
+from redress.client import RedressClient
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers.cases import complaint, eventually, notices, stage_is
+from tests.helpers.peer import Peer
+from tests.helpers.rules import APPROVER_KEYS, write_rules
+from tests.helpers.serving import serving
+from worker import temporal_binary
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from temporalio.api.enums.v1 import EventType  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-
-import codec  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests.conftest import APPROVER_KEYS, complaint, eventually, notices, serving, stage_is, write_rules  # noqa: E402
-from tests.peer import Peer  # noqa: E402
-from worker import temporal_binary  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord  # noqa: E402
 
 ESCALATING_TIERS = """tiers:
   general: {first_response: 2s, resolution: 1h, escalate_to: team_lead}
@@ -59,8 +60,9 @@ async def respond_and_close(redress: RedressClient, cid: str, score: int = 5) ->
 
 async def remedy_and_close(redress: RedressClient, cid: str, amount: Decimal, approver: str | None = None) -> str:
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="on it"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=amount, currency="CNY",
-                                                     reason="double charge", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid, RemedyProposal(kind="refund", amount=amount, currency="CNY", reason="double charge", proposed_by="li.na")
+    )
     if approver:
         await redress.approve(cid, approver, APPROVER_KEYS[approver])
     await stage_is(redress, cid, "remedy_executed")
@@ -115,18 +117,29 @@ async def measure() -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
         converter = codec.data_converter(Path(tmp) / "keys", create_keys=True)
         async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=converter, search_attributes=sa.ALL,
+            dev_server_existing_path=temporal_binary(),
+            data_converter=converter,
+            search_attributes=sa.ALL,
         ) as env:
             for path, tiers in PATHS.items():
-                rules = write_rules(Path(tmp) / path.__name__, tiers_yaml=tiers, first_response="10m",
-                                    resolution="1h", survey_window="1h")
+                rules = write_rules(
+                    Path(tmp) / path.__name__,
+                    tiers_yaml=tiers,
+                    first_response="10m",
+                    resolution="1h",
+                    survey_window="1h",
+                )
                 async with serving(env.client, rules, Path(tmp) / "data", peer.url) as redress:
                     cid = await path(redress, peer)
                     history = await redress.handle(cid).fetch_history()
-                kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower()
-                                for e in history.events)
-                results[path.__name__] = {"events": len(history.events), "by_type": dict(kinds.most_common()),
-                                          "sequence": [_describe(e) for e in history.events]}
+                kinds = Counter(
+                    EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events
+                )
+                results[path.__name__] = {
+                    "events": len(history.events),
+                    "by_type": dict(kinds.most_common()),
+                    "sequence": [_describe(e) for e in history.events],
+                }
     return results
 
 

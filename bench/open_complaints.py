@@ -26,20 +26,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio.client import Client
+
+from bench.throughput import cfpb_complaints
+from redress import codec
+from redress.client import RedressClient
+from redress.contract import TASK_QUEUE
+from tests.helpers.processes import free_port
+from tests.helpers.rules import write_rules
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from temporalio.client import Client  # noqa: E402
-
-import codec  # noqa: E402
-from bench.throughput import cfpb_complaints  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests.conftest import write_rules  # noqa: E402
-from tests.test_worker_process import free_port  # noqa: E402
-from workflows.contract import TASK_QUEUE  # noqa: E402
 
 GOAL_RSS_MB = 500.0
 SUBMIT_CONCURRENCY = 50
@@ -73,19 +72,33 @@ async def count(client: Client, query: str) -> int:
 async def measure(total: int, hold: timedelta) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        rules = write_rules(tmp_path / "rules", first_response=f"{int(hold.total_seconds())}s",
-                            resolution="24h", survey_window="1h")
+        rules = write_rules(
+            tmp_path / "rules", first_response=f"{int(hold.total_seconds())}s", resolution="24h", survey_window="1h"
+        )
         port = free_port()
-        env = {**os.environ, "REDRESS_RULES": str(rules), "REDRESS_DATA": str(tmp_path / "data"),
-               "REDRESS_PAYLOAD_KEYS": str(tmp_path / "keys"), "REDRESS_DEV_PORT": str(port),
-               "REDRESS_UI_PORT": str(free_port()), "REDRESS_CODEC_PORT": "0", "REDRESS_LOG_LEVEL": "WARNING"}
-        worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env = {
+            **os.environ,
+            "REDRESS_RULES": str(rules),
+            "REDRESS_DATA": str(tmp_path / "data"),
+            "REDRESS_PAYLOAD_KEYS": str(tmp_path / "keys"),
+            "REDRESS_DEV_PORT": str(port),
+            "REDRESS_UI_PORT": str(free_port()),
+            "REDRESS_CODEC_PORT": "0",
+            "REDRESS_LOG_LEVEL": "WARNING",
+        }
+        worker = subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             client = await connect(port, tmp_path / "keys", worker)
             redress = RedressClient(client, task_queue=TASK_QUEUE)
             idle_rss = rss_mb(worker.pid)[0]
-            t0 = datetime.now(timezone.utc).replace(microsecond=0)
+            t0 = datetime.now(UTC).replace(microsecond=0)
             due = t0 + hold
             batch = cfpb_complaints(total)
             for data in batch:
@@ -99,16 +112,16 @@ async def measure(total: int, hold: timedelta) -> dict:
             started = time.perf_counter()
             await asyncio.gather(*(submit(d) for d in batch))
             submitted = time.perf_counter() - started
-            late = max(0.0, (datetime.now(timezone.utc) - due).total_seconds())
+            late = max(0.0, (datetime.now(UTC) - due).total_seconds())
             base = "WorkflowType = 'Complaint' AND ExecutionStatus = 'Running'"
             while await count(client, base + " AND ComplaintStatus = 'acknowledged'") < total:
-                if datetime.now(timezone.utc) > due:
+                if datetime.now(UTC) > due:
                     break
                 await asyncio.sleep(1)
             acknowledged = time.perf_counter() - started
             holding_rss, _ = rss_mb(worker.pid)
             holding_db = database_mb(tmp_path / "data")
-            wait = (due - datetime.now(timezone.utc)).total_seconds()
+            wait = (due - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 await asyncio.sleep(wait)
             fire_started = time.perf_counter()
@@ -119,16 +132,22 @@ async def measure(total: int, hold: timedelta) -> dict:
             all_fired = time.perf_counter() - fire_started
             final_rss, peak_rss = rss_mb(worker.pid)
             return {
-                "complaints": total, "hold_seconds": hold.total_seconds(),
-                "submit_seconds": round(submitted, 1), "submit_per_s": round(total / submitted, 1),
+                "complaints": total,
+                "hold_seconds": hold.total_seconds(),
+                "submit_seconds": round(submitted, 1),
+                "submit_per_s": round(total / submitted, 1),
                 "all_acknowledged_seconds": round(acknowledged, 1),
                 "submitted_after_due_seconds": round(late, 1),
-                "worker_rss_idle_mb": round(idle_rss, 1), "worker_rss_holding_mb": round(holding_rss, 1),
-                "worker_rss_peak_mb": round(peak_rss, 1), "worker_rss_after_firing_mb": round(final_rss, 1),
+                "worker_rss_idle_mb": round(idle_rss, 1),
+                "worker_rss_holding_mb": round(holding_rss, 1),
+                "worker_rss_peak_mb": round(peak_rss, 1),
+                "worker_rss_after_firing_mb": round(final_rss, 1),
                 "database_holding_mb": round(holding_db, 1),
                 "database_after_firing_mb": round(database_mb(tmp_path / "data"), 1),
-                "breached": breached, "seconds_until_all_fired": round(all_fired, 1),
-                "goal_rss_mb": GOAL_RSS_MB, "met": peak_rss < GOAL_RSS_MB,
+                "breached": breached,
+                "seconds_until_all_fired": round(all_fired, 1),
+                "goal_rss_mb": GOAL_RSS_MB,
+                "met": peak_rss < GOAL_RSS_MB,
             }
         finally:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -24,25 +24,26 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from activities.io import TriageFacts
+from activities.rules import engine
+from activities.rules.loader import load_rules
+from redress.contract import ComplaintInput
+from tests.helpers import cfpb
+from tests.helpers.rules import write_rules
 
-from activities.io import TriageFacts  # noqa: E402
-from activities.rules import engine  # noqa: E402
-from activities.rules.loader import load_rules  # noqa: E402
-from tests import cfpb  # noqa: E402
-from tests.conftest import write_rules  # noqa: E402
-from workflows.contract import ComplaintInput  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = (10, 100, 1000)
 VOCABULARY = 1000
 KEYWORDS_PER_RULE = 25
 GOALS_US = {100: 200, 1000: 2000}
-CHINESE_CHARS = ("退款扣费快递物流破损质量故障态度客服订单发票价格优惠券赔偿投诉延迟配送电池屏幕包装"
-                 "售后维修更换安装充电噪音异味漏水发热卡顿登录账号密码短信广告会员积分")
+CHINESE_CHARS = (
+    "退款扣费快递物流破损质量故障态度客服订单发票价格优惠券赔偿投诉延迟配送电池屏幕包装"
+    "售后维修更换安装充电噪音异味漏水发热卡顿登录账号密码短信广告会员积分"
+)
 
 
 def vocabulary(texts: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -69,15 +70,20 @@ def routing_yaml(size: int, words: list[str], rng: random.Random) -> str:
 
 
 def complaints(texts: list[str], chinese: list[str], rng: random.Random) -> list[TriageFacts]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     samples = []
     filler = "我的订单出了问题，请尽快处理，谢谢。"
     for n, text in enumerate(texts):
         zh = filler.join(rng.sample(chinese, 6)) + filler
         for body, channel in ((text[:4000] or "empty", "web"), (zh, "app")):
-            data = {"complaint_id": f"B-{n}-{channel}", "customer": {"id": f"c{n}", "language": "en"},
-                    "channel": channel, "received_at": now.isoformat(), "text": body,
-                    "order": {"id": f"SO-{n}", "value": str(rng.randint(1, 10000)), "currency": "CNY"}}
+            data = {
+                "complaint_id": f"B-{n}-{channel}",
+                "customer": {"id": f"c{n}", "language": "en"},
+                "channel": channel,
+                "received_at": now.isoformat(),
+                "text": body,
+                "order": {"id": f"SO-{n}", "value": str(rng.randint(1, 10000)), "currency": "CNY"},
+            }
             samples.append(TriageFacts.of(ComplaintInput.model_validate(data)))
     return samples
 
@@ -87,8 +93,12 @@ def measure(repeats: int) -> dict:
     texts = [c.text for c in cfpb.load()]
     english, chinese = vocabulary(texts, rng)
     facts = complaints(texts, chinese, rng)
-    results = {"vocabulary": len(english) + len(chinese), "keywords_per_rule": KEYWORDS_PER_RULE,
-               "complaints": len(facts), "sizes": {}}
+    results = {
+        "vocabulary": len(english) + len(chinese),
+        "keywords_per_rule": KEYWORDS_PER_RULE,
+        "complaints": len(facts),
+        "sizes": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         rule_sets, loads = {}, {}
         for size in SIZES:
@@ -111,10 +121,15 @@ def measure(repeats: int) -> dict:
         for size in SIZES:
             median = statistics.median(passes[size])
             goal = GOALS_US.get(size)
-            results["sizes"][size] = {"median_us": round(median, 1), "min_us": round(min(passes[size]), 1),
-                                      "max_us": round(max(passes[size]), 1), "passes": repeats,
-                                      "load_seconds": round(loads[size], 2), "goal_us": goal,
-                                      "met": None if goal is None else median < goal}
+            results["sizes"][size] = {
+                "median_us": round(median, 1),
+                "min_us": round(min(passes[size]), 1),
+                "max_us": round(max(passes[size]), 1),
+                "passes": repeats,
+                "load_seconds": round(loads[size], 2),
+                "goal_us": goal,
+                "met": None if goal is None else median < goal,
+            }
     return results
 
 
@@ -124,12 +139,16 @@ def main() -> None:
     if "--json" in sys.argv:
         print(json.dumps(results, indent=2))
         return
-    print(f"{results['complaints']} complaints (en + zh), vocabulary {results['vocabulary']} words, "
-          f"{results['keywords_per_rule']} keywords per rule")
+    print(
+        f"{results['complaints']} complaints (en + zh), vocabulary {results['vocabulary']} words, "
+        f"{results['keywords_per_rule']} keywords per rule"
+    )
     for size, row in results["sizes"].items():
         goal = f"goal < {row['goal_us']} us: {'met' if row['met'] else 'MISSED'}" if row["goal_us"] else ""
-        print(f"{size:5} rules  {row['median_us']:9.1f} us/complaint (median of {row['passes']}; "
-              f"{row['min_us']}-{row['max_us']})  load {row['load_seconds']} s  {goal}")
+        print(
+            f"{size:5} rules  {row['median_us']:9.1f} us/complaint (median of {row['passes']}; "
+            f"{row['min_us']}-{row['max_us']})  load {row['load_seconds']} s  {goal}"
+        )
 
 
 if __name__ == "__main__":

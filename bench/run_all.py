@@ -12,7 +12,7 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def run(script: str, *args: str) -> dict:
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
     try:  # the JSON document is last, after any log lines (none: rfind gives -1, and the slice starts at 0)
-        return json.loads(done.stdout[done.stdout.rfind("\n{") + 1:])
+        return json.loads(done.stdout[done.stdout.rfind("\n{") + 1 :])
     except ValueError:  # one benchmark's bad output must not cost the others' figures
         return {"error": "output was not JSON; its end: " + done.stdout[-1500:]}
 
@@ -99,17 +99,31 @@ FINDINGS = [
 
 
 def machine() -> dict:
-    memory = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "0")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    temporal = subprocess.run([str(Path(sys.executable).parent / "temporal"), "--version"], capture_output=True,
-                              text=True, check=False).stdout.strip()
+    memory = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    temporal = subprocess.run(
+        [str(Path(sys.executable).parent / "temporal"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     import temporalio
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(memory) / 1024 / 1024, 1),
-            "python": platform.python_version(), "temporalio": temporalio.__version__, "temporal_cli": temporal,
-            "os": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "temporalio": temporalio.__version__,
+        "temporal_cli": temporal,
+        "os": platform.platform(),
+    }
 
 
 def verdict(met: bool | None) -> str:
@@ -143,22 +157,34 @@ def render(results: dict) -> str:
     if "error" in floor:
         lines += ["failed: see the log", ""]
     else:
-        lines += [f"{floor['complaints_per_round']} CFPB complaints per round, {floor['concurrency']} worked at "
-                  "once, auto-remedied path; bare = every Temporal call ours makes (local activities, timer, "
-                  "updates, search-attribute upserts, the customer record's and crisis watch's messages) "
-                  "with empty bodies (bench/bare_workflow.py). CPU is milliseconds per case: this process "
-                  "(driver, client, worker) + the dev server. Events: the median history length of 20 of the "
-                  "round's cases, to show that both sides cost the server the same.", "",
-                  "| round | ours /s | bare /s | ratio | ours CPU ms | bare CPU ms | events ours / bare |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"{floor['complaints_per_round']} CFPB complaints per round, {floor['concurrency']} worked at "
+            "once, auto-remedied path; bare = every Temporal call ours makes (local activities, timer, "
+            "updates, search-attribute upserts, the customer record's and crisis watch's messages) "
+            "with empty bodies (bench/bare_workflow.py). CPU is milliseconds per case: this process "
+            "(driver, client, worker) + the dev server. Events: the median history length of 20 of the "
+            "round's cases, to show that both sides cost the server the same.",
+            "",
+            "| round | ours /s | bare /s | ratio | ours CPU ms | bare CPU ms | events ours / bare |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for n, r in enumerate(floor["rounds"], 1):
-            cpu = {side: f"{r[side]['python_ms']} + {r[side]['server_ms']}" if side in r else "—"
-                   for side in ("ours_cpu", "bare_cpu")}
-            events = " / ".join(f"{r[side]['events']:g}" if "events" in r.get(side, {}) else "—"
-                                for side in ("ours_cpu", "bare_cpu"))
-            lines.append(f"| {n} | {r['ours_per_s']} | {r['bare_per_s']} | {r['ratio']} | {cpu['ours_cpu']} | "
-                         f"{cpu['bare_cpu']} | {events} |")
-        lines += ["", f"Median ratio **{floor['median_ratio']}** (goal ≥ {floor['goal']}: {verdict(floor['met'])}).", ""]
+            cpu = {
+                side: f"{r[side]['python_ms']} + {r[side]['server_ms']}" if side in r else "—"
+                for side in ("ours_cpu", "bare_cpu")
+            }
+            events = " / ".join(
+                f"{r[side]['events']:g}" if "events" in r.get(side, {}) else "—" for side in ("ours_cpu", "bare_cpu")
+            )
+            lines.append(
+                f"| {n} | {r['ours_per_s']} | {r['bare_per_s']} | {r['ratio']} | {cpu['ours_cpu']} | "
+                f"{cpu['bare_cpu']} | {events} |"
+            )
+        lines += [
+            "",
+            f"Median ratio **{floor['median_ratio']}** (goal ≥ {floor['goal']}: {verdict(floor['met'])}).",
+            "",
+        ]
     cost = results["history_cost"]
     lines += ["## 2. History cost: events per complaint", "", "| path | events | goal |", "|---|---|---|"]
     for path, row in cost.items():
@@ -172,61 +198,86 @@ def render(results: dict) -> str:
     rules = results["rule_eval"]
     lines += ["## 3. Rule evaluation", ""]
     if "sizes" in rules:
-        lines += [f"{rules['complaints']} complaints (CFPB English and generated Chinese), a "
-                  f"{rules['vocabulary']}-word keyword vocabulary, {rules['keywords_per_rule']} keywords per "
-                  "rule, every other rule with a CEL condition; `engine.triage` as the activity runs it.", "",
-                  "| rules | µs per complaint (median) | range | load | goal |", "|---|---|---|---|---|"]
+        lines += [
+            f"{rules['complaints']} complaints (CFPB English and generated Chinese), a "
+            f"{rules['vocabulary']}-word keyword vocabulary, {rules['keywords_per_rule']} keywords per "
+            "rule, every other rule with a CEL condition; `engine.triage` as the activity runs it.",
+            "",
+            "| rules | µs per complaint (median) | range | load | goal |",
+            "|---|---|---|---|---|",
+        ]
         for size, row in rules["sizes"].items():
             goal = f"< {row['goal_us']} µs: {verdict(row['met'])}" if row["goal_us"] else ""
-            lines.append(f"| {size} | {row['median_us']} | {row['min_us']}–{row['max_us']} | "
-                         f"{row['load_seconds']} s | {goal} |")
+            lines.append(
+                f"| {size} | {row['median_us']} | {row['min_us']}–{row['max_us']} | {row['load_seconds']} s | {goal} |"
+            )
         lines.append("")
     held = results.get("open_complaints", {})
     lines += ["## 4. Open complaints held", ""]
     if "complaints" not in held:
         lines += [unmeasured(held), ""]
     else:
-        lines += [f"{held['complaints']} complaints open at once, each with a first-response timer due "
-                  f"{held['hold_seconds'] / 60:g} minutes after they were all received; `worker.py` in its own "
-                  "process in embedded mode (dev server with its SQLite file).", "",
-                  f"- Submitted in {held['submit_seconds']} s ({held['submit_per_s']}/s); all acknowledged after "
-                  f"{held['all_acknowledged_seconds']} s.",
-                  f"- Worker RSS: idle {held['worker_rss_idle_mb']} MB, holding {held['worker_rss_holding_mb']} MB, "
-                  f"peak {held['worker_rss_peak_mb']} MB (goal < {held['goal_rss_mb']:g} MB: {verdict(held['met'])}).",
-                  f"- Server database: {held['database_holding_mb']} MB holding, "
-                  f"{held['database_after_firing_mb']} MB after the timers fired.",
-                  f"- From the due moment until every case had recorded its breach (Breached = true): "
-                  f"{held['seconds_until_all_fired']} s ({held['breached']} of {held['complaints']}).", ""]
+        lines += [
+            f"{held['complaints']} complaints open at once, each with a first-response timer due "
+            f"{held['hold_seconds'] / 60:g} minutes after they were all received; `worker.py` in its own "
+            "process in embedded mode (dev server with its SQLite file).",
+            "",
+            f"- Submitted in {held['submit_seconds']} s ({held['submit_per_s']}/s); all acknowledged after "
+            f"{held['all_acknowledged_seconds']} s.",
+            f"- Worker RSS: idle {held['worker_rss_idle_mb']} MB, holding {held['worker_rss_holding_mb']} MB, "
+            f"peak {held['worker_rss_peak_mb']} MB (goal < {held['goal_rss_mb']:g} MB: {verdict(held['met'])}).",
+            f"- Server database: {held['database_holding_mb']} MB holding, "
+            f"{held['database_after_firing_mb']} MB after the timers fired.",
+            f"- From the due moment until every case had recorded its breach (Breached = true): "
+            f"{held['seconds_until_all_fired']} s ({held['breached']} of {held['complaints']}).",
+            "",
+        ]
     latency = results.get("approval_latency", {})
     lines += ["## 5. Approval latency", ""]
     if "rounds" not in latency:
         lines += [unmeasured(latency), ""]
     else:
-        lines += [f"{latency['approvals_per_round']} signed approvals per round, sent one after another; "
-                  "the `approve_remedy` update timed from call to answer. Loaded: "
-                  f"{latency['background_arrivals_per_s']} new complaints a second arrive meanwhile, each "
-                  "carried from submission to close (about half of what the machine carries at most).", "",
-                  "| round | idle p50 / p99 ms | loaded p50 / p99 ms | background cases/s |", "|---|---|---|---|"]
+        lines += [
+            f"{latency['approvals_per_round']} signed approvals per round, sent one after another; "
+            "the `approve_remedy` update timed from call to answer. Loaded: "
+            f"{latency['background_arrivals_per_s']} new complaints a second arrive meanwhile, each "
+            "carried from submission to close (about half of what the machine carries at most).",
+            "",
+            "| round | idle p50 / p99 ms | loaded p50 / p99 ms | background cases/s |",
+            "|---|---|---|---|",
+        ]
         for n, r in enumerate(latency["rounds"], 1):
-            lines.append(f"| {n} | {r['idle']['p50_ms']} / {r['idle']['p99_ms']} | {r['loaded']['p50_ms']} / "
-                         f"{r['loaded']['p99_ms']} | {r['background_cases_per_s']} |")
-        lines += ["", f"Median p99 under load **{latency['median_loaded_p99_ms']} ms** (goal < "
-                  f"{latency['goal_p99_ms']} ms: {verdict(latency['met'])}).", ""]
+            lines.append(
+                f"| {n} | {r['idle']['p50_ms']} / {r['idle']['p99_ms']} | {r['loaded']['p50_ms']} / "
+                f"{r['loaded']['p99_ms']} | {r['background_cases_per_s']} |"
+            )
+        lines += [
+            "",
+            f"Median p99 under load **{latency['median_loaded_p99_ms']} ms** (goal < "
+            f"{latency['goal_p99_ms']} ms: {verdict(latency['met'])}).",
+            "",
+        ]
     burst = results["throughput"]
     lines += ["## 6. Intake burst, lifecycle and report reading", ""]
     if "error" in burst:
         lines += ["The run failed; the end of its error output:", "", "```", burst["error"][-600:].strip(), "```", ""]
     for extra in results.get("throughput_smaller", []):
-        lines += [f"- Smaller run, {extra['complaints']} complaints: acknowledged at {extra['intake_per_s']}/s, "
-                  f"closed at {extra['lifecycle_per_s']}/s, report {extra['report_per_s']} cases/s, "
-                  f"peak RSS {extra['peak_rss_mb']} MB.", ""]
+        lines += [
+            f"- Smaller run, {extra['complaints']} complaints: acknowledged at {extra['intake_per_s']}/s, "
+            f"closed at {extra['lifecycle_per_s']}/s, report {extra['report_per_s']} cases/s, "
+            f"peak RSS {extra['peak_rss_mb']} MB.",
+            "",
+        ]
     if "error" not in burst:
-        lines += [f"- {burst['complaints']} complaints (CFPB texts) submitted at once: all acknowledged in "
-                  f"{burst['intake_seconds']} s ({burst['intake_per_s']}/s).",
-                  f"- The same number carried to close, {burst['lifecycle_concurrency']} at a time: "
-                  f"{burst['lifecycle_seconds']} s ({burst['lifecycle_per_s']}/s).",
-                  f"- Report: {burst['report_cases']} cases read and summarized at {burst['report_per_s']} cases/s.",
-                  f"- Peak RSS of the client and worker process: {burst['peak_rss_mb']} MB.", ""]
+        lines += [
+            f"- {burst['complaints']} complaints (CFPB texts) submitted at once: all acknowledged in "
+            f"{burst['intake_seconds']} s ({burst['intake_per_s']}/s).",
+            f"- The same number carried to close, {burst['lifecycle_concurrency']} at a time: "
+            f"{burst['lifecycle_seconds']} s ({burst['lifecycle_per_s']}/s).",
+            f"- Report: {burst['report_cases']} cases read and summarized at {burst['report_per_s']} cases/s.",
+            f"- Peak RSS of the client and worker process: {burst['peak_rss_mb']} MB.",
+            "",
+        ]
     lines += ["## What profiling found, and what changed", "", *[f"- {finding}" for finding in FINDINGS], ""]
     return "\n".join(lines)
 
@@ -247,7 +298,7 @@ def main() -> None:
         rerender()
         return
     results = {
-        "at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "rule_eval": run("rule_eval.py", "--repeats", "2" if QUICK else "15"),
         "history_cost": run("history_cost.py"),
@@ -255,8 +306,12 @@ def main() -> None:
         "throughput": run("throughput.py", "50" if QUICK else "1000"),
         "approval_latency": run("approval_latency.py", "20" if QUICK else "200", "--rounds", "1" if QUICK else "3"),
         # 10,000 takes about half an hour: BENCH_OPEN=N to change it
-        "open_complaints": run("open_complaints.py", os.environ.get("BENCH_OPEN", "200" if QUICK else "10000"),
-                               "--hold-minutes", "2" if QUICK else "25"),
+        "open_complaints": run(
+            "open_complaints.py",
+            os.environ.get("BENCH_OPEN", "200" if QUICK else "10000"),
+            "--hold-minutes",
+            "2" if QUICK else "25",
+        ),
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     (ROOT / "bench" / "RESULTS.md").write_text(render(results), encoding="utf-8")

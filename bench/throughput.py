@@ -26,21 +26,22 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from activities.complaint_activities import ComplaintActivities
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from redress import (
+    codec,
+    report,
+)
+from redress import search_attributes as sa
+from redress.client import RedressClient
+from redress.contract import Feedback, Resolution, ResponseRecord
+from tests.helpers import cfpb
+from tests.helpers.cases import complaint
+from tests.helpers.rules import write_rules
+from worker import build_worker, temporal_binary
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import codec  # noqa: E402
-import report  # noqa: E402
-from activities.complaint_activities import ComplaintActivities  # noqa: E402
-from activities.rules.store import RuleStore  # noqa: E402
-from activities.settings import Settings  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests import cfpb  # noqa: E402
-from tests.conftest import complaint, write_rules  # noqa: E402
-from worker import build_worker, temporal_binary  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
-from workflows.contract import Feedback, Resolution, ResponseRecord  # noqa: E402
-
 
 # Cases worked at once, as a team of agents would: unbounded, hundreds of updates queue up on the SQLite
 # dev server until they time out, which measures the queue rather than the engine.
@@ -83,10 +84,20 @@ def cfpb_complaints(count: int) -> list[dict]:
     """
     texts = [c.text for c in cfpb.load()]
     batch = uuid.uuid4().hex[:6]
-    return [complaint(text=texts[n % len(texts)], customer={"id": f"bench-{batch}-{n}", "language": "en"},
-                      channel="web", order={"id": f"SO-{batch}-{n}", "value": "300.00", "currency": "CNY",
-                                            "items": [{"sku": f"SKU-{n % len(texts)}", "quantity": 1}]})
-            for n in range(count)]
+    return [
+        complaint(
+            text=texts[n % len(texts)],
+            customer={"id": f"bench-{batch}-{n}", "language": "en"},
+            channel="web",
+            order={
+                "id": f"SO-{batch}-{n}",
+                "value": "300.00",
+                "currency": "CNY",
+                "items": [{"sku": f"SKU-{n % len(texts)}", "quantity": 1}],
+            },
+        )
+        for n in range(count)
+    ]
 
 
 async def measure(count: int) -> dict:
@@ -94,7 +105,8 @@ async def measure(count: int) -> dict:
         async with await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(),
             data_converter=codec.data_converter(Path(tmp) / "keys", create_keys=True),  # encrypted, as in production
-            search_attributes=sa.ALL, dev_server_database_filename=str(Path(tmp) / "bench.db"),
+            search_attributes=sa.ALL,
+            dev_server_database_filename=str(Path(tmp) / "bench.db"),
         ) as env:
             rules = ROOT / "rules"
             if "--no-desks" in sys.argv:  # the shipped rules without agent desks (to see what routing costs)
@@ -132,10 +144,13 @@ async def measure(count: int) -> dict:
                     reading = time.perf_counter() - started
     return {
         "complaints": count,
-        "intake_seconds": round(intake, 2), "intake_per_s": round(count / intake, 1),
-        "lifecycle_seconds": round(full, 2), "lifecycle_per_s": round(count / full, 1),
+        "intake_seconds": round(intake, 2),
+        "intake_per_s": round(count / intake, 1),
+        "lifecycle_seconds": round(full, 2),
+        "lifecycle_per_s": round(count / full, 1),
         "lifecycle_concurrency": LIFECYCLE_CONCURRENCY,
-        "report_cases": len(records), "report_closed": summary["volume"]["result"].get("closed", 0),
+        "report_cases": len(records),
+        "report_closed": summary["volume"]["result"].get("closed", 0),
         "report_per_s": round(len(records) / reading),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -147,12 +162,18 @@ def main() -> None:
     if "--json" in sys.argv:
         print(json.dumps(result, indent=2))
         return
-    print(f"intake:    {result['complaints']} complaints acknowledged in {result['intake_seconds']}s "
-          f"= {result['intake_per_s']}/s")
-    print(f"lifecycle: {result['complaints']} complaints closed in {result['lifecycle_seconds']}s "
-          f"= {result['lifecycle_per_s']}/s")
-    print(f"report:    {result['report_cases']} cases ({result['report_closed']} with results fetched) read "
-          f"and summarized = {result['report_per_s']} cases/s")
+    print(
+        f"intake:    {result['complaints']} complaints acknowledged in {result['intake_seconds']}s "
+        f"= {result['intake_per_s']}/s"
+    )
+    print(
+        f"lifecycle: {result['complaints']} complaints closed in {result['lifecycle_seconds']}s "
+        f"= {result['lifecycle_per_s']}/s"
+    )
+    print(
+        f"report:    {result['report_cases']} cases ({result['report_closed']} with results fetched) read "
+        f"and summarized = {result['report_per_s']} cases/s"
+    )
     print(f"peak RSS of client+worker process: {result['peak_rss_mb']} MB")
 
 

@@ -22,21 +22,28 @@ import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from activities.complaint_activities import ComplaintActivities  # noqa: E402
-from activities.rules.store import RuleStore  # noqa: E402
-from activities.settings import Settings  # noqa: E402
-from client import RedressClient  # noqa: E402
-from tests.conftest import APPROVER_KEYS, complaint, eventually, open_case, stage_is, write_rules  # noqa: E402
-from tests.peer import Peer  # noqa: E402
-from worker import build_worker, temporal_binary  # noqa: E402
-from workflows import search_attributes as sa  # noqa: E402
-from workflows.contract import (  # noqa: E402
-    CustomerQuestion, CustomerReply, Feedback, RemedyProposal, Resolution, ResponseRecord, Retriage,
-    SeverityChange, Withdrawal,
+from activities.complaint_activities import ComplaintActivities
+from activities.rules.store import RuleStore
+from activities.settings import Settings
+from redress import search_attributes as sa
+from redress.client import RedressClient
+from redress.contract import (
+    CustomerQuestion,
+    CustomerReply,
+    Feedback,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+    Retriage,
+    SeverityChange,
+    Withdrawal,
 )
+from tests.helpers.cases import complaint, eventually, open_case, stage_is
+from tests.helpers.peer import Peer
+from tests.helpers.rules import APPROVER_KEYS, write_rules
+from worker import build_worker, temporal_binary
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "tests" / "histories"
 
@@ -44,11 +51,20 @@ OUT = ROOT / "tests" / "histories"
 async def signed_proposal(redress: RedressClient) -> str:
     """A proposer's own signature within her authority (paid at once); an unsigned one above the limit, approved."""
     cid = await open_case(redress, respond_as="li.na", complaint_id="H-signed-proposal")
-    await redress.propose(cid, RemedyProposal(kind="refund", amount=Decimal("150"), currency="CNY",
-                                              reason="double charge", proposed_by="li.na"), APPROVER_KEYS["li.na"])
+    await redress.propose(
+        cid,
+        RemedyProposal(
+            kind="refund", amount=Decimal("150"), currency="CNY", reason="double charge", proposed_by="li.na"
+        ),
+        APPROVER_KEYS["li.na"],
+    )
     await stage_is(redress, cid, "remedy_executed")
-    await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("120"), currency="CNY",
-                                                     reason="and for the trouble", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(
+            kind="coupon", amount=Decimal("120"), currency="CNY", reason="and for the trouble", proposed_by="li.na"
+        ),
+    )
     await redress.reject(cid, "wang.fang", APPROVER_KEYS["wang.fang"], note="one remedy is enough")
     await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
     await stage_is(redress, cid, "follow_up")
@@ -60,8 +76,10 @@ async def signed_proposal(redress: RedressClient) -> str:
 async def approval_reopen_close(redress: RedressClient) -> str:
     cid = await open_case(redress, complaint_id="H-approval-reopen")
     await redress.record_response(cid, ResponseRecord(agent="li.na", message="正在处理"))
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="goodwill", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY", reason="goodwill", proposed_by="li.na"),
+    )
     await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
     await stage_is(redress, cid, "remedy_executed")
     await redress.resolve(cid, Resolution(agent="li.na", summary="paid"))
@@ -124,7 +142,9 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 
 
 async def guarantee_payout(redress: RedressClient) -> str:
-    cid = await open_case(redress, respond_as="li.na", complaint_id="H-guarantee", text="just a question about my order")
+    cid = await open_case(
+        redress, respond_as="li.na", complaint_id="H-guarantee", text="just a question about my order"
+    )
 
     async def paid():
         return any(r.transaction_id for r in (await redress.status(cid)).remedies)
@@ -184,8 +204,9 @@ follow_up: {survey_window: 20s, reopen_below: 3}
 
 async def approval_timeout(redress: RedressClient) -> str:
     cid = await open_case(redress, respond_as="li.na", complaint_id="H-approval-timeout")
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="broken", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY", reason="broken", proposed_by="li.na")
+    )
 
     async def rejected():
         return (await redress.status(cid)).remedies[0].status.value == "rejected"
@@ -218,8 +239,13 @@ async def refused_input(redress: RedressClient) -> str:
 async def customer_churn(redress: RedressClient) -> str:
     """A customer record: two complaints (a repeat count), one closed, its churn watch running out, a purchase."""
     who = {"id": "H-customer", "language": "en"}
-    first = await open_case(redress, complaint_id="H-churn-1", customer=who, respond_as="li.na",
-                            metadata={"customer_profile": "price_sensitive"})
+    first = await open_case(
+        redress,
+        complaint_id="H-churn-1",
+        customer=who,
+        respond_as="li.na",
+        metadata={"customer_profile": "price_sensitive"},
+    )
     await redress.resolve(first, Resolution(agent="li.na", summary="fixed"))
     await stage_is(redress, first, "follow_up")
     await redress.customer_feedback(first, Feedback(score=4))
@@ -246,9 +272,15 @@ async def crisis_common_remedy(redress: RedressClient) -> list[str]:
     """A crisis declared at the threshold (3 here), a late joiner, a common remedy approved once."""
     cids = []
     for number in range(1, 5):
-        cids.append(await open_case(redress, complaint_id=f"H-crisis-{number}", respond_as="li.na",
-                                    customer={"id": f"H-crisis-customer-{number}", "language": "en"},
-                                    order={"id": f"SO-C{number}", "value": "300", "product_sku": "H-KETTLE"}))
+        cids.append(
+            await open_case(
+                redress,
+                complaint_id=f"H-crisis-{number}",
+                respond_as="li.na",
+                customer={"id": f"H-crisis-customer-{number}", "language": "en"},
+                order={"id": f"SO-C{number}", "value": "300", "product_sku": "H-KETTLE"},
+            )
+        )
     key = "sku:H-KETTLE"
 
     async def declared_and_linked():
@@ -256,8 +288,12 @@ async def crisis_common_remedy(redress: RedressClient) -> list[str]:
         return watch["declared_at"] and len(watch["linked"]) == 4
 
     await eventually(declared_and_linked)
-    await redress.propose_common_remedy(key, RemedyProposal(kind="refund", amount=Decimal("300"), currency="CNY",
-                                                            reason="faulty batch", proposed_by="li.na"))
+    await redress.propose_common_remedy(
+        key,
+        RemedyProposal(
+            kind="refund", amount=Decimal("300"), currency="CNY", reason="faulty batch", proposed_by="li.na"
+        ),
+    )
     await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
     await eventually(lambda: _paid(redress, cids[0]))
     return [f"crisis-{key}", f"complaint-{cids[0]}"]
@@ -281,13 +317,16 @@ async def bad_signals(redress: RedressClient) -> list[str]:
     handle = redress.handle(cid)
     await handle.signal("approve_remedy", [1, 2])
     await handle.signal("crisis_declared", {"crisis_id": 5})
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="goodwill", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY", reason="goodwill", proposed_by="li.na"),
+    )
     decision = await redress.sign_decision(cid, "approve", "wang.fang", APPROVER_KEYS["wang.fang"])
     await handle.signal("approve_remedy", decision)
     await stage_is(redress, cid, "remedy_executed")
     await redress.client.get_workflow_handle(redress.customer_record_id(who["id"])).signal(
-        "customer_purchased", "yesterday")
+        "customer_purchased", "yesterday"
+    )
     await redress.withdraw(cid, Withdrawal(by="customer"))
     await redress.outcome(cid)
     await eventually(lambda: _record_settled_without_purchase(redress, who["id"]))
@@ -327,14 +366,16 @@ async def main() -> None:
     wanted = set(sys.argv[2:]) or {scenario.__name__ for scenario in SCENARIOS}
     with tempfile.TemporaryDirectory() as tmp, Peer() as peer:
         async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+            dev_server_existing_path=temporal_binary(),
+            data_converter=pydantic_data_converter,
             search_attributes=sa.ALL,
         ) as env:
             for scenario, tiers in SCENARIOS.items():
                 if scenario.__name__ not in wanted:
                     continue
-                rules = write_rules(Path(tmp) / scenario.__name__, tiers_yaml=tiers,
-                                    agent_desks=scenario.__name__ in AGENT_DESKS)
+                rules = write_rules(
+                    Path(tmp) / scenario.__name__, tiers_yaml=tiers, agent_desks=scenario.__name__ in AGENT_DESKS
+                )
                 extra = APPROVAL_EXTRA.get(scenario.__name__)
                 if extra:
                     approval = rules / "approval.yaml"
@@ -344,21 +385,26 @@ async def main() -> None:
                     file, text, replacement = RULE_EDITS[scenario.__name__]
                     path = rules / file
                     path.write_text(path.read_text(encoding="utf-8").replace(text, replacement), encoding="utf-8")
-                settings = Settings(rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify",
-                                    payment_url=f"{peer.url}/pay")
+                settings = Settings(
+                    rules_dir=rules, data_dir=Path(tmp), notify_url=f"{peer.url}/notify", payment_url=f"{peer.url}/pay"
+                )
                 async with httpx.AsyncClient() as http:
                     activities = ComplaintActivities(settings, http, RuleStore(rules), env.client)
                     async with build_worker(env.client, activities, task_queue=scenario.__name__):
                         redress = RedressClient(env.client, task_queue=scenario.__name__)
                         recorded = await scenario(redress)  # workflow ids, or a complaint id
-                        ids = recorded if isinstance(recorded, list) else [
-                            recorded if recorded.startswith("customer-") else f"complaint-{recorded}"]
+                        ids = (
+                            recorded
+                            if isinstance(recorded, list)
+                            else [recorded if recorded.startswith("customer-") else f"complaint-{recorded}"]
+                        )
                         histories = [await env.client.get_workflow_handle(i).fetch_history() for i in ids]
                 for number, history in enumerate(histories):
                     suffix = f"-{number}" if number else ""
                     target = OUT / f"{version}-{scenario.__name__}{suffix}.json"
                     target.write_text(history.to_json(), encoding="utf-8")
                     print(f"recorded {target.relative_to(ROOT)} ({len(history.events)} events)")
+
 
 if __name__ == "__main__":
     asyncio.run(main())

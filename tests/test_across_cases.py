@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import eventually, notices, open_case, stage_is, write_rules
-from workflows.contract import Feedback, Resolution, Withdrawal
+from redress.contract import Feedback, Resolution, Withdrawal
+from tests.helpers.cases import eventually, notices, open_case, stage_is
+from tests.helpers.rules import write_rules
 
 
 def customer(prefix: str) -> dict:
@@ -20,8 +21,12 @@ async def test_the_third_complaint_in_the_window_is_flagged_repeat_and_urgent(ru
     async with run_worker() as redress:
         statuses = []
         for number in range(1, 4):
-            cid = await open_case(redress, customer=who, text="The app keeps logging me out",
-                                  order={"id": f"SO-{number}", "value": "20", "currency": "CNY"})
+            cid = await open_case(
+                redress,
+                customer=who,
+                text="The app keeps logging me out",
+                order={"id": f"SO-{number}", "value": "20", "currency": "CNY"},
+            )
             statuses.append(await redress.status(cid))
         record = await redress.customer_record(who["id"])
     assert [s.severity.value for s in statuses] == ["general", "general", "urgent"]
@@ -59,8 +64,9 @@ def churn_rules(tmp_path):
 
 
 async def close_case(redress, who: dict, profile: str) -> str:
-    cid = await open_case(redress, customer=who, respond_as="li.na", text="The kettle leaks",
-                          metadata={"customer_profile": profile})
+    cid = await open_case(
+        redress, customer=who, respond_as="li.na", text="The kettle leaks", metadata={"customer_profile": profile}
+    )
     await redress.resolve(cid, Resolution(agent="li.na", summary="replaced the kettle"))
     await stage_is(redress, cid, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=4))
@@ -82,7 +88,8 @@ async def test_churn_watch_sends_the_care_package_once_without_a_purchase(run_wo
         await asyncio.sleep(2)  # nothing more goes out
     assert len(care) == 1 and "30" in care[0].body["text"]
     assert [(r.key, r.body["kind"], r.body["amount"]) for r in peer.acted("/pay", complaint_id=cid)] == [
-        (f"remedy:{cid}:care", "coupon", "30")]
+        (f"remedy:{cid}:care", "coupon", "30")
+    ]
     assert record.care_sent == [cid] and record.watches == []
     assert len(await notices(peer, cid, "care_coupon")) == 1
 

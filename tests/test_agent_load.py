@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.rules.sentiment import assess
-from tests.conftest import eventually, notices, open_case, write_rules
+from tests.helpers.cases import eventually, notices, open_case
+from tests.helpers.rules import write_rules
 
 FURIOUS_BILLING = "I am FURIOUS. You charged me twice, this is disgusting and pathetic!!! Refund me now."
 CALM_BILLING = "I think I was charged twice for order 1001; could you check and refund one of them?"
@@ -26,7 +27,8 @@ def test_the_texts_are_what_the_test_says():
 
 
 async def test_break_prompt_after_the_fifth_intense_case_and_the_next_angry_one_goes_elsewhere(
-        run_worker, peer, desk_rules):
+    run_worker, peer, desk_rules
+):
     async with run_worker(rules=desk_rules) as redress:
         calm_first = await open_case(redress, text=CALM_BILLING)
         intense = [await open_case(redress, text=FURIOUS_BILLING) for _ in range(5)]

@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from tests.conftest import APPROVER_KEYS, eventually, notices, open_case, write_rules
-from workflows.contract import RemedyProposal
+from redress.contract import RemedyProposal
+from tests.helpers.cases import eventually, notices, open_case
+from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 
 def rules_with_timeout(tmp_path, fallback: str):
     rules = write_rules(tmp_path / "r")
     text = (rules / "approval.yaml").read_text(encoding="utf-8")
-    text = text.replace("  free_kinds: [apology, explanation]",
-                        f"  free_kinds: [apology, explanation]\n  decision_timeout: 2s\n  fallback: {fallback}")
+    text = text.replace(
+        "  free_kinds: [apology, explanation]",
+        f"  free_kinds: [apology, explanation]\n  decision_timeout: 2s\n  fallback: {fallback}",
+    )
     (rules / "approval.yaml").write_text(text, encoding="utf-8")
     return rules
 
 
 async def propose(redress, cid):
-    await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                     reason="broken on arrival", proposed_by="li.na"))
+    await redress.propose_remedy(
+        cid,
+        RemedyProposal(
+            kind="refund", amount=Decimal("800"), currency="CNY", reason="broken on arrival", proposed_by="li.na"
+        ),
+    )
 
 
 async def decided(redress, cid):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from tests.conftest import APPROVER_KEYS, eventually, open_case, write_rules
+from tests.helpers.cases import eventually, open_case
+from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 GUARANTEE = """
 tiers:
@@ -46,7 +47,7 @@ async def test_missed_resolution_pays_the_guarantee_exactly_once(run_worker, pee
 
 
 async def test_a_guarantee_that_needs_approval_waits_for_an_approver(run_worker, peer, tmp_path):
-    tiers = GUARANTEE.replace('pay: {kind: coupon, amount: 50,', 'pay: {kind: cash, amount: 500, needs_approval: true,')
+    tiers = GUARANTEE.replace("pay: {kind: coupon, amount: 50,", "pay: {kind: cash, amount: 500, needs_approval: true,")
     async with run_worker(rules=write_rules(tmp_path / "r", tiers_yaml=tiers)) as redress:
         cid = await open_case(redress, respond_as="li.na", text="just a question about my order")
 

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import sys
 import uuid
 
-from tests.conftest import ROOT, complaint, stage_is
-from workflows.contract import TASK_QUEUE
-
-
-async def redress_cli(env, *args: str) -> tuple[int, str, str]:
-    address = env.client.service_client.config.target_host
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "--address", address, *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode, out.decode(), err.decode()
+from redress.contract import TASK_QUEUE
+from tests.helpers.cases import complaint, stage_is
+from tests.helpers.processes import redress_cli
 
 
 async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_path):
-    data = complaint(text="Package never arrived 快递丢失", customer={"id": f"c-cli-{uuid.uuid4().hex[:6]}", "language": "en"})
+    data = complaint(
+        text="Package never arrived 快递丢失", customer={"id": f"c-cli-{uuid.uuid4().hex[:6]}", "language": "en"}
+    )
     cid = data["complaint_id"]
     path = tmp_path / "complaint.json"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -35,8 +26,11 @@ async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_pa
 
         await stage_is(redress, cid, "acknowledged")
         code, out, _ = await redress_cli(env, "show", cid)
-        assert code == 0 and re.search(r"^queue\s+logistics$", out, re.M) and re.search(r"^stage\s+acknowledged$",
-                                                                                         out, re.M)
+        assert (
+            code == 0
+            and re.search(r"^queue\s+logistics$", out, re.M)
+            and re.search(r"^stage\s+acknowledged$", out, re.M)
+        )
         assert re.search(r"^first_response\s+\S+\s+open", out, re.M) and "\x1b[" not in out  # plain when piped
 
         code, out, _ = await redress_cli(env, "--json", "respond", cid, "--as", "li.na", "--message", "Tracing it")
@@ -46,8 +40,20 @@ async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_pa
         code, _, err = await redress_cli(env, "resolve", "NO-SUCH-CASE", "--as", "li.na", "--summary", "x")
         assert code == 1 and "no complaint NO-SUCH-CASE" in err
 
-        code, out, _ = await redress_cli(env, "propose", cid, "--as", "li.na", "--kind", "coupon", "--amount", "20",
-                                         "--reason", "late parcel", "--json")
+        code, out, _ = await redress_cli(
+            env,
+            "propose",
+            cid,
+            "--as",
+            "li.na",
+            "--kind",
+            "coupon",
+            "--amount",
+            "20",
+            "--reason",
+            "late parcel",
+            "--json",
+        )
         assert code == 0 and json.loads(out)["status"] in ("approved", "executed")
         code, out, _ = await redress_cli(env, "withdraw", cid, "--by", "customer", "--reason", "it arrived")
         assert code == 0 and out.strip() == f"{cid}: withdrawn"

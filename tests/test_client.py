@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from client import InvalidInput, NotFound, Refused, list_query
-from tests.conftest import APPROVER_KEYS, eventually, open_case
-from tests.test_cli import redress_cli
-from workflows.contract import Feedback, RemedyProposal, ResponseRecord, Withdrawal
+from redress.client import InvalidInput, NotFound, Refused, list_query
+from redress.contract import Feedback, RemedyProposal, ResponseRecord, Withdrawal
+from tests.helpers.cases import eventually, open_case
+from tests.helpers.processes import redress_cli
+from tests.helpers.rules import APPROVER_KEYS
 
 
 async def test_an_unknown_complaint_is_not_found_for_every_call(run_worker):
@@ -51,8 +52,10 @@ def test_list_filters_are_checked_before_they_reach_a_query():
     with pytest.raises(InvalidInput, match="filter value"):
         list_query(queue="legal' OR WorkflowId != '")
     query = list_query(task_queue="redress", stage="awaiting_approval", severity="major", breached=True)
-    assert query == ("WorkflowType = 'Complaint' AND ExecutionStatus = 'Running' AND TaskQueue = 'redress' AND "
-                     "ComplaintStatus = 'awaiting_approval' AND Severity = 'major' AND Breached = true")
+    assert query == (
+        "WorkflowType = 'Complaint' AND ExecutionStatus = 'Running' AND TaskQueue = 'redress' AND "
+        "ComplaintStatus = 'awaiting_approval' AND Severity = 'major' AND Breached = true"
+    )
 
 
 async def test_list_by_queue_severity_stage_and_due_within(run_worker, env):
@@ -61,8 +64,12 @@ async def test_list_by_queue_severity_stage_and_due_within(run_worker, env):
         answered = await open_case(redress, respond_as="li.na")  # next deadline: resolution, in 40 s
         legal = await open_case(redress, text="You leaked my personal data")  # urgent, legal; first response in 20 s
         waiting = await open_case(redress, respond_as="li.na")
-        await redress.propose_remedy(waiting, RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY",
-                                                             reason="ruined birthday", proposed_by="li.na"))
+        await redress.propose_remedy(
+            waiting,
+            RemedyProposal(
+                kind="refund", amount=Decimal("800"), currency="CNY", reason="ruined birthday", proposed_by="li.na"
+            ),
+        )
         everyone = {answered, legal, waiting}
 
         async def listed(**filters):
@@ -80,11 +87,13 @@ async def test_list_by_queue_severity_stage_and_due_within(run_worker, env):
         cases = await redress.list_cases()
         assert cases[0].complaint_id == legal and cases[0].next_due_name == "first_response"
 
-        code, out, err = await redress_cli(env, "--task-queue", redress.task_queue, "list", "--queue", "legal",
-                                           "--json")
+        code, out, err = await redress_cli(
+            env, "--task-queue", redress.task_queue, "list", "--queue", "legal", "--json"
+        )
         assert code == 0, err
         assert [(c["complaint_id"], c["severity"], c["next_due_name"]) for c in json.loads(out)] == [
-            (legal, "urgent", "first_response")]
+            (legal, "urgent", "first_response")
+        ]
         code, out, _ = await redress_cli(env, "--task-queue", redress.task_queue, "list", "--due-within", "5m")
         lines = out.splitlines()
         assert code == 0 and lines[0].split()[:3] == ["complaint", "stage", "severity"] and len(lines) == 4

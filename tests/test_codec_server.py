@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -16,13 +17,13 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-import codec
-import codec_server
-from client import InsecureConnection, check_transport
-from tests.conftest import ROOT, stage_is
-from tests.test_encryption import payloads_in, personal_complaint, stored_history
+from redress import codec, codec_server
+from redress.client import InsecureConnection, check_transport
+from redress.contract import Withdrawal, workflow_id_for
+from tests.helpers.cases import stage_is
+from tests.helpers.histories import payloads_in, personal_complaint, stored_history
+from tests.helpers.processes import ROOT
 from worker import temporal_binary
-from workflows.contract import Withdrawal, workflow_id_for
 
 UI = "http://localhost:8233"
 
@@ -74,16 +75,31 @@ async def test_codec_server_decrypts_for_token_holders_only(run_worker, env, tmp
 
             # encode (for clients without the codec) seals under the deployment key
             plain_payloads = json_format.MessageToJson(Payloads(payloads=[plain]))
-            sealed = json_format.Parse((await http.post("/encode", content=plain_payloads, headers={
-                "Authorization": f"Bearer {token}"})).text, Payloads()).payloads[0]
+            sealed = json_format.Parse(
+                (await http.post("/encode", content=plain_payloads, headers={"Authorization": f"Bearer {token}"})).text,
+                Payloads(),
+            ).payloads[0]
             assert sealed.metadata["encoding"] == codec.ENCODING and codec.SUBJECT not in sealed.metadata
 
             # the temporal CLI decodes through it too
-            command = [temporal_binary(), "workflow", "show", "-w", workflow_id, "--output", "json",
-                       "--address", env.client.service_client.config.target_host,
-                       "--codec-endpoint", f"{server.url}/bind/{workflow_id}", "--codec-auth", f"Bearer {token}"]
-            process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                           stderr=asyncio.subprocess.PIPE)
+            command = [
+                temporal_binary(),
+                "workflow",
+                "show",
+                "-w",
+                workflow_id,
+                "--output",
+                "json",
+                "--address",
+                env.client.service_client.config.target_host,
+                "--codec-endpoint",
+                f"{server.url}/bind/{workflow_id}",
+                "--codec-auth",
+                f"Bearer {token}",
+            ]
+            process = await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
             out, err = await process.communicate()
             assert process.returncode == 0, err.decode()
             shown = json.loads(out)["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
@@ -92,8 +108,9 @@ async def test_codec_server_decrypts_for_token_holders_only(run_worker, env, tmp
 
             # revoked: refused again, without a restart, by token and by the session it opened
             assert codec_server.revoke_token(keys, "auditor.kim")
-            assert (await http.post("/decode", content=body, headers={"Authorization": f"Bearer {token}"})
-                    ).status_code == 401
+            assert (
+                await http.post("/decode", content=body, headers={"Authorization": f"Bearer {token}"})
+            ).status_code == 401
             assert (await http.post("/decode", content=body, headers={"Origin": UI})).status_code == 401
     assert token not in (keys / "codec-tokens.json").read_text()  # only the hash is stored
 
@@ -114,12 +131,23 @@ def test_plaintext_to_a_remote_server_is_refused_unless_allowed(monkeypatch):
 
 
 async def test_the_worker_will_not_start_against_a_remote_server_without_tls(tmp_path):
-    environment = {**os.environ, "TEMPORAL_ADDRESS": "temporal.internal.example:7233",
-                   "REDRESS_DATA": str(tmp_path / "data"), "REDRESS_ALLOW_PLAINTEXT": ""}
+    environment = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": "temporal.internal.example:7233",
+        "REDRESS_DATA": str(tmp_path / "data"),
+        "REDRESS_ALLOW_PLAINTEXT": "",
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "worker", env=environment, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        sys.executable,
+        "-m",
+        "redress",
+        "worker",
+        env=environment,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode != 0
     assert "refusing to connect to temporal.internal.example:7233 without TLS" in err.decode()
 
@@ -153,14 +181,20 @@ def test_credentials_and_size_are_checked_before_any_body_is_read(tmp_path):
         # no credentials: refused at once, though the declared body never comes
         answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
         assert status_of(answer) == 401 and time.monotonic() - started < 1
-        for length, expected in ((None, 411), (b"-1", 400), (b"abc", 400), (b"12e3", 400),
-                                 (str(codec_server.MAX_BODY + 1).encode(), 413)):
+        for length, expected in (
+            (None, 411),
+            (b"-1", 400),
+            (b"abc", 400),
+            (b"12e3", 400),
+            (str(codec_server.MAX_BODY + 1).encode(), 413),
+        ):
             header = b"" if length is None else b"Content-Length: " + length + b"\r\n"
             answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\n" + auth + header + b"\r\n")
             assert status_of(answer) == expected, (length, answer[:200])
         # a body that trickles is cut off at the body timeout; a head that trickles, at the head timeout
-        answer = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\n" + auth
-                             + b"Content-Length: 100\r\n\r\n", b"{\"payl")
+        answer = raw_request(
+            server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 100\r\n\r\n", b'{"payl'
+        )
         assert status_of(answer) == 408
         started = time.monotonic()
         assert raw_request(server.url, b"POST /deco", wait=5) == b"" and time.monotonic() - started < 3
@@ -213,12 +247,16 @@ def test_bound_encoding_and_pseudonyms_for_plain_clients(tmp_path):
     auth = {"Authorization": f"Bearer {token}"}
     plain = Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": "customer"}')])
     with codec_server.CodecServer(keys, port=0) as server, httpx.Client(base_url=server.url) as http:
-        sealed = json_format.Parse(http.post("/bind/customer-p-1/encode", content=json_format.MessageToJson(plain),
-                                             headers=auth).text, Payloads()).payloads[0]
+        sealed = json_format.Parse(
+            http.post("/bind/customer-p-1/encode", content=json_format.MessageToJson(plain), headers=auth).text,
+            Payloads(),
+        ).payloads[0]
         assert sealed.metadata[codec.BOUND] == b"customer-p-1" and codec.SUBJECT not in sealed.metadata
         ring = codec.KeyRing.load(keys)
-        assert codec.EncryptionCodec(ring, None, workflow_id="customer-p-1").decode_one(sealed).data \
+        assert (
+            codec.EncryptionCodec(ring, None, workflow_id="customer-p-1").decode_one(sealed).data
             == b'{"by": "customer"}'
+        )
         with pytest.raises(codec.NotOurs, match="another workflow"):
             codec.EncryptionCodec(ring, None, workflow_id="customer-p-2").decode_one(sealed)
         answer = http.post("/pseudonym", json={"customer_id": "pat@example.com"}, headers=auth).json()
@@ -227,7 +265,7 @@ def test_bound_encoding_and_pseudonyms_for_plain_clients(tmp_path):
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -236,14 +274,22 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
-            .not_valid_after(now + timedelta(hours=1)).sign(key, hashes.SHA256()))
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -259,8 +305,11 @@ def test_a_refused_or_idle_client_cannot_hold_a_connection(tmp_path):
             assert status_of(answer) == 401 and b"connection: close" in answer.lower()
             assert _closed(refused)  # the server hangs up instead of waiting for the body
         with socket.create_connection((host, int(port)), timeout=5) as kept:
-            kept.sendall(b"POST /decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
-                         + b"\r\nContent-Length: 2\r\n\r\n{}")
+            kept.sendall(
+                b"POST /decode HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + token.encode()
+                + b"\r\nContent-Length: 2\r\n\r\n{}"
+            )
             assert status_of(kept.recv(65536)) == 200
             started = time.monotonic()
             for byte in b"POST /de":  # the next head, a byte at a time
@@ -275,8 +324,14 @@ def test_odd_cookies_and_bodies_are_refused_not_crashed(tmp_path):
     keys = codec.keys_dir()
     token = codec_server.issue_token(keys, "odd.client")
     with codec_server.CodecServer(keys, port=0) as server, httpx.Client(base_url=server.url) as http:
-        odd = raw_request(server.url, b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: "
-                          + codec_server.COOKIE.encode() + "=abc.\u00e9\u00e9".encode() + b"\r\n\r\n", b"{}")
+        odd = raw_request(
+            server.url,
+            b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nCookie: "
+            + codec_server.COOKIE.encode()
+            + "=abc.\u00e9\u00e9".encode()
+            + b"\r\n\r\n",
+            b"{}",
+        )
         assert status_of(odd) == 401
         deep = b'{"customer_id": ' + b"[" * 1500 + b"]" * 1500 + b"}"  # deeper than the JSON parser goes
         answer = http.post("/pseudonym", content=deep, headers={"Authorization": f"Bearer {token}"})

@@ -9,19 +9,22 @@ on it (the repeat count, the crisis count, an agent's streak).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import DATA_CONVERTER, complaint, eventually, serving, stage_is
+from redress import search_attributes as sa
+from redress.contract import Withdrawal, crisis_workflow_id, desk_workflow_id
+from redress.crises import ComplaintReported, CrisisRules, CrisisState
+from redress.desks import DeskState, RouteRequest
+from tests.helpers.cases import complaint, eventually, stage_is
+from tests.helpers.serving import data_converter, serving
 from worker import temporal_binary
-from workflows import search_attributes as sa
-from workflows.agent_desk import AgentDesk, DeskState, RouteRequest, desk_workflow_id
-from workflows.contract import Withdrawal
-from workflows.crisis import ComplaintReported, CrisisRules, CrisisState, CrisisWatch, crisis_workflow_id
+from workflows.agent_desk import AgentDesk
+from workflows.crisis import CrisisWatch
 
 SUGGEST_AFTER = 40
 
@@ -29,7 +32,9 @@ SUGGEST_AFTER = 40
 @pytest.fixture(scope="module")
 async def small_server():
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=DATA_CONVERTER, search_attributes=sa.ALL,
+        dev_server_existing_path=temporal_binary(),
+        data_converter=data_converter(),
+        search_attributes=sa.ALL,
         dev_server_extra_args=["--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER}"],
     ) as environment:
         yield environment
@@ -44,8 +49,11 @@ async def runs_of(client: Client, workflow_id: str) -> list[WorkflowExecutionSta
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
         statuses.append((await handle.describe()).status)
         last = (await handle.fetch_history()).events[-1]
-        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                  if last.HasField("workflow_execution_continued_as_new_event_attributes") else None)
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
     return statuses
 
 
@@ -54,8 +62,9 @@ async def test_customer_record_continues_as_new_and_still_counts_repeats(small_s
     async with serving(small_server.client, rules_dir, tmp_path / "data", peer.url) as redress:
         opened = []
         for n in range(6):  # each case: an update on open and a signal on end, several events each
-            data = complaint(customer={"id": customer_id, "language": "en", "email": "x@example.com"},
-                             order={"id": f"SO-{n}"})
+            data = complaint(
+                customer={"id": customer_id, "language": "en", "email": "x@example.com"}, order={"id": f"SO-{n}"}
+            )
             await redress.submit(data)
             await stage_is(redress, data["complaint_id"], "acknowledged")
             opened.append(data["complaint_id"])
@@ -78,15 +87,19 @@ async def _several_runs(client: Client, workflow_id: str):
 
 async def test_crisis_watch_continues_as_new_with_its_window(small_server, tmp_path, peer, rules_dir):
     key = f"sku:CAN-{uuid.uuid4().hex[:6]}"
-    rules = CrisisRules(window_seconds=3600, threshold=1000, notify="crisis_team", raise_to="major",
-                        rule_version="test")
+    rules = CrisisRules(
+        window_seconds=3600, threshold=1000, notify="crisis_team", raise_to="major", rule_version="test"
+    )
     async with serving(small_server.client, rules_dir, tmp_path / "data", peer.url) as redress:
         for n in range(25):
             await small_server.client.start_workflow(
-                CrisisWatch.run, CrisisState(key=key), id=crisis_workflow_id(key), task_queue=redress.task_queue,
+                CrisisWatch.run,
+                CrisisState(key=key),
+                id=crisis_workflow_id(key),
+                task_queue=redress.task_queue,
                 start_signal="complaint_reported",
-                start_signal_args=[ComplaintReported(complaint_id=f"C-{n}", at=datetime.now(timezone.utc),
-                                                     rules=rules)])
+                start_signal_args=[ComplaintReported(complaint_id=f"C-{n}", at=datetime.now(UTC), rules=rules)],
+            )
         runs = await eventually(lambda: _several_runs(small_server.client, crisis_workflow_id(key)))
         assert WorkflowExecutionStatus.CONTINUED_AS_NEW in runs
 
@@ -103,16 +116,29 @@ async def test_agent_desk_continues_as_new_and_keeps_each_agents_streak(small_se
     async with serving(small_server.client, rules_dir, tmp_path / "data", peer.url) as redress:
         routed = []
         for n in range(20):
-            request = RouteRequest(complaint_id=f"D-{n}", intense=True, agents=["ana", "bo"], break_after=100,
-                                   break_seconds=60, rule_version="test")
-            start = WithStartWorkflowOperation(AgentDesk.run, DeskState(queue=queue), id=desk_workflow_id(queue),
-                                               task_queue=redress.task_queue,
-                                               id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-            routed.append(await small_server.client.execute_update_with_start_workflow(
-                AgentDesk.route, request, start_workflow_operation=start, id=f"route:D-{n}"))
+            request = RouteRequest(
+                complaint_id=f"D-{n}",
+                intense=True,
+                agents=["ana", "bo"],
+                break_after=100,
+                break_seconds=60,
+                rule_version="test",
+            )
+            start = WithStartWorkflowOperation(
+                AgentDesk.run,
+                DeskState(queue=queue),
+                id=desk_workflow_id(queue),
+                task_queue=redress.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            routed.append(
+                await small_server.client.execute_update_with_start_workflow(
+                    AgentDesk.route, request, start_workflow_operation=start, id=f"route:D-{n}"
+                )
+            )
         runs = await runs_of(small_server.client, desk_workflow_id(queue))
         assert len(runs) >= 2 and runs[-1] == WorkflowExecutionStatus.RUNNING
         assert [r.agent for r in routed] == ["ana"] * 20 and [r.streak for r in routed] == list(range(1, 21))
         desk = await small_server.client.get_workflow_handle(desk_workflow_id(queue)).query(AgentDesk.desk)
         assert desk.agents["ana"].streak == 20 and desk.agents["ana"].handled == 20
-        assert timedelta(0) < datetime.now(timezone.utc) - desk.last_routed_at < timedelta(minutes=5)
+        assert timedelta(0) < datetime.now(UTC) - desk.last_routed_at < timedelta(minutes=5)

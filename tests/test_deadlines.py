@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import complaint, eventually, notices, open_case, stage_is, write_rules
-from workflows.contract import ResponseRecord
+from redress.contract import ResponseRecord
+from tests.helpers.cases import complaint, eventually, notices, open_case, stage_is
+from tests.helpers.rules import write_rules
 
 
 async def test_missed_first_response_escalates_once_to_the_tier_role(run_worker, peer, tmp_path):

@@ -14,58 +14,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 
-import codec
-import report
-from client import Erased, Refused
-from tests.conftest import DATA_CONVERTER, complaint, eventually, serving, stage_is
-from workflows.contract import Feedback, Resolution, ResponseRecord, Withdrawal, workflow_id_for
-
-
-def personal_complaint(customer_id: str | None = None, **overrides):
-    marker = uuid.uuid4().hex[:8]
-    data = complaint(
-        customer={"id": customer_id or f"cust-{uuid.uuid4().hex[:8]}", "name": f"Ingrid Halvorsen{marker}",
-                  "phone": f"+47 {int(marker, 16) % 10**8:08d}",
-                  "email": f"ingrid.{marker}@example.org", "language": "en"},
-        text=f"My kettle {marker} leaks and I was charged twice, please refund me.", **overrides)
-    # the customer id is a pseudonym and stays readable (search attribute, record id); the rest must not
-    secrets = [data["customer"]["name"], data["customer"]["phone"], data["customer"]["email"], data["text"]]
-    return data, [s.encode() for s in secrets]
-
-
-def payloads_in(message: Message) -> list[Payload]:
-    """Every Payload anywhere in a protobuf message (inputs, results, signals, updates, failures, headers).
-
-    Search attributes are left out: they are plain by design (indexed) and carry no personal data.
-    """
-    found = []
-    for field, value in message.ListFields():
-        if field.message_type is None or field.name == "search_attributes":
-            continue
-        if field.message_type.GetOptions().map_entry:
-            items = list(value.values())
-        else:
-            items = [value] if isinstance(value, Message) else list(value)
-        for item in items:
-            if isinstance(item, Payload):
-                found.append(item)
-            elif isinstance(item, Message):
-                found.extend(payloads_in(item))
-    return found
-
-
-async def stored_history(env, workflow_id: str) -> WorkflowHistory:
-    """The history as the server keeps it: fetched by a client that has no codec."""
-    plain = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace)
-    return await plain.get_workflow_handle(workflow_id).fetch_history()
-
-
-def raw(history: WorkflowHistory) -> bytes:
-    return b"".join(event.SerializeToString() for event in history.events)
+from redress import codec, report
+from redress.client import Erased, Refused
+from redress.contract import Feedback, Resolution, ResponseRecord, Withdrawal, workflow_id_for
+from tests.helpers.cases import complaint, eventually, stage_is
+from tests.helpers.histories import payloads_in, personal_complaint, raw, stored_history
+from tests.helpers.serving import data_converter, serving
 
 
 async def test_personal_data_reaches_the_server_only_encrypted(run_worker, env):
@@ -94,12 +51,12 @@ async def test_personal_data_reaches_the_server_only_encrypted(run_worker, env):
     # the input is under the case's own key; decrypted with it, the personal data is there
     start = payloads_in(history.events[0])[0]
     assert start.metadata[codec.SUBJECT] == workflow_id.encode()
-    assert data["customer"]["email"].encode() in codec.codec_of(DATA_CONVERTER).decode_one(start).data
+    assert data["customer"]["email"].encode() in codec.codec_of(data_converter()).decode_one(start).data
     # the result is the anonymous Outcome: under the deployment key, not the case's
     completed = history.events[-1].workflow_execution_completed_event_attributes
     result = completed.result.payloads[0]
     assert codec.SUBJECT not in result.metadata
-    assert result.metadata[codec.KEY_ID] == codec.codec_of(DATA_CONVERTER).ring.current.encode()
+    assert result.metadata[codec.KEY_ID] == codec.codec_of(data_converter()).ring.current.encode()
     # the customer's record holds no personal data either, and is encrypted too
     customer_history = await stored_history(env, redress.customer_record_id(data["customer"]["id"]))
     for secret in secrets:
@@ -132,13 +89,18 @@ async def test_keys_rotate_and_running_cases_still_decrypt(env, tmp_path, peer, 
     used = {p.metadata[codec.KEY_ID].decode() for e in customer.events for p in payloads_in(e)}
     assert {first_key, ring.current} <= used  # the record was written under both keys and still replays
     outcome = (await stored_history(env, workflow_id_for(cid))).events[-1]
-    assert outcome.workflow_execution_completed_event_attributes.result.payloads[0].metadata[codec.KEY_ID] \
+    assert (
+        outcome.workflow_execution_completed_event_attributes.result.payloads[0].metadata[codec.KEY_ID]
         == ring.current.encode()
+    )
     # a ring that lost the old key says which key it misses instead of failing obscurely
-    lost = codec.EncryptionCodec(codec.KeyRing(current=ring.current, keys={ring.current: ring.keys[ring.current]}),
-                                 codec.SubjectKeys(tmp_path / "other.sqlite", ring))
-    old_payload = next(p for e in customer.events for p in payloads_in(e)
-                       if p.metadata[codec.KEY_ID] == first_key.encode())
+    lost = codec.EncryptionCodec(
+        codec.KeyRing(current=ring.current, keys={ring.current: ring.keys[ring.current]}),
+        codec.SubjectKeys(tmp_path / "other.sqlite", ring),
+    )
+    old_payload = next(
+        p for e in customer.events for p in payloads_in(e) if p.metadata[codec.KEY_ID] == first_key.encode()
+    )
     with pytest.raises(codec.UnknownKey, match=first_key):
         lost.decode_one(old_payload)
 
@@ -165,7 +127,7 @@ async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_w
             return False
 
         assert await eventually(refused_naming_the_open_case)
-        assert not codec.codec_of(DATA_CONVERTER).subjects.erased(workflow_id_for(first["complaint_id"]))
+        assert not codec.codec_of(data_converter()).subjects.erased(workflow_id_for(first["complaint_id"]))
 
         await redress.withdraw(second["complaint_id"], Withdrawal(by="customer"))
         expected = sorted([first["complaint_id"], second["complaint_id"]])
@@ -182,7 +144,7 @@ async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_w
             await redress.status(first["complaint_id"])
         start = payloads_in((await stored_history(env, workflow_id_for(first["complaint_id"]))).events[0])[0]
         with pytest.raises(codec.PersonalDataErased):
-            codec.codec_of(DATA_CONVERTER).decode_one(start)
+            codec.codec_of(data_converter()).decode_one(start)
         # the anonymous figures stay: outcome, and the report built from it
         outcome = await redress.outcome(first["complaint_id"])
         assert outcome.csat == 4 and outcome.stage.value == "closed"
@@ -204,9 +166,19 @@ async def test_the_cli_erases_and_explains(run_worker, tmp_path):
 
         async def redress_cli(*args: str) -> tuple[int, str, str]:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cli", "--address", address, "--task-queue", redress.task_queue, *args,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ),
-                cwd=Path(__file__).resolve().parent.parent)
+                sys.executable,
+                "-m",
+                "redress",
+                "--address",
+                address,
+                "--task-queue",
+                redress.task_queue,
+                *args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(os.environ),
+                cwd=Path(__file__).resolve().parent.parent,
+            )
             out, err = await process.communicate()
             return process.returncode, out.decode(), err.decode()
 
@@ -226,8 +198,10 @@ def test_processes_starting_together_share_one_key_ring(tmp_path):
     keys = tmp_path / "keys"
     script = "import codec, pathlib, sys; print(codec.KeyRing.load(pathlib.Path(sys.argv[1]), create=True).current)"
     root = Path(__file__).resolve().parent.parent
-    starts = [subprocess.Popen([sys.executable, "-c", script, str(keys)], cwd=root, stdout=subprocess.PIPE, text=True)
-              for _ in range(6)]
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script, str(keys)], cwd=root, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
     currents = {process.communicate(timeout=60)[0].strip() for process in starts}
     assert len(currents) == 1 and codec.KeyRing.load(keys).current in currents
     assert oct((keys / "codec.json").stat().st_mode & 0o777) == "0o600"
@@ -249,8 +223,11 @@ async def test_a_payload_opens_only_in_its_own_workflow(run_worker, env):
         plain = await Client.connect(env.client.service_client.config.target_host)  # sends payloads as they are
         target = plain.get_workflow_handle(workflow_id_for(second["complaint_id"]))
         reasons = {}
-        for name, payload in (("copied", start), ("forged", forged),
-                              ("plain", Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": "customer"}'))):
+        for name, payload in (
+            ("copied", start),
+            ("forged", forged),
+            ("plain", Payload(metadata={"encoding": b"json/plain"}, data=b'{"by": "customer"}')),
+        ):
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await target.execute_update("withdraw", RawValue(payload))
             reasons[name] = refused.value.cause
@@ -258,8 +235,11 @@ async def test_a_payload_opens_only_in_its_own_workflow(run_worker, env):
         noted = await eventually(lambda: _kinds(redress, second["complaint_id"], "decision_refused", 3))
         status = await redress.status(second["complaint_id"])
     assert all(cause.type == "Refused" for cause in reasons.values())
-    assert ["sealed for another workflow" in noted[0], "failed authentication" in noted[1],
-            "sent unencrypted" in noted[2]] == [True, True, True]
+    assert [
+        "sealed for another workflow" in noted[0],
+        "failed authentication" in noted[1],
+        "sent unencrypted" in noted[2],
+    ] == [True, True, True]
     assert status.stage.value == "acknowledged"  # none of it changed the case
 
 
@@ -307,7 +287,11 @@ async def test_visibility_and_record_ids_carry_a_pseudonym_not_the_customer_id(r
         await redress.submit(data)
         await stage_is(redress, data["complaint_id"], "acknowledged")
         ref = redress.customer_ref(customer_id)
-        assert ref.startswith("p-") and customer_id not in ref and ref == codec.KeyRing.load(codec.keys_dir()).pseudonym(customer_id)
+        assert (
+            ref.startswith("p-")
+            and customer_id not in ref
+            and ref == codec.KeyRing.load(codec.keys_dir()).pseudonym(customer_id)
+        )
 
         async def listed():
             return [w.id async for w in env.client.list_workflows(f"CustomerId = '{ref}'")]
@@ -320,8 +304,9 @@ async def test_visibility_and_record_ids_carry_a_pseudonym_not_the_customer_id(r
         await redress.withdraw(data["complaint_id"], Withdrawal(by="customer"))
         # a complaint refused as invalid carries the same customer's personal data: erasure finds it too
         refused = complaint(customer={"id": customer_id, "name": "Pat", "phone": "not a phone"})
-        await env.client.start_workflow("Complaint", refused, id=workflow_id_for(refused["complaint_id"]),
-                                        task_queue=redress.task_queue)
+        await env.client.start_workflow(
+            "Complaint", refused, id=workflow_id_for(refused["complaint_id"]), task_queue=redress.task_queue
+        )
         assert (await redress.outcome(refused["complaint_id"])).stage.value == "refused"
 
         async def erased_both():
@@ -333,4 +318,4 @@ async def test_visibility_and_record_ids_carry_a_pseudonym_not_the_customer_id(r
         assert await eventually(erased_both) == sorted([data["complaint_id"], refused["complaint_id"]])
         start = payloads_in((await stored_history(env, workflow_id_for(refused["complaint_id"]))).events[0])[0]
         with pytest.raises(codec.PersonalDataErased):
-            codec.codec_of(DATA_CONVERTER).decode_one(start)
+            codec.codec_of(data_converter()).decode_one(start)

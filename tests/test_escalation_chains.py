@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 
 import pytest
 
-from client import Refused
-from tests.conftest import complaint, eventually, notices, stage_is, write_rules
-from workflows import search_attributes as sa
-from workflows.contract import ResponseRecord, SeverityChange
+from redress import search_attributes as sa
+from redress.client import Refused
+from redress.contract import ResponseRecord, SeverityChange
+from tests.helpers.cases import complaint, eventually, notices, stage_is
+from tests.helpers.rules import write_rules
 
 CHAIN = """
 tiers:
@@ -29,8 +31,11 @@ follow_up: {survey_window: 60s, reopen_below: 3}
 
 
 async def staff_sent(peer, cid):
-    return [(r.body["template"], r.body["role"], r.body.get("person"))
-            for r in peer.acted("/notify", complaint_id=cid) if r.body["audience"] == "staff"]
+    return [
+        (r.body["template"], r.body["role"], r.body.get("person"))
+        for r in peer.acted("/notify", complaint_id=cid)
+        if r.body["audience"] == "staff"
+    ]
 
 
 async def test_warning_then_breach_then_levels_in_order(run_worker, peer, tmp_path):
@@ -52,8 +57,12 @@ async def test_warning_then_breach_then_levels_in_order(run_worker, peer, tmp_pa
     due = status.deadlines["first_response"].due
     at = {e.kind + str(e.data.get("level", "")): e.at for e in timeline}
     assert at["deadline_warning"] < due <= at["deadline_missed"] <= at["escalated1"] < at["escalated2"]
-    assert sent == [("deadline_warning", "team_lead", None), ("escalation", "team_lead", None),
-                    ("escalation", "cs_manager", None), ("escalation", "page", "zhang.wei")]
+    assert sent == [
+        ("deadline_warning", "team_lead", None),
+        ("escalation", "team_lead", None),
+        ("escalation", "cs_manager", None),
+        ("escalation", "page", "zhang.wei"),
+    ]
     assert status.queue == "escalations" and status.deadlines["first_response"].fired == 4
     assert attributes.get(sa.BREACHED) is True and attributes.get(sa.QUEUE) == "escalations"
     assert attributes.get(sa.ESCALATION_LEVEL) == 2
@@ -97,8 +106,9 @@ async def test_severity_raised_mid_flight_recomputes_and_the_old_timer_never_fir
         before = (await stage_is(redress, cid, "acknowledged")).deadlines["first_response"].due
         with pytest.raises(Refused, match="already general"):
             await redress.change_severity(cid, SeverityChange(severity="general", by="zhang.wei", reason="x"))
-        status = await redress.change_severity(cid, SeverityChange(severity="major", by="zhang.wei",
-                                                                   reason="customer is a journalist"))
+        status = await redress.change_severity(
+            cid, SeverityChange(severity="major", by="zhang.wei", reason="customer is a journalist")
+        )
         after = status.deadlines["first_response"].due
         assert status.severity.value == "major" and (before - after).total_seconds() == pytest.approx(27, abs=0.01)
         sent = await eventually(lambda: notices(peer, cid, "escalation"), timeout=10)
@@ -147,13 +157,13 @@ async def test_an_escalation_step_that_raises_severity_retimes_the_other_deadlin
 
 
 async def test_supervisors_find_cases_about_to_breach_and_breached_ones(run_worker, env, tmp_path):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     async with run_worker(rules=write_rules(tmp_path / "r", tiers_yaml=CHAIN)) as redress:
         data = complaint(text="just a question about my order")
         cid = data["complaint_id"]
         await redress.submit(data)
-        soon = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def listed(query: str):
             return [w.id async for w in env.client.list_workflows(f"{query} AND WorkflowId = 'complaint-{cid}'")]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,13 +26,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from client import RedressClient, Refused
-from tests.conftest import DATA_CONVERTER, ROOT, complaint, eventually, serving, stage_is, write_rules
-from tests.peer import Peer
-from tests.test_worker_process import free_port
+from redress import search_attributes as sa
+from redress.client import RedressClient, Refused
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers.cases import complaint, eventually, stage_is
+from tests.helpers.peer import Peer
+from tests.helpers.processes import ROOT, free_port
+from tests.helpers.rules import write_rules
+from tests.helpers.serving import data_converter, serving
 from worker import temporal_binary
-from workflows import search_attributes as sa
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
 
 EXPECTED_NOTICES = Counter(["acknowledgement", "progress", "remedy_executed", "survey", "closed"])
 LATER = {"acknowledged": ("in_progress",), "in_progress": ("remedy_proposed", "remedy_executed")}  # a retried step
@@ -43,8 +45,15 @@ KILLS = int(os.environ.get("REDRESS_FAULT_KILLS", "2"))
 async def start_worker(environment: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     handle = log.open("ab")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "worker", cwd=ROOT, env={**os.environ, **environment},
-        stdout=handle, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "redress",
+        "worker",
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        stdout=handle,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
 
 async def running(log: Path, process: asyncio.subprocess.Process, since: int) -> None:
@@ -58,12 +67,18 @@ async def running(log: Path, process: asyncio.subprocess.Process, since: int) ->
 
 def person(n: int) -> dict:
     marker = uuid.uuid4().hex[:8]
-    return {"id": f"fault-{marker}", "name": f"Mariko Fault{marker}", "phone": f"+81 3 {n:04d} 7777",
-            "email": f"mariko.{marker}@example.jp", "language": "en"}
+    return {
+        "id": f"fault-{marker}",
+        "name": f"Mariko Fault{marker}",
+        "phone": f"+81 3 {n:04d} 7777",
+        "email": f"mariko.{marker}@example.jp",
+        "language": "en",
+    }
 
 
 async def reached(redress: RedressClient, cid: str, stage: str) -> None:
     """Like stage_is, but a query that times out while no worker is alive is asked again."""
+
     async def check():
         try:
             return (await redress.status(cid)).stage.value in (stage, *LATER.get(stage, ()))
@@ -109,13 +124,27 @@ async def _work_case(redress: RedressClient, data: dict) -> None:
     cid = data["complaint_id"]
     await redress.submit(data)
     await reached(redress, cid, "acknowledged")
-    await as_an_agent_would(redress, cid, "acknowledged", lambda: redress.record_response(
-        cid, ResponseRecord(agent="li.na", message="We are on it.")))
-    await as_an_agent_would(redress, cid, "in_progress", lambda: redress.propose_remedy(cid, RemedyProposal(
-        kind="refund", amount=Decimal("30"), currency="CNY", reason="double charge", proposed_by="li.na")))
+    await as_an_agent_would(
+        redress,
+        cid,
+        "acknowledged",
+        lambda: redress.record_response(cid, ResponseRecord(agent="li.na", message="We are on it.")),
+    )
+    await as_an_agent_would(
+        redress,
+        cid,
+        "in_progress",
+        lambda: redress.propose_remedy(
+            cid,
+            RemedyProposal(
+                kind="refund", amount=Decimal("30"), currency="CNY", reason="double charge", proposed_by="li.na"
+            ),
+        ),
+    )
     await reached(redress, cid, "remedy_executed")
-    await as_an_agent_would(redress, cid, "remedy_executed",
-                            lambda: redress.resolve(cid, Resolution(agent="li.na", summary="refunded")))
+    await as_an_agent_would(
+        redress, cid, "remedy_executed", lambda: redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+    )
     await reached(redress, cid, "follow_up")
     await as_an_agent_would(redress, cid, "follow_up", lambda: redress.customer_feedback(cid, Feedback(score=5)))
 
@@ -125,18 +154,23 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
     rules = write_rules(tmp_path / "rules", first_response="10m", resolution="20m", survey_window="10m")
     with Peer() as peer:
         environment = {
-            "TEMPORAL_ADDRESS": env.client.service_client.config.target_host, "REDRESS_TASK_QUEUE": queue,
-            "REDRESS_RULES": str(rules), "REDRESS_DATA": str(tmp_path / "data"),
-            "REDRESS_NOTIFY_URL": f"{peer.url}/notify", "REDRESS_PAYMENT_URL": f"{peer.url}/pay",
-            "REDRESS_LOG_FORMAT": "json", "REDRESS_LOG_LEVEL": "DEBUG",
+            "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "REDRESS_TASK_QUEUE": queue,
+            "REDRESS_RULES": str(rules),
+            "REDRESS_DATA": str(tmp_path / "data"),
+            "REDRESS_NOTIFY_URL": f"{peer.url}/notify",
+            "REDRESS_PAYMENT_URL": f"{peer.url}/pay",
+            "REDRESS_LOG_FORMAT": "json",
+            "REDRESS_LOG_LEVEL": "DEBUG",
         }
         logs = [tmp_path / f"worker-{n}.log" for n in range(KILLS + 1)]
         worker = await start_worker(environment, logs[0])
         await running(logs[0], worker, 0)
         redress = RedressClient(env.client, task_queue=queue)
         people = [person(n) for n in range(CASES)]
-        cases = [complaint(customer=people[n], text=f"Charged twice for order {n}, refund please.")
-                 for n in range(CASES)]
+        cases = [
+            complaint(customer=people[n], text=f"Charged twice for order {n}, refund please.") for n in range(CASES)
+        ]
         work = asyncio.gather(*(work_case(redress, data) for data in cases))
         try:
             for n in range(1, KILLS + 1):
@@ -157,7 +191,10 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
         for data in cases:
             cid = data["complaint_id"]
             paid = peer.acted("/pay", complaint_id=cid)
-            assert len(paid) == 1, f"{cid} paid {len(paid)} times: {[r.key for r in peer.received('/pay', complaint_id=cid)]}"
+            assert len(paid) == 1, (
+                f"{cid} paid {len(paid)} times: {[r.key for r in peer.received('/pay', complaint_id=cid)]}"
+            )
+
             async def notices_sent(cid=cid, expected=EXPECTED_NOTICES):
                 return Counter(r.body["template"] for r in peer.acted("/notify", complaint_id=cid)) == expected
 
@@ -165,8 +202,8 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
                 await eventually(notices_sent, timeout=10)
             except AssertionError:
                 sent = [(r.body["template"], r.key) for r in peer.received("/notify", complaint_id=cid)]
-                raise AssertionError(f"{cid}: notices acted {Counter(r.body['template'] for r in peer.acted('/notify', complaint_id=cid))}, "
-                                     f"requests received {sent}") from None
+                acted = Counter(r.body["template"] for r in peer.acted("/notify", complaint_id=cid))
+                raise AssertionError(f"{cid}: notices acted {acted}, requests received {sent}") from None
         # every request that reached a peer again after a kill carried the key of the first one
         repeats = sum(n - 1 for n in Counter(r.key for r in peer.requests).values() if n > 1)
         assert all(r.key for r in peer.requests)
@@ -191,19 +228,25 @@ async def test_open_cases_and_their_timers_survive_a_dev_server_restart(tmp_path
 
     async def server() -> WorkflowEnvironment:
         return await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(), data_converter=DATA_CONVERTER, search_attributes=sa.ALL,
-            dev_server_database_filename=str(database), port=port)
+            dev_server_existing_path=temporal_binary(),
+            data_converter=data_converter(),
+            search_attributes=sa.ALL,
+            dev_server_database_filename=str(database),
+            port=port,
+        )
 
     first = await server()
-    async with first:
-        async with serving(first.client, rules, tmp_path / "data", peer.url, task_queue="redress-restart") as redress:
-            data = complaint()
-            cid = data["complaint_id"]
-            await redress.submit(data)
-            status = await stage_is(redress, cid, "acknowledged")
-            due = status.deadlines["first_response"].due
+    async with (
+        first,
+        serving(first.client, rules, tmp_path / "data", peer.url, task_queue="redress-restart") as redress,
+    ):
+        data = complaint()
+        cid = data["complaint_id"]
+        await redress.submit(data)
+        status = await stage_is(redress, cid, "acknowledged")
+        due = status.deadlines["first_response"].due
     # server and worker are down; the first-response deadline passes meanwhile
-    await asyncio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 1)
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1)
     second = await server()
     async with second:
         client: Client = second.client
@@ -211,7 +254,9 @@ async def test_open_cases_and_their_timers_survive_a_dev_server_restart(tmp_path
             status = await eventually(lambda: _breached(redress, cid), timeout=30)
             assert status.deadlines["first_response"].breached_at >= due - timedelta(seconds=1)
             assert (await redress.status(cid)).stage.value in ("acknowledged", "in_progress")
-            notices = [r for r in peer.acted("/notify", complaint_id=cid) if r.body.get("template") == "acknowledgement"]
+            notices = [
+                r for r in peer.acted("/notify", complaint_id=cid) if r.body.get("template") == "acknowledgement"
+            ]
             assert len(notices) == 1  # acknowledged once, before the restart; not again after it
 
 

@@ -20,29 +20,55 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
-from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-import codec
 from activities.rules import RulesInvalid
 from activities.rules.loader import load_rules
-from client import InvalidComplaint, validate_complaint
-from tests.conftest import ROOT, complaint, eventually, open_case, write_rules
-from workflows import contract
+from redress import codec, contract
+from redress.client import InvalidComplaint, validate_complaint
+from tests.helpers.cases import complaint, eventually, open_case
+from tests.helpers.processes import ROOT
+from tests.helpers.rules import write_rules
 
 EXAMPLES = int(os.environ.get("REDRESS_FUZZ_EXAMPLES", "60"))
 ON_SERVER = max(10, EXAMPLES // 2 - 5)
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=40)
-    | st.sampled_from(["", " ", "0", "-1", "1e309", "NaN", "2026-02-30T25:61:00Z", "2026-11-22T09:30:00", "CNY",
-                       "💥", "\x00", "a" * 300, "complaint-x", "general", "refund"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "0",
+            "-1",
+            "1e309",
+            "NaN",
+            "2026-02-30T25:61:00Z",
+            "2026-11-22T09:30:00",
+            "CNY",
+            "💥",
+            "\x00",
+            "a" * 300,
+            "complaint-x",
+            "general",
+            "refund",
+        ]
+    ),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
@@ -53,10 +79,10 @@ def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     found = [prefix]
     if isinstance(value, dict):
         for key, item in value.items():
-            found += paths(item, prefix + (key,))
+            found += paths(item, (*prefix, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found += paths(item, prefix + (index,))
+            found += paths(item, (*prefix, index))
     return found
 
 
@@ -93,32 +119,47 @@ def test_any_complaint_is_accepted_or_refused_with_the_field_named(data):
         accepted = validate_complaint(data)
     except InvalidComplaint as refused:
         assert refused.problems
-        assert all(re.match(r'^complaint(\.\w+|\[a key of \d+ characters\])*: \S', p) for p in refused.problems), refused.problems
+        assert all(re.match(r"^complaint(\.\w+|\[a key of \d+ characters\])*: \S", p) for p in refused.problems), (
+            refused.problems
+        )
     else:
         assert isinstance(accepted, contract.ComplaintInput)
 
 
 MESSAGES: dict[str, type[BaseModel]] = {
-    "record_response": contract.ResponseRecord, "propose_remedy": contract.RemedyProposal,
-    "approve_remedy": contract.ApprovalDecision, "reject_remedy": contract.ApprovalDecision,
-    "resolve": contract.Resolution, "customer_feedback": contract.Feedback,
-    "await_customer": contract.CustomerQuestion, "customer_replied": contract.CustomerReply,
-    "retriage": contract.Retriage, "change_severity": contract.SeverityChange, "withdraw": contract.Withdrawal,
+    "record_response": contract.ResponseRecord,
+    "propose_remedy": contract.RemedyProposal,
+    "approve_remedy": contract.ApprovalDecision,
+    "reject_remedy": contract.ApprovalDecision,
+    "resolve": contract.Resolution,
+    "customer_feedback": contract.Feedback,
+    "await_customer": contract.CustomerQuestion,
+    "customer_replied": contract.CustomerReply,
+    "retriage": contract.Retriage,
+    "change_severity": contract.SeverityChange,
+    "withdraw": contract.Withdrawal,
 }
 VALID_MESSAGES = {
     "record_response": {"agent": "li.na", "message": "on it"},
     "propose_remedy": {"kind": "refund", "amount": "20", "currency": "CNY", "reason": "x", "proposed_by": "li.na"},
-    "approve_remedy": {"proposal_id": "p-1", "approver": "wang.fang", "signed_at": "2026-11-22T09:30:00Z",
-                       "signature": "AAAA"},
+    "approve_remedy": {
+        "proposal_id": "p-1",
+        "approver": "wang.fang",
+        "signed_at": "2026-11-22T09:30:00Z",
+        "signature": "AAAA",
+    },
     "reject_remedy": {"proposal_id": "p-1", "approver": "wang.fang", "note": "no"},
-    "resolve": {"agent": "li.na", "summary": "done"}, "customer_feedback": {"score": 4},
-    "await_customer": {"agent": "li.na", "question": "which order?"}, "customer_replied": {"message": "SO-1"},
+    "resolve": {"agent": "li.na", "summary": "done"},
+    "customer_feedback": {"score": 4},
+    "await_customer": {"agent": "li.na", "question": "which order?"},
+    "customer_replied": {"message": "SO-1"},
     "retriage": {"by": "li.na", "reason": "new facts"},
     "change_severity": {"severity": "urgent", "by": "wang.fang", "reason": "press"},
     "withdraw": {"by": "customer"},
 }
 messages = st.sampled_from(sorted(MESSAGES)).flatmap(
-    lambda name: st.tuples(st.just(name), st.one_of(mutated(VALID_MESSAGES[name]), json_values)))
+    lambda name: st.tuples(st.just(name), st.one_of(mutated(VALID_MESSAGES[name]), json_values))
+)
 
 
 @FUZZ
@@ -129,7 +170,9 @@ def test_any_message_is_accepted_or_refused_with_the_field_named(message):
         MESSAGES[name].model_validate(data)
     except ValidationError as invalid:
         problems = contract.describe_validation_error(invalid, root="message")
-        assert problems and all(re.match(r'^message(\.\w+|\[a key of \d+ characters\])*: \S', p) for p in problems), problems
+        assert problems and all(re.match(r"^message(\.\w+|\[a key of \d+ characters\])*: \S", p) for p in problems), (
+            problems
+        )
 
 
 SHIPPED = {path.name: path.read_text(encoding="utf-8") for path in sorted((ROOT / "rules").glob("*.yaml"))}
@@ -155,7 +198,7 @@ def broken_rules(draw) -> dict[str, str]:
             lines[at] = " " * draw(st.integers(1, 3)) + lines[at]
         else:
             column = draw(st.integers(0, len(lines[at])))
-            lines[at] = lines[at][:column] + draw(YAML_NOISE) + lines[at][column + draw(st.integers(0, 5)):]
+            lines[at] = lines[at][:column] + draw(YAML_NOISE) + lines[at][column + draw(st.integers(0, 5)) :]
         if not lines:
             lines = [""]
     files[name] = "\n".join(lines)
@@ -210,27 +253,48 @@ def task_failures(history) -> list[str]:
     the signal (it is how Temporal keeps a signal from being lost); the run goes on.
     """
     unhandled = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
-    return [str(e.workflow_task_failed_event_attributes.failure.message) or "(no message)" for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
-            and e.workflow_task_failed_event_attributes.cause != unhandled]
+    return [
+        str(e.workflow_task_failed_event_attributes.failure.message) or "(no message)"
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        and e.workflow_task_failed_event_attributes.cause != unhandled
+    ]
 
 
 NOW = "2026-11-22T09:30:00Z"
-CRISIS_RULES = {"window_seconds": 60, "threshold": 3, "notify": "crisis_team", "raise_to": "major",
-                "rule_version": "v"}
-# Every signal and update of every workflow type, with a valid message to mutate (workflows/schemas.py lists them)
+CRISIS_RULES = {"window_seconds": 60, "threshold": 3, "notify": "crisis_team", "raise_to": "major", "rule_version": "v"}
+# Every signal and update of every workflow type, with a valid message to mutate (redress/schemas.py lists them)
 OTHER_MESSAGES: dict[str, dict[str, tuple[str, dict]]] = {
     "Complaint": {
         "approve_remedy": ("signal", VALID_MESSAGES["approve_remedy"]),
         "reject_remedy": ("signal", VALID_MESSAGES["reject_remedy"]),
         "crisis_declared": ("signal", {"crisis_id": "sku:X", "raise_to": "major", "reason": "many"}),
-        "crisis_remedy": ("signal", {"crisis_id": "sku:X", "proposal_id": "C1", "kind": "cash", "amount": "99999",
-                                     "currency": "CNY", "reason": "x", "proposed_by": "li.na"}),
+        "crisis_remedy": (
+            "signal",
+            {
+                "crisis_id": "sku:X",
+                "proposal_id": "C1",
+                "kind": "cash",
+                "amount": "99999",
+                "currency": "CNY",
+                "reason": "x",
+                "proposed_by": "li.na",
+            },
+        ),
     },
     "CustomerRecord": {
         "complaint_opened": ("update", {"complaint_id": "c1", "received_at": NOW, "window_seconds": 60}),
-        "complaint_ended": ("signal", {"complaint_id": "c1", "stage": "closed", "ended_at": NOW,
-                                       "customer": {"id": "x"}, "channel": "app", "churn_window_seconds": 60}),
+        "complaint_ended": (
+            "signal",
+            {
+                "complaint_id": "c1",
+                "stage": "closed",
+                "ended_at": NOW,
+                "customer": {"id": "x"},
+                "channel": "app",
+                "churn_window_seconds": 60,
+            },
+        ),
         "customer_purchased": ("signal", {"at": NOW, "order_id": "SO-1"}),
     },
     "CrisisWatch": {
@@ -239,12 +303,24 @@ OTHER_MESSAGES: dict[str, dict[str, tuple[str, dict]]] = {
         "approve_common_remedy": ("update", VALID_MESSAGES["approve_remedy"]),
     },
     "AgentDesk": {
-        "route": ("update", {"complaint_id": "c1", "intense": True, "agents": ["li.na"], "break_after": 5,
-                             "break_seconds": 60, "rule_version": "v"}),
+        "route": (
+            "update",
+            {
+                "complaint_id": "c1",
+                "intense": True,
+                "agents": ["li.na"],
+                "break_after": 5,
+                "break_seconds": 60,
+                "rule_version": "v",
+            },
+        ),
     },
 }
-VALID_INPUTS = {"CustomerRecord": {"customer_id": "fuzz"}, "CrisisWatch": {"key": "sku:FUZZ"},
-                "AgentDesk": {"queue": "fuzz"}}
+VALID_INPUTS = {
+    "CustomerRecord": {"customer_id": "fuzz"},
+    "CrisisWatch": {"key": "sku:FUZZ"},
+    "AgentDesk": {"queue": "fuzz"},
+}
 ID_PREFIXES = {"CustomerRecord": "customer-", "CrisisWatch": "crisis-", "AgentDesk": "desk-"}
 
 
@@ -271,13 +347,21 @@ async def test_raw_starts_and_messages_never_fail_a_workflow_task(run_worker, en
         queue, records = redress.task_queue, f"{redress.task_queue}-records"
         handles = []
         for raw in drawn(complaints, ON_SERVER):
-            handles.append(await env.client.start_workflow("Complaint", raw, id=f"complaint-fuzz-{uuid.uuid4().hex[:10]}",
-                                                           task_queue=queue))
+            handles.append(
+                await env.client.start_workflow(
+                    "Complaint", raw, id=f"complaint-fuzz-{uuid.uuid4().hex[:10]}", task_queue=queue
+                )
+            )
         for workflow_type, valid in VALID_INPUTS.items():
             for raw in drawn(st.one_of(mutated(valid), json_values), max(5, ON_SERVER // 3)):
-                handles.append(await env.client.start_workflow(
-                    workflow_type, raw, id=f"{ID_PREFIXES[workflow_type]}fuzz-{uuid.uuid4().hex[:10]}",
-                    task_queue=records))
+                handles.append(
+                    await env.client.start_workflow(
+                        workflow_type,
+                        raw,
+                        id=f"{ID_PREFIXES[workflow_type]}fuzz-{uuid.uuid4().hex[:10]}",
+                        task_queue=records,
+                    )
+                )
         cid = await open_case(redress, respond_as="li.na")
         case = redress.handle(cid)
         outcomes = {"accepted": 0, "refused": 0, "ended": 0}
@@ -286,8 +370,11 @@ async def test_raw_starts_and_messages_never_fail_a_workflow_task(run_worker, en
         targets = {"Complaint": case}
         for workflow_type, valid in VALID_INPUTS.items():
             targets[workflow_type] = await env.client.start_workflow(
-                workflow_type, {**valid, **({"key": f"sku:{uuid.uuid4().hex[:6]}"} if "key" in valid else {})},
-                id=f"{ID_PREFIXES[workflow_type]}fuzz-target-{uuid.uuid4().hex[:10]}", task_queue=records)
+                workflow_type,
+                {**valid, **({"key": f"sku:{uuid.uuid4().hex[:6]}"} if "key" in valid else {})},
+                id=f"{ID_PREFIXES[workflow_type]}fuzz-target-{uuid.uuid4().hex[:10]}",
+                task_queue=records,
+            )
         for workflow_type, handlers in OTHER_MESSAGES.items():
             for name, (kind, valid) in handlers.items():
                 for payload in drawn(st.one_of(mutated(valid), json_values), max(5, ON_SERVER // 3)):
@@ -305,36 +392,81 @@ async def test_the_junk_that_once_jammed_a_case_is_noted_and_the_case_goes_on(ru
     async with run_worker() as redress:
         cid = await open_case(redress, respond_as="li.na")
         case = redress.handle(cid)
-        await case.signal("crisis_remedy", {"crisis_id": "sku:X", "proposal_id": "C1", "kind": "bogus",
-                                            "amount": "99999", "currency": "CNY", "reason": "x", "proposed_by": "x"})
-        await case.signal("approve_remedy", {"proposal_id": "P1", "approver": "wang.fang",
-                                             "signed_at": "2026-11-22T09:30:00", "signature": "AAAA"})  # no zone
-        await case.signal("crisis_remedy", {"crisis_id": "sku:X", "proposal_id": "C1", "kind": "cash",
-                                            "amount": "99999", "currency": "CNY", "reason": "x", "proposed_by": "x"})
+        await case.signal(
+            "crisis_remedy",
+            {
+                "crisis_id": "sku:X",
+                "proposal_id": "C1",
+                "kind": "bogus",
+                "amount": "99999",
+                "currency": "CNY",
+                "reason": "x",
+                "proposed_by": "x",
+            },
+        )
+        await case.signal(
+            "approve_remedy",
+            {"proposal_id": "P1", "approver": "wang.fang", "signed_at": "2026-11-22T09:30:00", "signature": "AAAA"},
+        )  # no zone
+        await case.signal(
+            "crisis_remedy",
+            {
+                "crisis_id": "sku:X",
+                "proposal_id": "C1",
+                "kind": "cash",
+                "amount": "99999",
+                "currency": "CNY",
+                "reason": "x",
+                "proposed_by": "x",
+            },
+        )
         record = await env.client.start_workflow(
-            "CustomerRecord", {"customer_id": "junk"}, id=f"customer-junk-{uuid.uuid4().hex[:8]}",
-            task_queue=f"{redress.task_queue}-records")
-        await record.signal("complaint_ended", {"complaint_id": "c1", "stage": "closed", "ended_at": NOW,
-                                                "customer": {"id": "x"}, "channel": "app",
-                                                "churn_window_seconds": 1e300})
+            "CustomerRecord",
+            {"customer_id": "junk"},
+            id=f"customer-junk-{uuid.uuid4().hex[:8]}",
+            task_queue=f"{redress.task_queue}-records",
+        )
+        await record.signal(
+            "complaint_ended",
+            {
+                "complaint_id": "c1",
+                "stage": "closed",
+                "ended_at": NOW,
+                "customer": {"id": "x"},
+                "channel": "app",
+                "churn_window_seconds": 1e300,
+            },
+        )
         huge = complaint(received_at="9999-12-31T23:00:00+00:00")
-        start = await env.client.start_workflow("Complaint", huge, id=f"complaint-{huge['complaint_id']}",
-                                                task_queue=redress.task_queue)
+        start = await env.client.start_workflow(
+            "Complaint", huge, id=f"complaint-{huge['complaint_id']}", task_queue=redress.task_queue
+        )
         # states that read as valid but that the long-lived workflows did arithmetic on: naive or far dates
         records = f"{redress.task_queue}-records"
-        states = [("CustomerRecord", "customer-", {"customer_id": "x", "keep_until": "2030-01-01T00:00:00"}),
-                  ("CrisisWatch", "crisis-", {"key": "k", "rules": CRISIS_RULES,
-                                              "last_seen": "9999-12-31T23:59:59+00:00"}),
-                  ("CrisisWatch", "crisis-", {"key": "k", "rules": CRISIS_RULES, "declared_at": NOW}),
-                  ("AgentDesk", "desk-", {"queue": "q", "agents": {"zz": {"on_break_until": "2030-01-01T00:00"}}})]
-        long_lived = [await env.client.start_workflow(kind, state, id=f"{prefix}junk-{uuid.uuid4().hex[:8]}",
-                                                      task_queue=records) for kind, prefix, state in states]
+        states = [
+            ("CustomerRecord", "customer-", {"customer_id": "x", "keep_until": "2030-01-01T00:00:00"}),
+            ("CrisisWatch", "crisis-", {"key": "k", "rules": CRISIS_RULES, "last_seen": "9999-12-31T23:59:59+00:00"}),
+            ("CrisisWatch", "crisis-", {"key": "k", "rules": CRISIS_RULES, "declared_at": NOW}),
+            ("AgentDesk", "desk-", {"queue": "q", "agents": {"zz": {"on_break_until": "2030-01-01T00:00"}}}),
+        ]
+        long_lived = [
+            await env.client.start_workflow(kind, state, id=f"{prefix}junk-{uuid.uuid4().hex[:8]}", task_queue=records)
+            for kind, prefix, state in states
+        ]
         # an input that names a payload key nobody holds: refused, not a task failing for ever
         plain = await Client.connect(env.client.service_client.config.target_host)
         forged_id = f"complaint-forged-{uuid.uuid4().hex[:8]}"
-        forged = await plain.start_workflow("Complaint", RawValue(Payload(
-            metadata={"encoding": codec.ENCODING, codec.KEY_ID: b"k-none", codec.BOUND: forged_id.encode()},
-            data=b"\x00" * 64)), id=forged_id, task_queue=redress.task_queue)
+        forged = await plain.start_workflow(
+            "Complaint",
+            RawValue(
+                Payload(
+                    metadata={"encoding": codec.ENCODING, codec.KEY_ID: b"k-none", codec.BOUND: forged_id.encode()},
+                    data=b"\x00" * 64,
+                )
+            ),
+            id=forged_id,
+            task_queue=redress.task_queue,
+        )
 
         async def noted():
             kinds = [e.kind for e in await redress.timeline(cid)]

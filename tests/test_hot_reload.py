@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from activities.rules.store import RuleStore
-from tests.conftest import complaint, stage_is, write_rules
+from tests.helpers.cases import complaint, eventually, notices, stage_is
+from tests.helpers.rules import write_rules
 
 
 def edit(rules, old: str, new: str) -> None:
@@ -39,8 +40,11 @@ def test_an_invalid_edit_keeps_the_last_good_version_and_says_where(tmp_path):
     edit(rules, 'when: channel == "referral"', 'when: channel == = "referral"')
     assert store.latest().version == good
     [problem] = store.refused
-    line = next(n for n, text in enumerate((rules / "routing.yaml").read_text(encoding="utf-8").splitlines(), 1)
-                if "channel == =" in text)
+    line = next(
+        n
+        for n, text in enumerate((rules / "routing.yaml").read_text(encoding="utf-8").splitlines(), 1)
+        if "channel == =" in text
+    )
     assert str(problem).startswith(f"{rules / 'routing.yaml'}:{line}:") and "CEL syntax" in problem.message
 
     edit(rules, 'when: channel == = "referral"', 'when: channel == "referral" && true')
@@ -62,8 +66,7 @@ def test_pinned_versions_stay_loadable_after_edits_and_restarts(tmp_path):
 
 
 async def test_retriage_moves_a_running_case_to_the_new_version_and_its_timers_follow(run_worker, rules_dir, peer):
-    from tests.conftest import eventually, notices
-    from workflows.contract import Retriage
+    from redress.contract import Retriage
 
     async with run_worker() as redress:
         data = complaint(text="请退款")
@@ -72,8 +75,10 @@ async def test_retriage_moves_a_running_case_to_the_new_version_and_its_timers_f
         before = await stage_is(redress, cid, "acknowledged")
         edit(rules_dir, "set: {category: billing, queue: billing}", "set: {category: billing, queue: refunds}")
         tiers = rules_dir / "tiers.yaml"
-        tiers.write_text(tiers.read_text(encoding="utf-8").replace(
-            "general: {first_response: 20s", "general: {first_response: 3s"), encoding="utf-8")
+        tiers.write_text(
+            tiers.read_text(encoding="utf-8").replace("general: {first_response: 20s", "general: {first_response: 3s"),
+            encoding="utf-8",
+        )
         await asyncio.sleep(0.7)
 
         status = await redress.retriage(cid, Retriage(by="zhang.wei", reason="new refund queue"))

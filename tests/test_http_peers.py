@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.conftest import complaint, eventually, notices, open_case, stage_is
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers.cases import complaint, eventually, notices, open_case, stage_is
 
-DUPLICATE_CHARGE = RemedyProposal(kind="refund", amount=Decimal("50"), currency="CNY", reason="duplicate charge",
-                                  proposed_by="li.na")  # within an agent's authority: paid at once
+DUPLICATE_CHARGE = RemedyProposal(
+    kind="refund", amount=Decimal("50"), currency="CNY", reason="duplicate charge", proposed_by="li.na"
+)  # within an agent's authority: paid at once
 
 
 async def test_transient_peer_failure_is_retried_and_delivered_once(run_worker, peer):
@@ -47,19 +48,20 @@ async def test_payment_refused_with_4xx_goes_back_to_a_person_and_the_case_lives
             status = await redress.status(cid)
             return status if status.remedies and status.remedies[0].status.value == "failed" else None
 
-        from tests.conftest import eventually
         status = await eventually(failed)
         assert status.stage.value == "in_progress"
         assert len(peer.received("/pay", complaint_id=cid)) == 1  # not retried
         staff = await eventually(lambda: notices(peer, cid, "remedy_failed"))
         assert staff[0].body["role"] == "team_lead" and "HTTP 422" in staff[0].body["text"]
         # a person can try again
-        answer = await redress.propose_remedy(cid, RemedyProposal(kind="coupon", amount=Decimal("30"),
-                                                                  currency="CNY", reason="retry as coupon",
-                                                                  proposed_by="li.na"))
+        answer = await redress.propose_remedy(
+            cid,
+            RemedyProposal(
+                kind="coupon", amount=Decimal("30"), currency="CNY", reason="retry as coupon", proposed_by="li.na"
+            ),
+        )
         assert answer.proposal_id == "P2"
         await stage_is(redress, cid, "remedy_executed")
-
 
 
 async def test_without_endpoints_everything_goes_to_the_local_outbox_once(run_worker, tmp_path):
@@ -68,8 +70,10 @@ async def test_without_endpoints_everything_goes_to_the_local_outbox_once(run_wo
         cid = data["complaint_id"]
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged")
-        await redress.propose_remedy(cid, RemedyProposal(kind="refund", amount=Decimal("20"), currency="CNY",
-                                                         reason="goodwill", proposed_by="li.na"))
+        await redress.propose_remedy(
+            cid,
+            RemedyProposal(kind="refund", amount=Decimal("20"), currency="CNY", reason="goodwill", proposed_by="li.na"),
+        )
         await stage_is(redress, cid, "remedy_executed")
     from activities.outbox import Outbox
 
@@ -97,6 +101,7 @@ async def test_notice_refused_by_the_peer_is_recorded_and_the_case_goes_on(run_w
         await stage_is(redress, cid, "in_progress")
         assert len(await eventually(lambda: notices(peer, cid, "progress"))) == 1
         from temporalio.client import WorkflowExecutionStatus
+
         assert (await redress.handle(cid).describe()).status == WorkflowExecutionStatus.RUNNING
 
 
@@ -133,7 +138,10 @@ async def test_a_remedys_notice_the_notifier_misses_is_sent_later_once(run_worke
 
 
 async def test_the_closing_notice_waits_out_the_notifier_and_the_record_learns_of_the_end_first(run_worker, peer):
-    """The end of a case is one step: the customer's record, then the closing notice; a notifier outage costs neither."""
+    """The end of a case is one step: the customer's record, then the closing notice.
+
+    A notifier outage costs neither.
+    """
     data = complaint()
     cid = data["complaint_id"]
     async with run_worker() as redress:

@@ -11,9 +11,10 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.rules import RulesInvalid, load_rules
-from client import InvalidComplaint, Refused
-from tests.conftest import ROOT, complaint, open_case
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from redress.client import InvalidComplaint, Refused
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers.cases import complaint, open_case
+from tests.helpers.processes import ROOT
 
 
 async def test_invalid_complaints_are_refused_at_the_client_naming_the_field(run_worker, env):
@@ -40,8 +41,9 @@ async def test_raw_json_that_bypasses_the_client_ends_as_refused_not_failed(run_
     """A non-Python service may send anything: the case says why it refused it, and completes."""
     async with run_worker() as redress:
         bad = complaint(channel="carrier_pigeon")
-        handle = await env.client.start_workflow("Complaint", bad, id=f"complaint-{bad['complaint_id']}",
-                                                 task_queue=redress.task_queue)
+        handle = await env.client.start_workflow(
+            "Complaint", bad, id=f"complaint-{bad['complaint_id']}", task_queue=redress.task_queue
+        )
         outcome = await redress.outcome(bad["complaint_id"])
         assert outcome.stage.value == "refused"
         assert any(p.startswith("complaint.channel:") for p in outcome.problems)
@@ -131,20 +133,40 @@ def test_unknown_role_and_section_defined_twice_are_reported(tmp_path):
 
 
 def test_rules_check_command_exits_nonzero_with_positions(tmp_path):
-    rules = broken_copy(tmp_path, "routing.yaml", "set: {category: billing, queue: billing}",
-                        "set: {category: billing, queue: billing, severity: critical}")
-    run = subprocess.run([sys.executable, "-m", "cli", "rules", "check", str(rules)],
-                         capture_output=True, text=True, cwd=ROOT)
+    rules = broken_copy(
+        tmp_path,
+        "routing.yaml",
+        "set: {category: billing, queue: billing}",
+        "set: {category: billing, queue: billing, severity: critical}",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "redress", "rules", "check", str(rules)], capture_output=True, text=True, cwd=ROOT
+    )
     assert run.returncode == 2
     line, column = position_of(rules / "routing.yaml", "critical")
     assert f"routing.yaml:{line}:{column}: rules.3.set.severity:" in run.stderr
-    ok = subprocess.run([sys.executable, "-m", "cli", "rules", "check", str(ROOT / "rules")],
-                        capture_output=True, text=True, cwd=ROOT)
+    ok = subprocess.run(
+        [sys.executable, "-m", "redress", "rules", "check", str(ROOT / "rules")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0 and "rules OK" in ok.stdout
 
 
-UPDATES = ["record_response", "propose_remedy", "approve_remedy", "reject_remedy", "resolve", "customer_feedback",
-           "await_customer", "customer_replied", "retriage", "change_severity", "withdraw"]
+UPDATES = [
+    "record_response",
+    "propose_remedy",
+    "approve_remedy",
+    "reject_remedy",
+    "resolve",
+    "customer_feedback",
+    "await_customer",
+    "customer_replied",
+    "retriage",
+    "change_severity",
+    "withdraw",
+]
 
 
 async def test_a_message_sent_as_json_null_is_refused_and_the_case_goes_on(run_worker):

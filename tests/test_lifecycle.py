@@ -7,15 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from client import AlreadyExists, Refused
-from tests.conftest import APPROVER_KEYS, complaint, eventually, notices, open_case, stage_is
-from workflows.contract import (
+from redress.client import AlreadyExists, Refused
+from redress.contract import (
     Feedback,
     RemedyProposal,
     Resolution,
     ResponseRecord,
     Withdrawal,
 )
+from tests.helpers.cases import complaint, eventually, notices, open_case, stage_is
+from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 
 async def test_complaint_from_submission_to_close(run_worker, peer):
@@ -34,9 +35,13 @@ async def test_complaint_from_submission_to_close(run_worker, peer):
         assert status.stage.value == "in_progress" and status.assignee == "li.na"
         assert status.deadlines["first_response"].met_at is not None
 
-        answer = await redress.propose(cid, RemedyProposal(
-            kind="refund", amount=Decimal("100"), currency="CNY", reason="duplicate charge", proposed_by="li.na"),
-            APPROVER_KEYS["li.na"])
+        answer = await redress.propose(
+            cid,
+            RemedyProposal(
+                kind="refund", amount=Decimal("100"), currency="CNY", reason="duplicate charge", proposed_by="li.na"
+            ),
+            APPROVER_KEYS["li.na"],
+        )
         assert answer.status.value == "approved"  # signed, within a specialist's 200 CNY
         status = await stage_is(redress, cid, "remedy_executed")
         assert status.remedies[0].transaction_id == "tx-1"
@@ -52,8 +57,17 @@ async def test_complaint_from_submission_to_close(run_worker, peer):
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
     templates = [r.body["template"] for r in peer.acted("/notify", complaint_id=cid)]
     assert templates == ["acknowledgement", "progress", "remedy_executed", "survey", "closed"]
-    assert kinds == ["received", "triaged", "acknowledged", "response", "remedy_proposed", "remedy_executed",
-                     "resolved", "feedback", "closed"]
+    assert kinds == [
+        "received",
+        "triaged",
+        "acknowledged",
+        "response",
+        "remedy_proposed",
+        "remedy_executed",
+        "resolved",
+        "feedback",
+        "closed",
+    ]
 
 
 async def test_duplicate_submission_opens_no_second_case(run_worker, env):
@@ -78,7 +92,12 @@ async def test_duplicate_submission_opens_no_second_case(run_worker, env):
 
 async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_worker, peer):
     async with run_worker() as redress:
-        cid = await open_case(redress, text="The kettle stopped working after two days.", customer={"id": f"c-7-{uuid.uuid4().hex[:6]}", "language": "en"}, respond_as="sam.taylor")
+        cid = await open_case(
+            redress,
+            text="The kettle stopped working after two days.",
+            customer={"id": f"c-7-{uuid.uuid4().hex[:6]}", "language": "en"},
+            respond_as="sam.taylor",
+        )
         await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Explained how to reset it"))
         await stage_is(redress, cid, "follow_up")
         before = (await redress.status(cid)).deadlines["resolution"]
@@ -104,7 +123,7 @@ async def test_withdraw_ends_the_case_and_tells_the_customer(run_worker, peer):
         cid = await open_case(redress)
         await redress.withdraw(cid, Withdrawal(by="customer", reason="sorted it out myself"))
         outcome = await redress.outcome(cid)
-        with pytest.raises(Refused, match="ended|withdrawn"):
+        with pytest.raises(Refused, match=r"ended|withdrawn"):
             await redress.record_response(cid, ResponseRecord(agent="li.na"))
     assert outcome.stage.value == "withdrawn"
     assert len(peer.acted("/notify", complaint_id=cid, template="withdrawn")) == 1
@@ -112,7 +131,6 @@ async def test_withdraw_ends_the_case_and_tells_the_customer(run_worker, peer):
 
 
 async def test_survey_without_answer_closes_the_case(run_worker, tmp_path):
-    from tests.conftest import write_rules
 
     rules = write_rules(tmp_path / "short-survey", survey_window="2s")
     async with run_worker(rules=rules) as redress:

@@ -22,19 +22,39 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.common import RawValue
 
-import codec
-from client import RedressClient
-from tests.conftest import APPROVER_KEYS, ROOT, complaint, eventually, stage_is, write_rules
-from tests.peer import Peer
-from tests.test_worker_process import start_worker, stop, wait_for_line
+from redress import codec
+from redress.client import RedressClient
+from tests.helpers.cases import complaint, eventually, stage_is
+from tests.helpers.peer import Peer
+from tests.helpers.processes import ROOT, start_worker, stop, wait_for_line
+from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 
 def markers() -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     digits = str(int(tag, 16) % 10**8).zfill(8)
-    found = {field: f"MK{field}{tag}" for field in (
-        "text", "name", "metadata", "item", "response", "question", "reply", "reason", "note", "summary",
-        "comment", "withdrawal", "again", "bad_currency", "peer_reason", "raw_signal", "metadata_key")}
+    found = {
+        field: f"MK{field}{tag}"
+        for field in (
+            "text",
+            "name",
+            "metadata",
+            "item",
+            "response",
+            "question",
+            "reply",
+            "reason",
+            "note",
+            "summary",
+            "comment",
+            "withdrawal",
+            "again",
+            "bad_currency",
+            "peer_reason",
+            "raw_signal",
+            "metadata_key",
+        )
+    }
     found["phone"] = f"+86 139 {digits[:4]} {digits[4:]}"
     found["email"] = f"mk{tag}@example.org"
     found["bad_phone"] = f"MKbadphone{tag}"
@@ -47,37 +67,64 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
     keys = tmp_path / "signing-keys"
     keys.mkdir()
     for name in ("li.na", "wang.fang"):
-        (keys / f"{name}.pem").write_bytes(APPROVER_KEYS[name].private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (keys / f"{name}.pem").write_bytes(
+            APPROVER_KEYS[name].private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     address = env.client.service_client.config.target_host
     stderr: list[str] = []
 
     async def cli(*args: str) -> tuple[int, str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "--address", address, "--task-queue", queue, *args, cwd=ROOT,
+            sys.executable,
+            "-m",
+            "redress",
+            "--address",
+            address,
+            "--task-queue",
+            queue,
+            *args,
+            cwd=ROOT,
             env={**os.environ, "REDRESS_KEYS": str(keys)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await process.communicate()
         stderr.append(err.decode(errors="replace"))
         return process.returncode, out.decode(errors="replace")
 
     with Peer() as peer:
         log = tmp_path / "worker.log"
-        worker = await start_worker({
-            "TEMPORAL_ADDRESS": address, "REDRESS_TASK_QUEUE": queue,
-            "REDRESS_RULES": str(write_rules(tmp_path / "rules")), "REDRESS_DATA": str(tmp_path / "data"),
-            "REDRESS_NOTIFY_URL": f"{peer.url}/notify", "REDRESS_PAYMENT_URL": f"{peer.url}/pay",
-            "REDRESS_LOG_FORMAT": "json", "REDRESS_LOG_LEVEL": "DEBUG"}, log)
+        worker = await start_worker(
+            {
+                "TEMPORAL_ADDRESS": address,
+                "REDRESS_TASK_QUEUE": queue,
+                "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
+                "REDRESS_DATA": str(tmp_path / "data"),
+                "REDRESS_NOTIFY_URL": f"{peer.url}/notify",
+                "REDRESS_PAYMENT_URL": f"{peer.url}/pay",
+                "REDRESS_LOG_FORMAT": "json",
+                "REDRESS_LOG_LEVEL": "DEBUG",
+            },
+            log,
+        )
         try:
             await wait_for_line(log, '"worker running"', worker)
             redress = RedressClient(env.client, task_queue=queue)
             plain = await Client.connect(address)  # sends what it is given, as any client may
             data = complaint(
-                customer={"id": f"cust-{uuid.uuid4().hex[:8]}", "name": f"Ingrid {marks['name']}",
-                          "phone": marks["phone"], "email": marks["email"], "language": "en"},
+                customer={
+                    "id": f"cust-{uuid.uuid4().hex[:8]}",
+                    "name": f"Ingrid {marks['name']}",
+                    "phone": marks["phone"],
+                    "email": marks["email"],
+                    "language": "en",
+                },
                 text=f"My kettle leaks, I live at {marks['text']}, refund please.",
                 metadata={"note": marks["metadata"]},
-                order={"id": "SO-9", "value": "300", "items": [{"sku": "K-1", "name": marks["item"]}]})
+                order={"id": "SO-9", "value": "300", "items": [{"sku": "K-1", "name": marks["item"]}]},
+            )
             cid = data["complaint_id"]
             (tmp_path / "complaint.json").write_text(json.dumps(data), encoding="utf-8")
             assert (await cli("submit", str(tmp_path / "complaint.json")))[0] == 0
@@ -89,8 +136,19 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
             await eventually(lambda: _has_event(redress, cid, "notice_failed"))
             assert (await cli("ask", cid, "--as", "li.na", "--question", marks["question"]))[0] == 0
             assert (await cli("reply", cid, "--message", f"my ID number is {marks['reply']}"))[0] == 0
-            code, out = await cli("propose", cid, "--as", "li.na", "--kind", "refund", "--amount", "300",
-                                  "--reason", marks["reason"], "--json")
+            code, out = await cli(
+                "propose",
+                cid,
+                "--as",
+                "li.na",
+                "--kind",
+                "refund",
+                "--amount",
+                "300",
+                "--reason",
+                marks["reason"],
+                "--json",
+            )
             assert code == 0 and json.loads(out)["status"] == "awaiting_approval", out
             assert (await cli("approve", cid, "--as", "wang.fang", "--note", marks["note"]))[0] == 0
             await stage_is(redress, cid, "remedy_executed")
@@ -111,10 +169,25 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
             other = complaint(text=f"Late parcel {marks['text']}")
             await redress.submit(other)
             await stage_is(redress, other["complaint_id"], "acknowledged")
-            assert (await cli("propose", other["complaint_id"], "--as", "li.na", "--kind", "refund", "--amount",
-                              "10", "--currency", marks["bad_currency"], "--reason", marks["reason"]))[0] == 2
+            assert (
+                await cli(
+                    "propose",
+                    other["complaint_id"],
+                    "--as",
+                    "li.na",
+                    "--kind",
+                    "refund",
+                    "--amount",
+                    "10",
+                    "--currency",
+                    marks["bad_currency"],
+                    "--reason",
+                    marks["reason"],
+                )
+            )[0] == 2
             await redress.handle(other["complaint_id"]).signal(
-                "approve_remedy", {"proposal_id": marks["reason"], "approver": marks["name"]})
+                "approve_remedy", {"proposal_id": marks["reason"], "approver": marks["name"]}
+            )
             # JSON cut off in the middle, sealed for the case: it passes the codec and fails only as JSON
             broken = Payload(metadata={"encoding": b"json/plain"}, data=f'{{"note": "{marks["raw_signal"]}", '.encode())
             target = f"complaint-{other['complaint_id']}"
@@ -124,8 +197,9 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
             keyed = complaint(metadata={f"{marks['metadata_key']} lives at 5 Long Street": {"nested": 1}})
             (tmp_path / "keyed.json").write_text(json.dumps(keyed), encoding="utf-8")
             assert (await cli("submit", str(tmp_path / "keyed.json")))[0] == 2
-            assert (await cli("withdraw", other["complaint_id"], "--by", "customer", "--reason",
-                              marks["withdrawal"]))[0] == 0
+            assert (await cli("withdraw", other["complaint_id"], "--by", "customer", "--reason", marks["withdrawal"]))[
+                0
+            ] == 0
             assert (await redress.outcome(other["complaint_id"])).stage.value == "withdrawn"
         finally:
             await stop(worker)
@@ -133,9 +207,12 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
     worker_log = log.read_text(encoding="utf-8", errors="replace")
     assert f'"complaint_id": "{cid}"' in worker_log and "notice" in worker_log  # the log does speak of the case
     assert len(worker_log.splitlines()) > 50
-    found = {field: where for field, mark in marks.items()
-             for where, text in [("worker", worker_log), *((f"cli {n}", e) for n, e in enumerate(stderr))]
-             if mark in text}
+    found = {
+        field: where
+        for field, mark in marks.items()
+        for where, text in [("worker", worker_log), *((f"cli {n}", e) for n, e in enumerate(stderr))]
+        if mark in text
+    }
     assert not found, f"personal text in logs: {found}"
 
 

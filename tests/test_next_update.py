@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import complaint, eventually, notices, stage_is, write_rules
-from workflows import search_attributes as sa
-from workflows.contract import ResponseRecord, Resolution
+from redress import search_attributes as sa
+from redress.contract import Resolution, ResponseRecord
+from tests.helpers.cases import complaint, eventually, notices, stage_is
+from tests.helpers.rules import write_rules
 
 TIERS = """
 tiers:

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from client import Refused
-from tests.conftest import eventually, open_case, write_rules
-from workflows.contract import CustomerQuestion, CustomerReply, RemedyProposal, Resolution
+from redress.client import Refused
+from redress.contract import CustomerQuestion, CustomerReply, RemedyProposal, Resolution
+from tests.helpers.cases import eventually, open_case
+from tests.helpers.rules import write_rules
 
 TIERS = """
 tiers:

@@ -14,11 +14,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-import codec
-from workflows.complaint import Complaint
-from workflows.agent_desk import AgentDesk
-from workflows.crisis import CrisisWatch
-from workflows.customer import CustomerRecord
+from redress import codec
+from worker import SANDBOX, WORKFLOWS
 
 # recorded plain (tests/record_histories.py), replayed as a worker decodes them
 REPLAY_CONVERTER = codec.data_converter(worker=True, accept_plain=True)
@@ -38,6 +35,6 @@ async def test_history_replays_on_current_code(path: Path):
     # the recorded workflow id, not the file name: a case signs and checks approvals with its own id
     started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
     history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
-    replayer = Replayer(workflows=[Complaint, CustomerRecord, CrisisWatch, AgentDesk], data_converter=REPLAY_CONVERTER)
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=SANDBOX, data_converter=REPLAY_CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

@@ -11,9 +11,9 @@ in Temporal visibility and the workflow results.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import uuid
@@ -23,11 +23,14 @@ from pathlib import Path
 
 import pytest
 
-import report
-from tests import cfpb
-from tests.conftest import APPROVER_KEYS, ROOT, eventually, serving, stage_is, write_rules
-from tests.peer import Peer
-from workflows.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from redress import report
+from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
+from tests.helpers import cfpb
+from tests.helpers.cases import eventually, stage_is
+from tests.helpers.peer import Peer
+from tests.helpers.processes import ROOT
+from tests.helpers.rules import APPROVER_KEYS, write_rules
+from tests.helpers.serving import serving
 
 TIERS = """tiers:
   general: {first_response: 10m, resolution: 20m, escalate_to: team_lead}
@@ -54,13 +57,17 @@ async def handle_like_the_company(redress, case: cfpb.CfpbComplaint) -> None:
     await redress.record_response(cid, ResponseRecord(agent="agent.cfpb"))
     if case.company_response == "In progress":
         return
-    relief = {"Closed with monetary relief": ("refund", REFUND),
-              "Closed with non-monetary relief": ("apology", Decimal("0"))}.get(case.company_response)
+    relief = {
+        "Closed with monetary relief": ("refund", REFUND),
+        "Closed with non-monetary relief": ("apology", Decimal("0")),
+    }.get(case.company_response)
     if relief:
         kind, amount = relief
-        await redress.propose(cid, RemedyProposal(kind=kind, amount=amount, currency="USD",
-                                                  reason=case.company_response, proposed_by="li.na"),
-                              APPROVER_KEYS["li.na"])  # signed: within li.na's own authority, so paid at once
+        await redress.propose(
+            cid,
+            RemedyProposal(kind=kind, amount=amount, currency="USD", reason=case.company_response, proposed_by="li.na"),
+            APPROVER_KEYS["li.na"],
+        )  # signed: within li.na's own authority, so paid at once
         await stage_is(redress, cid, "remedy_executed", timeout=60)
     await redress.resolve(cid, Resolution(agent="agent.cfpb", summary=case.company_response))
     await stage_is(redress, cid, "follow_up", timeout=60)
@@ -88,6 +95,7 @@ async def replayed(env, tmp_path_factory):
     gate = asyncio.Semaphore(24)
     with Peer() as peer:
         async with serving(env.client, rules, base / "data", peer.url) as redress:
+
             async def one(case: cfpb.CfpbComplaint) -> None:
                 async with gate:
                     data = case.as_input()
@@ -147,9 +155,9 @@ async def test_report_counts_match_the_csv(replayed, env):
 
 
 async def test_report_command_writes_csv_json_and_an_export(replayed, env, tmp_path):
-    redress, complaints, _ = replayed
+    redress, _complaints, _ = replayed
     address = env.client.service_client.config.target_host
-    base = [sys.executable, "-m", "cli", "--address", address, "--task-queue", redress.task_queue, "report"]
+    base = [sys.executable, "-m", "redress", "--address", address, "--task-queue", redress.task_queue, "report"]
 
     as_json = subprocess.run([*base, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert as_json.returncode == 0, as_json.stderr
@@ -159,14 +167,19 @@ async def test_report_command_writes_csv_json_and_an_export(replayed, env, tmp_p
     as_csv = subprocess.run([*base, "--format", "csv"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     rows = [line.split(",") for line in as_csv.stdout.splitlines()]
     assert rows[0][:3] == ["section", "group", "cases"] and "compensation_USD" in rows[0]
-    assert ["volume_by_channel", "phone", "17"] == rows[[r[:2] for r in rows].index(["volume_by_channel", "phone"])][:3]
+    assert rows[[r[:2] for r in rows].index(["volume_by_channel", "phone"])][:3] == ["volume_by_channel", "phone", "17"]
 
     export = tmp_path / "cases.jsonl"
     done = subprocess.run([*base, "--export", str(export)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and len(export.read_text().splitlines()) == 268
     assert "CFPB-" in export.read_text() and "cfpb-" not in export.read_text()  # ids, but no customer id
-    offline = subprocess.run([sys.executable, "-m", "cli", "report", "--json", "--input", str(export)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    offline = subprocess.run(
+        [sys.executable, "-m", "redress", "report", "--json", "--input", str(export)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(offline.stdout)["overall"] == figures["overall"]
 
 
@@ -197,9 +210,19 @@ def _attribute_pairs(dom: str) -> list[tuple[str, str]]:
 
 
 def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile / f'chromium-{uuid.uuid4().hex[:6]}'}", *args]
+    command = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile / f'chromium-{uuid.uuid4().hex[:6]}'}",
+        *args,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return done

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-import re
 import json
+import re
 import shutil
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers.processes import ROOT
 
 
 def redress(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "redress", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 def test_explain_shows_the_outcome_and_why_each_rule_fired_or_not(tmp_path):
     path = tmp_path / "complaint.json"
-    path.write_text(json.dumps({"text": "我要退款", "channel": "social", "order": {"id": "o", "value": 90}}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"text": "我要退款", "channel": "social", "order": {"id": "o", "value": 90}}), encoding="utf-8"
+    )
     run = redress("rules", "explain", str(path))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "billing / urgent / queue billing" in lines[0]
     assert "  FIRED  refund-to-billing: keyword '退款' found" in lines
     assert any(line.startswith("    -    privacy-to-legal: no keyword found") for line in lines)
-    assert any("public-complaint-is-urgent: condition `channel == \"social\" || channel == \"third_party\"` is true"
-               in line for line in lines)
-    assert any("high-value-order-is-urgent: condition `order.present && order.value >= 5000.0` is false" in line
-               for line in lines)
-    assert ("  offer refund 90.00 CNY (billing-error-refund): needs specialist or above (or the signature of a "
-            "proposer whose authority covers it)") in lines
+    assert any(
+        'public-complaint-is-urgent: condition `channel == "social" || channel == "third_party"` is true' in line
+        for line in lines
+    )
+    assert any(
+        "high-value-order-is-urgent: condition `order.present && order.value >= 5000.0` is false" in line
+        for line in lines
+    )
+    assert (
+        "  offer refund 90.00 CNY (billing-error-refund): needs specialist or above (or the signature of a "
+        "proposer whose authority covers it)"
+    ) in lines
     assert "  offer apology (apologise-always): no approval needed" in lines
     assert not list(tmp_path.glob("*.db"))  # a dry run: no workflow, no server
 
@@ -54,9 +61,10 @@ def test_a_failing_admin_test_shows_the_difference(tmp_path):
     (rules / "tests" / "mine.yaml").write_text(
         "cases:\n"
         "  - name: damaged goes to billing (wrong on purpose)\n"
-        "    complaint: {text: \"the parcel arrived damaged\"}\n"
+        '    complaint: {text: "the parcel arrived damaged"}\n'
         "    expect: {queue: billing, fired: [refund-to-billing], not_fired: [damaged-to-logistics]}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     run = redress("rules", "test", str(rules))
     assert run.returncode == 1
     assert "FAIL mine.yaml: damaged goes to billing (wrong on purpose)" in run.stdout
@@ -75,14 +83,15 @@ def test_lint_warns_with_positions_but_does_not_refuse(tmp_path):
             "    keywords: [退款, refund]\n"
             "    set: {category: billing, queue: billing}\n"
             "  - name: fax-is-urgent\n"
-            "    when: channel == \"fax\"\n"
+            '    when: channel == "fax"\n'
             "    set: {severity: urgent}\n"
             "  - name: never\n"
             "    when: 1 > 2\n"
             "    set: {severity: major}\n"
             "  - name: twice\n"
             "    keywords: [lost, LOST]\n"
-            "    set: {category: delivery}\n")
+            "    set: {category: delivery}\n"
+        )
     run = redress("rules", "check", str(rules))
     assert run.returncode == 0 and "rules OK" in run.stdout
     warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]

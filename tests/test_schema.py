@@ -9,20 +9,21 @@ import sys
 import pytest
 from temporalio.workflow import _Definition
 
-from tests.conftest import ROOT
-from workflows.complaint import Complaint
+from redress.schemas import MESSAGES, OTHER_WORKFLOWS, QUERIES
+from tests.helpers.processes import ROOT
 from workflows.agent_desk import AgentDesk
+from workflows.complaint import Complaint
 from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
-from workflows.schemas import MESSAGES, OTHER_WORKFLOWS, QUERIES
 
 
 def test_every_update_signal_and_query_of_the_workflow_has_a_schema():
     definition = _Definition.from_class(Complaint)
     assert set(definition.updates) <= set(MESSAGES)
     assert set(definition.signals) <= set(MESSAGES)
-    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} \
-        <= set(QUERIES)
+    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} <= set(
+        QUERIES
+    )
 
 
 @pytest.mark.parametrize("workflow_class", [CustomerRecord, CrisisWatch, AgentDesk])
@@ -30,14 +31,16 @@ def test_every_message_and_query_of_the_workflows_around_cases_has_a_schema(work
     definition = _Definition.from_class(workflow_class)
     spec = OTHER_WORKFLOWS[definition.name]
     assert set(definition.updates) | set(definition.signals) == set(spec["messages"])
-    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} \
-        == set(spec["queries"])
+    assert set(definition.queries) - {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"} == set(
+        spec["queries"]
+    )
 
 
 def test_schema_command_writes_the_contract(tmp_path):
     out = tmp_path / "redress.schema.json"
-    run = subprocess.run([sys.executable, "-m", "cli", "schema", "--out", str(out)], capture_output=True, text=True,
-                         cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "redress", "schema", "--out", str(out)], capture_output=True, text=True, cwd=ROOT
+    )
     assert run.returncode == 0, run.stderr
     schema = json.loads(out.read_text(encoding="utf-8"))
     complaint = schema["workflow"]["input"]

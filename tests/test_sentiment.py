@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from activities.rules.sentiment import assess, detect_language
-from tests.conftest import complaint, eventually, notices, stage_is
+from tests.helpers.cases import complaint, eventually, notices, stage_is
 
 FURIOUS = {
     "zh": "我非常生气，你们的产品太垃圾了，骗子！立刻退款！",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from activities.io import TriageFacts
 from activities.rules import load_rules
 from activities.rules.engine import triage
-from tests.conftest import ROOT, complaint, stage_is
-from workflows.contract import ComplaintInput
+from redress.contract import ComplaintInput
+from tests.helpers.cases import complaint, stage_is
+from tests.helpers.processes import ROOT
 
 
 def facts(**overrides) -> TriageFacts:
@@ -53,8 +54,12 @@ def test_cel_conditions_raise_severity_and_every_rule_explains_itself():
 def test_conditions_read_the_keywords_found_and_the_outcome():
     """`keywords` reaches CEL only when a condition gets to it (expressions.LAZY_VARIABLES); it must read the same."""
     rules = load_rules(ROOT / "rules")
-    for text, offered in {"The parcel arrived damaged, the box crushed": True, "快递到了，箱子破损": True,
-                          "My parcel never arrived": False, "快递丢失了": False}.items():
+    for text, offered in {
+        "The parcel arrived damaged, the box crushed": True,
+        "快递到了，箱子破损": True,
+        "My parcel never arrived": False,
+        "快递丢失了": False,
+    }.items():
         result = triage(rules, facts(text=text))
         assert result.category == "delivery", text
         assert ("damaged-goods-replacement" in {o.rule for o in result.offers}) is offered, text
@@ -62,11 +67,13 @@ def test_conditions_read_the_keywords_found_and_the_outcome():
 
 def test_severity_is_the_highest_asked_for_and_deadlines_follow_the_tier():
     rules = load_rules(ROOT / "rules")
-    received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-    result = triage(rules, facts(text="The heater caught fire 起火", channel="social", received_at=received.isoformat()))
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    result = triage(
+        rules, facts(text="The heater caught fire 起火", channel="social", received_at=received.isoformat())
+    )
     assert result.severity.value == "major" and result.escalate_to == "director"
-    assert result.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
-    assert result.deadlines["resolution"] == datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+    assert result.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    assert result.deadlines["resolution"] == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
 async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worker, env):
@@ -83,30 +90,33 @@ async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worke
 
         description = await redress.handle(cid).describe()
         attributes = description.typed_search_attributes
-        from workflows import search_attributes as sa
+        from redress import search_attributes as sa
+
         assert attributes.get(sa.QUEUE) == "logistics" and attributes.get(sa.SEVERITY) == "major"
-        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == redress.customer_ref(data["customer"]["id"])
+        assert attributes.get(sa.CHANNEL) == "referral" and attributes.get(sa.CUSTOMER_ID) == redress.customer_ref(
+            data["customer"]["id"]
+        )
         assert attributes.get(sa.FIRST_RESPONSE_DUE) == status.deadlines["first_response"].due
 
 
 def test_per_category_and_queue_targets_replace_the_tier_targets():
     rules = load_rules(ROOT / "rules")
-    received = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     quality = triage(rules, facts(text="The kettle is defective", received_at=received.isoformat()))
     assert (quality.category, quality.severity.value) == ("quality", "general")
-    assert quality.deadlines["first_response"] == datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)  # 24h, not 48h
-    assert quality.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=timezone.utc)  # the tier's 5d
+    assert quality.deadlines["first_response"] == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # 24h, not 48h
+    assert quality.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=UTC)  # the tier's 5d
 
     other = triage(rules, facts(text="The app is slow", received_at=received.isoformat()))
-    assert other.deadlines["first_response"] == datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)  # the tier's 48h
+    assert other.deadlines["first_response"] == datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # the tier's 48h
 
     legal = triage(rules, facts(text="You leaked my personal data", received_at=received.isoformat()))
     assert (legal.queue, legal.severity.value) == ("legal", "urgent")
-    assert legal.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=timezone.utc)  # 5d, not 48h
+    assert legal.deadlines["resolution"] == datetime(2026, 3, 7, 9, 0, tzinfo=UTC)  # 5d, not 48h
 
     fire = triage(rules, facts(text="The kettle is defective and caught fire", received_at=received.isoformat()))
     assert fire.severity.value == "major"  # a major quality case keeps the major tier's 2h
-    assert fire.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=timezone.utc)
+    assert fire.deadlines["first_response"] == datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
 
 
 def test_a_target_override_must_say_which_cases_and_what(tmp_path):
@@ -119,8 +129,9 @@ def test_a_target_override_must_say_which_cases_and_what(tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     text = (rules / "tiers.yaml").read_text(encoding="utf-8")
-    (rules / "tiers.yaml").write_text(text.replace("  - {queue: legal, severity: urgent, resolution: 5d}",
-                                                   "  - {resolution: 5d}"), encoding="utf-8")
+    (rules / "tiers.yaml").write_text(
+        text.replace("  - {queue: legal, severity: urgent, resolution: 5d}", "  - {resolution: 5d}"), encoding="utf-8"
+    )
     with pytest.raises(RulesInvalid) as refused:
         load_rules(rules)
     [error] = refused.value.errors

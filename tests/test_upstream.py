@@ -18,7 +18,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-import codec
+from redress import codec
 from tests.upstream.code_33ca1c0.complaint import Complaint as ComplaintAt33ca1c0
 
 REPLAY_CONVERTER = codec.data_converter(worker=True, accept_plain=True)  # the history was decrypted to keep it
@@ -29,10 +29,10 @@ async def test_a_cold_start_update_beside_an_activity_completion_still_does_not_
     text = COLD_UPDATE.read_text(encoding="utf-8")
     workflow_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]["workflowId"]
     replayer = Replayer(workflows=[ComplaintAt33ca1c0], data_converter=REPLAY_CONVERTER)
-    result = await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id, text),
-                                            raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id, text), raise_on_replay_failure=False)
     assert result.replay_failure is not None, (
         "sdk-python#1591 looks fixed: this history now replays. Drop this tripwire and the recovery notes in "
-        "docs/security.md.")
+        "docs/security.md."
+    )
     # the signature of this bug: on replay the update is applied before the completion the live worker applied first
     assert "Update machine does not handle this event" in str(result.replay_failure), result.replay_failure

@@ -2,64 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 from temporalio.client import Client
 
-from client import RedressClient
-from tests.conftest import DATA_CONVERTER, ROOT, complaint, stage_is, write_rules
-from workflows.contract import ResponseRecord
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def start_worker(environment: dict[str, str], log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "worker", cwd=ROOT, env={**os.environ, **environment},
-        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def wait_for_line(log: Path, text: str, process: asyncio.subprocess.Process, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while text not in log.read_text(encoding="utf-8", errors="replace"):
-        assert process.returncode is None, log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        assert asyncio.get_running_loop().time() < deadline, f"no {text!r} in {log}"
-        await asyncio.sleep(0.2)
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), timeout=30)
+from redress.client import RedressClient
+from redress.contract import ResponseRecord
+from tests.helpers.cases import complaint, stage_is
+from tests.helpers.processes import free_port, start_worker, stop, wait_for_line
+from tests.helpers.rules import write_rules
+from tests.helpers.serving import data_converter
 
 
 async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
     port, metrics_port = free_port(), free_port()
     environment = {
-        "REDRESS_DEV_PORT": str(port), "REDRESS_UI_PORT": str(free_port()),
-        "REDRESS_METRICS_PORT": str(metrics_port), "REDRESS_METRICS_HOST": "127.0.0.1",
-        "REDRESS_DATA": str(tmp_path / "data"), "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
-        "REDRESS_LOG_FORMAT": "json", "TEMPORAL_ADDRESS": "",
+        "REDRESS_DEV_PORT": str(port),
+        "REDRESS_UI_PORT": str(free_port()),
+        "REDRESS_METRICS_PORT": str(metrics_port),
+        "REDRESS_METRICS_HOST": "127.0.0.1",
+        "REDRESS_DATA": str(tmp_path / "data"),
+        "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
+        "REDRESS_LOG_FORMAT": "json",
+        "TEMPORAL_ADDRESS": "",
     }
     log = tmp_path / "worker.log"
     worker = await start_worker(environment, log)
     try:
         await wait_for_line(log, '"worker running"', worker)
         assert (tmp_path / "data" / "temporal.db").exists()
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
         redress = RedressClient(client)
-        data = complaint(customer={"id": f"c-1-{uuid.uuid4().hex[:6]}", "name": "Zhang San", "email": "zs@example.com", "language": "zh"})
+        data = complaint(
+            customer={
+                "id": f"c-1-{uuid.uuid4().hex[:6]}",
+                "name": "Zhang San",
+                "email": "zs@example.com",
+                "language": "zh",
+            }
+        )
         cid = data["complaint_id"]
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged", timeout=30)
@@ -73,7 +55,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
         log = tmp_path / "worker-restarted.log"
         worker = await start_worker(environment, log)
         await wait_for_line(log, '"worker running"', worker)
-        client = await Client.connect(f"127.0.0.1:{port}", data_converter=DATA_CONVERTER)
+        client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
         redress = RedressClient(client)
         status = await redress.record_response(cid, ResponseRecord(agent="li.na"))
         assert status.stage.value == "in_progress"  # the case outlived the server and worker restart
@@ -93,8 +75,10 @@ async def test_with_temporal_address_it_joins_that_cluster_and_starts_no_server(
     queue_owner = RedressClient(env.client)  # the worker serves the contract's task queue `redress`
     ui_port = free_port()
     environment = {
-        "TEMPORAL_ADDRESS": address, "REDRESS_DATA": str(tmp_path / "data"),
-        "REDRESS_RULES": str(write_rules(tmp_path / "rules")), "REDRESS_UI_PORT": str(ui_port),
+        "TEMPORAL_ADDRESS": address,
+        "REDRESS_DATA": str(tmp_path / "data"),
+        "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
+        "REDRESS_UI_PORT": str(ui_port),
         "REDRESS_LOG_FORMAT": "json",
     }
     log = tmp_path / "worker.log"

@@ -14,59 +14,22 @@ assignee recorded on the case. The desk ends after a day without complaints
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta, timezone
-from typing import Annotated, Any
+import contextlib
+from datetime import UTC, timedelta
+from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
+from workflows.policies import PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import StaffNotice
-    from workflows.contract import Moment, Name, Seconds
+    from redress.contract import DESK_WORKFLOW_TYPE
+    from redress.desks import AgentState, DeskState, Routed, RouteRequest
     from workflows.messages import problems, refusal, takes
 
-DESK_WORKFLOW_TYPE = "AgentDesk"
 IDLE_END = timedelta(days=1)
-PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
-
-
-def desk_workflow_id(queue: str) -> str:
-    return f"desk-{queue}"
-
-
-class RouteRequest(BaseModel):
-    complaint_id: Name
-    intense: bool
-    agents: list[Name] = Field(min_length=1, max_length=500,
-                               description="The queue's roster from the rules, in order of preference.")
-    break_after: Annotated[int, Field(ge=1, le=1_000)]
-    break_seconds: Seconds
-    rule_version: Name
-
-
-class Routed(BaseModel):
-    agent: str
-    streak: int = Field(description="The agent's intense cases in a row, this one included.")
-    break_prompted: bool = False
-
-
-class AgentState(BaseModel):
-    streak: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    on_break_until: Moment | None = None
-    handled: Annotated[int, Field(ge=0)] = 0
-
-
-class DeskState(BaseModel):
-    """Every date zone-aware and bounded (contract.Moment): the run does arithmetic on them."""
-
-    queue: Name
-    agents: dict[Name, AgentState] = Field(default_factory=dict)
-    routed: dict[str, Routed] = Field(default_factory=dict, description="By complaint: retried triage asks again.")
-    last_routed_at: Moment | None = None
 
 
 @workflow.defn(name=DESK_WORKFLOW_TYPE)
@@ -87,16 +50,19 @@ class AgentDesk:
     async def _live(self) -> DeskState:
         while True:
             self._replan = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._replan or bool(self._prompts) or workflow.info().is_continue_as_new_suggested(),
-                    timeout=IDLE_END, timeout_summary="a day without complaints ends the desk")
-            except asyncio.TimeoutError:
-                pass
+                    timeout=IDLE_END,
+                    timeout_summary="a day without complaints ends the desk",
+                )
             while self._prompts:
-                await workflow.execute_activity("notify_staff", self._prompts.pop(0),
-                                                start_to_close_timeout=timedelta(seconds=30),
-                                                retry_policy=PATIENT_RETRY)
+                await workflow.execute_activity(
+                    "notify_staff",
+                    self._prompts.pop(0),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=PATIENT_RETRY,
+                )
             await continue_as_new_if_suggested(self._state)
             if self._idle():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -118,8 +84,9 @@ class AgentDesk:
         now = workflow.now()
         for name in request.agents:
             state.agents.setdefault(name, AgentState())
-        available = [n for n in request.agents
-                     if not (state.agents[n].on_break_until and state.agents[n].on_break_until > now)]
+        available = [
+            n for n in request.agents if not (state.agents[n].on_break_until and state.agents[n].on_break_until > now)
+        ]
         name = available[0] if available else request.agents[0]  # everyone resting: the case still needs someone
         agent = state.agents[name]
         agent.handled += 1
@@ -129,11 +96,22 @@ class AgentDesk:
             agent.on_break_until = now + timedelta(seconds=request.break_seconds)
             agent.streak = 0
             routed.break_prompted = True
-            self._prompts.append(StaffNotice(
-                complaint_id=request.complaint_id, key=f"break:{state.queue}:{name}:{request.complaint_id}",
-                template="agent_break", role="agent", person=name, rule_version=request.rule_version,
-                params={"agent": name, "count": str(routed.streak), "queue": state.queue,
-                        "due": agent.on_break_until.astimezone(timezone.utc).strftime("%H:%M UTC")}))
+            self._prompts.append(
+                StaffNotice(
+                    complaint_id=request.complaint_id,
+                    key=f"break:{state.queue}:{name}:{request.complaint_id}",
+                    template="agent_break",
+                    role="agent",
+                    person=name,
+                    rule_version=request.rule_version,
+                    params={
+                        "agent": name,
+                        "count": str(routed.streak),
+                        "queue": state.queue,
+                        "due": agent.on_break_until.astimezone(UTC).strftime("%H:%M UTC"),
+                    },
+                )
+            )
         state.routed[request.complaint_id] = routed
         state.routed = dict(list(state.routed.items())[-1000:])  # enough to answer retries; history stays small
         state.last_routed_at = now
@@ -143,7 +121,10 @@ class AgentDesk:
     @route.validator
     @takes(RouteRequest)
     def _check_route(self, request: RouteRequest) -> None:
-        """Reading the message is the check (a refusal here leaves no trace in history), on a desk that took its input."""
+        """Reading the message is the check (a refusal here leaves no trace in history).
+
+        The desk must have taken its input.
+        """
         if self._state is None:
             raise refusal("this desk refused its input and is ending")
 

@@ -6,14 +6,18 @@ access to the namespace can send any message. A signature over exactly the terms
 the workflow itself computes, by the key the live directory holds for that name,
 does.
 
-The check comes in two halves around one activity:
-1. `admissible`, before anything is asked: the claim is signed, its signature is
-   one canonical 64-byte value not used before, and (for decisions) it was made
-   within the last minutes. Validators run it too, so junk is refused at the door.
-2. `proven`, with the signer's `Authority` from the live directory (an activity's
-   answer, so replay sees the same): the key verifies the terms and was not revoked.
-   What the signer may grant (their role's level and limits) the caller checks on
-   the same `Authority`.
+Cases (workflows/remedies.py) and crisis watches (workflows/crisis.py) use the
+same steps, around one activity that reads the live directory:
+1. `claim`: the terms the signer must have signed, computed by the workflow from
+   what it holds; `current` for a decision: it is about the proposal that awaits
+   one, and the signer is not its proposer (four eyes).
+2. `admissible`, before anything is asked: the claim is signed, its signature is
+   one canonical 64-byte value not used before, and it was made within the last
+   minutes. Validators run it too, so junk is refused at the door.
+3. `proven`, with the signer's `Authority` from the live directory (an activity's
+   answer, so replay sees the same): the key verifies the terms and was not revoked;
+   `entitled`: for a decision, the signer's role is at the level asked and their
+   limits cover the amount.
 
 Pure functions: workflows call them deterministically.
 """
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from activities.io import Authority
-from workflows import signatures
+from redress import signatures
+from redress.contract import ApprovalDecision, RemedyKind
 from workflows.messages import refusal
 
 
@@ -39,16 +45,65 @@ class Claim:
     signature: str | None
 
 
-def admissible(claim: Claim, now: datetime, used: set[str],
-               max_age: timedelta = signatures.SIGNATURE_MAX_AGE) -> str:
+def claim(
+    subject: str,
+    proposal_id: str,
+    decision: str,
+    amount: Decimal,
+    currency: str,
+    signer: str,
+    signed_at: datetime | None,
+    signature: str | None,
+    now: datetime,
+    *,
+    kind: RemedyKind | None = None,
+    crisis: bool = False,
+) -> Claim:
+    """What `signer` says they signed: `decision` (propose, approve, reject) on a proposal, with these terms.
+
+    `subject` is the case's id, or the crisis key for a crisis' common remedy (`crisis`: the terms
+    carry the crisis scope, so no case's signature passes for a crisis' and the other way round).
+    A proposal's terms name its kind, as do a crisis'; a case's decision names the proposal id.
+    """
+    where = f" of crisis {subject}" if crisis else ""
+    return Claim(
+        signer=signer,
+        signed_at=signed_at,
+        signature=signature,
+        what=f"{decision} {proposal_id}{where}: {kind.value + ' ' if kind else ''}{amount} {currency}",
+        terms=signatures.signed_terms(
+            subject,
+            proposal_id,
+            decision,
+            amount,
+            currency,
+            signer,
+            signed_at or now,
+            kind=kind.value if kind else None,
+            scope=signatures.CRISIS if crisis else None,
+        ),
+    )
+
+
+def current(decision: ApprovalDecision, proposal_id: str, proposed_by: str) -> None:
+    """A decision is about the proposal that awaits one, by someone other than its proposer."""
+    if decision.proposal_id != proposal_id:
+        raise refusal(f"unknown or stale proposal {decision.proposal_id}; {proposal_id} awaits a decision")
+    if decision.approver == proposed_by:
+        raise refusal(f"four eyes: {decision.approver} proposed {proposal_id} and cannot decide it")
+
+
+def admissible(claim: Claim, now: datetime, used: set[str], max_age: timedelta = signatures.SIGNATURE_MAX_AGE) -> str:
     """Checks that need no directory; returns the signature's fingerprint for the replay set.
 
     A crisis' common remedy passes a longer `max_age`: it reaches cases that join the
     crisis after it was signed (each case still takes it once).
     """
     if not claim.signature or claim.signed_at is None:
-        raise refusal("unsigned: a decision must be signed with the signer's key "
-                      "(redress approve --key ..., or signed_at and signature in the message)")
+        raise refusal(
+            "unsigned: a decision must be signed with the signer's key "
+            "(redress approve --key ..., or signed_at and signature in the message)"
+        )
     fingerprint = signatures.fingerprint(claim.signature)
     if fingerprint is None:
         raise refusal("malformed signature: send the canonical base64 of the 64-byte Ed25519 signature")
@@ -56,8 +111,7 @@ def admissible(claim: Claim, now: datetime, used: set[str],
         raise refusal("replayed: this signature was already used")
     if claim.signed_at < now - max_age:
         minutes = int(max_age.total_seconds() // 60)
-        raise refusal(f"expired: signed at {claim.signed_at.isoformat()}, more than {minutes} minutes ago; "
-                      "sign again")
+        raise refusal(f"expired: signed at {claim.signed_at.isoformat()}, more than {minutes} minutes ago; sign again")
     if claim.signed_at > now + signatures.SIGNATURE_MAX_SKEW:
         raise refusal(f"signed in the future ({claim.signed_at.isoformat()}): check the signer's clock")
     return fingerprint
@@ -73,8 +127,18 @@ def proven(claim: Claim, authority: Authority) -> None:
         raise refusal(f"{claim.signer} has no public key in the approver directory (none registered, or revoked)")
     assert claim.signature is not None  # admissible() came first
     if not signatures.verify(authority.public_key, claim.terms, claim.signature):
-        raise refusal(f"forged or altered: the signature does not verify with {claim.signer}'s key "
-                      f"for {claim.what}")
+        raise refusal(f"forged or altered: the signature does not verify with {claim.signer}'s key for {claim.what}")
+
+
+def entitled(
+    authority: Authority, proposal_id: str, required_role: str | None, amount: Decimal, currency: str, verb: str
+) -> None:
+    """A decision's signer is at the level the proposal asks for, and their limits cover its amount."""
+    if not (authority.at_level and authority.covers):
+        raise refusal(
+            f"{authority.person} may not {verb} {proposal_id}: it needs {required_role} or above, "
+            f"with authority over {amount} {currency}"
+        )
 
 
 def acting(authority: Authority) -> str:

@@ -17,139 +17,29 @@ History stays bounded: it ends once a quiet window passes with no complaint
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
+from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict, StaffNotice
-    from workflows import approvals, signatures
-    from workflows.approvals import Claim
-    from workflows.contract import (
+    from redress.contract import (
+        CRISIS_WORKFLOW_TYPE,
         ApprovalDecision,
-        Currency,
-        Moment,
-        Money,
-        Name,
         ProposalStatus,
-        RemedyKind,
         RemedyProposal,
-        Seconds,
-        Severity,
-        Signature,
-        Text,
         workflow_id_for,
     )
+    from redress.crises import CommonProposal, ComplaintReported, CrisisLink, CrisisState, Sighting
+    from workflows import approvals
+    from workflows.approvals import Claim
     from workflows.messages import problems, receives, refusal, takes
     from workflows.steps import Steps
-
-CRISIS_WORKFLOW_TYPE = "CrisisWatch"
-CRISIS_ID_PREFIX = "crisis-"
-PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-CrisisKey = Annotated[str, Field(min_length=1, max_length=300)]
-
-
-def crisis_workflow_id(key: str) -> str:
-    return f"{CRISIS_ID_PREFIX}{key}"
-
-
-class CrisisRules(BaseModel):
-    """The rules' crisis settings, as the complaint that reported in saw them."""
-
-    window_seconds: Seconds
-    threshold: Annotated[int, Field(ge=1, le=100_000)]
-    notify: Name
-    raise_to: Severity
-    rule_version: Name
-
-
-class ComplaintReported(BaseModel):
-    complaint_id: Name
-    at: Moment
-    rules: CrisisRules
-
-
-class CrisisLink(BaseModel):
-    """Sent to each linked complaint: raise to this severity (its deadlines follow)."""
-
-    crisis_id: CrisisKey
-    raise_to: Severity
-    reason: Annotated[str, Field(max_length=2_000)]
-
-
-class CommonRemedy(BaseModel):
-    """Sent to each linked complaint once the common remedy is approved: verify it, carry it out.
-
-    The signature is the approver's over `approve` (or the proposer's over `propose`, when
-    their own authority covered it), with the crisis key as the complaint id, the kind, and
-    the crisis scope (workflows/signatures.py). Without one, the case accepts it only when
-    its own rules need no approval for it (a free kind, or within the automatic limit).
-    """
-
-    crisis_id: CrisisKey
-    proposal_id: Name
-    kind: RemedyKind
-    amount: Money
-    currency: Currency
-    reason: Text
-    proposed_by: Name
-    decision: Literal["approve", "propose"] = "approve"
-    signed_by: Name | None = None
-    signed_at: Moment | None = None
-    signature: Signature | None = None
-
-
-class CommonProposal(BaseModel):
-    proposal_id: str
-    kind: RemedyKind
-    amount: Decimal
-    currency: str
-    reason: str
-    proposed_by: str
-    status: ProposalStatus = ProposalStatus.awaiting_approval
-    required_role: str | None = None
-    approved_by: str | None = None
-    decision: Literal["approve", "propose"] = "approve"
-    signed_at: Moment | None = None
-    signature: str | None = None
-    applied_to: list[str] = Field(default_factory=list)
-
-    def public(self) -> dict:
-        return self.model_dump(mode="json", exclude={"signature", "signed_at", "decision"})
-
-    def remedy(self, crisis_id: str) -> CommonRemedy:
-        return CommonRemedy(
-            crisis_id=crisis_id, proposal_id=self.proposal_id, kind=self.kind, amount=self.amount,
-            currency=self.currency, reason=self.reason, proposed_by=self.proposed_by, decision=self.decision,
-            signed_by=self.approved_by if self.signature else None, signed_at=self.signed_at,
-            signature=self.signature)
-
-
-class Sighting(BaseModel):
-    complaint_id: Name
-    at: Moment
-
-
-class CrisisState(BaseModel):
-    """Every date zone-aware and bounded (contract.Moment): the run does arithmetic on them."""
-
-    key: CrisisKey
-    rules: CrisisRules | None = None
-    recent: list[Sighting] = Field(default_factory=list)
-    declared_at: Moment | None = None
-    linked: list[str] = Field(default_factory=list)
-    proposals: list[CommonProposal] = Field(default_factory=list)
-    team_told: bool = False
-    last_seen: Moment | None = None
-    used_signatures: list[str] = Field(default_factory=list, description="Fingerprints: each counts once, "
-                                                                          "across continue-as-new too.")
 
 
 @workflow.defn(name=CRISIS_WORKFLOW_TYPE)
@@ -174,15 +64,18 @@ class CrisisWatch:
         steps = asyncio.create_task(self._steps.run())
         while True:
             self._replan = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._replan or bool(self._to_link) or self._team_to_tell()
-                    or self._remedy_to_send() is not None or workflow.info().is_continue_as_new_suggested(),
+                    lambda: (
+                        self._replan
+                        or bool(self._to_link)
+                        or self._team_to_tell()
+                        or self._remedy_to_send() is not None
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
                     timeout=self._quiet_until() - workflow.now() if self._quiet_until() else None,
                     timeout_summary="a quiet window ends the watch",
                 )
-            except asyncio.TimeoutError:
-                pass
             if self._team_to_tell():
                 await self._notify_team()
                 continue
@@ -226,14 +119,20 @@ class CrisisWatch:
     async def _link(self, complaint_id: str) -> None:
         rules = self._state.rules
         await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
-            "crisis_declared", CrisisLink(crisis_id=self._state.key, raise_to=rules.raise_to,
-                                          reason=f"crisis {self._state.key}: {len(self._state.linked)} complaints"))
+            "crisis_declared",
+            CrisisLink(
+                crisis_id=self._state.key,
+                raise_to=rules.raise_to,
+                reason=f"crisis {self._state.key}: {len(self._state.linked)} complaints",
+            ),
+        )
         self._to_link.remove(complaint_id)  # told: approved remedies follow (`_remedy_to_send`)
 
     async def _send_remedy(self, complaint_id: str, proposal: CommonProposal) -> None:
         proposal.applied_to.append(complaint_id)
         await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
-            "crisis_remedy", proposal.remedy(self._state.key))
+            "crisis_remedy", proposal.remedy(self._state.key)
+        )
 
     # ------------------------------------------------------------ counting
 
@@ -276,12 +175,19 @@ class CrisisWatch:
         rules = self._state.rules
         notice = StaffNotice(
             complaint_id=self._state.linked[0] if self._state.linked else self._state.key,
-            key=f"crisis:{self._state.key}:declared", template="crisis_declared",
-            role=rules.notify, rule_version=rules.rule_version,
-            params={"crisis": self._state.key, "count": str(len(self._state.linked)),
-                    "window": str(timedelta(seconds=rules.window_seconds))})
-        await workflow.execute_activity("notify_staff", notice, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                        retry_policy=PATIENT_RETRY)
+            key=f"crisis:{self._state.key}:declared",
+            template="crisis_declared",
+            role=rules.notify,
+            rule_version=rules.rule_version,
+            params={
+                "crisis": self._state.key,
+                "count": str(len(self._state.linked)),
+                "window": str(timedelta(seconds=rules.window_seconds)),
+            },
+        )
+        await workflow.execute_activity(
+            "notify_staff", notice, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY
+        )
 
     # ------------------------------------------------------------ the common remedy
 
@@ -311,14 +217,19 @@ class CrisisWatch:
             raise refusal("a common remedy already awaits approval")
         if proposal.signature is None and proposal.signed_at is None:
             return None
-        proposal_id = self._next_id()
-        claim = Claim(
-            signer=proposal.proposed_by, signed_at=proposal.signed_at, signature=proposal.signature,
-            what=f"propose {proposal_id} {proposal.kind.value} {proposal.amount} {proposal.currency}",
-            terms=signatures.signed_terms(self._state.key, proposal_id, "propose", proposal.amount,
-                                          proposal.currency, proposal.proposed_by,
-                                          proposal.signed_at or workflow.now(), kind=proposal.kind.value,
-                                          scope=signatures.CRISIS))
+        claim = approvals.claim(
+            self._state.key,
+            self._next_id(),
+            "propose",
+            proposal.amount,
+            proposal.currency,
+            proposal.proposed_by,
+            proposal.signed_at,
+            proposal.signature,
+            workflow.now(),
+            kind=proposal.kind,
+            crisis=True,
+        )
         approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
         return claim
 
@@ -328,15 +239,31 @@ class CrisisWatch:
     async def _propose(self, proposal: RemedyProposal) -> CommonProposal:
         signed = self._proposal_admissible(proposal) is not None
         verdict: ProposalVerdict = await workflow.execute_activity(
-            "check_proposal", ProposalCheck(
-                complaint_id=self._state.key, rule_version=self._state.rules.rule_version, kind=proposal.kind,
-                amount=proposal.amount, currency=proposal.currency, proposed_by=proposal.proposed_by,
-                at=workflow.now(), signed=signed),
-            result_type=ProposalVerdict, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+            "check_proposal",
+            ProposalCheck(
+                complaint_id=self._state.key,
+                rule_version=self._state.rules.rule_version,
+                kind=proposal.kind,
+                amount=proposal.amount,
+                currency=proposal.currency,
+                proposed_by=proposal.proposed_by,
+                at=workflow.now(),
+                signed=signed,
+            ),
+            result_type=ProposalVerdict,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=PATIENT_RETRY,
+        )
         claim = self._proposal_admissible(proposal)
         record = CommonProposal(
-            proposal_id=self._next_id(), kind=proposal.kind, amount=proposal.amount, currency=proposal.currency,
-            reason=proposal.reason, proposed_by=proposal.proposed_by, required_role=verdict.required_role)
+            proposal_id=self._next_id(),
+            kind=proposal.kind,
+            amount=proposal.amount,
+            currency=proposal.currency,
+            reason=proposal.reason,
+            proposed_by=proposal.proposed_by,
+            required_role=verdict.required_role,
+        )
         if not verdict.needs_approval:
             record.status, record.approved_by = ProposalStatus.approved, "rules: no approval needed"
         elif claim is not None and verdict.proposer is not None:
@@ -345,7 +272,10 @@ class CrisisWatch:
             if verdict.proposer.covers:
                 self._state.used_signatures.append(fingerprint)
                 record.status, record.approved_by, record.decision = (
-                    ProposalStatus.approved, proposal.proposed_by, "propose")
+                    ProposalStatus.approved,
+                    proposal.proposed_by,
+                    "propose",
+                )
                 record.signed_at, record.signature = proposal.signed_at, proposal.signature
             elif not verdict.allowed:
                 raise refusal(verdict.reason)
@@ -373,31 +303,46 @@ class CrisisWatch:
         record = self._pending()
         if record is None:
             raise refusal("no common remedy awaits approval")
-        if decision.proposal_id != record.proposal_id:
-            raise refusal(f"unknown or stale proposal {decision.proposal_id}; {record.proposal_id} awaits a decision")
-        if decision.approver == record.proposed_by:
-            raise refusal(f"four eyes: {decision.approver} proposed {record.proposal_id} and cannot approve it")
-        claim = Claim(
-            signer=decision.approver, signed_at=decision.signed_at, signature=decision.signature,
-            what=f"approve {record.proposal_id} {record.amount} {record.currency}",
-            terms=signatures.signed_terms(self._state.key, record.proposal_id, "approve", record.amount,
-                                          record.currency, decision.approver, decision.signed_at or workflow.now(),
-                                          kind=record.kind.value, scope=signatures.CRISIS))
+        approvals.current(decision, record.proposal_id, record.proposed_by)
+        claim = approvals.claim(
+            self._state.key,
+            record.proposal_id,
+            "approve",
+            record.amount,
+            record.currency,
+            decision.approver,
+            decision.signed_at,
+            decision.signature,
+            workflow.now(),
+            kind=record.kind,
+            crisis=True,
+        )
         fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
         return record, claim, fingerprint
 
     async def _approve(self, decision: ApprovalDecision) -> CommonProposal:
         record, _, _ = self._decision_admissible(decision)
         authority: Authority = await workflow.execute_activity(
-            "authority", AuthorityCheck(
-                complaint_id=self._state.key, rule_version=self._state.rules.rule_version, person=decision.approver,
-                kind=record.kind, amount=record.amount, currency=record.currency, at=workflow.now(),
-                at_least=record.required_role),
-            result_type=Authority, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY)
+            "authority",
+            AuthorityCheck(
+                complaint_id=self._state.key,
+                rule_version=self._state.rules.rule_version,
+                person=decision.approver,
+                kind=record.kind,
+                amount=record.amount,
+                currency=record.currency,
+                at=workflow.now(),
+                at_least=record.required_role,
+            ),
+            result_type=Authority,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=PATIENT_RETRY,
+        )
         record, claim, fingerprint = self._decision_admissible(decision)
         approvals.proven(claim, authority)
-        if not (authority.at_level and authority.covers):
-            raise refusal(f"{decision.approver} may not approve this: it needs {record.required_role} or above")
+        approvals.entitled(
+            authority, record.proposal_id, record.required_role, record.amount, record.currency, "approve"
+        )
         self._state.used_signatures.append(fingerprint)
         record.status, record.approved_by = ProposalStatus.approved, decision.approver
         record.signed_at, record.signature = decision.signed_at, decision.signature
@@ -408,8 +353,10 @@ class CrisisWatch:
     def crisis(self) -> dict:
         state = self._state
         return {
-            "key": state.key, "declared_at": state.declared_at.isoformat() if state.declared_at else None,
-            "recent": len(state.recent), "linked": list(state.linked),
+            "key": state.key,
+            "declared_at": state.declared_at.isoformat() if state.declared_at else None,
+            "recent": len(state.recent),
+            "linked": list(state.linked),
             "threshold": state.rules.threshold if state.rules else None,
             "proposals": [p.public() for p in state.proposals],
         }

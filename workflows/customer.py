@@ -21,18 +21,18 @@ repeat window, no open case, no watch).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
+from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.messages import problems, receives, refusal, takes
-    from workflows.customer_models import (  # noqa: F401 - importers find them here too
+    from redress.contract import CUSTOMER_WORKFLOW_TYPE
+    from redress.customers import (
         CareOrder,
         CaseEntry,
         ChurnWatch,
@@ -42,14 +42,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerState,
         Purchase,
     )
-
-CUSTOMER_WORKFLOW_TYPE = "CustomerRecord"
-CUSTOMER_ID_PREFIX = "customer-"
-PATIENT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
-
-
-def customer_workflow_id(customer_id: str) -> str:
-    return f"{CUSTOMER_ID_PREFIX}{customer_id}"
+    from workflows.messages import problems, receives, refusal, takes
 
 
 @workflow.defn(name=CUSTOMER_WORKFLOW_TYPE)
@@ -69,14 +62,14 @@ class CustomerRecord:
     async def _live(self) -> CustomerState:
         while True:
             self._replan = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._replan or self._due_watch() is not None
-                    or workflow.info().is_continue_as_new_suggested(),
-                    timeout=self._sleep(), timeout_summary="next churn watch or end of record",
+                    lambda: (
+                        self._replan or self._due_watch() is not None or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    timeout=self._sleep(),
+                    timeout_summary="next churn watch or end of record",
                 )
-            except asyncio.TimeoutError:
-                pass
             watch = self._due_watch()
             if watch is not None:
                 await self._send_care(watch)
@@ -102,15 +95,19 @@ class CustomerRecord:
 
     def _holds_nothing(self) -> bool:
         state = self._state
-        return (not state.watches and not any(c.open for c in state.cases)
-                and (state.keep_until is None or state.keep_until <= workflow.now()))
+        return (
+            not state.watches
+            and not any(c.open for c in state.cases)
+            and (state.keep_until is None or state.keep_until <= workflow.now())
+        )
 
     async def _send_care(self, watch: ChurnWatch) -> None:
         self._state.watches.remove(watch)
         await workflow.execute_activity(
             "send_care_package",
             CareOrder(customer_id=self._state.customer_id, ended=watch.ended),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=PATIENT_RETRY,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=PATIENT_RETRY,
         )
         self._state.care_sent.append(watch.ended.complaint_id)
 
@@ -119,8 +116,9 @@ class CustomerRecord:
     def complaint_opened(self, opened: ComplaintOpened) -> CustomerFacts:
         state = self._state
         if not any(c.complaint_id == opened.complaint_id for c in state.cases):  # a retried triage counts once
-            state.cases.append(CaseEntry(complaint_id=opened.complaint_id, order_id=opened.order_id,
-                                         received_at=opened.received_at))
+            state.cases.append(
+                CaseEntry(complaint_id=opened.complaint_id, order_id=opened.order_id, received_at=opened.received_at)
+            )
         window = timedelta(seconds=opened.window_seconds)
         since = opened.received_at - window
         state.cases = [c for c in state.cases if c.open or c.received_at >= since]
@@ -129,14 +127,23 @@ class CustomerRecord:
         self._replan = True
         return CustomerFacts(
             complaints_in_window=sum(1 for c in state.cases if since <= c.received_at <= opened.received_at),
-            open_on_order=sum(1 for c in state.cases if c.open and opened.order_id and c.order_id == opened.order_id
-                              and c.complaint_id != opened.complaint_id),
+            open_on_order=sum(
+                1
+                for c in state.cases
+                if c.open
+                and opened.order_id
+                and c.order_id == opened.order_id
+                and c.complaint_id != opened.complaint_id
+            ),
         )
 
     @complaint_opened.validator
     @takes(ComplaintOpened)
     def _check_opened(self, opened: ComplaintOpened) -> None:
-        """Reading the message is the check (a refusal here leaves no trace in history), on a record that took its input."""
+        """Reading the message is the check (a refusal here leaves no trace in history).
+
+        The record must have taken its input.
+        """
         self._require_state()
 
     def _require_state(self) -> None:
@@ -153,7 +160,8 @@ class CustomerRecord:
         watched = {w.ended.complaint_id for w in self._state.watches} | set(self._state.care_sent)
         if ended.stage == "closed" and ended.churn_window_seconds and ended.complaint_id not in watched:
             self._state.watches.append(
-                ChurnWatch(ended=ended, due=ended.ended_at + timedelta(seconds=ended.churn_window_seconds)))
+                ChurnWatch(ended=ended, due=ended.ended_at + timedelta(seconds=ended.churn_window_seconds))
+            )
         self._replan = True
 
     @workflow.signal

@@ -23,8 +23,9 @@ async def ended_on_bad_state(run: Awaitable[T]) -> T:
     try:
         return await run
     except DATA_ERRORS as error:
-        workflow.logger.error("long-lived workflow ended on a state it cannot work with",
-                              extra={"error": type(error).__name__})
+        workflow.logger.error(
+            "long-lived workflow ended on a state it cannot work with", extra={"error": type(error).__name__}
+        )
         raise refusal(f"this workflow could not go on with its state ({type(error).__name__}) and ended") from None
 
 

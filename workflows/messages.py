@@ -24,10 +24,8 @@ or one that fails authentication): it is refused here like any bad message.
 
 from __future__ import annotations
 
-import dataclasses
 import decimal
 import inspect
-import re
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,71 +34,29 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from redress.contract import REFUSED, Undecodable, describe
+
 M = TypeVar("M", bound=BaseModel)
 
-REFUSED = "Refused"  # ApplicationError type of every refusal: RedressClient raises it as Refused(reason)
 
 # Errors that bad data can provoke in our own code; anything else (the SDK's non-determinism and
 # sandbox errors among them) must still fail the task, where an operator sees it.
-DATA_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, AssertionError,
-               RecursionError, ValidationError, decimal.InvalidOperation)
-
-
-@dataclasses.dataclass(frozen=True)
-class Undecodable:
-    """A payload the codec would not open; `missing_key` means this worker lacks a key (not the sender's fault)."""
-
-    reason: str
-    missing_key: bool = False
+DATA_ERRORS = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    AssertionError,
+    RecursionError,
+    ValidationError,
+    decimal.InvalidOperation,
+)
 
 
 def refusal(reason: str) -> ApplicationError:
     """The one shape of a refusal: the caller's `Refused(reason)`, never retried."""
     return ApplicationError(reason, type=REFUSED, non_retryable=True)
-
-
-def _path_part(part: Any) -> str:
-    """`.name` or `.0`; a key that is not a short plain word is described, not quoted (it is the sender's text)."""
-    text = str(part)
-    if isinstance(part, int) or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,39}", text):
-        return f".{text}"
-    return f"[a key of {len(text)} characters]"
-
-
-def _kind_of(value: Any) -> str:
-    """What was sent, without what it says: 'a string of 12 characters', 'a number', 'null'."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)}"
-    if isinstance(value, dict):
-        return f"an object of {len(value)} fields"
-    return type(value).__name__
-
-
-def describe(error: ValidationError, root: str) -> list[str]:
-    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'.
-
-    The offending values are never quoted (a refusal is logged by callers, and the value
-    may be a phone number or a customer's words); the kind of value given is.
-    """
-    lines = []
-    for problem in error.errors(include_url=False, include_context=False, include_input=True):
-        path = root + "".join(_path_part(part) for part in problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown field")
-            continue
-        message = problem["msg"]
-        if problem["type"] != "missing" and "input" in problem:
-            message += f" (got {_kind_of(problem['input'])})"
-        lines.append(f"{path}: {message}")
-    return lines
 
 
 def problems(model: type[M], raw: Any, root: str = "message") -> tuple[M | None, list[str]]:
@@ -126,8 +82,9 @@ def read(model: type[M], raw: Any, root: str = "message") -> M:
 
 
 def _unexpected(handler: str, error: BaseException) -> ApplicationError:
-    workflow.logger.error("message handler failed on its input; refused",
-                          extra={"handler": handler, "error": type(error).__name__})
+    workflow.logger.error(
+        "message handler failed on its input; refused", extra={"handler": handler, "error": type(error).__name__}
+    )
     return refusal(f"{handler} could not be applied ({type(error).__name__}); nothing was changed by it")
 
 
@@ -150,6 +107,7 @@ def takes(model: type[BaseModel]) -> Callable[[Callable], Callable]:
 
     def decorate(function: Callable) -> Callable:
         if inspect.iscoroutinefunction(function):
+
             async def handler(self: Any, raw: Any = None) -> Any:
                 message = read(model, raw)
                 try:
@@ -157,12 +115,14 @@ def takes(model: type[BaseModel]) -> Callable[[Callable], Callable]:
                 except DATA_ERRORS as error:
                     raise _unexpected(function.__name__, error) from None
         else:
+
             def handler(self: Any, raw: Any = None) -> Any:
                 message = read(model, raw)
                 try:
                     return function(self, message)
                 except DATA_ERRORS as error:
                     raise _unexpected(function.__name__, error) from None
+
         return _as_raw(function, handler)
 
     return decorate

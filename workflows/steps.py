@@ -1,4 +1,10 @@
-"""Steps: work that a message asks for and one coroutine of the workflow does, one at a time, in order.
+"""A case's steps: how one runs (`StepRunner`), and how messages ask for them in order (`Steps`).
+
+`StepRunner` runs one activity of a case, first as a local activity (one marker
+event, no workflow task of its own) and, should a peer stay down, as an ordinary
+activity retried without end.
+
+`Steps`: work that a message asks for and one coroutine of the workflow does, one at a time, in order.
 
 Why: a message handler that awaited an activity itself would interleave with the
 other handlers and the main flow at every await, and a handler suspended on an
@@ -17,9 +23,63 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as StepTimedOut
 
 from workflows.messages import DATA_ERRORS, REFUSED, refusal
+from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY, QUICK_RETRY
+
+
+class StepRefused(Exception):
+    """A step's peer refused it for good (a non-retryable error), whether it ran as an activity or a local one."""
+
+
+def _refused_for_good(failure: ActivityError | ApplicationError) -> bool:
+    """A local activity's own non-retryable error reaches the workflow unwrapped; an activity's, as its cause."""
+    error = failure.cause if isinstance(failure, ActivityError) else failure
+    return isinstance(error, ApplicationError) and error.non_retryable
+
+
+def _reason(failure: ActivityError | ApplicationError) -> str:
+    error = failure.cause if isinstance(failure, ActivityError) else failure
+    return error.message if isinstance(error, ApplicationError) else str(error)
+
+
+class StepRunner:
+    """Runs one step of a case: `await run(ComplaintActivities.triage, facts)`.
+
+    First as a local activity, tried QUICK_RETRY times; should it still fail (a peer is
+    down), it goes on as an ordinary activity with PATIENT_RETRY, so a long outage shows
+    in the UI as a retrying activity and does not keep the workflow task busy. A peer's
+    refusal for good raises StepRefused either way.
+    """
+
+    def __init__(self) -> None:
+        self.local_running = 0  # local activities under way: the search attributes wait for them
+
+    async def __call__(self, method: Any, argument: Any) -> Any:
+        self.local_running += 1
+        try:
+            return await workflow.execute_local_activity_method(
+                method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=QUICK_RETRY
+            )
+        except StepTimedOut:
+            # A local activity that timed out (an overloaded worker) raises ActivityError when it happens but,
+            # replayed from its marker, a bare TimeoutError: both must fall back alike, or a case whose worker
+            # lost it from cache replays differently and is stuck (a history from the 10,000-case bench,
+            # tests/histories/field-local-activity-timeout-fallback.json).
+            pass
+        except (ActivityError, ApplicationError) as failure:
+            if _refused_for_good(failure):
+                raise StepRefused(_reason(failure)) from None
+        finally:
+            self.local_running -= 1
+        try:
+            return await workflow.execute_activity_method(
+                method, argument, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY
+            )
+        except ActivityError as failure:
+            raise StepRefused(_reason(failure)) from None
 
 
 @dataclasses.dataclass(eq=False)
@@ -31,9 +91,10 @@ class Step:
 
 
 class Steps:
-    def __init__(self, refusals: tuple[type[Exception], ...] = ()) -> None:
+    """The step worker's queue: a message handler `ask`s for work and waits; `run` does it, in order."""
+
+    def __init__(self) -> None:
         self._queue: deque[Step] = deque()
-        self._refusals = refusals  # exceptions besides a Refused ApplicationError that answer as a refusal
         self._closed: str | None = None
 
     def close(self, reason: str) -> None:
@@ -69,7 +130,7 @@ class Steps:
                 if refused.type != REFUSED:
                     raise
                 step.refused = refused.message
-            except self._refusals as refused:
+            except StepRefused as refused:
                 step.refused = str(refused)
             except DATA_ERRORS as error:
                 workflow.logger.error("step failed on its input; refused", extra={"error": type(error).__name__})

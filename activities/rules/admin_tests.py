@@ -14,7 +14,7 @@ without a server: `redress rules test` (and `make test`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,14 @@ from ruamel.yaml.error import MarkedYAMLError
 from activities.io import TriageFacts
 from activities.rules.engine import triage
 from activities.rules.loader import RuleSet
-from workflows.contract import ComplaintInput, describe_validation_error
+from redress.contract import ComplaintInput, describe_validation_error
 
 # Fields an example complaint may leave out: tests are about rules, not about contact details.
 EXAMPLE_DEFAULTS: dict[str, Any] = {
     "complaint_id": "RULE-TEST",
     "customer": {"id": "rule-test", "language": "en"},
     "channel": "web",
-    "received_at": datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc).isoformat(),
+    "received_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC).isoformat(),
 }
 
 

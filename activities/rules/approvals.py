@@ -16,7 +16,7 @@ version does not know gives no authority.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict
@@ -35,15 +35,18 @@ class Standing:
 
 def today_at(policy: RuleSet, at: datetime | None) -> date:
     """The day `at` falls on in the approval time zone (delegations run by days there)."""
-    moment = at or datetime.now(timezone.utc)
+    moment = at or datetime.now(UTC)
     return moment.astimezone(ZoneInfo(policy.document.approval.time_zone)).date()
 
 
 def standings(policy: RuleSet, directory: RuleSetDocument, today: date) -> dict[str, Standing]:
     """Each person's rank today: their own role's, or an absent colleague's they stand in for, if higher."""
     rank = {role.role: position for position, role in enumerate(policy.document.approval.roles)}
-    found = {name: Standing(rank[person.role], person.role)
-             for name, person in directory.approvers.items() if person.role in rank}
+    found = {
+        name: Standing(rank[person.role], person.role)
+        for name, person in directory.approvers.items()
+        if person.role in rank
+    }
     for delegation in directory.delegations:
         absent = found.get(delegation.absent)
         if not delegation.active(today) or absent is None:
@@ -73,12 +76,17 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
     roles = policy.document.approval.roles
     standing = standings(policy, directory.document, today_at(policy, check.at)).get(check.person)
     if standing is None:
-        return Authority(person=check.person, directory_version=directory.version,
-                         public_key=public_key(directory.document, check.person))
+        return Authority(
+            person=check.person,
+            directory_version=directory.version,
+            public_key=public_key(directory.document, check.person),
+        )
     level = next((i for i, role in enumerate(roles) if role.role == check.at_least), None)
     return Authority(
-        person=check.person, directory_version=directory.version,
-        public_key=public_key(directory.document, check.person), role=standing.role,
+        person=check.person,
+        directory_version=directory.version,
+        public_key=public_key(directory.document, check.person),
+        role=standing.role,
         acting_for=standing.acting_for,
         covers=_covers(policy, standing.rank, check.kind, check.amount, check.currency),
         at_level=check.at_least is None or (level is not None and standing.rank >= level),
@@ -104,9 +112,19 @@ def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | N
     ranks = standings(policy, directory.document, today_at(policy, check.at))
     proposer = None
     if check.signed:
-        proposer = authority_of(policy, directory, AuthorityCheck(
-            complaint_id=check.complaint_id, rule_version=check.rule_version, person=check.proposed_by,
-            kind=check.kind, amount=check.amount, currency=check.currency, at=check.at))
+        proposer = authority_of(
+            policy,
+            directory,
+            AuthorityCheck(
+                complaint_id=check.complaint_id,
+                rule_version=check.rule_version,
+                person=check.proposed_by,
+                kind=check.kind,
+                amount=check.amount,
+                currency=check.currency,
+                at=check.at,
+            ),
+        )
 
     def covers(position: int) -> bool:
         return _covers(policy, position, check.kind, check.amount, check.currency)
@@ -114,24 +132,42 @@ def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | N
     if check.above_role is not None:
         return _next_level(policy, directory, check, ranks, covers)
     auto = doc.approval.auto_approve.get(check.currency)
-    if auto is not None and 0 < check.amount and check.amount + check.auto_used <= auto:
+    if auto is not None and check.amount > 0 and check.amount + check.auto_used <= auto:
         used = f" (with the {check.auto_used} {check.currency} granted before)" if check.auto_used else ""
-        return ProposalVerdict(allowed=True, needs_approval=False, within_auto_limit=True,
-                               reason=f"within the rules' auto-approve limit of {auto} {check.currency}{used}")
+        return ProposalVerdict(
+            allowed=True,
+            needs_approval=False,
+            within_auto_limit=True,
+            reason=f"within the rules' auto-approve limit of {auto} {check.currency}{used}",
+        )
     required = next((position for position in range(len(roles)) if covers(position)), None)
     if required is None:
         return ProposalVerdict(
-            allowed=False, needs_approval=True, proposer=proposer,
+            allowed=False,
+            needs_approval=True,
+            proposer=proposer,
             reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit "
-                   f"in {check.currency}")
+            f"in {check.currency}",
+        )
     eligible = _eligible(ranks, required, check.proposed_by)
     if not eligible:
         return ProposalVerdict(
-            allowed=False, needs_approval=True, required_role=roles[required].role, proposer=proposer,
+            allowed=False,
+            needs_approval=True,
+            required_role=roles[required].role,
+            proposer=proposer,
             reason=f"nobody in the approver directory besides the proposer holds {roles[required].role} or above; "
-                   f"a proposer whose own authority covers it can sign the proposal instead")
-    return _level(policy, directory, check, required, eligible,
-                  f"{check.amount} {check.currency} needs {roles[required].role} or above", proposer)
+            f"a proposer whose own authority covers it can sign the proposal instead",
+        )
+    return _level(
+        policy,
+        directory,
+        check,
+        required,
+        eligible,
+        f"{check.amount} {check.currency} needs {roles[required].role} or above",
+        proposer,
+    )
 
 
 def _eligible(ranks: dict[str, Standing], level: int, proposer: str) -> list[str]:
@@ -139,20 +175,35 @@ def _eligible(ranks: dict[str, Standing], level: int, proposer: str) -> list[str
     return sorted(name for name, standing in ranks.items() if standing.rank >= level and name != proposer)
 
 
-def _level(policy: RuleSet, directory: RuleSet, check: ProposalCheck, required: int, eligible: list[str],
-           reason: str, proposer: Authority | None = None) -> ProposalVerdict:
+def _level(
+    policy: RuleSet,
+    directory: RuleSet,
+    check: ProposalCheck,
+    required: int,
+    eligible: list[str],
+    reason: str,
+    proposer: Authority | None = None,
+) -> ProposalVerdict:
     approval = policy.document.approval
     keys = {name: key for name in eligible if (key := public_key(directory.document, name))}
     timeout = approval.decision_timeout.total_seconds() if approval.decision_timeout else None
     return ProposalVerdict(
-        allowed=True, needs_approval=True, required_role=approval.roles[required].role, eligible_approvers=eligible,
-        approver_keys=keys, reason=reason, decision_timeout_seconds=timeout, fallback=approval.fallback.action,
-        fallback_cap=approval.fallback.cap.get(check.currency), proposer=proposer,
+        allowed=True,
+        needs_approval=True,
+        required_role=approval.roles[required].role,
+        eligible_approvers=eligible,
+        approver_keys=keys,
+        reason=reason,
+        decision_timeout_seconds=timeout,
+        fallback=approval.fallback.action,
+        fallback_cap=approval.fallback.cap.get(check.currency),
+        proposer=proposer,
     )
 
 
-def _next_level(policy: RuleSet, directory: RuleSet, check: ProposalCheck, ranks: dict[str, Standing],
-                covers) -> ProposalVerdict:
+def _next_level(
+    policy: RuleSet, directory: RuleSet, check: ProposalCheck, ranks: dict[str, Standing], covers
+) -> ProposalVerdict:
     """The level above `check.above_role` that may grant the amount, or no level (the fallback applies)."""
     roles = policy.document.approval.roles
     rank = {role.role: position for position, role in enumerate(roles)}
@@ -160,10 +211,19 @@ def _next_level(policy: RuleSet, directory: RuleSet, check: ProposalCheck, ranks
     for position in range(above, len(roles)):
         eligible = _eligible(ranks, position, check.proposed_by)
         if covers(position) and eligible:
-            return _level(policy, directory, check, position, eligible,
-                          f"no decision from {check.above_role} in time: now {roles[position].role} or above")
+            return _level(
+                policy,
+                directory,
+                check,
+                position,
+                eligible,
+                f"no decision from {check.above_role} in time: now {roles[position].role} or above",
+            )
     approval = policy.document.approval
     return ProposalVerdict(
-        allowed=False, needs_approval=True, reason=f"no level above {check.above_role} is left",
-        fallback=approval.fallback.action, fallback_cap=approval.fallback.cap.get(check.currency),
+        allowed=False,
+        needs_approval=True,
+        reason=f"no level above {check.above_role} is left",
+        fallback=approval.fallback.action,
+        fallback_cap=approval.fallback.cap.get(check.currency),
     )

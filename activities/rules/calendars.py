@@ -14,7 +14,7 @@ by an hour across a daylight-saving change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -63,10 +63,11 @@ class BusinessCalendar:
             spans = self.make_up_hours
         else:
             spans = self.hours.get(day.weekday(), ())
+
         def instant(on: date, at: time) -> datetime:
             if at == time.max:  # "24:00": the next midnight, exactly
                 on, at = on + timedelta(days=1), time(0)
-            return datetime.combine(on, at, tzinfo=self.zone).astimezone(timezone.utc)
+            return datetime.combine(on, at, tzinfo=self.zone).astimezone(UTC)
 
         return [(instant(day, start), instant(day, end)) for start, end in spans]
 
@@ -77,7 +78,7 @@ class BusinessCalendar:
         """The instant when `span` of working time has passed after `start` (in the calendar's zone)."""
         remaining = span
         day = start.astimezone(self.zone).date()
-        start = start.astimezone(timezone.utc)
+        start = start.astimezone(UTC)
         for _ in range(MAX_DAYS_SEARCHED):
             for opens, closes in self.working_intervals(day):
                 begin = max(opens, start)
@@ -95,7 +96,7 @@ class BusinessCalendar:
         total = timedelta(0)
         day = start.astimezone(self.zone).date()
         last = end.astimezone(self.zone).date()
-        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         while day <= last:
             for opens, closes in self.working_intervals(day):
                 begin, finish = max(opens, start), min(closes, end)

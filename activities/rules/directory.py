@@ -32,8 +32,10 @@ class DirectoryEditRefused(Exception):
 def check_name(name: str) -> str:
     """A person's name as the directory and key files use it: no paths, no line breaks, no capitals."""
     if not NAME.fullmatch(name) or ".." in name:
-        raise DirectoryEditRefused(f"{name!r} is not a directory name: use lower-case letters, digits and . _ - "
-                                   "(starting with a letter, at most 64)")
+        raise DirectoryEditRefused(
+            f"{name!r} is not a directory name: use lower-case letters, digits and . _ - "
+            "(starting with a letter, at most 64)"
+        )
     return name
 
 
@@ -66,8 +68,10 @@ def _edit(rules: Path, change: Any) -> Path:
         load_rules(rules)
     except RulesInvalid as invalid:
         _replace(path, before)
-        raise DirectoryEditRefused("the rules would not load after this edit, so it was undone:\n  "
-                                   + "\n  ".join(str(e) for e in invalid.errors)) from None
+        raise DirectoryEditRefused(
+            "the rules would not load after this edit, so it was undone:\n  "
+            + "\n  ".join(str(e) for e in invalid.errors)
+        ) from None
     return path
 
 
@@ -117,7 +121,8 @@ def revoke(rules: Path, name: str, on: date | None = None) -> Path:
             revoked = CommentedSeq()
             document["revoked_keys"] = revoked
             document.yaml_set_comment_before_after_key(
-                "revoked_keys", before="\nKeys that must never approve again (redress keys revoke NAME).")
+                "revoked_keys", before="\nKeys that must never approve again (redress keys revoke NAME)."
+            )
         revoked.append(_flow(name=name, public_key=key, revoked_on=on or date.today()))
 
     return _edit(Path(rules), change)

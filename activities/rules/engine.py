@@ -24,7 +24,7 @@ from activities.io import (
 from activities.rules.expressions import Activation
 from activities.rules.loader import RuleSet
 from activities.rules.sentiment import Sentiment, assess, detect_language
-from workflows.contract import RemedyOffer, Severity
+from redress.contract import RemedyOffer, Severity
 
 DEADLINE_NAMES = ("first_response", "resolution", "next_update")
 
@@ -116,8 +116,14 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         queue=queue,
         tags=tags,
         escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(rule_set, severity, facts.received_at, deadline_names(rule_set, severity, category, queue),
-                                category=category, queue=queue),
+        deadlines=deadlines_for(
+            rule_set,
+            severity,
+            facts.received_at,
+            deadline_names(rule_set, severity, category, queue),
+            category=category,
+            queue=queue,
+        ),
         offers=offers,
         rules=firings,
         rules_without_keyword=unmatched,
@@ -169,22 +175,31 @@ def targets_for(rule_set: RuleSet, severity: Severity, category: str | None, que
     return dict(rule_set.memo[key])
 
 
-def _targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
+def _targets_for(
+    rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None
+) -> dict[str, timedelta]:
     tier = rule_set.document.tiers[severity]
     targets = {"first_response": tier.first_response, "resolution": tier.resolution}
     if tier.next_update:
         targets["next_update"] = tier.next_update
     for name in ("first_response", "resolution", "next_update"):
-        override = next((o for o in rule_set.document.targets
-                         if getattr(o, name) and o.matches(category, queue, severity)), None)
+        override = next(
+            (o for o in rule_set.document.targets if getattr(o, name) and o.matches(category, queue, severity)), None
+        )
         if override:
             targets[name] = getattr(override, name)
     return targets
 
 
-def deadlines_for(rule_set: RuleSet, severity: Severity, start: datetime, names: tuple[str, ...] | list[str],
-                  paused: timedelta = timedelta(0), category: str | None = None,
-                  queue: str | None = None) -> dict[str, datetime]:
+def deadlines_for(
+    rule_set: RuleSet,
+    severity: Severity,
+    start: datetime,
+    names: tuple[str, ...] | list[str],
+    paused: timedelta = timedelta(0),
+    category: str | None = None,
+    queue: str | None = None,
+) -> dict[str, datetime]:
     """Absolute due times: calendar time, or working time when the tier names a business calendar."""
     tier = rule_set.document.tiers[severity]
     spans = targets_for(rule_set, severity, category, queue)
@@ -213,13 +228,13 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
             moved[name] = due + (shift.paused_to - shift.paused_from)
         else:
             moved[name] = calendar.add(shift.paused_to, calendar.between(shift.paused_from, due))
-    paused = (calendar.between(shift.paused_from, shift.paused_to) if calendar
-              else shift.paused_to - shift.paused_from)
+    paused = calendar.between(shift.paused_from, shift.paused_to) if calendar else shift.paused_to - shift.paused_from
     return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
 
 
-def deadline_names(rule_set: RuleSet, severity: Severity, category: str | None = None,
-                   queue: str | None = None) -> list[str]:
+def deadline_names(
+    rule_set: RuleSet, severity: Severity, category: str | None = None, queue: str | None = None
+) -> list[str]:
     return [name for name in DEADLINE_NAMES if name in targets_for(rule_set, severity, category, queue)]
 
 
@@ -243,9 +258,14 @@ def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[Planned
             chains[name] = [PlannedStep(after_seconds=0, notify=tier.escalate_to)]
         else:
             chains[name] = [
-                PlannedStep(after_seconds=s.after.total_seconds(), notify=s.notify, raise_severity=s.raise_severity,
-                            reassign=s.reassign, page=s.page,
-                            pay=PlannedPayout(**s.pay.model_dump()) if s.pay else None)
+                PlannedStep(
+                    after_seconds=s.after.total_seconds(),
+                    notify=s.notify,
+                    raise_severity=s.raise_severity,
+                    reassign=s.reassign,
+                    page=s.page,
+                    pay=PlannedPayout(**s.pay.model_dump()) if s.pay else None,
+                )
                 for s in steps
             ]
     return chains

@@ -14,8 +14,18 @@ import cel
 
 # What a triage rule may read. Personal data (name, phone, e-mail) is deliberately absent.
 TRIAGE_VARIABLES = frozenset(
-    {"text", "channel", "customer", "order", "requested_remedy", "tags", "metadata", "keywords",
-     "sentiment", "language"}
+    {
+        "text",
+        "channel",
+        "customer",
+        "order",
+        "requested_remedy",
+        "tags",
+        "metadata",
+        "keywords",
+        "sentiment",
+        "language",
+    }
 )
 # Variables that cost something to compute: only worked out when some condition reads them.
 COMPUTED_VARIABLES = frozenset({"sentiment", "language"})
@@ -59,8 +69,7 @@ class Activation:
     def context(self) -> cel.Context:
         if self._context is None:
             self._context = cel.Context()
-            self._context.update({name: value for name, value in self.variables.items()
-                                  if name not in LAZY_VARIABLES})
+            self._context.update({name: value for name, value in self.variables.items() if name not in LAZY_VARIABLES})
             lazy = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}
             if lazy:
                 # asked for every name a condition reads; None (any other name) falls through to the above

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from activities.rules.schema import RuleSetDocument
-from workflows.contract import Channel, RemedyKind
+from redress.contract import Channel, RemedyKind
 
 Warning = tuple[tuple[str | int, ...], str]
 _COMPARED = re.compile(r"\b(channel|requested_remedy)\s*==\s*[\"']([^\"']*)[\"']")
@@ -30,9 +30,13 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
                 continue
             for variable, value in _COMPARED.findall(condition.source):
                 if value not in _KNOWN[variable]:
-                    warnings.append(((section, index, "when"),
-                                     f"never fires as meant: {variable} is never {value!r} "
-                                     f"(values: {', '.join(sorted(v for v in _KNOWN[variable] if v))})"))
+                    warnings.append(
+                        (
+                            (section, index, "when"),
+                            f"never fires as meant: {variable} is never {value!r} "
+                            f"(values: {', '.join(sorted(v for v in _KNOWN[variable] if v))})",
+                        )
+                    )
             if not condition.program.variables():
                 try:
                     constant = condition.evaluate({})
@@ -49,8 +53,9 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
             if folded in mine:
                 warnings.append((("rules", index, "keywords", position), f"keyword {keyword!r} is listed twice"))
             elif folded in seen and seen[folded][0] != index:
-                warnings.append((("rules", index, "keywords", position),
-                                 f"keyword {keyword!r} is also in rule {seen[folded][1]!r}"))
+                warnings.append(
+                    (("rules", index, "keywords", position), f"keyword {keyword!r} is also in rule {seen[folded][1]!r}")
+                )
             mine.add(folded)
             seen.setdefault(folded, (index, rule.name))
 
@@ -60,10 +65,15 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
             continue
         for earlier in doc.rules[:index]:
             covers_keywords = not earlier.keywords or (
-                rule.keywords and {k.casefold() for k in rule.keywords} <= {k.casefold() for k in earlier.keywords})
+                rule.keywords and {k.casefold() for k in rule.keywords} <= {k.casefold() for k in earlier.keywords}
+            )
             if earlier.when is None and covers_keywords and all(getattr(earlier.set, f) for f in sets):
-                warnings.append((("rules", index, "name"),
-                                 f"shadowed by rule {earlier.name!r}: it fires whenever this one does and already "
-                                 f"sets {', '.join(sorted(sets))}"))
+                warnings.append(
+                    (
+                        ("rules", index, "name"),
+                        f"shadowed by rule {earlier.name!r}: it fires whenever this one does and already "
+                        f"sets {', '.join(sorted(sets))}",
+                    )
+                )
                 break
     return warnings

@@ -8,9 +8,9 @@ are CEL, compiled here once per rule-set version.
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from activities.rules.calendars import BusinessCalendar
 from activities.rules.expressions import OFFER_VARIABLES, TRIAGE_VARIABLES, CompiledCondition, compile_condition
 from activities.rules.keywords import KeywordIndex
 from activities.rules.lint import lint
-from activities.rules.calendars import BusinessCalendar
 from activities.rules.schema import WEEKDAYS, CalendarSpec, RuleSetDocument, holiday_data_problems, reference_problems
 
 
@@ -154,8 +154,13 @@ def build_calendar(name: str, spec: CalendarSpec) -> BusinessCalendar:
     hours = {WEEKDAYS.index(day): tuple(spans) for day, spans in spec.hours.items()}
     make_up = tuple(spec.make_up_day_hours) if spec.make_up_day_hours is not None else hours.get(0, ())
     return BusinessCalendar(
-        name=name, zone=ZoneInfo(spec.time_zone), hours=hours, country=spec.country,
-        subdivision=spec.subdivision, closed=frozenset(spec.closed), working=frozenset(spec.working),
+        name=name,
+        zone=ZoneInfo(spec.time_zone),
+        hours=hours,
+        country=spec.country,
+        subdivision=spec.subdivision,
+        closed=frozenset(spec.closed),
+        working=frozenset(spec.working),
         make_up_hours=make_up,
     )
 
@@ -193,9 +198,15 @@ def _parse(path: Path, raw: bytes) -> tuple[_Source | None, RuleError | None]:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, RuleError(str(path), line, column, "", f"YAML syntax: {error.problem or error.context}")
-    except Exception as error:  # noqa: BLE001 - the YAML library's own slips (e.g. a KeyError on `!#`) are refusals too
-        return None, RuleError(str(path), 1, 1, "", f"YAML the parser could not read ({type(error).__name__}: "
-                                                    f"{error}); check tags (!...), anchors and indentation")
+    except Exception as error:
+        return None, RuleError(
+            str(path),
+            1,
+            1,
+            "",
+            f"YAML the parser could not read ({type(error).__name__}: "
+            f"{error}); check tags (!...), anchors and indentation",
+        )
     if tree is None:
         return None, None  # an empty file adds nothing
     if not isinstance(tree, CommentedMap):
@@ -214,7 +225,10 @@ def _merge(sources: list[_Source], errors: list[RuleError]) -> tuple[dict[str, A
                 first_line, _ = first.tree.lc.key(key)
                 errors.append(
                     RuleError(
-                        source.file, line + 1, column + 1, str(key),
+                        source.file,
+                        line + 1,
+                        column + 1,
+                        str(key),
                         f"section already defined in {first.file}:{first_line + 1}; keep each section in one file",
                     )
                 )
@@ -240,7 +254,9 @@ def _locate(owner: dict[str, _Source], loc: tuple[Any, ...], message: str) -> Ru
         if isinstance(node, CommentedMap) and _has_key(node, part):
             key = _key(node, part)
             value = node[key]
-            line, column = node.lc.value(key) if not isinstance(value, (CommentedMap, CommentedSeq)) else node.lc.key(key)
+            line, column = (
+                node.lc.value(key) if not isinstance(value, (CommentedMap, CommentedSeq)) else node.lc.key(key)
+            )
             node = value
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line, column = node.lc.item(part)

@@ -14,11 +14,10 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from activities.rules.durations import Duration, Offset
-from workflows.contract import Currency, Money, RemedyKind, Severity
+from redress.contract import Currency, Money, RemedyKind, Severity
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
 
@@ -68,14 +67,14 @@ class CalendarSpec(_Strict):
     country: str | None = Field(default=None, description="ISO 3166 code for public holidays (holidays package).")
     subdivision: str | None = None
     make_up_day_hours: list[HoursSpan] | None = Field(
-        default=None, description="Hours on a make-up working day (调休); default: Monday's hours.")
+        default=None, description="Hours on a make-up working day (调休); default: Monday's hours."
+    )
     closed: list[date] = Field(default_factory=list, description="Extra days off (e.g. a company holiday).")
     working: list[date] = Field(default_factory=list, description="Extra working days.")
     accept_missing_holiday_data: list[int] = Field(
         default_factory=list,
         description="Years the admin accepts without holiday data (add the days by hand in closed/working).",
     )
-
 
     @field_validator("country")
     @classmethod
@@ -85,7 +84,7 @@ class CalendarSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _some_hours(self) -> "CalendarSpec":
+    def _some_hours(self) -> CalendarSpec:
         if not any(self.hours.values()):
             raise ValueError("a calendar needs working hours on at least one weekday")
         return self
@@ -102,7 +101,9 @@ class Payout(_Strict):
     currency: Currency
     reason: str = "deadline missed"
     needs_approval: bool = Field(
-        default=False, description="false: the rule is the authority and it pays at once; true: the approval matrix applies.")
+        default=False,
+        description="false: the rule is the authority and it pays at once; true: the approval matrix applies.",
+    )
 
 
 class EscalationStep(_Strict):
@@ -116,7 +117,7 @@ class EscalationStep(_Strict):
     pay: Payout | None = Field(default=None, description="Compensate the customer automatically, once.")
 
     @model_validator(mode="after")
-    def _does_something(self) -> "EscalationStep":
+    def _does_something(self) -> EscalationStep:
         if not (self.notify or self.raise_severity or self.reassign or self.page or self.pay):
             raise ValueError("a step needs at least one of notify, raise_severity, reassign, page, pay")
         if self.after < timedelta(0) and (self.raise_severity or self.reassign or self.pay):
@@ -129,12 +130,15 @@ class Tier(_Strict):
     resolution: Duration
     escalate_to: Identifier = Field(description="Role notified when a deadline of this tier is missed.")
     next_update: Duration | None = Field(
-        default=None, description="While open, the customer hears from us at least this often.")
+        default=None, description="While open, the customer hears from us at least this often."
+    )
     calendar: Identifier | None = Field(
-        default=None, description="Count the durations in this calendar's working time; absent: calendar time.")
+        default=None, description="Count the durations in this calendar's working time; absent: calendar time."
+    )
     escalation: dict[DeadlineName, list[EscalationStep]] = Field(
         default_factory=dict,
-        description="Chains per deadline, in order of `after`; a deadline without one notifies escalate_to when missed.",
+        description="Chains per deadline, in order of `after`; a deadline without one notifies escalate_to "
+        "when missed.",
     )
 
     @field_validator("escalation")
@@ -158,7 +162,7 @@ class TargetOverride(_Strict):
     next_update: Duration | None = None
 
     @model_validator(mode="after")
-    def _matches_and_sets(self) -> "TargetOverride":
+    def _matches_and_sets(self) -> TargetOverride:
         if not (self.category or self.queue or self.severity):
             raise ValueError("say which cases it is for: category, queue and/or severity")
         if not (self.first_response or self.resolution or self.next_update):
@@ -166,9 +170,11 @@ class TargetOverride(_Strict):
         return self
 
     def matches(self, category: str | None, queue: str | None, severity: Severity) -> bool:
-        return ((self.category is None or self.category == category)
-                and (self.queue is None or self.queue == queue)
-                and (self.severity is None or self.severity == severity))
+        return (
+            (self.category is None or self.category == category)
+            and (self.queue is None or self.queue == queue)
+            and (self.severity is None or self.severity == severity)
+        )
 
 
 class FollowUp(_Strict):
@@ -201,7 +207,7 @@ class TriageRule(_Strict):
     set: Effect
 
     @model_validator(mode="after")
-    def _has_condition(self) -> "TriageRule":
+    def _has_condition(self) -> TriageRule:
         if not self.keywords and not self.when:
             raise ValueError("a rule needs `keywords`, `when`, or both; otherwise it always fires")
         return self
@@ -221,7 +227,7 @@ class OfferRule(_Strict):
     currency: Currency | None = None
 
     @model_validator(mode="after")
-    def _one_amount(self) -> "OfferRule":
+    def _one_amount(self) -> OfferRule:
         if self.amount is not None and self.order_value_share is not None:
             raise ValueError("give `amount` or `order_value_share`, not both")
         return self
@@ -249,15 +255,18 @@ class ApprovalFallback(_Strict):
 
     action: Literal["reject", "approve"] = "reject"
     cap: dict[Currency, Money] = Field(
-        default_factory=dict, description="approve: only up to this amount per currency; above it, reject.")
+        default_factory=dict, description="approve: only up to this amount per currency; above it, reject."
+    )
 
 
 class Approval(_Strict):
     roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
     auto_approve: dict[Currency, Money] = Field(
-        default_factory=dict, description="Amounts up to this execute at once, whoever proposes them.")
+        default_factory=dict, description="Amounts up to this execute at once, whoever proposes them."
+    )
     decision_timeout: Duration | None = Field(
-        default=None, description="How long each level has to decide before the next level is asked.")
+        default=None, description="How long each level has to decide before the next level is asked."
+    )
     fallback: ApprovalFallback = Field(default_factory=ApprovalFallback)
     free_kinds: list[RemedyKind] = Field(
         default_factory=lambda: [RemedyKind.apology, RemedyKind.explanation],
@@ -278,12 +287,13 @@ class Approval(_Strict):
 class Approver(_Strict):
     role: Identifier
     public_key: str | None = Field(
-        default=None, description="Ed25519 public key, base64 (from `redress keys new NAME`); needed to approve.")
+        default=None, description="Ed25519 public key, base64 (from `redress keys new NAME`); needed to approve."
+    )
 
     @field_validator("public_key")
     @classmethod
     def _key(cls, value: str | None) -> str | None:
-        from workflows.signatures import is_public_key
+        from redress.signatures import is_public_key
 
         if value is not None and not is_public_key(value):
             raise ValueError("not an Ed25519 public key (base64 of 32 bytes): copy it from `redress keys new`")
@@ -331,14 +341,16 @@ class Churn(_Strict):
     window: Duration = Field(default=timedelta(days=30))
     profile_field: str = Field(default="customer_profile", description="The complaint metadata key with the profile.")
     packages: dict[Identifier, CarePackage] = Field(
-        description="By customer profile; `default` for customers whose profile is not listed (none: nothing sent).")
+        description="By customer profile; `default` for customers whose profile is not listed (none: nothing sent)."
+    )
 
 
 class Crisis(_Strict):
     """Crisis detection: many complaints about one thing in a short time."""
 
     key: Literal["sku", "category", "queue"] = Field(
-        default="sku", description="What groups complaints: the order's product_sku, the category or the queue.")
+        default="sku", description="What groups complaints: the order's product_sku, the category or the queue."
+    )
     window: Duration = Field(default=timedelta(hours=1))
     threshold: Annotated[int, Field(ge=2)] = 20
     notify: Identifier = Field(default="crisis_team", description="The role told when a crisis is declared.")
@@ -349,11 +361,13 @@ class AgentLoad(_Strict):
     """Agent load: intense cases in a row wear people out."""
 
     intense_anger: Annotated[float, Field(ge=0, le=1)] = Field(
-        default=0.6, description="A case at least this angry (sentiment.anger) is intense.")
+        default=0.6, description="A case at least this angry (sentiment.anger) is intense."
+    )
     break_after: Annotated[int, Field(ge=1)] = 5
     break_length: Duration = Field(default=timedelta(minutes=15), description="How long a prompted agent is skipped.")
     agents: dict[Identifier, list[Identifier]] = Field(
-        default_factory=dict, description="Agents per queue, in the order intense cases are offered to them.")
+        default_factory=dict, description="Agents per queue, in the order intense cases are offered to them."
+    )
 
 
 TEMPLATE_FIELDS = frozenset(
@@ -382,8 +396,18 @@ TEMPLATE_FIELDS = frozenset(
 )
 REQUIRED_TEMPLATES = frozenset(
     {
-        "acknowledgement", "progress", "remedy_executed", "survey", "closed", "withdrawn", "reopened",
-        "escalation", "deadline_warning", "approval_needed", "remedy_failed", "remedy_declined",
+        "acknowledgement",
+        "progress",
+        "remedy_executed",
+        "survey",
+        "closed",
+        "withdrawn",
+        "reopened",
+        "escalation",
+        "deadline_warning",
+        "approval_needed",
+        "remedy_failed",
+        "remedy_declined",
     }
 )
 
@@ -460,14 +484,19 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     revoked = {r.public_key: r.name for r in doc.revoked_keys}
     for name, approver in doc.approvers.items():
         if approver.public_key in revoked:
-            problems.append((("approvers", name, "public_key"),
-                             f"this key was revoked (revoked_keys: {revoked[approver.public_key]}); make a new one "
-                             f"with `redress keys new {name} --register`"))
+            problems.append(
+                (
+                    ("approvers", name, "public_key"),
+                    f"this key was revoked (revoked_keys: {revoked[approver.public_key]}); make a new one "
+                    f"with `redress keys new {name} --register`",
+                )
+            )
     for index, delegation in enumerate(doc.delegations):
         for field in ("absent", "delegate"):
             if getattr(delegation, field) not in doc.approvers:
-                problems.append((("delegations", index, field),
-                                 f"{getattr(delegation, field)!r} is not in the approver directory"))
+                problems.append(
+                    (("delegations", index, field), f"{getattr(delegation, field)!r} is not in the approver directory")
+                )
         if delegation.since and delegation.since > delegation.until:
             problems.append((("delegations", index, "until"), "ends before it starts"))
     for section, items in (("rules", doc.rules), ("offers", doc.offers)):
@@ -490,10 +519,12 @@ def holiday_data_problems(doc: RuleSetDocument, today: date) -> list[tuple[tuple
         wanted = [today.year, today.year + 1]
         missing = [y for y in missing_holiday_years(spec.country, wanted) if y not in spec.accept_missing_holiday_data]
         for year in missing:
-            problems.append((
-                ("calendars", name, "country"),
-                f"no holiday data for {spec.country} {year} in holidays {holidays.__version__}: upgrade the "
-                f"package, or add {year} to accept_missing_holiday_data and list that year's days off and "
-                f"make-up days in closed/working",
-            ))
+            problems.append(
+                (
+                    ("calendars", name, "country"),
+                    f"no holiday data for {spec.country} {year} in holidays {holidays.__version__}: upgrade the "
+                    f"package, or add {year} to accept_missing_holiday_data and list that year's days off and "
+                    f"make-up days in closed/working",
+                )
+            )
     return problems

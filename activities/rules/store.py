@@ -45,15 +45,22 @@ class RuleStore:
         try:
             return load_rules(self.directory)
         except RulesInvalid as invalid:
-            published = sorted(
-                (p for p in self.store_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                key=lambda p: p.stat().st_mtime,
-            ) if self.store_dir is not None and self.store_dir.is_dir() else []
+            published = (
+                sorted(
+                    (p for p in self.store_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                    key=lambda p: p.stat().st_mtime,
+                )
+                if self.store_dir is not None and self.store_dir.is_dir()
+                else []
+            )
             if not published:
                 raise  # no good version to fall back on: the first start must be fixed by hand
             self.refused = invalid.errors
-            log.error("rules folder refused at start; running the last published version",
-                      rule_version=published[-1].name, problems=[str(e) for e in invalid.errors])
+            log.error(
+                "rules folder refused at start; running the last published version",
+                rule_version=published[-1].name,
+                problems=[str(e) for e in invalid.errors],
+            )
             return load_rules(published[-1], check_holiday_data=False)
 
     def latest(self, fresh: bool = False) -> RuleSet:
@@ -74,8 +81,11 @@ class RuleStore:
             candidate = load_rules(self.directory)
         except RulesInvalid as invalid:
             self.refused = invalid.errors
-            log.error("rules edit refused; the last good version stays in force",
-                      rule_version=self.current.version, problems=[str(e) for e in invalid.errors])
+            log.error(
+                "rules edit refused; the last good version stays in force",
+                rule_version=self.current.version,
+                problems=[str(e) for e in invalid.errors],
+            )
             return self.current
         self.refused = []
         if candidate.version != self.current.version:
@@ -96,8 +106,11 @@ class RuleStore:
             found = load_rules(self.store_dir / version, check_holiday_data=False)
             self._versions[version] = found
         if found is None:
-            log.warning("rule version unknown here; deciding with the current one",
-                        asked=version, rule_version=self.current.version)
+            log.warning(
+                "rule version unknown here; deciding with the current one",
+                asked=version,
+                rule_version=self.current.version,
+            )
             return self.current
         return found
 

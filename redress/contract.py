@@ -10,20 +10,39 @@ validation deterministically on whatever JSON a non-Python client sent.
 
 from __future__ import annotations
 
+import decimal
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
-from workflows.messages import describe
+# ---------------------------------------------------------------- workflow types, ids and queues
+# The names other services address; the workflows are registered under them (workflows/).
 
-WORKFLOW_TYPE = "Complaint"
 TASK_QUEUE = "redress"
-WORKFLOW_ID_PREFIX = "complaint-"
 RECORDS_QUEUE_SUFFIX = "-records"
+
+WORKFLOW_TYPE = "Complaint"  # one case per complaint
+WORKFLOW_ID_PREFIX = "complaint-"
+CUSTOMER_WORKFLOW_TYPE = "CustomerRecord"  # one per customer (by pseudonym): their cases and churn watches
+CUSTOMER_ID_PREFIX = "customer-"
+CRISIS_WORKFLOW_TYPE = "CrisisWatch"  # one per crisis key (`sku:KETTLE-2`): linked cases, common remedies
+CRISIS_ID_PREFIX = "crisis-"
+DESK_WORKFLOW_TYPE = "AgentDesk"  # one per queue: who takes the next case
+DESK_ID_PREFIX = "desk-"
 
 
 def records_queue(task_queue: str) -> str:
@@ -39,6 +58,76 @@ def records_queue(task_queue: str) -> str:
 def workflow_id_for(complaint_id: str) -> str:
     """One case per complaint id: the id is the workflow id, so Temporal refuses duplicates."""
     return f"{WORKFLOW_ID_PREFIX}{complaint_id}"
+
+
+def customer_workflow_id(customer_ref: str) -> str:
+    """A customer's record, by the pseudonym of their id (never the id itself: it may be an e-mail)."""
+    return f"{CUSTOMER_ID_PREFIX}{customer_ref}"
+
+
+def crisis_workflow_id(key: str) -> str:
+    return f"{CRISIS_ID_PREFIX}{key}"
+
+
+def desk_workflow_id(queue: str) -> str:
+    return f"{DESK_ID_PREFIX}{queue}"
+
+
+# ---------------------------------------------------------------- refusals
+
+REFUSED = "Refused"  # ApplicationError type of every refusal: RedressClient raises it as Refused(reason)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A payload the codec would not open; `missing_key` means this worker lacks a key (not the sender's fault)."""
+
+    reason: str
+    missing_key: bool = False
+
+
+def _path_part(part: Any) -> str:
+    """`.name` or `.0`; a key that is not a short plain word is described, not quoted (it is the sender's text)."""
+    text = str(part)
+    if isinstance(part, int) or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,39}", text):
+        return f".{text}"
+    return f"[a key of {len(text)} characters]"
+
+
+def _kind_of(value: Any) -> str:
+    """What was sent, without what it says: 'a string of 12 characters', 'a number', 'null'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} fields"
+    return type(value).__name__
+
+
+def describe(error: ValidationError, root: str) -> list[str]:
+    """One line per problem, each naming the field as a dotted path: 'complaint.channel: ...'.
+
+    The offending values are never quoted (a refusal is logged by callers, and the value
+    may be a phone number or a customer's words); the kind of value given is.
+    """
+    lines = []
+    for problem in error.errors(include_url=False, include_context=False, include_input=True):
+        path = root + "".join(_path_part(part) for part in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown field")
+            continue
+        message = problem["msg"]
+        if problem["type"] != "missing" and "input" in problem:
+            message += f" (got {_kind_of(problem['input'])})"
+        lines.append(f"{path}: {message}")
+    return lines
 
 
 class Channel(StrEnum):
@@ -114,8 +203,8 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_in
 # Every number and date a message can carry is bounded, so arithmetic on it (a deadline, a window's end)
 # can never overflow: a date in year 9999 plus a deadline is past datetime's range.
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little between services
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 TEN_YEARS = 10 * 366 * 24 * 3600
 
 
@@ -155,8 +244,13 @@ class Order(_Strict):
     product_sku: Name | None = None
 
 
-MetadataValue = (Annotated[str, Field(max_length=1_000)] | bool | Annotated[int, Field(ge=-10**15, le=10**15)]
-                 | Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)] | None)
+MetadataValue = (
+    Annotated[str, Field(max_length=1_000)]
+    | bool
+    | Annotated[int, Field(ge=-(10**15), le=10**15)]
+    | Annotated[float, Field(ge=-1e15, le=1e15, allow_inf_nan=False)]
+    | None
+)
 METADATA_MAX_BYTES = 16_384
 
 
@@ -170,11 +264,10 @@ class ComplaintInput(_Strict):
     text: Text
     order: Order | None = None
     requested_remedy: RemedyKind | None = None
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=50
-    )
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=50)
     metadata: dict[Annotated[str, Field(min_length=1, max_length=64)], MetadataValue] = Field(
-        default_factory=dict, max_length=100)
+        default_factory=dict, max_length=100
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -196,9 +289,7 @@ class ResponseRecord(_Strict):
     """record_response: an agent answered the customer (first response, or a later update)."""
 
     agent: Name
-    message: Text | None = Field(
-        default=None, description="When given, sent to the customer as a progress update."
-    )
+    message: Text | None = Field(default=None, description="When given, sent to the customer as a progress update.")
 
 
 Signature = Annotated[str, Field(min_length=1, max_length=200, description="base64 of an Ed25519 signature")]
@@ -208,7 +299,7 @@ class RemedyProposal(_Strict):
     """propose_remedy: what an agent offers the customer.
 
     Above the rules' automatic limit a proposal executes at once only when it is
-    signed by its proposer (workflows/signatures.py, decision `propose`) and the
+    signed by its proposer (redress/signatures.py, decision `propose`) and the
     proposer's authority covers it; unsigned, `proposed_by` is only a claim and
     the proposal awaits an approver.
     """
@@ -223,7 +314,7 @@ class RemedyProposal(_Strict):
 
 
 class ApprovalDecision(_Strict):
-    """approve_remedy / reject_remedy, signed by the approver's key (see workflows/signatures.py).
+    """approve_remedy / reject_remedy, signed by the approver's key (see redress/signatures.py).
 
     `signed_at` and `signature` are required by the workflow's validator; they
     are optional here only so that decisions recorded before signing existed
@@ -313,8 +404,10 @@ class ProposalRecord(BaseModel):
     rule_version: str
     proposed_at: datetime | None = None
     proposer_verified: bool = Field(default=False, description="The proposer signed it and the signature verified.")
-    within_auto_limit: bool = Field(default=False, description="Approved by the rules' automatic limit (which "
-                                                               "counts what the case was granted under it before).")
+    within_auto_limit: bool = Field(
+        default=False,
+        description="Approved by the rules' automatic limit (which counts what the case was granted under it before).",
+    )
 
 
 class ProposalAnswer(BaseModel):

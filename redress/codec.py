@@ -11,7 +11,7 @@ Two kinds of key, both 256-bit AES-GCM:
   case's personal data wherever Temporal keeps a copy: history, archives, backups.
 
 The one exception is the `Outcome` a case returns: it is anonymous by
-construction (no names, contacts or free text; see workflows/contract.py) and is
+construction (no names, contacts or free text; see redress/contract.py) and is
 marked so by the payload converter, so it stays under a deployment key and
 reports can still count an erased case.
 
@@ -22,7 +22,7 @@ decoding, which has the SDK's serialization context) the codec refuses:
 plaintext, ciphertext bound to another workflow or to none, and ciphertext that
 fails authentication. It does not raise for them (that would fail the workflow
 task for good): it hands over a marked payload that the converter turns into
-`workflows.messages.Undecodable`, which the message handlers refuse with its
+`redress.contract.Undecodable`, which the message handlers refuse with its
 reason. `REDRESS_ACCEPT_PLAIN_PAYLOADS=1` accepts plaintext and unbound payloads
 from clients written before binding (docs/security.md). Plain-JSON clients
 encrypt through the codec server, bound to their workflow
@@ -47,7 +47,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
-from workflows.contract import WORKFLOW_ID_PREFIX, Outcome
-from workflows.messages import Undecodable
+from redress.contract import WORKFLOW_ID_PREFIX, Outcome, Undecodable
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -156,8 +155,10 @@ class KeyRing:
         path = cls.path(directory)
         if not path.exists():
             if not create:
-                raise MissingKeys(f"no payload keys at {path}: run `redress keys rotate` once, "
-                                  "or copy codec.json from another worker of this deployment")
+                raise MissingKeys(
+                    f"no payload keys at {path}: run `redress keys rotate` once, "
+                    "or copy codec.json from another worker of this deployment"
+                )
             return cls.rotate(directory, first=True)
         owner_only(path)
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -178,10 +179,16 @@ class KeyRing:
         before = None if first or not path.exists() else cls.load(directory)
         existing = before.keys if before else {}
         pseudonym_key = (before.pseudonym_key if before else b"") or secrets.token_bytes(32)
-        key_id = f"k{datetime.now(timezone.utc):%Y%m%d}-{secrets.token_hex(3)}"
+        key_id = f"k{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
         keys = {**existing, key_id: AESGCM.generate_key(bit_length=256)}
-        text = json.dumps({"current": key_id, "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
-                           "pseudonym_key": base64.b64encode(pseudonym_key).decode()}, indent=2)
+        text = json.dumps(
+            {
+                "current": key_id,
+                "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+                "pseudonym_key": base64.b64encode(pseudonym_key).decode(),
+            },
+            indent=2,
+        )
         if not first:
             write_private(path, text)
             return cls(current=key_id, keys=keys, pseudonym_key=pseudonym_key)
@@ -199,8 +206,10 @@ class KeyRing:
         try:
             return self.keys[key_id]
         except KeyError:
-            raise UnknownKey(f"payload key {key_id!r} is not in this key ring; "
-                             "a key was removed before every payload under it expired") from None
+            raise UnknownKey(
+                f"payload key {key_id!r} is not in this key ring; "
+                "a key was removed before every payload under it expired"
+            ) from None
 
 
 # ---------------------------------------------------------------- subject keys
@@ -244,22 +253,26 @@ class SubjectKeys:
     def key_for(self, subject: str, create: bool) -> bytes | None:
         """The subject's key (made on first use when `create`); PersonalDataErased once erased."""
         db = self._connect()
-        row = db.execute("SELECT wrapping_key, wrapped, erased_at FROM subject_keys WHERE subject = ?",
-                         (subject,)).fetchone()
+        row = db.execute(
+            "SELECT wrapping_key, wrapped, erased_at FROM subject_keys WHERE subject = ?", (subject,)
+        ).fetchone()
         if row is None:
             if not create:
                 return None
             fresh = AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(NONCE_BYTES)
             wrapped = nonce + AESGCM(self.ring.key(self.ring.current)).encrypt(nonce, fresh, subject.encode())
-            db.execute("INSERT OR IGNORE INTO subject_keys (subject, wrapping_key, wrapped, created_at) "
-                       "VALUES (?, ?, ?, ?)", (subject, self.ring.current, wrapped, _now()))
+            db.execute(
+                "INSERT OR IGNORE INTO subject_keys (subject, wrapping_key, wrapped, created_at) VALUES (?, ?, ?, ?)",
+                (subject, self.ring.current, wrapped, _now()),
+            )
             return self.key_for(subject, create=False)  # another process may have won the race
         wrapping_key, wrapped, erased_at = row
         if erased_at is not None:
             raise PersonalDataErased(subject, erased_at)
-        return AESGCM(self.ring.key(wrapping_key)).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:],
-                                                           subject.encode())
+        return AESGCM(self.ring.key(wrapping_key)).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.encode()
+        )
 
     def erase(self, subject: str) -> None:
         """Delete the key for good (the row stays, so decoding says 'erased' rather than 'unknown').
@@ -273,7 +286,9 @@ class SubjectKeys:
         db.execute(
             "INSERT INTO subject_keys (subject, created_at, erased_at) VALUES (?, ?, ?) "
             "ON CONFLICT(subject) DO UPDATE SET wrapped = NULL, wrapping_key = NULL, "
-            "erased_at = COALESCE(erased_at, excluded.erased_at)", (subject, _now(), _now()))
+            "erased_at = COALESCE(erased_at, excluded.erased_at)",
+            (subject, _now(), _now()),
+        )
         self.checkpoint()
 
     def checkpoint(self, attempts: int = 50) -> None:
@@ -284,8 +299,10 @@ class SubjectKeys:
             if not busy:
                 return
             time.sleep(0.1)
-        raise KeyProblem(f"{self.path}: the write-ahead log could not be truncated (a process holds a read "
-                         "transaction); the erased keys' old pages stay in it until the next checkpoint")
+        raise KeyProblem(
+            f"{self.path}: the write-ahead log could not be truncated (a process holds a read "
+            "transaction); the erased keys' old pages stay in it until the next checkpoint"
+        )
 
     def erased(self, subject: str) -> bool:
         row = self._connect().execute("SELECT erased_at FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
@@ -293,7 +310,7 @@ class SubjectKeys:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def workflow_of(context: SerializationContext | None) -> str | None:
@@ -322,8 +339,15 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
     Clients and the codec server keep it off: they raise, and their caller is told.
     """
 
-    def __init__(self, ring: KeyRing, subjects: SubjectKeys, subject: str | None = None,
-                 workflow_id: str | None = None, quiet_refusals: bool = False, accept_plain: bool | None = None):
+    def __init__(
+        self,
+        ring: KeyRing,
+        subjects: SubjectKeys,
+        subject: str | None = None,
+        workflow_id: str | None = None,
+        quiet_refusals: bool = False,
+        accept_plain: bool | None = None,
+    ):
         self.ring = ring
         self.subjects = subjects
         self.subject = subject
@@ -332,8 +356,9 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         self.accept_plain = os.environ.get(PLAIN_SWITCH) == "1" if accept_plain is None else accept_plain
 
     def with_context(self, context: SerializationContext) -> EncryptionCodec:
-        return EncryptionCodec(self.ring, self.subjects, subject_of(context), workflow_of(context),
-                               self.quiet_refusals, self.accept_plain)
+        return EncryptionCodec(
+            self.ring, self.subjects, subject_of(context), workflow_of(context), self.quiet_refusals, self.accept_plain
+        )
 
     def bound(self, workflow_id: str) -> EncryptionCodec:
         """This codec as if in that workflow's context (the codec server's /bind/<workflow id>/)."""
@@ -373,8 +398,10 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         in_workflow = self.workflow_id is not None
         if payload.metadata.get("encoding") != ENCODING:
             if in_workflow and not self.accept_plain:
-                raise NotOurs("it was sent unencrypted: encode through the codec server "
-                              f"(--codec-endpoint <codec>/bind/{self.workflow_id}) or with the Redress client")
+                raise NotOurs(
+                    "it was sent unencrypted: encode through the codec server "
+                    f"(--codec-endpoint <codec>/bind/{self.workflow_id}) or with the Redress client"
+                )
             return payload  # plain, and accepted (no workflow context, or the legacy switch)
         subject = payload.metadata.get(SUBJECT, b"").decode()
         bound = payload.metadata.get(BOUND, b"").decode()
@@ -382,19 +409,26 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             if (bound or subject) and (bound or subject) != self.workflow_id:
                 raise NotOurs("it was sealed for another workflow")
             if not (bound or subject) and not self.accept_plain:
-                raise NotOurs("it is not bound to this workflow: encode through the codec server "
-                              f"(--codec-endpoint <codec>/bind/{self.workflow_id})")
+                raise NotOurs(
+                    "it is not bound to this workflow: encode through the codec server "
+                    f"(--codec-endpoint <codec>/bind/{self.workflow_id})"
+                )
         if subject:
             key = self.subjects.key_for(subject, create=False)  # PersonalDataErased once erased
             if key is None:
-                raise NotOurs(f"no key for {subject} here: this host does not share the deployment's subject keys",
-                              missing_key=True)
+                raise NotOurs(
+                    f"no key for {subject} here: this host does not share the deployment's subject keys",
+                    missing_key=True,
+                )
             associated = bound or subject  # before binding, a case's payloads were bound to their case alone
         else:
             key_id = payload.metadata.get(KEY_ID, b"").decode()
             if key_id not in self.ring.keys:
-                raise NotOurs(f"payload key {key_id[:40]!r} is not in this key ring; copy codec.json from the "
-                              "deployment (a key removed too early, or a ring not yet updated here)", missing_key=True)
+                raise NotOurs(
+                    f"payload key {key_id[:40]!r} is not in this key ring; copy codec.json from the "
+                    "deployment (a key removed too early, or a ring not yet updated here)",
+                    missing_key=True,
+                )
             key = self.ring.keys[key_id]
             associated = bound
         try:
@@ -453,7 +487,7 @@ class RedressPayloadConverter(PydanticPayloadConverter):
                 continue
             try:
                 values.extend(super().from_payloads([payload], [hint] if hint else None))
-            except Exception as error:  # noqa: BLE001 - JSON too deep, a number too long, not UTF-8, another encoding
+            except Exception as error:
                 if not _takes_anything(hint):
                     raise
                 # a message handler's argument: refused by the handler, and the SDK never logs what was sent
@@ -486,8 +520,9 @@ class RedressDataConverter(DataConverter):
         return cloned
 
 
-def data_converter(directory: Path | None = None, create_keys: bool = False, worker: bool = False,
-                   accept_plain: bool | None = None) -> DataConverter:
+def data_converter(
+    directory: Path | None = None, create_keys: bool = False, worker: bool = False, accept_plain: bool | None = None
+) -> DataConverter:
     """The converter every Redress client and worker uses: pydantic JSON, then encryption.
 
     Failure messages and stack traces are encoded too: a refusal can quote the bad input.
@@ -508,8 +543,12 @@ def data_converter(directory: Path | None = None, create_keys: bool = False, wor
 def for_worker(converter: DataConverter) -> DataConverter:
     """The same converter with the worker's quiet refusals (a client's converter, reused by a worker in one process)."""
     encryption = codec_of(converter)
-    return dataclasses.replace(converter, payload_codec=EncryptionCodec(
-        encryption.ring, encryption.subjects, quiet_refusals=True, accept_plain=encryption.accept_plain))
+    return dataclasses.replace(
+        converter,
+        payload_codec=EncryptionCodec(
+            encryption.ring, encryption.subjects, quiet_refusals=True, accept_plain=encryption.accept_plain
+        ),
+    )
 
 
 def ring_of(converter: DataConverter) -> KeyRing:

@@ -20,7 +20,7 @@ reading keys/ does not give a token. Each decode is logged with the token's
 name, never with the payloads.
 
 Payloads encoded at `/encode` have no workflow: they are sealed under the
-deployment key, unbound, and a workflow refuses them (codec.py). Plain-JSON
+deployment key, unbound, and a workflow refuses them (redress/codec.py). Plain-JSON
 clients use `/bind/<workflow id>/encode` (the endpoint
 `http://host:8081/bind/<workflow id>`), which seals them for that workflow, with
 the case's own key for a complaint case. `POST /pseudonym` gives such a client a
@@ -51,7 +51,7 @@ from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-import codec
+from redress import codec
 
 log = structlog.get_logger("redress.codec_server")
 
@@ -202,21 +202,30 @@ async def read_body(request: Request, limit: int) -> bytes:
 
     try:
         return await asyncio.wait_for(collect(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise Refusal(408, f"the body did not arrive within {seconds:g} seconds") from None
 
 
-def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins: set[str],
-               sessions: Sessions | None = None, body_seconds: float = BODY_SECONDS) -> Starlette:
+def create_app(
+    encryption: codec.EncryptionCodec,
+    tokens: TokenCheck,
+    ui_origins: set[str],
+    sessions: Sessions | None = None,
+    body_seconds: float = BODY_SECONDS,
+) -> Starlette:
     sessions = sessions or Sessions(tokens)
 
     def cors(request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
         if not origin or origin not in ui_origins:
             return {}
-        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Namespace", "Vary": "Origin"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Namespace",
+            "Vary": "Origin",
+        }
 
     def reply(request: Request, status: int, body: dict) -> JSONResponse:
         # a refusal closes the connection: a client refused before its body was read must not keep the
@@ -245,22 +254,32 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
         closing = {"Connection": "close"}
         if origin not in ({own_origin(request)} | ui_origins):
             log.warning("codec login refused: foreign origin")
-            return HTMLResponse(LOGIN_PAGE.format(message="Sign in from this server's own page."), status_code=403,
-                                headers=closing)
+            return HTMLResponse(
+                LOGIN_PAGE.format(message="Sign in from this server's own page."), status_code=403, headers=closing
+            )
         try:
             body = await read_body(request, LOGIN_FORM_MAX)
         except Refusal as refused:
-            return HTMLResponse(LOGIN_PAGE.format(message=html.escape(refused.message)), status_code=refused.status,
-                                headers=closing)
+            return HTMLResponse(
+                LOGIN_PAGE.format(message=html.escape(refused.message)), status_code=refused.status, headers=closing
+            )
         token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0]
         who = tokens.who(token)
         if who is None:
-            return HTMLResponse(LOGIN_PAGE.format(message="That token is not valid."), status_code=401,
-                                headers=closing)
-        response = HTMLResponse(LOGIN_PAGE.format(message=f"Signed in as {html.escape(who)} for 12 hours."),
-                                headers={"Cache-Control": "no-store"})
-        response.set_cookie(COOKIE, sessions.open(who, token), max_age=SESSION_SECONDS, path="/", httponly=True,
-                            samesite="lax", secure=request.url.scheme == "https")
+            return HTMLResponse(LOGIN_PAGE.format(message="That token is not valid."), status_code=401, headers=closing)
+        response = HTMLResponse(
+            LOGIN_PAGE.format(message=f"Signed in as {html.escape(who)} for 12 hours."),
+            headers={"Cache-Control": "no-store"},
+        )
+        response.set_cookie(
+            COOKIE,
+            sessions.open(who, token),
+            max_age=SESSION_SECONDS,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
         log.info("codec login", by=who)
         return response
 
@@ -279,21 +298,33 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
             return reply(request, refused.status, {"error": refused.message})
         try:
             payloads = json_format.Parse(body, Payloads())
-        except Exception as error:  # noqa: BLE001 - whatever the parser trips on is the client's malformed body
+        except Exception as error:
             return reply(request, 400, {"error": f"not a Payloads message: {type(error).__name__}"})
         # binding decides how a payload is sealed; any holder of a token may open what it may read
-        step = (encryption.bound(bound_to) if bound_to else encryption).encode_one if action == "encode" \
+        step = (
+            (encryption.bound(bound_to) if bound_to else encryption).encode_one
+            if action == "encode"
             else encryption.decode_one
+        )
         try:
             result = Payloads(payloads=[step(p) for p in payloads.payloads])
         except codec.PersonalDataErased as erased:
             return reply(request, 410, {"error": str(erased)})
         except codec.KeyProblem as problem:
             return reply(request, 422, {"error": str(problem)})
-        log.info("codec request", action=action, by=who, payloads=len(result.payloads), bound=bool(bound_to),
-                 namespace=request.headers.get("x-namespace"))
-        return Response(json_format.MessageToJson(result), media_type="application/json",
-                        headers={**cors(request), "Cache-Control": "no-store"})
+        log.info(
+            "codec request",
+            action=action,
+            by=who,
+            payloads=len(result.payloads),
+            bound=bool(bound_to),
+            namespace=request.headers.get("x-namespace"),
+        )
+        return Response(
+            json_format.MessageToJson(result),
+            media_type="application/json",
+            headers={**cors(request), "Cache-Control": "no-store"},
+        )
 
     async def pseudonym(request: Request) -> Response:
         if caller(request) is None:
@@ -313,16 +344,18 @@ def create_app(encryption: codec.EncryptionCodec, tokens: TokenCheck, ui_origins
     async def not_found(request: Request) -> Response:
         return reply(request, 404, {"error": "POST /encode, /decode (or /bind/<workflow id>/...); GET /login"})
 
-    app = Starlette(routes=[
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/pseudonym", pseudonym, methods=["POST"]),
-        Route("/{action:str}", preflight, methods=["OPTIONS"]),
-        Route("/bind/{workflow_id:str}/{action:str}", preflight, methods=["OPTIONS"]),
-        Route("/{action:str}", transform, methods=["POST"]),
-        Route("/bind/{workflow_id:str}/{action:str}", transform, methods=["POST"]),
-        Route("/{path:path}", not_found, methods=["GET", "POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/login", login_page, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/pseudonym", pseudonym, methods=["POST"]),
+            Route("/{action:str}", preflight, methods=["OPTIONS"]),
+            Route("/bind/{workflow_id:str}/{action:str}", preflight, methods=["OPTIONS"]),
+            Route("/{action:str}", transform, methods=["POST"]),
+            Route("/bind/{workflow_id:str}/{action:str}", transform, methods=["POST"]),
+            Route("/{path:path}", not_found, methods=["GET", "POST"]),
+        ]
+    )
     app.state.body_seconds = body_seconds
     return app
 
@@ -358,19 +391,42 @@ class HeadDeadline(H11Protocol):
 class CodecServer:
     """The codec HTTP server on a background thread (started by the worker in `make run`, or alone)."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 8081,
-                 ui_origins: set[str] | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                 trusted_proxies: str | None = None, head_seconds: float = HEAD_SECONDS,
-                 body_seconds: float = BODY_SECONDS):
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        port: int = 8081,
+        ui_origins: set[str] | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        trusted_proxies: str | None = None,
+        head_seconds: float = HEAD_SECONDS,
+        body_seconds: float = BODY_SECONDS,
+    ):
         encryption = codec.codec_of(codec.data_converter(directory))
         tokens = TokenCheck(directory)
-        app = create_app(encryption, tokens, ui_origins or {"http://localhost:8233", "http://127.0.0.1:8233"},
-                         body_seconds=body_seconds)
+        app = create_app(
+            encryption,
+            tokens,
+            ui_origins or {"http://localhost:8233", "http://127.0.0.1:8233"},
+            body_seconds=body_seconds,
+        )
         protocol = type("HeadDeadlineHere", (HeadDeadline,), {"head_seconds": head_seconds})
         config = uvicorn.Config(
-            app, host=host, port=port, http=protocol, lifespan="off", access_log=False, log_config=None,
-            timeout_keep_alive=5, limit_concurrency=200, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-            proxy_headers=trusted_proxies is not None, forwarded_allow_ips=trusted_proxies)
+            app,
+            host=host,
+            port=port,
+            http=protocol,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            timeout_keep_alive=5,
+            limit_concurrency=200,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+            proxy_headers=trusted_proxies is not None,
+            forwarded_allow_ips=trusted_proxies,
+        )
         self.server = uvicorn.Server(config)
         self.tls = tls_cert is not None
         self.thread = threading.Thread(target=self.server.run, name="codec-server", daemon=True)

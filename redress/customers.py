@@ -12,9 +12,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from workflows.contract import Channel, Customer, Moment, Name, Seconds
+from redress.contract import Channel, Customer, Moment, Name, Seconds
 
 Profile = Annotated[str, Field(max_length=200)]
+
+# Its messages and query, by name (the workflow: workflows/customer.py; started with CUSTOMER_WORKFLOW_TYPE).
+COMPLAINT_OPENED = "complaint_opened"  # update: ComplaintOpened -> CustomerFacts, sent by triage
+COMPLAINT_ENDED = "complaint_ended"  # signal: ComplaintEnded, sent when a case ends
+CUSTOMER_PURCHASED = "customer_purchased"  # signal: Purchase, sent by the order system (RedressClient)
+RECORD_QUERY = "record"  # query: CustomerState
 
 
 class ComplaintOpened(BaseModel):

@@ -1,6 +1,6 @@
 """The typed Python client other services import to open and work complaint cases.
 
-It speaks the same plain JSON contract any language can (workflows/contract.py),
+It speaks the same plain JSON contract any language can (redress/contract.py),
 validates before anything reaches Temporal, and turns Temporal's errors into
 three that callers can act on: AlreadyExists, NotFound, Refused(reason).
 
@@ -15,7 +15,7 @@ import asyncio
 import os
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -35,12 +35,10 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
-import codec
-from workflows import search_attributes as sa
-from workflows.crisis import CrisisWatch, crisis_workflow_id
-from workflows.customer import CustomerRecord, CustomerState, Purchase, customer_workflow_id
-from workflows import signatures
-from workflows.contract import (
+from redress import codec, signatures
+from redress import search_attributes as sa
+from redress.contract import (
+    CUSTOMER_WORKFLOW_TYPE,
     FUTURE_TOLERANCE,
     TASK_QUEUE,
     WORKFLOW_ID_PREFIX,
@@ -61,9 +59,13 @@ from workflows.contract import (
     Status,
     TimelineEvent,
     Withdrawal,
+    crisis_workflow_id,
+    customer_workflow_id,
     describe_validation_error,
     workflow_id_for,
 )
+from redress.crises import APPROVE_COMMON_REMEDY, CRISIS_QUERY, PROPOSE_COMMON_REMEDY
+from redress.customers import CUSTOMER_PURCHASED, RECORD_QUERY, CustomerState, Purchase
 
 DEFAULT_ADDRESS = "localhost:7233"
 # How long a step waits out a case whose workflow task is being retried (its worker died mid-task), or whose
@@ -113,8 +115,10 @@ class Erased(RedressError):
 
     def __init__(self, complaint_id: str):
         self.complaint_id = complaint_id
-        super().__init__(f"complaint {complaint_id}: the customer's personal data was erased; "
-                         "only its anonymous outcome remains (redress report)")
+        super().__init__(
+            f"complaint {complaint_id}: the customer's personal data was erased; "
+            "only its anonymous outcome remains (redress report)"
+        )
 
 
 class Refused(RedressError):
@@ -157,11 +161,12 @@ def check_transport(config: dict[str, Any]) -> None:
         return
     raise InsecureConnection(
         f"refusing to connect to {target} without TLS: set TEMPORAL_TLS=true (and TEMPORAL_TLS_CLIENT_CERT_PATH/"
-        "TEMPORAL_TLS_CLIENT_KEY_PATH for mTLS, or TEMPORAL_API_KEY), or REDRESS_ALLOW_PLAINTEXT=1 to accept the risk")
+        "TEMPORAL_TLS_CLIENT_KEY_PATH for mTLS, or TEMPORAL_API_KEY), or REDRESS_ALLOW_PLAINTEXT=1 to accept the risk"
+    )
 
 
 async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
-    """Connect with the Redress data converter: the contract's JSON, encrypted by codec.py."""
+    """Connect with the Redress data converter: the contract's JSON, encrypted by redress/codec.py."""
     config = dict(ClientConfig.load_client_connect_config())
     if runtime is not None:
         config["runtime"] = runtime
@@ -180,7 +185,7 @@ def validate_complaint(data: ComplaintInput | dict[str, Any], now: datetime | No
         complaint = data if isinstance(data, ComplaintInput) else ComplaintInput.model_validate(data)
     except ValidationError as invalid:
         raise InvalidComplaint(describe_validation_error(invalid)) from None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if complaint.received_at > now + FUTURE_TOLERANCE:
         raise InvalidComplaint([f"complaint.received_at: is in the future ({complaint.received_at.isoformat()})"])
     return complaint
@@ -203,24 +208,35 @@ class CaseSummary(BaseModel):
     open: bool
 
 
-def list_query(task_queue: str | None = None, stage: str | None = None, severity: str | None = None,
-               queue: str | None = None, category: str | None = None, breached: bool | None = None,
-               due_within: timedelta | None = None, include_ended: bool = False,
-               now: datetime | None = None) -> str:
+def list_query(
+    task_queue: str | None = None,
+    stage: str | None = None,
+    severity: str | None = None,
+    queue: str | None = None,
+    category: str | None = None,
+    breached: bool | None = None,
+    due_within: timedelta | None = None,
+    include_ended: bool = False,
+    now: datetime | None = None,
+) -> str:
     """The visibility query behind `list_cases` (also usable in the Temporal UI and `temporal workflow list`)."""
     parts = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if not include_ended:
         parts.append("ExecutionStatus = 'Running'")
     if task_queue:
         parts.append(f"TaskQueue = {_quoted(task_queue)}")
-    for key, value in ((sa.COMPLAINT_STATUS, stage), (sa.SEVERITY, severity), (sa.QUEUE, queue),
-                       (sa.CATEGORY, category)):
+    for key, value in (
+        (sa.COMPLAINT_STATUS, stage),
+        (sa.SEVERITY, severity),
+        (sa.QUEUE, queue),
+        (sa.CATEGORY, category),
+    ):
         if value:
             parts.append(f"{key.name} = {_quoted(value)}")
     if breached is not None:
         parts.append(f"{sa.BREACHED.name} = {'true' if breached else 'false'}")
     if due_within is not None:
-        limit = ((now or datetime.now(timezone.utc)) + due_within).astimezone(timezone.utc)
+        limit = ((now or datetime.now(UTC)) + due_within).astimezone(UTC)
         stamp = limit.isoformat().replace("+00:00", "Z")
         parts.append("(" + " OR ".join(f"{key.name} < '{stamp}'" for key in sa.DUE_KEYS.values()) + ")")
     return " AND ".join(parts)
@@ -234,9 +250,16 @@ def _quoted(value: str) -> str:
 
 
 class RedressClient:
+    """Open and work cases. `await RedressClient.connect()`, or wrap a client made with `connect()`."""
+
     def __init__(self, client: Client, task_queue: str = TASK_QUEUE):
         self.client = client
         self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, address: str | None = None, task_queue: str = TASK_QUEUE) -> RedressClient:
+        """Connect as `connect()` does (TEMPORAL_* variables, the Redress codec) and wrap the client."""
+        return cls(await connect(address), task_queue)
 
     async def submit(self, complaint: ComplaintInput | dict[str, Any]) -> str:
         """Open a case; the complaint id makes this idempotent: a second submit raises AlreadyExists."""
@@ -276,8 +299,9 @@ class RedressClient:
 
         Visibility is eventually consistent: a case may appear a moment after it starts waiting.
         """
-        query = (f"ComplaintStatus = 'awaiting_approval' AND ExecutionStatus = 'Running' "
-                 f"AND TaskQueue = '{self.task_queue}'")
+        query = (
+            f"ComplaintStatus = 'awaiting_approval' AND ExecutionStatus = 'Running' AND TaskQueue = '{self.task_queue}'"
+        )
         found = []
         async for execution in self.client.list_workflows(query, limit=limit):
             try:
@@ -286,16 +310,23 @@ class RedressClient:
                 continue  # decided or ended since visibility was written, or its worker is down: not listable now
             if status.pending_approval:
                 found.append(status)
-        return sorted(found, key=lambda s: s.pending_approval.proposed_at or datetime.max.replace(tzinfo=timezone.utc))
+        return sorted(found, key=lambda s: s.pending_approval.proposed_at or datetime.max.replace(tzinfo=UTC))
 
-    async def list_cases(self, stage: str | None = None, severity: str | None = None, queue: str | None = None,
-                         category: str | None = None, breached: bool | None = None,
-                         due_within: timedelta | None = None, include_ended: bool = False,
-                         limit: int = 500) -> list[CaseSummary]:
+    async def list_cases(
+        self,
+        stage: str | None = None,
+        severity: str | None = None,
+        queue: str | None = None,
+        category: str | None = None,
+        breached: bool | None = None,
+        due_within: timedelta | None = None,
+        include_ended: bool = False,
+        limit: int = 500,
+    ) -> list[CaseSummary]:
         """Cases matching the filters from visibility, soonest deadline first (then oldest)."""
         query = list_query(self.task_queue, stage, severity, queue, category, breached, due_within, include_ended)
         cases = [self._summary(e) async for e in self.client.list_workflows(query, limit=limit)]
-        far = datetime.max.replace(tzinfo=timezone.utc)
+        far = datetime.max.replace(tzinfo=UTC)
         return sorted(cases, key=lambda c: (c.next_due or far, c.started_at))
 
     @staticmethod
@@ -305,28 +336,38 @@ class RedressClient:
         next_name = min(due, key=due.get) if due else None
         return CaseSummary(
             complaint_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
-            stage=attributes.get(sa.COMPLAINT_STATUS), severity=attributes.get(sa.SEVERITY),
-            category=attributes.get(sa.CATEGORY), queue=attributes.get(sa.QUEUE),
-            channel=attributes.get(sa.CHANNEL), escalation_level=attributes.get(sa.ESCALATION_LEVEL) or 0,
-            breached=bool(attributes.get(sa.BREACHED)), next_due=due.get(next_name) if next_name else None,
-            next_due_name=next_name, started_at=execution.start_time,
+            stage=attributes.get(sa.COMPLAINT_STATUS),
+            severity=attributes.get(sa.SEVERITY),
+            category=attributes.get(sa.CATEGORY),
+            queue=attributes.get(sa.QUEUE),
+            channel=attributes.get(sa.CHANNEL),
+            escalation_level=attributes.get(sa.ESCALATION_LEVEL) or 0,
+            breached=bool(attributes.get(sa.BREACHED)),
+            next_due=due.get(next_name) if next_name else None,
+            next_due_name=next_name,
+            started_at=execution.start_time,
             open=execution.status == WorkflowExecutionStatus.RUNNING,
         )
 
-    async def customer_purchased(self, customer_id: str, at: datetime | None = None,
-                                 order_id: str | None = None) -> None:
+    async def customer_purchased(
+        self, customer_id: str, at: datetime | None = None, order_id: str | None = None
+    ) -> None:
         """The order system's news that a customer bought again: it ends the churn watch of their closed cases."""
         await self.client.start_workflow(
-            CustomerRecord.run, CustomerState(customer_id=self.customer_ref(customer_id)),
+            CUSTOMER_WORKFLOW_TYPE,
+            CustomerState(customer_id=self.customer_ref(customer_id)),
             id=self.customer_record_id(customer_id),
-            task_queue=self.task_queue, start_signal="customer_purchased",
-            start_signal_args=[Purchase(at=at, order_id=order_id)])
+            task_queue=self.task_queue,
+            start_signal=CUSTOMER_PURCHASED,
+            start_signal_args=[Purchase(at=at, order_id=order_id)],
+        )
 
     async def customer_record(self, customer_id: str) -> CustomerState:
         """A customer's complaints, churn watches and care packages sent (NotFound if none was ever recorded)."""
         try:
             return await self.client.get_workflow_handle(self.customer_record_id(customer_id)).query(
-                CustomerRecord.record)
+                RECORD_QUERY, result_type=CustomerState
+            )
         except RPCError as error:
             raise self._translate(customer_id, error) from None
 
@@ -340,12 +381,13 @@ class RedressClient:
     async def crisis(self, key: str) -> dict[str, Any]:
         """A crisis watch (key like `sku:KETTLE-2`): declared or not, linked complaints, common remedies."""
         try:
-            return await self.client.get_workflow_handle(crisis_workflow_id(key)).query(CrisisWatch.crisis)
+            return await self.client.get_workflow_handle(crisis_workflow_id(key)).query(CRISIS_QUERY, result_type=dict)
         except RPCError as error:
             raise self._translate(key, error) from None
 
-    async def propose_common_remedy(self, key: str, proposal: RemedyProposal,
-                                    private_key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    async def propose_common_remedy(
+        self, key: str, proposal: RemedyProposal, private_key: Ed25519PrivateKey | None = None
+    ) -> dict[str, Any]:
         """One remedy for every complaint linked to the crisis; the answer says whether it awaits approval.
 
         With the proposer's key it is signed, and approved at once if their authority covers it.
@@ -353,24 +395,39 @@ class RedressClient:
         if private_key is not None:
             next_id = f"C{len((await self.crisis(key))['proposals']) + 1}"
             proposal = _signed_proposal(key, next_id, proposal, private_key, scope=signatures.CRISIS)
-        return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.propose_common_remedy, proposal)
+        return await self._update_workflow(crisis_workflow_id(key), key, PROPOSE_COMMON_REMEDY, proposal, dict)
 
-    async def approve_common_remedy(self, key: str, approver: str, private_key: Ed25519PrivateKey,
-                                    note: str | None = None) -> dict[str, Any]:
+    async def approve_common_remedy(
+        self, key: str, approver: str, private_key: Ed25519PrivateKey, note: str | None = None
+    ) -> dict[str, Any]:
         """Sign and send the single approval; each linked case then verifies it and carries the remedy out once."""
         pending = next((p for p in (await self.crisis(key))["proposals"] if p["status"] == "awaiting_approval"), None)
         if pending is None:
             raise Refused("no common remedy awaits approval")
         signed_at = _now_to_the_second()
-        terms = signatures.signed_terms(key, pending["proposal_id"], "approve", Decimal(pending["amount"]),
-                                        pending["currency"], approver, signed_at, kind=pending["kind"],
-                                        scope=signatures.CRISIS)
-        decision = ApprovalDecision(proposal_id=pending["proposal_id"], approver=approver, note=note,
-                                    signed_at=signed_at, signature=signatures.sign(private_key, terms))
-        return await self._update_workflow(crisis_workflow_id(key), key, CrisisWatch.approve_common_remedy, decision)
+        terms = signatures.signed_terms(
+            key,
+            pending["proposal_id"],
+            "approve",
+            Decimal(pending["amount"]),
+            pending["currency"],
+            approver,
+            signed_at,
+            kind=pending["kind"],
+            scope=signatures.CRISIS,
+        )
+        decision = ApprovalDecision(
+            proposal_id=pending["proposal_id"],
+            approver=approver,
+            note=note,
+            signed_at=signed_at,
+            signature=signatures.sign(private_key, terms),
+        )
+        return await self._update_workflow(crisis_workflow_id(key), key, APPROVE_COMMON_REMEDY, decision, dict)
 
-    async def _update_workflow(self, workflow_id: str, name: str, update: Any, message: BaseModel,
-                               result_type: type | None = None) -> Any:
+    async def _update_workflow(
+        self, workflow_id: str, name: str, update: Any, message: BaseModel, result_type: type | None = None
+    ) -> Any:
         """Send one step as an update, refused steps raised as Refused.
 
         Every try carries the same update id, so the server applies the step once
@@ -404,13 +461,15 @@ class RedressClient:
         """Send a proposal as it is: unsigned, anything above the rules' automatic limit awaits approval."""
         return await self._update(complaint_id, "propose_remedy", proposal, ProposalAnswer)
 
-    async def propose(self, complaint_id: str, proposal: RemedyProposal,
-                      private_key: Ed25519PrivateKey) -> ProposalAnswer:
+    async def propose(
+        self, complaint_id: str, proposal: RemedyProposal, private_key: Ed25519PrivateKey
+    ) -> ProposalAnswer:
         """Sign the proposal as its proposer: within their authority it is approved at once, else it awaits."""
         return await self.propose_remedy(complaint_id, await self.sign_proposal(complaint_id, proposal, private_key))
 
-    async def sign_proposal(self, complaint_id: str, proposal: RemedyProposal,
-                            private_key: Ed25519PrivateKey) -> RemedyProposal:
+    async def sign_proposal(
+        self, complaint_id: str, proposal: RemedyProposal, private_key: Ed25519PrivateKey
+    ) -> RemedyProposal:
         """The proposal signed by `proposal.proposed_by` for the id it will get (refused if another lands first)."""
         next_id = f"P{len((await self.status(complaint_id)).remedies) + 1}"
         return _signed_proposal(complaint_id, next_id, proposal, private_key)
@@ -421,8 +480,15 @@ class RedressClient:
     async def reject_remedy(self, complaint_id: str, decision: ApprovalDecision) -> ProposalRecord:
         return await self._update(complaint_id, "reject_remedy", decision, ProposalRecord)
 
-    async def sign_decision(self, complaint_id: str, verb: str, approver: str, private_key: Ed25519PrivateKey,
-                            note: str | None = None, proposal_id: str | None = None) -> ApprovalDecision:
+    async def sign_decision(
+        self,
+        complaint_id: str,
+        verb: str,
+        approver: str,
+        private_key: Ed25519PrivateKey,
+        note: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ApprovalDecision:
         """Sign a decision on the remedy awaiting approval, over the terms the case shows now."""
         pending = (await self.status(complaint_id)).pending_approval
         if pending is None:
@@ -430,18 +496,36 @@ class RedressClient:
         if proposal_id and proposal_id != pending.proposal_id:
             raise Refused(f"unknown or stale proposal {proposal_id}; {pending.proposal_id} awaits a decision")
         signed_at = _now_to_the_second()
-        terms = signatures.signed_terms(complaint_id, pending.proposal_id, verb, pending.amount, pending.currency,
-                                        approver, signed_at)
-        return ApprovalDecision(proposal_id=pending.proposal_id, approver=approver, note=note,
-                                signed_at=signed_at, signature=signatures.sign(private_key, terms))
+        terms = signatures.signed_terms(
+            complaint_id, pending.proposal_id, verb, pending.amount, pending.currency, approver, signed_at
+        )
+        return ApprovalDecision(
+            proposal_id=pending.proposal_id,
+            approver=approver,
+            note=note,
+            signed_at=signed_at,
+            signature=signatures.sign(private_key, terms),
+        )
 
-    async def approve(self, complaint_id: str, approver: str, private_key: Ed25519PrivateKey,
-                      note: str | None = None, proposal_id: str | None = None) -> ProposalRecord:
+    async def approve(
+        self,
+        complaint_id: str,
+        approver: str,
+        private_key: Ed25519PrivateKey,
+        note: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ProposalRecord:
         decision = await self.sign_decision(complaint_id, "approve", approver, private_key, note, proposal_id)
         return await self.approve_remedy(complaint_id, decision)
 
-    async def reject(self, complaint_id: str, approver: str, private_key: Ed25519PrivateKey,
-                     note: str | None = None, proposal_id: str | None = None) -> ProposalRecord:
+    async def reject(
+        self,
+        complaint_id: str,
+        approver: str,
+        private_key: Ed25519PrivateKey,
+        note: str | None = None,
+        proposal_id: str | None = None,
+    ) -> ProposalRecord:
         decision = await self.sign_decision(complaint_id, "reject", approver, private_key, note, proposal_id)
         return await self.reject_remedy(complaint_id, decision)
 
@@ -467,7 +551,7 @@ class RedressClient:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
 
     async def erase_customer(self, customer_id: str) -> list[str]:
-        """Erase a customer's personal data from all their ended cases by deleting the cases' keys (codec.py).
+        """Erase a customer's personal data from all their ended cases by deleting the cases' keys (redress/codec.py).
 
         Refused while any of their cases is open (finish or withdraw it first). The
         anonymous Outcome of each case stays readable, so reports still count them.
@@ -487,8 +571,9 @@ class RedressClient:
 
     def _erased(self, complaint_id: str) -> bool:
         converter = self.client.data_converter
-        return (isinstance(converter.payload_codec, codec.EncryptionCodec)
-                and converter.payload_codec.subjects.erased(workflow_id_for(complaint_id)))
+        return isinstance(converter.payload_codec, codec.EncryptionCodec) and converter.payload_codec.subjects.erased(
+            workflow_id_for(complaint_id)
+        )
 
     async def _query(self, complaint_id: str, name: str, result_type: Any) -> Any:
         if self._erased(complaint_id):
@@ -511,18 +596,30 @@ class RedressClient:
 
 
 def _now_to_the_second() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
-def _signed_proposal(subject: str, proposal_id: str, proposal: RemedyProposal,
-                     private_key: Ed25519PrivateKey, scope: str | None = None) -> RemedyProposal:
+def _signed_proposal(
+    subject: str, proposal_id: str, proposal: RemedyProposal, private_key: Ed25519PrivateKey, scope: str | None = None
+) -> RemedyProposal:
     signed_at = _now_to_the_second()
-    terms = signatures.signed_terms(subject, proposal_id, "propose", proposal.amount, proposal.currency,
-                                    proposal.proposed_by, signed_at, kind=proposal.kind.value, scope=scope)
+    terms = signatures.signed_terms(
+        subject,
+        proposal_id,
+        "propose",
+        proposal.amount,
+        proposal.currency,
+        proposal.proposed_by,
+        signed_at,
+        kind=proposal.kind.value,
+        scope=scope,
+    )
     return proposal.model_copy(update={"signed_at": signed_at, "signature": signatures.sign(private_key, terms)})
 
 
 def _worth_resending(error: RPCError) -> bool:
     """A step the server could not take yet: its case's workflow task is being retried, or the server is away."""
-    return ("Workflow Task in failed state" in error.message
-            or error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED))
+    return "Workflow Task in failed state" in error.message or error.status in (
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+    )

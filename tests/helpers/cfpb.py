@@ -12,14 +12,20 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-CSV = Path(__file__).parent / "data" / "cfpb_complaints_sample.csv"
+CSV = Path(__file__).resolve().parents[1] / "data" / "cfpb_complaints_sample.csv"
 
 # CFPB's "Submitted via" to our channels: fax is paper too.
-CHANNELS = {"Web": "web", "Referral": "referral", "Phone": "phone", "Postal mail": "letter", "Fax": "letter",
-            "Email": "email"}
+CHANNELS = {
+    "Web": "web",
+    "Referral": "referral",
+    "Phone": "phone",
+    "Postal mail": "letter",
+    "Fax": "letter",
+    "Email": "email",
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class CfpbComplaint:
             "complaint_id": self.complaint_id,
             "customer": {"id": f"cfpb-{self.complaint_id}", "language": "en"},
             "channel": self.channel,
-            "received_at": (received_at or datetime.now(timezone.utc)).isoformat(),
+            "received_at": (received_at or datetime.now(UTC)).isoformat(),
             "text": self.text,
             "tags": list(self.tags),
             "metadata": {"product": self.product, "company_response": self.company_response},
@@ -57,16 +63,18 @@ def load(path: Path = CSV) -> list[CfpbComplaint]:
     for row in rows:
         narrative = row["Consumer complaint narrative"].strip()
         summary = ": ".join(part for part in (row["Issue"], row["Sub-issue"]) if part)
-        complaints.append(CfpbComplaint(
-            complaint_id=f"CFPB-{row['Complaint ID']}",
-            product=row["Product"],
-            channel=CHANNELS[row["Submitted via"]],
-            text=(narrative or summary)[:20_000],
-            company_response=row["Company response to consumer"],
-            timely=row["Timely response?"] == "Yes",
-            disputed=row["Consumer disputed?"] == "Yes",
-            tags=tuple(t.strip().lower().replace(" ", "_") for t in row["Tags"].split(",") if t.strip()),
-        ))
+        complaints.append(
+            CfpbComplaint(
+                complaint_id=f"CFPB-{row['Complaint ID']}",
+                product=row["Product"],
+                channel=CHANNELS[row["Submitted via"]],
+                text=(narrative or summary)[:20_000],
+                company_response=row["Company response to consumer"],
+                timely=row["Timely response?"] == "Yes",
+                disputed=row["Consumer disputed?"] == "Yes",
+                tags=tuple(t.strip().lower().replace(" ", "_") for t in row["Tags"].split(",") if t.strip()),
+            )
+        )
     return complaints
 
 
@@ -76,11 +84,18 @@ def routing_yaml(complaints: list[CfpbComplaint]) -> str:
     Untimely cases are tagged `untimely` by the replay and made major, whose
     first-response deadline the replay lets pass.
     """
-    lines = ["defaults: {category: other, queue: general, severity: general}", "rules:",
-             "  - name: untimely-is-major", '    when: tags.exists(t, t == "untimely")', "    set: {severity: major}"]
+    lines = [
+        "defaults: {category: other, queue: general, severity: general}",
+        "rules:",
+        "  - name: untimely-is-major",
+        '    when: tags.exists(t, t == "untimely")',
+        "    set: {severity: major}",
+    ]
     for product in sorted({c.product for c in complaints}):
         category = category_of(product)
-        lines += [f"  - name: product-{category}".replace("_", "-"),
-                  f"    when: metadata.product == {product!r}".replace("'", '"'),
-                  f"    set: {{category: {category}, queue: {category}}}"]
+        lines += [
+            f"  - name: product-{category}".replace("_", "-"),
+            f"    when: metadata.product == {product!r}".replace("'", '"'),
+            f"    set: {{category: {category}, queue: {category}}}",
+        ]
     return "\n".join(lines) + "\n"

@@ -12,10 +12,21 @@ from typing import Any, TextIO
 
 # Colours for the values people scan for first.
 STYLES = {
-    "major": "bold red", "urgent": "yellow", "general": "green",
-    "awaiting_approval": "bold magenta", "reopened": "bold yellow", "pending_customer": "cyan",
-    "closed": "dim", "withdrawn": "dim", "refused": "red", "open": "cyan",
-    "BREACHED": "bold red", "yes": "bold red", "FIRED": "green", "FAIL": "bold red", "ok": "green",
+    "major": "bold red",
+    "urgent": "yellow",
+    "general": "green",
+    "awaiting_approval": "bold magenta",
+    "reopened": "bold yellow",
+    "pending_customer": "cyan",
+    "closed": "dim",
+    "withdrawn": "dim",
+    "refused": "red",
+    "open": "cyan",
+    "BREACHED": "bold red",
+    "yes": "bold red",
+    "FIRED": "green",
+    "FAIL": "bold red",
+    "ok": "green",
 }
 
 
@@ -24,8 +35,13 @@ def is_terminal(stream: TextIO | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
-                right: Sequence[str] = (), stream: TextIO | None = None) -> None:
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    right: Sequence[str] = (),
+    stream: TextIO | None = None,
+) -> None:
     """One table: rich with colours on a terminal, aligned plain columns otherwise.
 
     `right` names the columns to right-align (numbers).

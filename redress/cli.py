@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from activities.rules import RuleSet, RulesInvalid, load_rules
-import codec
-from client import (
+from redress import codec, signatures
+from redress.client import (
     InsecureConnection,
     InvalidComplaint,
     InvalidInput,
@@ -29,9 +30,7 @@ from client import (
     RedressError,
     connect,
 )
-from terminal import print_fields, print_table
-from workflows import signatures
-from workflows.contract import (
+from redress.contract import (
     TASK_QUEUE,
     CustomerQuestion,
     CustomerReply,
@@ -46,6 +45,7 @@ from workflows.contract import (
     Withdrawal,
     describe_validation_error,
 )
+from redress.terminal import print_fields, print_table
 
 
 def _print_json(value: Any) -> None:
@@ -66,16 +66,25 @@ def _when(moment: datetime | None) -> str:
 def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
     fields: list[tuple[str, Any]] = [("complaint", status.complaint_id), ("stage", status.stage.value)]
     if status.severity:
-        fields += [("severity", status.severity.value), ("category", status.category),
-                   ("queue", status.queue), ("rules", status.rule_version)]
+        fields += [
+            ("severity", status.severity.value),
+            ("category", status.category),
+            ("queue", status.queue),
+            ("rules", status.rule_version),
+        ]
     if status.assignee:
         fields.append(("assignee", status.assignee))
     if status.escalation_level:
         fields.append(("escalation", f"level {status.escalation_level}"))
     if status.pending_approval:
         p = status.pending_approval
-        fields.append(("awaiting", f"{p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
-                                   f" (eligible: {', '.join(p.eligible_approvers)})"))
+        fields.append(
+            (
+                "awaiting",
+                f"{p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
+                f" (eligible: {', '.join(p.eligible_approvers)})",
+            )
+        )
     for offer in status.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
         fields.append(("offer", f"{offer.kind.value}{amount}  ({offer.rule})"))
@@ -83,11 +92,19 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
         fields.append(("csat", status.csat))
     print_fields(fields)
     if status.deadlines:
-        rows = [(name, _when(d.due), "met" if d.met_at else ("BREACHED" if d.breached_at else "open"),
-                 _when(d.met_at or d.breached_at)) for name, d in status.deadlines.items()]
+        rows = [
+            (
+                name,
+                _when(d.due),
+                "met" if d.met_at else ("BREACHED" if d.breached_at else "open"),
+                _when(d.met_at or d.breached_at),
+            )
+            for name, d in status.deadlines.items()
+        ]
         print_table(["deadline", "due", "state", "since"], rows, title="deadlines")
-    print_table(["at", "event", "by", "detail"],
-                [(_when(e.at), e.kind, e.actor, e.detail) for e in timeline], title="timeline")
+    print_table(
+        ["at", "event", "by", "detail"], [(_when(e.at), e.kind, e.actor, e.detail) for e in timeline], title="timeline"
+    )
 
 
 async def _with_client(args: argparse.Namespace, action) -> int:
@@ -141,8 +158,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     async def action(redress: RedressClient) -> None:
         status, timeline = await redress.status(args.id), await redress.timeline(args.id)
         if args.json:
-            _print_json({"status": status.model_dump(mode="json"),
-                         "timeline": [e.model_dump(mode="json") for e in timeline]})
+            _print_json(
+                {"status": status.model_dump(mode="json"), "timeline": [e.model_dump(mode="json") for e in timeline]}
+            )
         else:
             _show_status(status, timeline)
 
@@ -158,14 +176,24 @@ def cmd_pending(args: argparse.Namespace) -> int:
         if not cases:
             print("no case awaits approval")
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = []
         for status in cases:
             p = status.pending_approval
-            rows.append((status.complaint_id, p.proposal_id, p.kind.value, f"{p.amount} {p.currency}",
-                         p.required_role or "", _age(now - p.proposed_at) if p.proposed_at else "?", p.proposed_by))
-        print_table(["complaint", "proposal", "remedy", "amount", "needs", "age", "proposed by"], rows,
-                    right=["amount", "age"])
+            rows.append(
+                (
+                    status.complaint_id,
+                    p.proposal_id,
+                    p.kind.value,
+                    f"{p.amount} {p.currency}",
+                    p.required_role or "",
+                    _age(now - p.proposed_at) if p.proposed_at else "?",
+                    p.proposed_by,
+                )
+            )
+        print_table(
+            ["complaint", "proposal", "remedy", "amount", "needs", "age", "proposed by"], rows, right=["amount", "age"]
+        )
 
     return asyncio.run(_with_client(args, action))
 
@@ -178,20 +206,41 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 2
 
     async def action(redress: RedressClient) -> None:
-        cases = await redress.list_cases(stage=args.status, severity=args.severity, queue=args.queue,
-                                         category=args.category, breached=True if args.breached else None,
-                                         due_within=due_within, include_ended=args.all, limit=args.limit)
+        cases = await redress.list_cases(
+            stage=args.status,
+            severity=args.severity,
+            queue=args.queue,
+            category=args.category,
+            breached=True if args.breached else None,
+            due_within=due_within,
+            include_ended=args.all,
+            limit=args.limit,
+        )
         if args.json:
             _print_json(cases)
             return
-        now = datetime.now(timezone.utc)
-        rows = [(c.complaint_id, c.stage, c.severity, c.category, c.queue, c.channel,
-                 f"{c.next_due_name} in {_age(c.next_due - now)}" if c.next_due and c.next_due > now
-                 else (f"{c.next_due_name} overdue" if c.next_due else "-"),
-                 c.escalation_level or "", "yes" if c.breached else "")
-                for c in cases]
-        print_table(["complaint", "stage", "severity", "category", "queue", "channel", "next deadline", "esc.",
-                     "breached"], rows, right=["esc."])
+        now = datetime.now(UTC)
+        rows = [
+            (
+                c.complaint_id,
+                c.stage,
+                c.severity,
+                c.category,
+                c.queue,
+                c.channel,
+                f"{c.next_due_name} in {_age(c.next_due - now)}"
+                if c.next_due and c.next_due > now
+                else (f"{c.next_due_name} overdue" if c.next_due else "-"),
+                c.escalation_level or "",
+                "yes" if c.breached else "",
+            )
+            for c in cases
+        ]
+        print_table(
+            ["complaint", "stage", "severity", "category", "queue", "channel", "next deadline", "esc.", "breached"],
+            rows,
+            right=["esc."],
+        )
         print(f"{len(cases)} case(s)", file=sys.stderr)
 
     return asyncio.run(_with_client(args, action))
@@ -206,7 +255,7 @@ def parse_span(text: str) -> timedelta:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import report
+    from redress import report
 
     fmt = "json" if args.json else args.format
     try:
@@ -262,24 +311,50 @@ def _update_command(method: str, model: type[BaseModel], fields) -> Any:
 
 def cmd_crisis(args: argparse.Namespace) -> int:
     """redress crisis show|propose|approve KEY: one common remedy for every case linked to a crisis."""
+
     async def action(redress: RedressClient) -> Any:
         if args.crisis_command == "show":
             watch = await redress.crisis(args.key)
             if args.json:
                 return watch
-            print_fields([("crisis", watch["key"]), ("declared", watch["declared_at"] or "no"),
-                          ("in window", f"{watch['recent']} of {watch['threshold']}"),
-                          ("linked", ", ".join(watch["linked"]) or "-")])
+            print_fields(
+                [
+                    ("crisis", watch["key"]),
+                    ("declared", watch["declared_at"] or "no"),
+                    ("in window", f"{watch['recent']} of {watch['threshold']}"),
+                    ("linked", ", ".join(watch["linked"]) or "-"),
+                ]
+            )
             if watch["proposals"]:
-                print_table(["proposal", "remedy", "amount", "status", "approved by", "applied to"],
-                            [(p["proposal_id"], p["kind"], f"{p['amount']} {p['currency']}", p["status"],
-                              p["approved_by"] or "", len(p["applied_to"])) for p in watch["proposals"]],
-                            right=["amount", "applied to"])
+                print_table(
+                    ["proposal", "remedy", "amount", "status", "approved by", "applied to"],
+                    [
+                        (
+                            p["proposal_id"],
+                            p["kind"],
+                            f"{p['amount']} {p['currency']}",
+                            p["status"],
+                            p["approved_by"] or "",
+                            len(p["applied_to"]),
+                        )
+                        for p in watch["proposals"]
+                    ],
+                    right=["amount", "applied to"],
+                )
             return None
         if args.crisis_command == "propose":
-            return await redress.propose_common_remedy(args.key, _message(
-                RemedyProposal, kind=args.kind, amount=args.amount, currency=args.currency, reason=args.reason,
-                proposed_by=args.agent), _signing_key(args.agent, args.key_file, args.unsigned))
+            return await redress.propose_common_remedy(
+                args.key,
+                _message(
+                    RemedyProposal,
+                    kind=args.kind,
+                    amount=args.amount,
+                    currency=args.currency,
+                    reason=args.reason,
+                    proposed_by=args.agent,
+                ),
+                _signing_key(args.agent, args.key_file, args.unsigned),
+            )
         private_key = _private_key(Path(args.key_file) if args.key_file else _keys_dir(None) / f"{args.approver}.pem")
         return await redress.approve_common_remedy(args.key, args.approver, private_key, note=args.note)
 
@@ -337,15 +412,26 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
             return 2
     role = args.role or "specialist"  # least authority unless told
     if args.json:
-        _print_json({"name": name, "role": args.role, "private_key_file": str(path), "public_key": public_key,
-                     "registered_in": str(registered) if registered else None})
+        _print_json(
+            {
+                "name": name,
+                "role": args.role,
+                "private_key_file": str(path),
+                "public_key": public_key,
+                "registered_in": str(registered) if registered else None,
+            }
+        )
         return 0
     if registered:
-        print(f"# private key written to {path} (keep it secret); public key registered in {registered}: "
-              f"{name} can sign from the next decision on, no restart needed")
+        print(
+            f"# private key written to {path} (keep it secret); public key registered in {registered}: "
+            f"{name} can sign from the next decision on, no restart needed"
+        )
         return 0
-    print(f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers "
-          f"(or run again with --register):")
+    print(
+        f"# private key written to {path} (keep it secret). Add to rules/approval.yaml under approvers "
+        f"(or run again with --register):"
+    )
     print(f"  {name}: {{role: {role}, public_key: {public_key}}}")
     return 0
 
@@ -371,14 +457,16 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"current": ring.current, "older": older, "file": str(codec.KeyRing.path(codec.keys_dir()))})
         return 0
-    print(f"payload key {ring.current} is now current in {codec.KeyRing.path(codec.keys_dir())}; "
-          f"{len(older)} older key(s) still decrypt. Copy the file to every worker, client and codec server, "
-          "then restart them.")
+    print(
+        f"payload key {ring.current} is now current in {codec.KeyRing.path(codec.keys_dir())}; "
+        f"{len(older)} older key(s) still decrypt. Copy the file to every worker, client and codec server, "
+        "then restart them."
+    )
     return 0
 
 
 def cmd_keys_codec_token(args: argparse.Namespace) -> int:
-    import codec_server
+    from redress import codec_server
 
     if args.revoke:
         if not codec_server.revoke_token(codec.keys_dir(), args.name):
@@ -395,18 +483,23 @@ def cmd_keys_codec_token(args: argparse.Namespace) -> int:
 
 
 def cmd_codec_server(args: argparse.Namespace) -> int:
-    import codec_server
     from activities.logs import configure_logging
+    from redress import codec_server
 
     configure_logging()
     origins = set(args.ui_origin or ["http://localhost:8233", "http://127.0.0.1:8233"])
-    with codec_server.CodecServer(codec.keys_dir(), args.host, args.port, origins, tls_cert=args.tls_cert,
-                                  tls_key=args.tls_key, trusted_proxies=args.trust_proxy) as server:
+    with codec_server.CodecServer(
+        codec.keys_dir(),
+        args.host,
+        args.port,
+        origins,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        trusted_proxies=args.trust_proxy,
+    ) as server:
         print(f"codec server on {server.url} for {', '.join(sorted(origins))}", file=sys.stderr)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.thread.join()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -415,8 +508,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
         erased = await redress.erase_customer(args.customer_id)
         if args.json:
             return {"customer_id": args.customer_id, "erased": erased}
-        return (f"erased the personal data of {len(erased)} case(s) of customer {args.customer_id}: "
-                f"{', '.join(erased) or '-'}; their anonymous outcomes remain for reports")
+        return (
+            f"erased the personal data of {len(erased)} case(s) of customer {args.customer_id}: "
+            f"{', '.join(erased) or '-'}; their anonymous outcomes remain for reports"
+        )
 
     return asyncio.run(_with_client(args, erase))
 
@@ -439,8 +534,14 @@ def cmd_propose(args: argparse.Namespace) -> int:
         return 2
 
     async def action(redress: RedressClient) -> Any:
-        proposal = _message(RemedyProposal, kind=args.kind, amount=args.amount, currency=args.currency,
-                            reason=args.reason, proposed_by=args.agent)
+        proposal = _message(
+            RemedyProposal,
+            kind=args.kind,
+            amount=args.amount,
+            currency=args.currency,
+            reason=args.reason,
+            proposed_by=args.agent,
+        )
         if private_key is None:
             return await redress.propose_remedy(args.id, proposal)
         return await redress.propose(args.id, proposal, private_key)
@@ -482,14 +583,24 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         return 2
     doc = rule_set.document
     if args.json:
-        _print_json({"version": rule_set.version, "warnings": [str(w) for w in rule_set.warnings],
-                     "rules": len(doc.rules), "offers": len(doc.offers), "roles": len(doc.approval.roles),
-                     "approvers": len(doc.approvers), "templates": len(doc.templates)})
+        _print_json(
+            {
+                "version": rule_set.version,
+                "warnings": [str(w) for w in rule_set.warnings],
+                "rules": len(doc.rules),
+                "offers": len(doc.offers),
+                "roles": len(doc.approval.roles),
+                "approvers": len(doc.approvers),
+                "templates": len(doc.templates),
+            }
+        )
         return 0
     for warning in rule_set.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"rules OK: version {rule_set.version}: {len(doc.rules)} triage rules, {len(doc.offers)} offers, "
-          f"{len(doc.approval.roles)} approval roles, {len(doc.approvers)} approvers, {len(doc.templates)} templates")
+    print(
+        f"rules OK: version {rule_set.version}: {len(doc.rules)} triage rules, {len(doc.offers)} offers, "
+        f"{len(doc.approval.roles)} approval roles, {len(doc.approvers)} approvers, {len(doc.templates)} templates"
+    )
     return 0
 
 
@@ -502,8 +613,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     outcomes = run_admin_tests(rule_set)
     failed = [o for o in outcomes if not o.passed]
     if args.json:
-        _print_json([{"file": o.file, "name": o.name, "passed": o.passed, "differences": o.differences}
-                     for o in outcomes])
+        _print_json(
+            [{"file": o.file, "name": o.name, "passed": o.passed, "differences": o.differences} for o in outcomes]
+        )
         return 1 if failed or not outcomes else 0
     for outcome in outcomes:
         print(f"{'ok  ' if outcome.passed else 'FAIL'} {Path(outcome.file).name}: {outcome.name}")
@@ -518,7 +630,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     from activities.rules.admin_tests import EXAMPLE_DEFAULTS
     from activities.rules.approvals import check_proposal
     from activities.rules.engine import triage
-    from client import validate_complaint
+    from redress.client import validate_complaint
 
     rule_set = _load_or_report(args.rules, args.json)
     if rule_set is None:
@@ -538,11 +650,20 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         print(f"  {name} due {due.isoformat(timespec='minutes')}")
     for offer in result.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
-        check = ProposalCheck(complaint_id=complaint.complaint_id, rule_version=rule_set.version, kind=offer.kind,
-                              amount=offer.amount, currency=offer.currency or "CNY", proposed_by="(an agent)")
+        check = ProposalCheck(
+            complaint_id=complaint.complaint_id,
+            rule_version=rule_set.version,
+            kind=offer.kind,
+            amount=offer.amount,
+            currency=offer.currency or "CNY",
+            proposed_by="(an agent)",
+        )
         verdict = check_proposal(rule_set, check)
-        approval = (f"needs {verdict.required_role} or above (or the signature of a proposer whose authority "
-                    f"covers it)" if verdict.needs_approval else "no approval needed")
+        approval = (
+            f"needs {verdict.required_role} or above (or the signature of a proposer whose authority covers it)"
+            if verdict.needs_approval
+            else "no approval needed"
+        )
         print(f"  offer {offer.kind.value}{amount} ({offer.rule}): {approval}")
     print("rules:")
     for firing in result.rules:
@@ -551,7 +672,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from workflows.schemas import contract_schemas
+    from redress.schemas import contract_schemas
 
     text = json.dumps(contract_schemas(), ensure_ascii=False, indent=2)
     if args.out:
@@ -573,21 +694,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="redress", description="Durable complaint handling on Temporal.")
     parser.add_argument("--address", help="Temporal frontend (default: TEMPORAL_ADDRESS or localhost:7233)")
     parser.add_argument("--json", action="store_true", help="machine-readable output (also after any command)")
-    parser.add_argument("--task-queue", default=TASK_QUEUE,
-                        help="the workers' task queue: new cases go there; list, pending and report read it "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--task-queue",
+        default=TASK_QUEUE,
+        help="the workers' task queue: new cases go there; list, pending and report read it (default: %(default)s)",
+    )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     commands = parser.add_subparsers(dest="command", required=True)
     add_command = functools.partial(commands.add_parser, parents=[json_flag])
 
-    add_command("worker", help="run the worker (embedded Temporal server unless TEMPORAL_ADDRESS is set)"
-                        ).set_defaults(run=cmd_worker)
+    add_command("worker", help="run the worker (embedded Temporal server unless TEMPORAL_ADDRESS is set)").set_defaults(
+        run=cmd_worker
+    )
     submit = add_command("submit", help="open a case from a complaint JSON file")
     submit.add_argument("file")
     submit.set_defaults(run=cmd_submit)
-    add_command("pending", help="cases awaiting approval: amount, age, required role").set_defaults(
-        run=cmd_pending)
+    add_command("pending", help="cases awaiting approval: amount, age, required role").set_defaults(run=cmd_pending)
     listing = add_command("list", help="open cases by status, severity, queue, category or deadline (visibility)")
     listing.add_argument("--status", help="stage, e.g. awaiting_approval, in_progress, reopened")
     listing.add_argument("--severity", choices=["general", "urgent", "major"])
@@ -598,16 +721,20 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="include ended cases")
     listing.add_argument("--limit", type=int, default=500)
     listing.set_defaults(run=cmd_list)
-    report = add_command("report", help="handling figures: volume, response/resolution times, breaches, CSAT, "
-                                        "compensation (table, csv, json or html)")
+    report = add_command(
+        "report",
+        help="handling figures: volume, response/resolution times, breaches, CSAT, "
+        "compensation (table, csv, json or html)",
+    )
     report.add_argument("--since", help="cases started since: 7d, 24h, or a date (default: all)")
     report.add_argument("--until", help="cases started before this: a span back from now or a date")
     report.add_argument("--by", choices=["day", "week", "month"], default="day", help="period for 'over time'")
     report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
     report.add_argument("--out", help="write to this file instead of standard output")
     report.add_argument("--export", metavar="FILE", help="write the case records as JSON Lines instead of a report")
-    report.add_argument("--input", metavar="FILE", action="append",
-                        help="report from --export files instead of Temporal (repeatable)")
+    report.add_argument(
+        "--input", metavar="FILE", action="append", help="report from --export files instead of Temporal (repeatable)"
+    )
     report.set_defaults(run=cmd_report)
     show = add_command("show", help="status and timeline of a case")
     show.add_argument("id", help="complaint id")
@@ -620,17 +747,29 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(flag, **kwargs)
         sub.set_defaults(run=_update_command(method, model, fields))
 
-    message_command("respond", "record a response to the customer", "record_response", ResponseRecord,
-                    [("--as", {"dest": "agent", "required": True}), ("--message", {})],
-                    lambda a: {"agent": a.agent, "message": a.message})
-    propose = add_command("propose", help="propose a remedy; signed with your key when you have one "
-                                          "(within your authority it is then approved at once)")
+    message_command(
+        "respond",
+        "record a response to the customer",
+        "record_response",
+        ResponseRecord,
+        [("--as", {"dest": "agent", "required": True}), ("--message", {})],
+        lambda a: {"agent": a.agent, "message": a.message},
+    )
+    propose = add_command(
+        "propose",
+        help="propose a remedy; signed with your key when you have one "
+        "(within your authority it is then approved at once)",
+    )
     propose.add_argument("id", help="complaint id")
-    for flag, options in (("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
-                          ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
-                          ("--reason", {"required": True}),
-                          ("--key", {"help": "your private key file (default: $REDRESS_KEYS/NAME.pem when it exists)"}),
-                          ("--unsigned", {"action": "store_true", "help": "send it unsigned: it awaits approval"})):
+    for flag, options in (
+        ("--as", {"dest": "agent", "required": True}),
+        ("--kind", {"required": True}),
+        ("--amount", {"type": Decimal, "default": Decimal("0")}),
+        ("--currency", {"default": "CNY"}),
+        ("--reason", {"required": True}),
+        ("--key", {"help": "your private key file (default: $REDRESS_KEYS/NAME.pem when it exists)"}),
+        ("--unsigned", {"action": "store_true", "help": "send it unsigned: it awaits approval"}),
+    ):
         propose.add_argument(flag, **options)
     propose.set_defaults(run=cmd_propose)
     for verb in ("approve", "reject"):
@@ -648,17 +787,24 @@ def build_parser() -> argparse.ArgumentParser:
     new_key.add_argument("name")
     new_key.add_argument("--role", help="their role (needed when --register adds someone new)")
     new_key.add_argument("--dir", help="where to write NAME.pem (default: $REDRESS_KEYS or keys/)")
-    new_key.add_argument("--register", action="store_true",
-                         help="write the public key into the rules' approver directory (comments kept)")
-    new_key.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"),
-                         help="the rules folder (default: $REDRESS_RULES or rules)")
+    new_key.add_argument(
+        "--register",
+        action="store_true",
+        help="write the public key into the rules' approver directory (comments kept)",
+    )
+    new_key.add_argument(
+        "--rules",
+        default=os.environ.get("REDRESS_RULES", "rules"),
+        help="the rules folder (default: $REDRESS_RULES or rules)",
+    )
     new_key.set_defaults(run=cmd_keys_new)
     revoke_key = add_keys_command("revoke", help="revoke a person's signing key: it decides nothing from now on")
     revoke_key.add_argument("name")
     revoke_key.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"))
     revoke_key.set_defaults(run=cmd_keys_revoke)
-    rotate = add_keys_command("rotate", help="new current payload-encryption key (older ones still decrypt); "
-                                             "$REDRESS_PAYLOAD_KEYS or keys/")
+    rotate = add_keys_command(
+        "rotate", help="new current payload-encryption key (older ones still decrypt); $REDRESS_PAYLOAD_KEYS or keys/"
+    )
     rotate.set_defaults(run=cmd_keys_rotate)
     token = add_keys_command("codec-token", help="issue (or --revoke) the codec-server token of a person")
     token.add_argument("name")
@@ -667,53 +813,104 @@ def build_parser() -> argparse.ArgumentParser:
     server = add_command("codec-server", help="decrypt payloads for the Temporal UI and CLI, for token holders")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8081)
-    server.add_argument("--ui-origin", action="append", help="the Temporal UI's origin allowed by CORS (repeatable; "
-                                                             "default http://localhost:8233)")
+    server.add_argument(
+        "--ui-origin",
+        action="append",
+        help="the Temporal UI's origin allowed by CORS (repeatable; default http://localhost:8233)",
+    )
     server.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM); session cookies are then Secure")
     server.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    server.add_argument("--trust-proxy", metavar="IPS",
-                        help="addresses of a TLS-terminating proxy whose X-Forwarded-Proto/For headers are believed")
+    server.add_argument(
+        "--trust-proxy",
+        metavar="IPS",
+        help="addresses of a TLS-terminating proxy whose X-Forwarded-Proto/For headers are believed",
+    )
     server.set_defaults(run=cmd_codec_server)
-    erase = add_command("erase-customer", help="erase a customer's personal data from their ended cases "
-                                               "(crypto-shredding; anonymous outcomes stay for reports)")
+    erase = add_command(
+        "erase-customer",
+        help="erase a customer's personal data from their ended cases "
+        "(crypto-shredding; anonymous outcomes stay for reports)",
+    )
     erase.add_argument("customer_id")
     erase.set_defaults(run=cmd_erase)
-    message_command("resolve", "mark the case resolved", "resolve", Resolution,
-                    [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
-                    lambda a: {"agent": a.agent, "summary": a.summary})
-    message_command("feedback", "record the customer's CSAT (1-5)", "customer_feedback", Feedback,
-                    [("--score", {"type": int, "required": True}), ("--comment", {})],
-                    lambda a: {"score": a.score, "comment": a.comment})
-    message_command("ask", "ask the customer something; deadline clocks pause until they reply", "await_customer",
-                    CustomerQuestion, [("--as", {"dest": "agent", "required": True}), ("--question", {"required": True})],
-                    lambda a: {"agent": a.agent, "question": a.question})
-    message_command("reply", "record the customer's reply; the clocks run again", "customer_replied",
-                    CustomerReply, [("--message", {"required": True})], lambda a: {"message": a.message})
-    message_command("retriage", "decide the case again with the current rules (deadlines follow)", "retriage",
-                    Retriage, [("--as", {"dest": "by", "required": True}), ("--reason", {"required": True})],
-                    lambda a: {"by": a.by, "reason": a.reason})
-    message_command("severity", "re-tier the case (its open deadlines are recomputed)", "change_severity",
-                    SeverityChange,
-                    [("--to", {"dest": "severity", "required": True, "choices": ["general", "urgent", "major"]}),
-                     ("--as", {"dest": "by", "required": True}), ("--reason", {"required": True})],
-                    lambda a: {"severity": a.severity, "by": a.by, "reason": a.reason})
-    message_command("withdraw", "withdraw the complaint", "withdraw", Withdrawal,
-                    [("--by", {"required": True}), ("--reason", {})],
-                    lambda a: {"by": a.by, "reason": a.reason})
+    message_command(
+        "resolve",
+        "mark the case resolved",
+        "resolve",
+        Resolution,
+        [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
+        lambda a: {"agent": a.agent, "summary": a.summary},
+    )
+    message_command(
+        "feedback",
+        "record the customer's CSAT (1-5)",
+        "customer_feedback",
+        Feedback,
+        [("--score", {"type": int, "required": True}), ("--comment", {})],
+        lambda a: {"score": a.score, "comment": a.comment},
+    )
+    message_command(
+        "ask",
+        "ask the customer something; deadline clocks pause until they reply",
+        "await_customer",
+        CustomerQuestion,
+        [("--as", {"dest": "agent", "required": True}), ("--question", {"required": True})],
+        lambda a: {"agent": a.agent, "question": a.question},
+    )
+    message_command(
+        "reply",
+        "record the customer's reply; the clocks run again",
+        "customer_replied",
+        CustomerReply,
+        [("--message", {"required": True})],
+        lambda a: {"message": a.message},
+    )
+    message_command(
+        "retriage",
+        "decide the case again with the current rules (deadlines follow)",
+        "retriage",
+        Retriage,
+        [("--as", {"dest": "by", "required": True}), ("--reason", {"required": True})],
+        lambda a: {"by": a.by, "reason": a.reason},
+    )
+    message_command(
+        "severity",
+        "re-tier the case (its open deadlines are recomputed)",
+        "change_severity",
+        SeverityChange,
+        [
+            ("--to", {"dest": "severity", "required": True, "choices": ["general", "urgent", "major"]}),
+            ("--as", {"dest": "by", "required": True}),
+            ("--reason", {"required": True}),
+        ],
+        lambda a: {"severity": a.severity, "by": a.by, "reason": a.reason},
+    )
+    message_command(
+        "withdraw",
+        "withdraw the complaint",
+        "withdraw",
+        Withdrawal,
+        [("--by", {"required": True}), ("--reason", {})],
+        lambda a: {"by": a.by, "reason": a.reason},
+    )
 
     crisis = add_command("crisis", help="a crisis watch: show it, propose and approve one common remedy")
     crisis_commands = crisis.add_subparsers(dest="crisis_command", required=True)
     add_crisis_command = functools.partial(crisis_commands.add_parser, parents=[json_flag])
     add_crisis_command("show", help="declared or not, linked cases, common remedies").add_argument(
-        "key", help="e.g. sku:KETTLE-2")
+        "key", help="e.g. sku:KETTLE-2"
+    )
     propose_common = add_crisis_command("propose", help="one remedy for every linked case")
     propose_common.add_argument("key")
-    for flag, options in (("--as", {"dest": "agent", "required": True}), ("--kind", {"required": True}),
-                          ("--amount", {"type": Decimal, "default": Decimal("0")}), ("--currency", {"default": "CNY"}),
-                          ("--reason", {"required": True}),
-                          ("--key", {"dest": "key_file", "help": "your private key file (default: keys/NAME.pem "
-                                                                 "when it exists)"}),
-                          ("--unsigned", {"action": "store_true"})):
+    for flag, options in (
+        ("--as", {"dest": "agent", "required": True}),
+        ("--kind", {"required": True}),
+        ("--amount", {"type": Decimal, "default": Decimal("0")}),
+        ("--currency", {"default": "CNY"}),
+        ("--reason", {"required": True}),
+        ("--key", {"dest": "key_file", "help": "your private key file (default: keys/NAME.pem when it exists)"}),
+        ("--unsigned", {"action": "store_true"}),
+    ):
         propose_common.add_argument(flag, **options)
     approve_common = add_crisis_command("approve", help="the single signed approval for every linked case")
     approve_common.add_argument("key")
@@ -766,10 +963,8 @@ def _exit_now(code: int) -> None:
     Skipping finalization avoids it; nothing of ours needs it.
     """
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):
             stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass
     os._exit(code)
 
 

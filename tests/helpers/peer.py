@@ -40,7 +40,7 @@ class Peer:
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if len(raw) < length:  # the client died mid-request: a real service acts on nothing half-sent
@@ -68,7 +68,7 @@ class Peer:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         self._thread.start()
         return self
 
@@ -76,8 +76,13 @@ class Peer:
         self._server.shutdown()
         self._server.server_close()
 
-    def script(self, path: str, fail: list[int] | None = None, stall_seconds: list[float] | None = None,
-               reason: str | None = None) -> None:
+    def script(
+        self,
+        path: str,
+        fail: list[int] | None = None,
+        stall_seconds: list[float] | None = None,
+        reason: str | None = None,
+    ) -> None:
         with self._lock:
             self.scripts[path] = Script(list(fail or []), list(stall_seconds or []), reason)
 

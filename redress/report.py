@@ -26,7 +26,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from workflows import search_attributes as sa
-from workflows.contract import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, Outcome
+from redress import search_attributes as sa
+from redress.contract import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, Outcome
 
 RESULT_FETCH_CONCURRENCY = 32
 PERIODS = ("day", "week", "month")
@@ -69,8 +69,9 @@ class CaseRecord(BaseModel):
 # ------------------------------------------------------------------ collect
 
 
-def visibility_query(since: datetime | None = None, until: datetime | None = None,
-                     task_queue: str | None = None) -> str:
+def visibility_query(
+    since: datetime | None = None, until: datetime | None = None, task_queue: str | None = None
+) -> str:
     parts = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
     if since:
         parts.append(f"StartTime >= '{_rfc3339(since)}'")
@@ -82,11 +83,12 @@ def visibility_query(since: datetime | None = None, until: datetime | None = Non
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def collect(client: Client, since: datetime | None = None, until: datetime | None = None,
-                  task_queue: str | None = None) -> list[CaseRecord]:
+async def collect(
+    client: Client, since: datetime | None = None, until: datetime | None = None, task_queue: str | None = None
+) -> list[CaseRecord]:
     """Every case started in [since, until): visibility for all, the result for each ended one."""
     executions = [e async for e in client.list_workflows(visibility_query(since, until, task_queue))]
     gate = asyncio.Semaphore(RESULT_FETCH_CONCURRENCY)
@@ -213,7 +215,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def period_of(moment: datetime, period: str) -> str:
-    day = moment.astimezone(timezone.utc).date()
+    day = moment.astimezone(UTC).date()
     if period == "day":
         return day.isoformat()
     if period == "week":
@@ -224,8 +226,13 @@ def period_of(moment: datetime, period: str) -> str:
     raise ValueError(f"unknown period {period!r}; use one of {', '.join(PERIODS)}")
 
 
-def summarize(records: Sequence[CaseRecord], period: str = "day", since: datetime | None = None,
-              until: datetime | None = None, generated_at: datetime | None = None) -> dict[str, Any]:
+def summarize(
+    records: Sequence[CaseRecord],
+    period: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
     """The whole report as plain data (what `--format json` prints and the other formats draw from)."""
 
     def grouped(key) -> list[dict[str, Any]]:
@@ -239,7 +246,7 @@ def summarize(records: Sequence[CaseRecord], period: str = "day", since: datetim
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     return {
-        "generated_at": (generated_at or datetime.now(timezone.utc)).isoformat(),
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
         "period": period,
@@ -253,11 +260,18 @@ def summarize(records: Sequence[CaseRecord], period: str = "day", since: datetim
 # ------------------------------------------------------------------ render
 
 FIGURE_COLUMNS = [
-    ("cases", "cases"), ("open", "open"),
-    ("first_response_median_s", "1st resp p50"), ("first_response_p90_s", "1st resp p90"),
-    ("resolution_median_s", "resolve p50"), ("resolution_p90_s", "resolve p90"),
-    ("breach_rate", "breach"), ("reopen_rate", "reopen"), ("csat_mean", "CSAT"), ("csat_satisfied", "CSAT 4-5"),
-    ("payouts", "payouts"), ("compensation", "compensation"),
+    ("cases", "cases"),
+    ("open", "open"),
+    ("first_response_median_s", "1st resp p50"),
+    ("first_response_p90_s", "1st resp p90"),
+    ("resolution_median_s", "resolve p50"),
+    ("resolution_p90_s", "resolve p90"),
+    ("breach_rate", "breach"),
+    ("reopen_rate", "reopen"),
+    ("csat_mean", "CSAT"),
+    ("csat_satisfied", "CSAT 4-5"),
+    ("payouts", "payouts"),
+    ("compensation", "compensation"),
 ]
 
 
@@ -266,7 +280,7 @@ def human_duration(seconds: float | None) -> str:
         return "-"
     if seconds < 90:
         return f"{seconds:.1f}s"
-    minutes = int(round(seconds / 60))
+    minutes = round(seconds / 60)
     if minutes < 120:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
@@ -290,17 +304,23 @@ def _cell(key: str, value: Any) -> str:
 
 
 def render_terminal(report: dict[str, Any]) -> None:
-    from terminal import print_table
+    from redress.terminal import print_table
 
     window = f"{report['since'] or 'the beginning'} to {report['until'] or 'now'}"
     overall = report["overall"]
-    print_table(["figure", "value"], [(label, _cell(key, overall[key])) for key, label in FIGURE_COLUMNS],
-                title=f"Complaints from {window}", right=["value"])
+    print_table(
+        ["figure", "value"],
+        [(label, _cell(key, overall[key])) for key, label in FIGURE_COLUMNS],
+        title=f"Complaints from {window}",
+        right=["value"],
+    )
     for field, counts in report["volume"].items():
         print_table([field, "cases"], list(counts.items()), title=f"Volume by {field}", right=["cases"])
     labels = [label for _, label in FIGURE_COLUMNS]
-    for section, title, head in (("by_category", "By category", "category"),
-                                 ("over_time", f"Over time (per {report['period']})", report["period"])):
+    for section, title, head in (
+        ("by_category", "By category", "category"),
+        ("over_time", f"Over time (per {report['period']})", report["period"]),
+    ):
         rows = [[group["group"], *(_cell(key, group[key]) for key, _ in FIGURE_COLUMNS)] for group in report[section]]
         print_table([head, *labels], rows, title=title, right=labels[:-1])
 
@@ -308,15 +328,23 @@ def render_terminal(report: dict[str, Any]) -> None:
 def render_csv(report: dict[str, Any]) -> str:
     """One wide table: `section` says which breakdown a row belongs to; times in seconds, rates as fractions."""
     keys = [key for key, _ in FIGURE_COLUMNS if key != "compensation"]
-    currencies = sorted({c for section in ("by_category", "over_time") for g in report[section]
-                         for c in g["compensation"]} | set(report["overall"]["compensation"]))
+    currencies = sorted(
+        {c for section in ("by_category", "over_time") for g in report[section] for c in g["compensation"]}
+        | set(report["overall"]["compensation"])
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "group", *keys, *(f"compensation_{c}" for c in currencies)])
 
     def row(section: str, group: str, values: dict[str, Any]) -> None:
-        writer.writerow([section, group, *("" if values.get(k) is None else values[k] for k in keys),
-                         *(values["compensation"].get(c, "") for c in currencies)])
+        writer.writerow(
+            [
+                section,
+                group,
+                *("" if values.get(k) is None else values[k] for k in keys),
+                *(values["compensation"].get(c, "") for c in currencies),
+            ]
+        )
 
     row("overall", "all", report["overall"])
     for field, counts in report["volume"].items():
@@ -337,21 +365,26 @@ def render_json(report: dict[str, Any]) -> str:
 PALETTE = ["#3b6ea8", "#e0823d", "#5a9e6f", "#c44e52", "#8172b2", "#937860"]
 
 
-def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float | None]],
-              value_text=lambda v: f"{v:g}") -> str:
+def bar_chart(
+    title: str, labels: Sequence[str], series: dict[str, Sequence[float | None]], value_text=lambda v: f"{v:g}"
+) -> str:
     """A horizontal bar chart as inline SVG: one row per label, one bar per series."""
     row_height, bar_height, left, width = 8 + 16 * len(series), 14, 200, 340
     top = 24 + (16 if len(series) > 1 else 0)
     height = top + row_height * max(1, len(labels)) + 8
     peak = max([v for values in series.values() for v in values if v is not None] or [0]) or 1
-    parts = [f'<svg class="chart" role="img" aria-label="{html.escape(title)}" width="{left + width + 90}" '
-             f'height="{height}" viewBox="0 0 {left + width + 90} {height}">',
-             f'<text x="0" y="14" class="title">{html.escape(title)}</text>']
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{html.escape(title)}" width="{left + width + 90}" '
+        f'height="{height}" viewBox="0 0 {left + width + 90} {height}">',
+        f'<text x="0" y="14" class="title">{html.escape(title)}</text>',
+    ]
     if len(series) > 1:
         for index, name in enumerate(series):
             x = left + index * 130
-            parts.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{PALETTE[index % len(PALETTE)]}"/>'
-                         f'<text x="{x + 14}" y="33">{html.escape(name)}</text>')
+            parts.append(
+                f'<rect x="{x}" y="24" width="10" height="10" fill="{PALETTE[index % len(PALETTE)]}"/>'
+                f'<text x="{x + 14}" y="33">{html.escape(name)}</text>'
+            )
     for row, label in enumerate(labels):
         y = top + row * row_height
         parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{html.escape(_short(label))}</text>')
@@ -362,16 +395,18 @@ def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[floa
                 parts.append(f'<text x="{left + 4}" y="{bar_y + 11}" class="none">no data</text>')
                 continue
             bar = max(1.0, width * value / peak)
-            parts.append(f'<rect class="bar" x="{left}" y="{bar_y}" width="{bar:.1f}" height="{bar_height}" '
-                         f'fill="{PALETTE[index % len(PALETTE)]}" data-value="{value}">'
-                         f'<title>{html.escape(label)} {html.escape(name)}: {html.escape(value_text(value))}</title>'
-                         f'</rect><text x="{left + bar + 4}" y="{bar_y + 11}">{html.escape(value_text(value))}</text>')
+            parts.append(
+                f'<rect class="bar" x="{left}" y="{bar_y}" width="{bar:.1f}" height="{bar_height}" '
+                f'fill="{PALETTE[index % len(PALETTE)]}" data-value="{value}">'
+                f"<title>{html.escape(label)} {html.escape(name)}: {html.escape(value_text(value))}</title>"
+                f'</rect><text x="{left + bar + 4}" y="{bar_y + 11}">{html.escape(value_text(value))}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _short(label: str, limit: int = 28) -> str:
-    return label if len(label) <= limit else label[:limit - 1] + "…"
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 # Run by the browser after layout: marks each chart with how many bars it drew with a real size,
@@ -391,47 +426,85 @@ def render_html(report: dict[str, Any]) -> str:
     categories = report["by_category"]
     periods = report["over_time"]
     names = [g["group"] for g in categories]
-    minutes = lambda v: human_duration(v)  # noqa: E731
-    percent = lambda v: f"{v * 100:.1f}%"  # noqa: E731
-    charts = [bar_chart(f"Volume by {field}", list(counts), {"cases": list(counts.values())})
-              for field, counts in report["volume"].items()]
+    minutes = human_duration
+
+    def percent(value: float) -> str:
+        return f"{value * 100:.1f}%"
+
+    charts = [
+        bar_chart(f"Volume by {field}", list(counts), {"cases": list(counts.values())})
+        for field, counts in report["volume"].items()
+    ]
     charts += [
-        bar_chart("First response time by category", names,
-                  {"median": [g["first_response_median_s"] for g in categories],
-                   "90th percentile": [g["first_response_p90_s"] for g in categories]}, minutes),
-        bar_chart("Resolution time by category", names,
-                  {"median": [g["resolution_median_s"] for g in categories],
-                   "90th percentile": [g["resolution_p90_s"] for g in categories]}, minutes),
-        bar_chart("Deadline breach rate by category", names, {"breached": [g["breach_rate"] for g in categories]},
-                  percent),
+        bar_chart(
+            "First response time by category",
+            names,
+            {
+                "median": [g["first_response_median_s"] for g in categories],
+                "90th percentile": [g["first_response_p90_s"] for g in categories],
+            },
+            minutes,
+        ),
+        bar_chart(
+            "Resolution time by category",
+            names,
+            {
+                "median": [g["resolution_median_s"] for g in categories],
+                "90th percentile": [g["resolution_p90_s"] for g in categories],
+            },
+            minutes,
+        ),
+        bar_chart(
+            "Deadline breach rate by category", names, {"breached": [g["breach_rate"] for g in categories]}, percent
+        ),
         bar_chart("Reopen rate by category", names, {"reopened": [g["reopen_rate"] for g in categories]}, percent),
         bar_chart("CSAT (mean, 1-5) by category", names, {"CSAT": [g["csat_mean"] for g in categories]}),
     ]
     currencies = sorted({c for g in categories for c in g["compensation"]})
     for currency in currencies:
-        charts.append(bar_chart(f"Compensation paid by category ({currency})", names,
-                                {currency: [float(g["compensation"].get(currency, 0)) for g in categories]},
-                                lambda v: f"{v:,.2f}"))
+        charts.append(
+            bar_chart(
+                f"Compensation paid by category ({currency})",
+                names,
+                {currency: [float(g["compensation"].get(currency, 0)) for g in categories]},
+                lambda v: f"{v:,.2f}",
+            )
+        )
     charts += [
-        bar_chart(f"Complaints per {report['period']}", [g["group"] for g in periods],
-                  {"cases": [g["cases"] for g in periods]}),
-        bar_chart(f"Breach rate per {report['period']}", [g["group"] for g in periods],
-                  {"breached": [g["breach_rate"] for g in periods]}, percent),
-        bar_chart(f"CSAT per {report['period']}", [g["group"] for g in periods],
-                  {"CSAT": [g["csat_mean"] for g in periods]}),
+        bar_chart(
+            f"Complaints per {report['period']}",
+            [g["group"] for g in periods],
+            {"cases": [g["cases"] for g in periods]},
+        ),
+        bar_chart(
+            f"Breach rate per {report['period']}",
+            [g["group"] for g in periods],
+            {"breached": [g["breach_rate"] for g in periods]},
+            percent,
+        ),
+        bar_chart(
+            f"CSAT per {report['period']}", [g["group"] for g in periods], {"CSAT": [g["csat_mean"] for g in periods]}
+        ),
     ]
     labels = [label for _, label in FIGURE_COLUMNS]
 
     def table(rows: list[dict[str, Any]], head: str) -> str:
         header = "".join(f"<th>{html.escape(h)}</th>" for h in [head, *labels])
-        body = "".join("<tr>" + f"<td>{html.escape(g['group'])}</td>" +
-                       "".join(f"<td>{html.escape(_cell(k, g[k]))}</td>" for k, _ in FIGURE_COLUMNS) + "</tr>"
-                       for g in rows)
+        body = "".join(
+            "<tr>"
+            + f"<td>{html.escape(g['group'])}</td>"
+            + "".join(f"<td>{html.escape(_cell(k, g[k]))}</td>" for k, _ in FIGURE_COLUMNS)
+            + "</tr>"
+            for g in rows
+        )
         return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
     overall = report["overall"]
-    summary = "".join(f"<div class=card><b>{html.escape(_cell(k, overall[k]))}</b><span>{html.escape(label)}</span>"
-                      f"</div>" for k, label in FIGURE_COLUMNS if k not in ("open", "payouts"))
+    summary = "".join(
+        f"<div class=card><b>{html.escape(_cell(k, overall[k]))}</b><span>{html.escape(label)}</span></div>"
+        for k, label in FIGURE_COLUMNS
+        if k not in ("open", "payouts")
+    )
     window = f"{report['since'] or 'the beginning'} to {report['until'] or 'now'}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Redress report</title>
@@ -449,12 +522,12 @@ th:first-child, td:first-child {{ text-align: left; }}
 </style></head>
 <body>
 <h1>Complaint handling</h1>
-<p>Cases started from {html.escape(window)}; generated {html.escape(report['generated_at'])}.
+<p>Cases started from {html.escape(window)}; generated {html.escape(report["generated_at"])}.
 Times run from when the customer complained; time, CSAT, reopen and compensation figures cover ended cases.</p>
 <div class=cards>{summary}</div>
-<div class=charts>{''.join(f'<figure>{chart}</figure>' for chart in charts)}</div>
-<h2>By category</h2>{table(categories, 'category')}
-<h2>Over time (per {html.escape(report['period'])})</h2>{table(periods, report['period'])}
+<div class=charts>{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>
+<h2>By category</h2>{table(categories, "category")}
+<h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}
 <script>{_RENDER_CHECK}</script>
 </body></html>
 """
@@ -462,7 +535,7 @@ Times run from when the customer complained; time, CSAT, reopen and compensation
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`7d`, `24h`, `30m` back from now, or an ISO date/time (UTC when no zone is given)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     if text and text[-1] in units and text[:-1].isdigit():
         return now - timedelta(**{units[text[-1]]: int(text[:-1])})
@@ -470,4 +543,4 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r}: give a span like 7d, 24h, 30m or an ISO date like 2026-11-01") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from cryptography.exceptions import InvalidSignature
@@ -27,8 +27,17 @@ CRISIS_SIGNATURE_MAX_AGE = timedelta(days=7)
 CRISIS = "crisis"  # the `scope` of a crisis' terms: they can never be mistaken for a case's
 
 
-def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Decimal, currency: str,
-                 approver: str, signed_at: datetime, kind: str | None = None, scope: str | None = None) -> bytes:
+def signed_terms(
+    complaint_id: str,
+    proposal_id: str,
+    decision: str,
+    amount: Decimal,
+    currency: str,
+    approver: str,
+    signed_at: datetime,
+    kind: str | None = None,
+    scope: str | None = None,
+) -> bytes:
     """The exact bytes signed: canonical JSON, so every language can produce them.
 
     `complaint_id` is the case and `approver` the signer. Decisions sign `approve` or
@@ -45,7 +54,7 @@ def signed_terms(complaint_id: str, proposal_id: str, decision: str, amount: Dec
         "amount": format(Decimal(amount).normalize(), "f"),
         "currency": currency,
         "approver": approver,
-        "signed_at": signed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "signed_at": signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if kind is not None:
         terms["kind"] = kind
@@ -95,8 +104,9 @@ def verify(public_key_b64: str, terms: bytes, signature_b64: str) -> bool:
 def new_key_pair() -> tuple[bytes, str]:
     """A private key as PEM, and the public key as the directory holds it (base64 of the raw 32 bytes)."""
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return pem, public_key_of(private)
 
 

@@ -1,0 +1,206 @@
+"""All one case knows, in one place: the Complaint workflow and its parts read and change it.
+
+The parts (workflows/deadlines.py, notices.py, remedies.py) each take the case's
+`CaseState`; there is one workflow thread, so they never change it at the same
+time. The two answers the case gives out, `status` (a query) and `outcome` (its
+result), are views of it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.io import PlannedStep, TriageResult
+    from redress.contract import (
+        ComplaintInput,
+        Deadline,
+        Feedback,
+        Outcome,
+        ProposalRecord,
+        ProposalStatus,
+        Resolution,
+        Severity,
+        Stage,
+        Status,
+        TimelineEvent,
+        Withdrawal,
+    )
+    from workflows.messages import refusal
+
+
+@dataclass
+class CaseState:
+    id: str
+    complaint: ComplaintInput | None
+    problems: list[str]  # why the complaint was refused as invalid (then `complaint` is None)
+    raw_customer_id: str | None = None  # a refused complaint's customer id, if it had a readable one
+    customer_ref: str | None = None  # a refused case's customer, as visibility may show them
+    stage: Stage = Stage.received
+    timeline: list[TimelineEvent] = field(default_factory=list)
+
+    # what triage (and any retriage or change of severity) decided
+    triage: TriageResult | None = None
+    rule_version: str | None = None
+    severity: Severity | None = None
+    category: str | None = None
+    queue: str | None = None
+    escalate_to: str | None = None
+    assignee: str | None = None
+
+    # deadlines (workflows/deadlines.py plans their events)
+    deadlines: dict[str, Deadline] = field(default_factory=dict)
+    deadline_starts: dict[str, datetime] = field(default_factory=dict)
+    chains: dict[str, list[PlannedStep]] = field(default_factory=dict)
+    paused_since: datetime | None = None  # waiting on the customer: no clock runs
+    stage_before_pause: Stage | None = None
+    paused_seconds: float = 0.0
+    escalation_level: int = 0
+    breaches: list[str] = field(default_factory=list)
+    approval_due: datetime | None = None  # when the level asked must have decided
+    survey_until: datetime | None = None
+    survey_expired: bool = False
+
+    # remedies (workflows/remedies.py)
+    proposals: list[ProposalRecord] = field(default_factory=list)
+    proposal_asked: bool = False  # a proposal waits for its step: a second one is refused meanwhile
+    used_signatures: set[str] = field(default_factory=set)  # fingerprints (redress/signatures.py): each counts once
+    crises: list[str] = field(default_factory=list)  # crisis watches this case is linked to
+    crisis_keys: set[str] = field(default_factory=set)  # the crises triage reported it to: the only ones it takes
+    crisis_remedies: set[str] = field(default_factory=set)  # "<crisis>:<proposal>" already taken on
+    to_execute: deque[str] = field(default_factory=deque)
+    executing: str | None = None
+
+    # the agent's and the customer's part
+    resolution: Resolution | None = None
+    feedback: Feedback | None = None
+    withdrawal: Withdrawal | None = None
+    csat: int | None = None
+    reopen_count: int = 0
+
+    attributes_changed: bool = False  # the search attributes are out of date (complaint.py publishes them)
+
+    # ------------------------------------------------------------ changes
+
+    def event(self, kind: str, actor: str, detail: str, **data: Any) -> None:
+        """Add to the timeline. The log line names the kind only: details quote the customer's and agents' words."""
+        self.timeline.append(TimelineEvent(at=workflow.now(), kind=kind, actor=actor, detail=detail, data=data))
+        workflow.logger.info(kind, extra={"complaint_id": self.id, "stage": self.stage.value})
+
+    def set_stage(self, stage: Stage) -> None:
+        if stage != self.stage:
+            self.stage = stage
+            self.publish()
+
+    def publish(self) -> None:
+        """Mark the search attributes as changed; they are sent once the workflow task settles."""
+        self.attributes_changed = True
+
+    def count(self, metric: str, **attributes: str) -> None:
+        """Our own Prometheus counters, through the workflow's meter (not emitted again on replay)."""
+        workflow.metric_meter().create_counter(metric, f"Redress: {metric.replace('_', ' ')}").add(1, attributes)
+
+    def refuse_unless_open(self) -> None:
+        if self.stage.is_final:
+            raise refusal(f"the case is {self.stage.value}")
+
+    def meet(self, name: str) -> None:
+        """A deadline's target was met: its chain stops."""
+        deadline = self.deadlines.get(name)
+        if deadline and deadline.met_at is None:
+            deadline.met_at = workflow.now()
+            self.publish()
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def received(self) -> ComplaintInput:
+        """The complaint; only a case that accepted its input has a lifecycle (every caller is past that)."""
+        assert self.complaint is not None
+        return self.complaint
+
+    @property
+    def tier(self) -> Severity:
+        """The severity; set by triage, before any message is taken."""
+        assert self.severity is not None
+        return self.severity
+
+    def pending_approval(self) -> ProposalRecord | None:
+        return next((p for p in self.proposals if p.status == ProposalStatus.awaiting_approval), None)
+
+    def proposal(self, proposal_id: str) -> ProposalRecord:
+        return next(p for p in self.proposals if p.proposal_id == proposal_id)
+
+    def next_proposal_id(self) -> str:
+        return f"P{len(self.proposals) + 1}"
+
+    def auto_used(self, currency: str) -> Decimal:
+        """What this case was granted under the rules' automatic limit so far, in a currency (not what failed)."""
+        return sum(
+            (
+                p.amount
+                for p in self.proposals
+                if p.within_auto_limit and p.currency == currency and p.status != ProposalStatus.failed
+            ),
+            Decimal(0),
+        )
+
+    def reply_language(self) -> str:
+        """The customer's declared language; without one, the language they wrote in (activity input only)."""
+        if self.triage and self.triage.reply_language:
+            return self.triage.reply_language
+        return self.received.customer.language
+
+    def status(self) -> Status:
+        return Status(
+            complaint_id=self.id,
+            stage=self.stage,
+            severity=self.severity,
+            category=self.category,
+            queue=self.queue,
+            assignee=self.assignee,
+            deadlines=self.deadlines,
+            escalation_level=self.escalation_level,
+            pending_approval=self.pending_approval(),
+            remedies=self.proposals,
+            offers=self.triage.offers if self.triage else [],
+            rule_version=self.rule_version,
+            csat=self.csat,
+            reopen_count=self.reopen_count,
+            paused_since=self.paused_since,
+            paused_seconds=self.paused_seconds,
+            tags=self.triage.tags if self.triage else [],
+        )
+
+    def outcome(self) -> Outcome:
+        def met(name: str) -> datetime | None:
+            deadline = self.deadlines.get(name)
+            return deadline.met_at if deadline else None
+
+        return Outcome(
+            complaint_id=self.id,
+            stage=self.stage,
+            severity=self.severity,
+            category=self.category,
+            channel=self.complaint.channel if self.complaint else None,
+            queue=self.queue,
+            received_at=self.complaint.received_at if self.complaint else None,
+            first_response_at=met("first_response"),
+            resolved_at=met("resolution"),
+            ended_at=workflow.now(),
+            csat=self.csat,
+            reopen_count=self.reopen_count,
+            breaches=self.breaches,
+            # the Outcome outlives erasure (redress/codec.py): amounts and kinds, not the agents' free text
+            compensation=[
+                p.model_copy(update={"reason": ""}) for p in self.proposals if p.status == ProposalStatus.executed
+            ],
+            rule_version=self.rule_version,
+            problems=self.problems,
+        )

@@ -1,0 +1,519 @@
+"""A case's remedies: proposals, the approval path, and payouts.
+
+Money moves only through `record` and `execute`. A proposal is approved at once
+for free kinds and amounts within the rules' automatic limit (counted over the
+whole case), for a proposer whose verified signature and authority cover it, for
+the rules' own escalation payouts, and for a crisis' common remedy that this case
+verifies itself; otherwise it awaits an approver's verified signature
+(workflows/approvals.py). An approver who does not decide in time is escalated
+past, or the rules' fallback applies.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.complaint_activities import ComplaintActivities
+    from activities.io import AuthorityCheck, PlannedPayout, ProposalCheck, ProposalVerdict, RemedyOrder
+    from redress import signatures
+    from redress.contract import (
+        ApprovalDecision,
+        ProposalRecord,
+        ProposalStatus,
+        RemedyKind,
+        RemedyProposal,
+        Stage,
+    )
+    from redress.crises import CommonRemedy
+    from workflows import approvals
+    from workflows.approvals import Claim
+    from workflows.case_state import CaseState
+    from workflows.messages import refusal
+    from workflows.notices import Notices
+    from workflows.steps import StepRefused, StepRunner
+
+MONETARY = (RemedyKind.refund, RemedyKind.coupon, RemedyKind.cash, RemedyKind.points)
+# A proposal cannot be made while the case is in these stages.
+NOT_NOW = (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer)
+
+
+class Remedies:
+    def __init__(self, case: CaseState, run: StepRunner, notices: Notices) -> None:
+        self.case = case
+        self.run = run
+        self.notices = notices
+
+    # ------------------------------------------------------------ proposals
+
+    def proposal_admissible(self, proposal: RemedyProposal) -> Claim | None:
+        """Whether the case can take this proposal now; the proposer's claim if it is signed."""
+        case = self.case
+        case.refuse_unless_open()
+        if case.stage in NOT_NOW:
+            raise refusal(f"a remedy cannot be proposed while the case is {case.stage.value}")
+        if case.withdrawal or case.resolution:
+            raise refusal("the case is being resolved or withdrawn")
+        busy = case.pending_approval() or (case.proposal(case.executing) if case.executing else None)
+        if busy or case.to_execute:
+            which = busy.proposal_id if busy else case.to_execute[0]
+            raise refusal(f"proposal {which} is still open; it must be decided and carried out first")
+        if proposal.kind in MONETARY and proposal.amount <= 0:
+            raise refusal(f"amount: a {proposal.kind.value} needs an amount above zero")
+        if proposal.signature is None and proposal.signed_at is None:
+            return None
+        claim = approvals.claim(
+            case.id,
+            case.next_proposal_id(),
+            "propose",
+            proposal.amount,
+            proposal.currency,
+            proposal.proposed_by,
+            proposal.signed_at,
+            proposal.signature,
+            workflow.now(),
+            kind=proposal.kind,
+        )
+        approvals.admissible(claim, workflow.now(), case.used_signatures)
+        return claim
+
+    async def propose(self, proposal: RemedyProposal) -> ProposalRecord:
+        """The step behind propose_remedy: the rules say who must approve; a proven proposer may grant it."""
+        case = self.case
+        signed = self.proposal_admissible(proposal) is not None
+        verdict = await self.run(
+            ComplaintActivities.check_proposal,
+            ProposalCheck(
+                complaint_id=case.id,
+                rule_version=case.rule_version,
+                kind=proposal.kind,
+                amount=proposal.amount,
+                currency=proposal.currency,
+                proposed_by=proposal.proposed_by,
+                at=workflow.now(),
+                signed=signed,
+                auto_used=case.auto_used(proposal.currency),
+            ),
+        )
+        claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
+        actor = f"agent:{proposal.proposed_by}"
+        if not verdict.needs_approval:
+            record = self.record(proposal, verdict, actor, verdict.reason, automatic=True)
+            record.within_auto_limit = verdict.within_auto_limit
+            return record
+        if claim is not None and verdict.proposer is not None:
+            fingerprint = approvals.admissible(claim, workflow.now(), case.used_signatures)
+            approvals.proven(claim, verdict.proposer)
+            case.used_signatures.add(fingerprint)
+            if verdict.proposer.covers:
+                return self.record(
+                    proposal,
+                    verdict,
+                    actor,
+                    approved_by=proposal.proposed_by,
+                    verified=True,
+                    reason=f"within the verified authority of {proposal.proposed_by} "
+                    f"({approvals.acting(verdict.proposer)})",
+                )
+        if not verdict.allowed:
+            raise refusal(verdict.reason)
+        if claim is None:
+            return self.record(
+                proposal, verdict, actor, f"{verdict.reason}; unsigned, so the proposer's name is only a claim"
+            )
+        return self.record(proposal, verdict, actor, verdict.reason, verified=True)
+
+    async def pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
+        """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
+        case = self.case
+        case.refuse_unless_open()
+        proposal = RemedyProposal(
+            kind=payout.kind,
+            amount=payout.amount,
+            currency=payout.currency,
+            reason=payout.reason,
+            proposed_by=f"rules:{name}",
+        )
+        if payout.needs_approval:
+            verdict = await self.run(
+                ComplaintActivities.check_proposal,
+                ProposalCheck(
+                    complaint_id=case.id,
+                    rule_version=case.rule_version,
+                    kind=payout.kind,
+                    amount=payout.amount,
+                    currency=payout.currency,
+                    proposed_by=proposal.proposed_by,
+                    at=workflow.now(),
+                ),
+            )
+            if verdict.needs_approval and not verdict.allowed:
+                case.event("payout_refused", "rules", f"automatic payout for {name}: {verdict.reason}")
+                return
+            automatic, reason = not verdict.needs_approval, verdict.reason
+        else:
+            verdict = ProposalVerdict(allowed=True, needs_approval=False, reason="")
+            automatic, reason = True, f"automatic: the {name} deadline was missed"
+        if not case.stage.is_final and not case.withdrawal:
+            self.record(proposal, verdict, f"rules:{name}", reason, automatic=automatic)
+
+    def record(
+        self,
+        proposal: RemedyProposal,
+        verdict: ProposalVerdict,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
+        automatic: bool = False,
+        verified: bool = False,
+    ) -> ProposalRecord:
+        """The one path every remedy takes, an agent's, a rule's or a crisis': approval, or straight to execution.
+
+        Approved at once only when `automatic` (free, within the rules' automatic limit, or a rule's
+        own payout) or `approved_by` names a signer whose signature was verified; else it awaits approval.
+        """
+        case = self.case
+        proposal_id = case.next_proposal_id()
+        approved = automatic or approved_by is not None
+        record = ProposalRecord(
+            proposal_id=proposal_id,
+            kind=proposal.kind,
+            amount=proposal.amount,
+            currency=proposal.currency,
+            reason=proposal.reason,
+            proposed_by=proposal.proposed_by,
+            rule_version=case.rule_version,
+            status=ProposalStatus.approved if approved else ProposalStatus.awaiting_approval,
+            required_role=None if approved else verdict.required_role,
+            eligible_approvers=[] if approved else verdict.eligible_approvers,
+            decided_by=approved_by or (actor if automatic and actor.startswith("rules:") else None),
+            decided_at=workflow.now() if approved else None,
+            proposed_at=workflow.now(),
+            proposer_verified=verified,
+        )
+        case.proposals.append(record)
+        if not approved and verdict.decision_timeout_seconds and case.pending_approval() is record:
+            case.approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+        case.event(
+            "remedy_proposed",
+            actor,
+            f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency}; {reason}",
+            proposal_id=proposal_id,
+            rule_version=case.rule_version,
+            signed=verified,
+        )
+        if approved:
+            case.to_execute.append(proposal_id)
+        else:
+            role = verdict.required_role or ""
+            self.notices.tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
+        case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_proposed)
+        return record
+
+    # ------------------------------------------------------------ decisions
+
+    def decision_admissible(self, decision: ApprovalDecision, verb: str) -> tuple[ProposalRecord, Claim, str]:
+        """What can be checked without the directory: a pending proposal, four eyes, a fresh unused signature."""
+        case = self.case
+        case.refuse_unless_open()
+        if decision.signature and signatures.fingerprint(decision.signature) in case.used_signatures:
+            raise refusal("replayed: this signature was already used")
+        pending = case.pending_approval()
+        if pending is None:
+            raise refusal(f"no remedy awaits approval (the case is {case.stage.value})")
+        approvals.current(decision, pending.proposal_id, pending.proposed_by)
+        claim = approvals.claim(
+            case.id,
+            pending.proposal_id,
+            verb,
+            pending.amount,
+            pending.currency,
+            decision.approver,
+            decision.signed_at,
+            decision.signature,
+            workflow.now(),
+        )
+        fingerprint = approvals.admissible(claim, workflow.now(), case.used_signatures)
+        return pending, claim, fingerprint
+
+    async def decide(self, decision: ApprovalDecision, verb: str) -> ProposalRecord:
+        """The step behind a decision: the live directory's key for the approver must verify it, at their level."""
+        case = self.case
+        pending, claim, _ = self.decision_admissible(decision, verb)
+        authority = await self.run(
+            ComplaintActivities.authority,
+            AuthorityCheck(
+                complaint_id=case.id,
+                rule_version=case.rule_version,
+                person=decision.approver,
+                kind=pending.kind,
+                amount=pending.amount,
+                currency=pending.currency,
+                at=workflow.now(),
+                at_least=pending.required_role,
+            ),
+        )
+        pending, claim, fingerprint = self.decision_admissible(decision, verb)  # decided or timed out meanwhile?
+        approvals.proven(claim, authority)
+        approvals.entitled(
+            authority, pending.proposal_id, pending.required_role, pending.amount, pending.currency, "decide"
+        )
+        case.used_signatures.add(fingerprint)
+        pending.status = ProposalStatus.approved if verb == "approve" else ProposalStatus.rejected
+        pending.decided_by = decision.approver
+        pending.decided_at = workflow.now()
+        case.approval_due = None
+        note = f": {decision.note}" if decision.note else ""
+        actor = f"approver:{decision.approver}"
+        standing = approvals.acting(authority)
+        if verb == "approve":
+            case.to_execute.append(pending.proposal_id)
+            case.set_stage(Stage.remedy_proposed)
+            case.event(
+                "remedy_approved",
+                actor,
+                f"{pending.proposal_id} approved{note}",
+                proposal_id=pending.proposal_id,
+                rule_version=case.rule_version,
+                verified=True,
+                role=standing,
+            )
+        else:
+            case.set_stage(Stage.in_progress)
+            case.event(
+                "remedy_rejected",
+                actor,
+                f"{pending.proposal_id} rejected{note}",
+                proposal_id=pending.proposal_id,
+                rule_version=case.rule_version,
+                verified=True,
+                role=standing,
+            )
+        return pending
+
+    async def approval_timed_out(self) -> None:
+        """Nobody at the level asked decided in time: ask the next level, or apply the rules' fallback."""
+        case = self.case
+        pending = case.pending_approval()
+        if pending is None:
+            return
+        verdict = await self.run(
+            ComplaintActivities.check_proposal,
+            ProposalCheck(
+                complaint_id=case.id,
+                rule_version=case.rule_version,
+                kind=pending.kind,
+                amount=pending.amount,
+                currency=pending.currency,
+                proposed_by=pending.proposed_by,
+                above_role=pending.required_role,
+                at=workflow.now(),
+            ),
+        )
+        if pending.status != ProposalStatus.awaiting_approval:
+            return  # decided while the rules were consulted
+        if verdict.allowed:
+            pending.required_role = verdict.required_role
+            pending.eligible_approvers = verdict.eligible_approvers
+            if verdict.decision_timeout_seconds:
+                case.approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+            case.event(
+                "approval_escalated",
+                "rules",
+                f"{pending.proposal_id}: {verdict.reason}",
+                proposal_id=pending.proposal_id,
+                required_role=verdict.required_role,
+            )
+            role = verdict.required_role or ""
+            self.notices.tell_staff("approval_needed", role, proposal=pending, reason=pending.reason, role=role)
+            return
+        action, cap = verdict.fallback, verdict.fallback_cap
+        pending.decided_by = "rules:approval-timeout"
+        pending.decided_at = workflow.now()
+        if action == "approve" and cap is not None and pending.amount <= cap:
+            pending.status = ProposalStatus.approved
+            case.to_execute.append(pending.proposal_id)
+            case.set_stage(Stage.remedy_proposed)
+            case.event(
+                "remedy_approved",
+                "rules",
+                f"{pending.proposal_id} approved by the fallback: "
+                f"no decision in time, within the cap of {cap} {pending.currency}",
+                proposal_id=pending.proposal_id,
+                rule_version=case.rule_version,
+            )
+            return
+        pending.status = ProposalStatus.rejected
+        case.set_stage(Stage.in_progress)
+        case.event(
+            "remedy_rejected",
+            "rules",
+            f"{pending.proposal_id} rejected by the fallback: no decision in time",
+            proposal_id=pending.proposal_id,
+            rule_version=case.rule_version,
+        )
+        self.notices.tell_customer("remedy_declined", proposal=pending)
+        self.notices.tell_staff(
+            "remedy_failed",
+            case.escalate_to,
+            proposal=pending,
+            reason="no approver decided in time; the customer was sent an apology",
+        )
+
+    # ------------------------------------------------------------ a crisis' common remedy
+
+    async def take_common_remedy(self, remedy: CommonRemedy) -> None:
+        """Verified here, whatever the crisis watch said: a signal may come from anyone with namespace access."""
+        case = self.case
+        key = f"{remedy.crisis_id}:{remedy.proposal_id}"
+        if remedy.crisis_id not in case.crises or remedy.crisis_id not in case.crisis_keys:
+            # linked by the watch's signal, and about the same thing by the case's own triage: a signal
+            # alone (anyone can send one) does not make a case part of a crisis' remedy
+            raise refusal(f"this case is not linked to crisis {remedy.crisis_id}")
+        if key in case.crisis_remedies:
+            return
+        if case.stage.is_final or case.withdrawal or case.resolution:
+            case.crisis_remedies.add(key)
+            self._skipped(remedy)
+            return
+        proposal = RemedyProposal(
+            kind=remedy.kind,
+            amount=remedy.amount,
+            currency=remedy.currency,
+            reason=f"crisis {remedy.crisis_id}: {remedy.reason}",
+            proposed_by=remedy.proposed_by,
+        )
+        if remedy.signed_by is None:
+            verdict = await self.run(
+                ComplaintActivities.check_proposal,
+                ProposalCheck(
+                    complaint_id=case.id,
+                    rule_version=case.rule_version,
+                    kind=remedy.kind,
+                    amount=remedy.amount,
+                    currency=remedy.currency,
+                    proposed_by=remedy.proposed_by,
+                    at=workflow.now(),
+                ),
+            )
+            if verdict.needs_approval:
+                raise refusal(
+                    f"unsigned: {remedy.proposal_id} of crisis {remedy.crisis_id} needs an approver's "
+                    f"signature on this case ({verdict.reason})"
+                )
+            approver = None
+            reason = f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}: {verdict.reason}"
+        else:
+            claim = approvals.claim(
+                remedy.crisis_id,
+                remedy.proposal_id,
+                remedy.decision,
+                remedy.amount,
+                remedy.currency,
+                remedy.signed_by,
+                remedy.signed_at,
+                remedy.signature,
+                workflow.now(),
+                kind=remedy.kind,
+                crisis=True,
+            )
+            fingerprint = approvals.admissible(
+                claim, workflow.now(), case.used_signatures, max_age=signatures.CRISIS_SIGNATURE_MAX_AGE
+            )
+            authority = await self.run(
+                ComplaintActivities.authority,
+                AuthorityCheck(
+                    complaint_id=case.id,
+                    rule_version=case.rule_version,
+                    person=remedy.signed_by,
+                    kind=remedy.kind,
+                    amount=remedy.amount,
+                    currency=remedy.currency,
+                    at=workflow.now(),
+                ),
+            )
+            approvals.proven(claim, authority)
+            if not authority.covers:
+                raise refusal(
+                    f"{remedy.signed_by} may not grant {remedy.amount} {remedy.currency} of "
+                    f"{remedy.kind.value} on this case"
+                )
+            approver = remedy.signed_by
+            reason = (
+                f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, signed by "
+                f"{remedy.signed_by} ({approvals.acting(authority)}) and verified"
+            )
+            if key not in case.crisis_remedies:
+                case.used_signatures.add(fingerprint)
+        if key in case.crisis_remedies:
+            return
+        case.crisis_remedies.add(key)
+        if case.stage.is_final or case.withdrawal or case.resolution:
+            self._skipped(remedy)
+            return
+        verdict = ProposalVerdict(allowed=True, needs_approval=False, reason="")
+        actor = f"approver:{approver}" if approver else f"crisis:{remedy.crisis_id}"
+        self.record(proposal, verdict, actor, reason, approved_by=approver, automatic=approver is None)
+
+    def _skipped(self, remedy: CommonRemedy) -> None:
+        self.case.event(
+            "crisis_remedy_skipped",
+            f"crisis:{remedy.crisis_id}",
+            f"{remedy.proposal_id} not applied: the case is {self.case.stage.value}",
+        )
+
+    # ------------------------------------------------------------ payouts
+
+    async def execute(self, proposal_id: str) -> bool:
+        """Carry out an approved remedy through the payment peer; False if it refused (back to a person)."""
+        case = self.case
+        complaint = case.received
+        proposal = case.proposal(proposal_id)
+        case.executing = proposal_id
+        order = RemedyOrder(
+            complaint_id=case.id,
+            proposal_id=proposal_id,
+            kind=proposal.kind,
+            amount=proposal.amount,
+            currency=proposal.currency,
+            customer_id=complaint.customer.id,
+            order_id=complaint.order.id if complaint.order else None,
+        )
+        # its notice goes along with the payment, unless notices wait in the queue (they go first)
+        along = not self.notices.queue and not self.notices.sending
+        if along:
+            order.then_tell = self.notices.for_customer("remedy_executed", proposal=proposal)
+        try:
+            receipt = await self.run(ComplaintActivities.execute_remedy, order)
+        except StepRefused as refused:
+            reason = str(refused)
+            proposal.status = ProposalStatus.failed
+            case.executing = None
+            case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.in_progress)
+            case.event(
+                "remedy_failed",
+                "payment",
+                f"{proposal_id} was refused: {reason}; back to a person",
+                proposal_id=proposal_id,
+            )
+            self.notices.tell_staff("remedy_failed", case.escalate_to, proposal=proposal, reason=reason)
+            return False
+        proposal.status = ProposalStatus.executed
+        proposal.transaction_id = receipt.transaction_id
+        case.count("redress_payouts", kind=proposal.kind.value, currency=proposal.currency)
+        case.executing = None
+        case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_executed)
+        case.event(
+            "remedy_executed",
+            "payment",
+            f"{proposal_id}: {proposal.kind.value} {proposal.amount} {proposal.currency} ({receipt.via})",
+            proposal_id=proposal_id,
+            transaction_id=receipt.transaction_id,
+        )
+        if not along:
+            self.notices.tell_customer("remedy_executed", proposal=proposal)
+        elif order.then_tell is not None and not self.notices.sent_along(order.then_tell, receipt.told):
+            self.notices.queue.append(order.then_tell)
+        return True
