@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install rules-check bench soak clean
+.PHONY: run test install lint format rules-check bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,21 @@ install: $(STAMP)
 run: install
 	$(BIN)/redress worker
 
-## test: the whole suite against a real Temporal dev server
-test: install
+## test: lint, format, types, the rule files and their tests, then the whole suite against a real Temporal dev server
+test: install lint
 	$(BIN)/redress rules check rules
 	$(BIN)/redress rules test rules
 	$(BIN)/python -m pytest -q
+
+## lint: ruff (lint and format check) and mypy, as configured in pyproject.toml; `make format` rewrites
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 rules-check: install
 	$(BIN)/redress rules check rules

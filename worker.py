@@ -138,7 +138,9 @@ def as_worker_client(client: Client) -> Client:
     encryption = client.data_converter.payload_codec
     if not isinstance(encryption, codec.EncryptionCodec) or encryption.quiet_refusals:
         return client
-    return Client(**{**client.config(), "data_converter": codec.for_worker(client.data_converter)})
+    config = client.config()
+    config["data_converter"] = codec.for_worker(client.data_converter)
+    return Client(**config)
 
 
 def build_worker(client: Client, activities: ComplaintActivities, task_queue: str = TASK_QUEUE, **options) -> Workers:

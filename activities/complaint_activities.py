@@ -113,11 +113,18 @@ class ComplaintActivities:
         )
         return result
 
+    @property
+    def client(self) -> Client:
+        """The Temporal client, for the steps that reach other workflows (a worker always passes one)."""
+        if self.temporal is None:
+            raise RuntimeError("this step reaches other workflows and needs the worker's Temporal client")
+        return self.temporal
+
     def _customer_ref(self, customer_id: str) -> str | None:
         """The keyed pseudonym of a customer id (redress/codec.py): what visibility and workflow ids may show."""
         if self.temporal is None:
             return None
-        return codec.ring_of(self.temporal.data_converter).pseudonym(customer_id)
+        return codec.ring_of(self.client.data_converter).pseudonym(customer_id)
 
     @activity.defn
     async def triage_and_acknowledge(self, intake: Intake) -> IntakeResult:
@@ -165,10 +172,11 @@ class ComplaintActivities:
             window_seconds=window.total_seconds(),
         )
         try:
+            ref = codec.ring_of(self.client.data_converter).pseudonym(facts.customer_id)
             known = await self._update_with_start(
                 CUSTOMER_WORKFLOW_TYPE,
-                CustomerState(customer_id=self._customer_ref(facts.customer_id)),
-                customer_workflow_id(self._customer_ref(facts.customer_id)),
+                CustomerState(customer_id=ref),
+                customer_workflow_id(ref),
                 COMPLAINT_OPENED,
                 opened,
                 CustomerFacts,
@@ -192,15 +200,13 @@ class ComplaintActivities:
         The key is also the case's own: the only crisis whose common remedy it will take.
         """
         crisis = rule_set.document.crisis
-        value = (
-            {
-                "sku": facts.order.product_sku if facts.order else None,
-                "category": result.category,
-                "queue": result.queue,
-            }[crisis.key]
-            if crisis
-            else None
-        )
+        if crisis is None:
+            return
+        value = {
+            "sku": facts.order.product_sku if facts.order else None,
+            "category": result.category,
+            "queue": result.queue,
+        }[crisis.key]
         if not value:
             return
         key = f"{crisis.key}:{value}"
@@ -220,7 +226,7 @@ class ComplaintActivities:
         )
         try:
             await asyncio.wait_for(
-                self.temporal.start_workflow(
+                self.client.start_workflow(
                     CRISIS_WORKFLOW_TYPE,
                     CrisisState(key=key),
                     id=crisis_workflow_id(key),
@@ -257,7 +263,7 @@ class ComplaintActivities:
 
         async def ask() -> Any:
             for attempt in range(1, HANDOVER_ATTEMPTS + 1):
-                start = WithStartWorkflowOperation(  # one per attempt: an operation is used once
+                start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(  # used once each
                     workflow_type,
                     state,
                     id=workflow_id,
@@ -265,7 +271,7 @@ class ComplaintActivities:
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 )
                 try:
-                    return await self.temporal.execute_update_with_start_workflow(
+                    return await self.client.execute_update_with_start_workflow(
                         update, arg, start_workflow_operation=start, id=update_id, result_type=result_type
                     )
                 except RPCError as error:
@@ -280,7 +286,7 @@ class ComplaintActivities:
         """Ask the queue's desk who takes this case (only queues with a roster in the rules)."""
         load = rule_set.document.agent_load
         agents = load.agents.get(result.queue) if load else None
-        if self.temporal is None or not agents:
+        if self.temporal is None or load is None or not agents:
             return result
         anger = (result.sentiment or {}).get("anger", 0.0)
         request = RouteRequest(
@@ -343,7 +349,7 @@ class ComplaintActivities:
                 "churn_window_seconds": churn.window.total_seconds() if churn else None,
             }
         )
-        await self.temporal.start_workflow(
+        await self.client.start_workflow(
             CUSTOMER_WORKFLOW_TYPE,
             CustomerState(customer_id=ended.customer.id),
             id=customer_workflow_id(ended.customer.id),
@@ -403,11 +409,11 @@ class ComplaintActivities:
 
     async def _contact_from_case(self, complaint_id: str) -> Customer | None:
         """The customer as the case received them (its first event), or None once erased (redress/codec.py)."""
-        handle = self.temporal.get_workflow_handle(workflow_id_for(complaint_id))
+        handle = self.client.get_workflow_handle(workflow_id_for(complaint_id))
         async for event in handle.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             try:
-                [raw] = await self.temporal.data_converter.decode(payloads, [dict])
+                [raw] = await self.client.data_converter.decode(payloads, [dict])
             except codec.PersonalDataErased:
                 return None
             return ComplaintInput.model_validate(raw).customer

@@ -25,7 +25,7 @@ def configure_logging(level: str | None = None, json_output: bool | None = None)
     if json_output is None:
         fmt = os.environ.get("REDRESS_LOG_FORMAT")
         json_output = fmt == "json" if fmt else not sys.stderr.isatty()
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

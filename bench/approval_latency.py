@@ -23,6 +23,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
@@ -89,7 +90,7 @@ async def approve_all(redress: RedressClient, cids: list[str]) -> list[float]:
     return latencies
 
 
-async def with_load(redress: RedressClient, rate: float, feed, work) -> tuple[object, float]:
+async def with_load(redress: RedressClient, rate: float, feed, work) -> tuple[Any, float]:
     """Run `work` while new complaints arrive at `rate` a second, each carried to close; also the rate closed.
 
     Open loop, as customers arrive: they do not wait for the engine to catch up. (Agents
@@ -145,7 +146,7 @@ async def measure(count: int, rounds: int, rate: float) -> dict:
                 async with build_worker(env.client, activities, task_queue="latency"):
                     redress = RedressClient(env.client, task_queue="latency")
                     await approve_all(redress, await prepare(redress, [next(feed) for _ in range(10)]))  # warm up
-                    runs = []
+                    runs: list[dict[str, Any]] = []
                     for _ in range(rounds):
                         idle = await approve_all(redress, await prepare(redress, [next(feed) for _ in range(count)]))
                         cids = await prepare(redress, [next(feed) for _ in range(count)])

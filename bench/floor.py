@@ -37,6 +37,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -187,7 +188,7 @@ async def measure(count: int, rounds: int) -> dict:
                             else await timed(count, lambda d: bare(plain, "floor-bare", d), cpu)
                         )
                         return {"only": ONLY, "per_s": round(per_s, 2), "cpu": cpu}
-                    runs = []
+                    runs: list[dict[str, Any]] = []
                     ours_side = (
                         "ours",
                         lambda d: ours(redress, d),
@@ -202,17 +203,18 @@ async def measure(count: int, rounds: int) -> dict:
                         # the server's database grows as cases close: the side that runs second works on a
                         # bigger one, so the two take turns going first
                         order = (ours_side, bare_side) if round_ % 2 == 0 else (bare_side, ours_side)
-                        per_s, cpu = {}, {}
+                        rates: dict[str, float] = {}
+                        cpu_of: dict[str, dict[str, float]] = {}
                         for name, one, history in order:
-                            cpu[name] = {}
-                            per_s[name] = await timed(count, one, cpu[name], history)
+                            cpu_of[name] = {}
+                            rates[name] = await timed(count, one, cpu_of[name], history)
                         runs.append(
                             {
-                                "ours_per_s": round(per_s["ours"], 2),
-                                "bare_per_s": round(per_s["bare"], 2),
-                                "ratio": round(per_s["ours"] / per_s["bare"], 3),
-                                "ours_cpu": cpu["ours"],
-                                "bare_cpu": cpu["bare"],
+                                "ours_per_s": round(rates["ours"], 2),
+                                "bare_per_s": round(rates["bare"], 2),
+                                "ratio": round(rates["ours"] / rates["bare"], 3),
+                                "ours_cpu": cpu_of["ours"],
+                                "bare_cpu": cpu_of["bare"],
                                 "first": order[0][0],
                             }
                         )

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from activities.io import TriageFacts
 from activities.rules import engine
@@ -93,7 +94,7 @@ def measure(repeats: int) -> dict:
     texts = [c.text for c in cfpb.load()]
     english, chinese = vocabulary(texts, rng)
     facts = complaints(texts, chinese, rng)
-    results = {
+    results: dict[str, Any] = {
         "vocabulary": len(english) + len(chinese),
         "keywords_per_rule": KEYWORDS_PER_RULE,
         "complaints": len(facts),

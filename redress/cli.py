@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -46,6 +46,8 @@ from redress.contract import (
     describe_validation_error,
 )
 from redress.terminal import print_fields, print_table
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _print_json(value: Any) -> None:
@@ -131,7 +133,7 @@ def _summary(result: Any) -> str:
     return str(result)
 
 
-def _message(model: type[BaseModel], **fields: Any) -> BaseModel:
+def _message(model: type[M], **fields: Any) -> M:
     try:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as invalid:
@@ -180,6 +182,7 @@ def cmd_pending(args: argparse.Namespace) -> int:
         rows = []
         for status in cases:
             p = status.pending_approval
+            assert p is not None  # awaiting_approval() lists only those
             rows.append(
                 (
                     status.complaint_id,

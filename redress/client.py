@@ -167,16 +167,12 @@ def check_transport(config: dict[str, Any]) -> None:
 
 async def connect(address: str | None = None, runtime: Runtime | None = None) -> Client:
     """Connect with the Redress data converter: the contract's JSON, encrypted by redress/codec.py."""
-    config = dict(ClientConfig.load_client_connect_config())
-    if runtime is not None:
-        config["runtime"] = runtime
-    if address:
-        config["target_host"] = address
-    config.setdefault("target_host", DEFAULT_ADDRESS)
-    check_transport(config)
+    config = ClientConfig.load_client_connect_config()
+    config["target_host"] = address or config.get("target_host") or DEFAULT_ADDRESS
+    check_transport(dict(config))
     # keys are made on first use only against a local dev server; a shared cluster needs the deployment's keys
     converter = codec.data_converter(create_keys=is_local(config["target_host"]))
-    return await Client.connect(**config, data_converter=converter)
+    return await Client.connect(**config, runtime=runtime, data_converter=converter)
 
 
 def validate_complaint(data: ComplaintInput | dict[str, Any], now: datetime | None = None) -> ComplaintInput:
@@ -309,8 +305,8 @@ class RedressClient:
             except (RedressError, RPCError):
                 continue  # decided or ended since visibility was written, or its worker is down: not listable now
             if status.pending_approval:
-                found.append(status)
-        return sorted(found, key=lambda s: s.pending_approval.proposed_at or datetime.max.replace(tzinfo=UTC))
+                found.append((status.pending_approval.proposed_at or datetime.max.replace(tzinfo=UTC), status))
+        return [status for _, status in sorted(found, key=lambda pair: pair[0])]
 
     async def list_cases(
         self,
@@ -332,8 +328,8 @@ class RedressClient:
     @staticmethod
     def _summary(execution: WorkflowExecution) -> CaseSummary:
         attributes = execution.typed_search_attributes
-        due = {name: attributes.get(key) for name, key in sa.DUE_KEYS.items() if attributes.get(key)}
-        next_name = min(due, key=due.get) if due else None
+        due = {name: at for name, key in sa.DUE_KEYS.items() if (at := attributes.get(key)) is not None}
+        next_name = min(due, key=lambda name: due[name]) if due else None
         return CaseSummary(
             complaint_id=execution.id.removeprefix(WORKFLOW_ID_PREFIX),
             stage=attributes.get(sa.COMPLAINT_STATUS),
@@ -560,7 +556,8 @@ class RedressClient:
         """
         ref = self.customer_ref(customer_id)  # any id (an e-mail address, a phone); visibility holds its pseudonym
         query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = {_quoted(ref)}"
-        running, ended = [], []
+        running: list[str] = []
+        ended: list[str] = []
         async for execution in self.client.list_workflows(query):
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
         if running:

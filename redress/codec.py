@@ -376,6 +376,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         metadata = {"encoding": ENCODING}
         if subject:
             key = self.subjects.key_for(subject, create=True)
+            assert key is not None  # made on first use
             metadata.update({KEY_ID: b"subject", SUBJECT: subject.encode()})
         else:
             key = self.ring.key(self.ring.current)

@@ -371,7 +371,7 @@ class HeadDeadline(H11Protocol):
 
     head_seconds = HEAD_SECONDS
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 

@@ -6,6 +6,7 @@ activity can route through a desk without importing the engine's workflow code.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -38,6 +39,9 @@ class AgentState(BaseModel):
     streak: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     on_break_until: Moment | None = None
     handled: Annotated[int, Field(ge=0)] = 0
+
+    def resting_at(self, now: datetime) -> bool:
+        return self.on_break_until is not None and self.on_break_until > now
 
 
 class DeskState(BaseModel):

@@ -7,6 +7,9 @@ operator creates them once (see README).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 COMPLAINT_STATUS = SearchAttributeKey.for_keyword("ComplaintStatus")
@@ -21,7 +24,7 @@ NEXT_UPDATE_DUE = SearchAttributeKey.for_datetime("NextUpdateDue")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
 BREACHED = SearchAttributeKey.for_bool("Breached")
 
-ALL = [
+ALL: list[SearchAttributeKey[Any]] = [
     COMPLAINT_STATUS,
     SEVERITY,
     CATEGORY,
@@ -34,13 +37,8 @@ ALL = [
     ESCALATION_LEVEL,
     BREACHED,
 ]
-DUE_KEYS = {"first_response": FIRST_RESPONSE_DUE, "resolution": RESOLUTION_DUE, "next_update": NEXT_UPDATE_DUE}
-
-
-def dev_server_flags() -> list[str]:
-    """`--search-attribute Name=Type` arguments for `temporal server start-dev`."""
-    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int", "BOOL": "Bool"}
-    flags = []
-    for key in ALL:
-        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
-    return flags
+DUE_KEYS: dict[str, SearchAttributeKey[datetime]] = {
+    "first_response": FIRST_RESPONSE_DUE,
+    "resolution": RESOLUTION_DUE,
+    "next_update": NEXT_UPDATE_DUE,
+}

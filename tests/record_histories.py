@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -343,7 +344,7 @@ RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
 }
 AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
 
-SCENARIOS = {  # scenario -> the tiers it runs with
+SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = {  # scenario -> its tiers
     signed_proposal: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
     escalation_withdrawal: CHAIN_TIERS,

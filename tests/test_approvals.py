@@ -215,6 +215,7 @@ def test_a_delegate_decides_with_the_absent_approvers_authority_only_while_the_a
         signed=True,
     )
     answer = check_proposal(rule_set, own)
+    assert answer.proposer is not None
     assert answer.proposer.covers and answer.proposer.acting_for == "zhang.wei"
 
 

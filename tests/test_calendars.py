@@ -31,8 +31,8 @@ def calendar(**spec):
     return build_calendar("test", CalendarSpec.model_validate({"hours": OFFICE, **spec}))
 
 
-def at(zone, *parts):
-    return datetime(*parts, tzinfo=zone)
+def at(zone: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
 cn = calendar(time_zone="Asia/Shanghai", country="CN")

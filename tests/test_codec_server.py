@@ -254,11 +254,15 @@ def test_bound_encoding_and_pseudonyms_for_plain_clients(tmp_path):
         assert sealed.metadata[codec.BOUND] == b"customer-p-1" and codec.SUBJECT not in sealed.metadata
         ring = codec.KeyRing.load(keys)
         assert (
-            codec.EncryptionCodec(ring, None, workflow_id="customer-p-1").decode_one(sealed).data
+            codec.EncryptionCodec(ring, codec.SubjectKeys(keys / "subjects.sqlite", ring), workflow_id="customer-p-1")
+            .decode_one(sealed)
+            .data
             == b'{"by": "customer"}'
         )
         with pytest.raises(codec.NotOurs, match="another workflow"):
-            codec.EncryptionCodec(ring, None, workflow_id="customer-p-2").decode_one(sealed)
+            codec.EncryptionCodec(
+                ring, codec.SubjectKeys(keys / "subjects.sqlite", ring), workflow_id="customer-p-2"
+            ).decode_one(sealed)
         answer = http.post("/pseudonym", json={"customer_id": "pat@example.com"}, headers=auth).json()
         assert answer["pseudonym"] == ring.pseudonym("pat@example.com") and "pat" not in answer["workflow_id"]
         assert http.post("/pseudonym", json={"customer_id": "x"}).status_code == 401

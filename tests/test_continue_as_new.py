@@ -40,10 +40,10 @@ async def small_server():
         yield environment
 
 
-async def runs_of(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus]:
+async def runs_of(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus | None]:
     """Every run of a workflow id, oldest first, following the continue-as-new chain in the histories."""
     latest = await client.get_workflow_handle(workflow_id).describe()
-    run_id = latest.raw_description.workflow_execution_info.first_run_id
+    run_id: str | None = latest.raw_description.workflow_execution_info.first_run_id
     statuses = []
     while run_id:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)

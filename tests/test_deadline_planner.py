@@ -63,13 +63,15 @@ def test_the_approval_timeout_and_the_survey_window_share_the_one_timer():
     deadlines = {"resolution": Deadline(due=at(60))}
     assert next_due(deadlines, {}, None, approval_due=at(20)) == DueEvent(at(20), Due.approval)
     assert next_due(deadlines, {}, None, survey_until=at(40)) == DueEvent(at(40), Due.survey)
-    assert next_due(deadlines, {}, None, approval_due=at(90), survey_until=at(95)).kind == Due.breach
+    assert next_due(deadlines, {}, None, approval_due=at(90), survey_until=at(95)) == DueEvent(
+        at(60), Due.breach, "resolution"
+    )
 
 
 def test_at_the_same_instant_events_go_by_name():
     deadlines = {"resolution": Deadline(due=at(60)), "next_update": Deadline(due=at(60))}
-    assert next_due(deadlines, {}, None).deadline == "next_update"
-    assert next_due(deadlines, {}, None, approval_due=at(60)).kind == Due.approval  # "approval" < "next_update"
+    assert next_due(deadlines, {}, None) == DueEvent(at(60), Due.breach, "next_update")
+    assert next_due(deadlines, {}, None, approval_due=at(60)) == DueEvent(at(60), Due.approval)  # "approval" first
 
 
 def test_each_event_names_its_timer_for_the_ui():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from redress import codec, report
 from redress.client import Erased, Refused
@@ -180,7 +181,7 @@ async def test_the_cli_erases_and_explains(run_worker, tmp_path):
                 cwd=Path(__file__).resolve().parent.parent,
             )
             out, err = await process.communicate()
-            return process.returncode, out.decode(), err.decode()
+            return await process.wait(), out.decode(), err.decode()
 
         async def erased():
             code, out, _ = await redress_cli("erase-customer", data["customer"]["id"], "--json")
@@ -234,7 +235,7 @@ async def test_a_payload_opens_only_in_its_own_workflow(run_worker, env):
             await target.signal("approve_remedy", RawValue(payload))
         noted = await eventually(lambda: _kinds(redress, second["complaint_id"], "decision_refused", 3))
         status = await redress.status(second["complaint_id"])
-    assert all(cause.type == "Refused" for cause in reasons.values())
+    assert all(isinstance(cause, ApplicationError) and cause.type == "Refused" for cause in reasons.values())
     assert [
         "sealed for another workflow" in noted[0],
         "failed authentication" in noted[1],

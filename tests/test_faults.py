@@ -12,6 +12,7 @@ kills in CI; raise them locally, e.g. REDRESS_FAULT_CASES=300 REDRESS_FAULT_KILL
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -175,7 +176,7 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
         try:
             for n in range(1, KILLS + 1):
                 # kill once some cases are part-way: activities and updates are in flight
-                await eventually(lambda k=n: _some_paid(peer, k * CASES // (KILLS + 2)), timeout=120)
+                await eventually(functools.partial(_some_paid, peer, n * CASES // (KILLS + 2)), timeout=120)
                 worker.send_signal(signal.SIGKILL)
                 await worker.wait()
                 worker = await start_worker(environment, logs[n])
@@ -217,7 +218,7 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
 
 
 async def _some_paid(peer: Peer, at_least: int) -> bool:
-    return len(peer.effects) and len([r for r in peer.effect_log if r.path == "/pay"]) >= max(1, at_least)
+    return bool(peer.effects) and len([r for r in peer.effect_log if r.path == "/pay"]) >= max(1, at_least)
 
 
 async def test_open_cases_and_their_timers_survive_a_dev_server_restart(tmp_path, peer):

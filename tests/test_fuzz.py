@@ -139,7 +139,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "change_severity": contract.SeverityChange,
     "withdraw": contract.Withdrawal,
 }
-VALID_MESSAGES = {
+VALID_MESSAGES: dict[str, dict[str, Any]] = {
     "record_response": {"agent": "li.na", "message": "on it"},
     "propose_remedy": {"kind": "refund", "amount": "20", "currency": "CNY", "reason": "x", "proposed_by": "li.na"},
     "approve_remedy": {

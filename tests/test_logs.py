@@ -92,7 +92,7 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
         )
         out, err = await process.communicate()
         stderr.append(err.decode(errors="replace"))
-        return process.returncode, out.decode(errors="replace")
+        return await process.wait(), out.decode(errors="replace")
 
     with Peer() as peer:
         log = tmp_path / "worker.log"

@@ -44,7 +44,7 @@ async def temporal_cli(env, codec: dict[str, str], workflow_id: str | None, *arg
         env={**os.environ, **bound},
     )
     out, err = await process.communicate()
-    return process.returncode, out.decode(), err.decode()
+    return await process.wait(), out.decode(), err.decode()
 
 
 async def test_temporal_cli_starts_a_complaint_and_records_a_response(run_worker, env, codec_endpoint):

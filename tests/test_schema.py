@@ -17,18 +17,25 @@ from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
 
 
+def definition_of(workflow_class: type) -> _Definition:
+    definition = _Definition.from_class(workflow_class)
+    assert definition is not None
+    return definition
+
+
 BUILT_IN_QUERIES = {"__stack_trace", "__enhanced_stack_trace", "__temporal_workflow_metadata"}
 
 
 def test_the_schema_map_names_exactly_the_updates_signals_and_queries_of_the_workflow():
-    definition = _Definition.from_class(Complaint)
+    definition = definition_of(Complaint)
     assert set(definition.updates) | set(definition.signals) == set(MESSAGES)
     assert set(definition.queries) - BUILT_IN_QUERIES == set(QUERIES)
 
 
 @pytest.mark.parametrize("workflow_class", [CustomerRecord, CrisisWatch, AgentDesk])
 def test_every_message_and_query_of_the_workflows_around_cases_has_a_schema(workflow_class):
-    definition = _Definition.from_class(workflow_class)
+    definition = definition_of(workflow_class)
+    assert definition.name is not None
     spec = OTHER_WORKFLOWS[definition.name]
     assert set(definition.updates) | set(definition.signals) == set(spec["messages"])
     assert set(definition.queries) - BUILT_IN_QUERIES == set(spec["queries"])

@@ -262,6 +262,7 @@ async def test_a_signature_counts_once_however_base64_spells_it(run_worker):
     async with run_worker() as redress:
         cid = await awaiting_case(redress)
         good = signed(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+        assert good.signature is not None
         raw = base64.b64decode(good.signature)
         # base64's slack: unused bits in the last character, missing padding
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -300,7 +301,7 @@ async def test_identity_is_read_live_keys_registered_after_a_proposal_count_and_
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
-        return process.returncode, (out + err).decode()
+        return await process.wait(), (out + err).decode()
 
     async with run_worker(rules=rules) as redress:
         first = await awaiting_case(redress)  # proposed while wang.fang has no key

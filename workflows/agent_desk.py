@@ -40,6 +40,13 @@ class AgentDesk:
         self._prompts: list[StaffNotice] = []
         self._replan = False
 
+    @property
+    def state(self) -> DeskState:
+        """The state; one that refused its input has none, and refuses every message."""
+        if self._state is None:
+            raise refusal("this desk refused its input and is ending")
+        return self._state
+
     @workflow.run
     async def run(self, raw: Any) -> DeskState:
         if self._state is None:  # junk input: the run ends at once, failing with the reason
@@ -63,30 +70,28 @@ class AgentDesk:
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=PATIENT_RETRY,
                 )
-            await continue_as_new_if_suggested(self._state)
+            await continue_as_new_if_suggested(self.state)
             if self._idle():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._idle() and not self._prompts:
-                    return self._state
+                    return self.state
 
     def _idle(self) -> bool:
         now = workflow.now()
-        last = self._state.last_routed_at
-        on_break = any(a.on_break_until and a.on_break_until > now for a in self._state.agents.values())
+        last = self.state.last_routed_at
+        on_break = any(a.on_break_until and a.on_break_until > now for a in self.state.agents.values())
         return last is not None and now - last >= IDLE_END and not on_break
 
     @workflow.update
     @takes(RouteRequest)
     def route(self, request: RouteRequest) -> Routed:
-        state = self._state
+        state = self.state
         if request.complaint_id in state.routed:
             return state.routed[request.complaint_id]
         now = workflow.now()
         for name in request.agents:
             state.agents.setdefault(name, AgentState())
-        available = [
-            n for n in request.agents if not (state.agents[n].on_break_until and state.agents[n].on_break_until > now)
-        ]
+        available = [n for n in request.agents if not state.agents[n].resting_at(now)]
         name = available[0] if available else request.agents[0]  # everyone resting: the case still needs someone
         agent = state.agents[name]
         agent.handled += 1
@@ -130,4 +135,4 @@ class AgentDesk:
 
     @workflow.query
     def desk(self) -> DeskState:
-        return self._state
+        return self.state

@@ -356,13 +356,18 @@ class Complaint:
                     timer.cancel()
                 timer_at = upcoming.at
                 timer = asyncio.create_task(workflow.sleep(upcoming.at - now, summary=upcoming.summary()))
-            await workflow.wait_condition(
-                lambda planned=upcoming, running=timer: (
-                    case.stage.is_final or (running is not None and running.done()) or self._next_due() != planned
-                )
-            )
+            await workflow.wait_condition(self._woken(upcoming, timer))
             if timer is not None and timer.done():
                 timer, timer_at = None, None
+
+    def _woken(self, planned: DueEvent | None, timer: asyncio.Task[None] | None) -> Callable[[], bool]:
+        """When the watcher plans again: the case ended, its timer fired, or the next event changed."""
+
+        def woken() -> bool:
+            fired = timer is not None and timer.done()
+            return self.case.stage.is_final or fired or self._next_due() != planned
+
+        return woken
 
     async def _handle_due(self, due: DueEvent) -> None:
         if due.kind == Due.survey:
@@ -484,7 +489,8 @@ class Complaint:
         case = self.case
         open_names = [name for name, d in case.deadlines.items() if d.met_at is None]
         escalate_to, dues = case.escalate_to, {}
-        for name in open_names or [None]:
+        asks: list[str | None] = [*open_names] or [None]  # none open: once, for the escalation role alone
+        for name in asks:
             answer = await self.run_step(
                 ComplaintActivities.compute_deadlines,
                 DeadlineRequest(

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         RemedyProposal,
         workflow_id_for,
     )
-    from redress.crises import CommonProposal, ComplaintReported, CrisisLink, CrisisState, Sighting
+    from redress.crises import CommonProposal, ComplaintReported, CrisisLink, CrisisRules, CrisisState, Sighting
     from workflows import approvals
     from workflows.approvals import Claim
     from workflows.messages import problems, receives, refusal, takes
@@ -52,6 +52,20 @@ class CrisisWatch:
         self._proposal_asked = False
         self._steps = Steps()
 
+    @property
+    def state(self) -> CrisisState:
+        """The state; one that refused its input has none, and refuses every message."""
+        if self._state is None:
+            raise refusal("this crisis watch refused its input and is ending")
+        return self._state
+
+    @property
+    def rules(self) -> CrisisRules:
+        """The rules' crisis settings, as the first complaint that reported in saw them."""
+        if self.state.rules is None:
+            raise refusal(f"no complaint has reported to {self.state.key} yet")
+        return self.state.rules
+
     @workflow.run
     async def run(self, raw: Any) -> CrisisState:
         if self._state is None:  # junk input: the run ends at once, failing with the reason
@@ -64,6 +78,7 @@ class CrisisWatch:
         steps = asyncio.create_task(self._steps.run())
         while True:
             self._replan = False
+            quiet_until = self._quiet_until()
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: (
@@ -73,7 +88,7 @@ class CrisisWatch:
                         or self._remedy_to_send() is not None
                         or workflow.info().is_continue_as_new_suggested()
                     ),
-                    timeout=self._quiet_until() - workflow.now() if self._quiet_until() else None,
+                    timeout=quiet_until - workflow.now() if quiet_until else None,
                     timeout_summary="a quiet window ends the watch",
                 )
             if self._team_to_tell():
@@ -86,44 +101,44 @@ class CrisisWatch:
             if due is not None:
                 await self._send_remedy(*due)
                 continue
-            await continue_as_new_if_suggested(self._state)
+            await continue_as_new_if_suggested(self.state)
             quiet = self._quiet_until()
             if quiet and quiet <= workflow.now() and not self._pending() and not self._steps:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._to_link and not self._steps and self._remedy_to_send() is None:
                     steps.cancel()
-                    return self._state
+                    return self.state
 
     def _quiet_until(self) -> datetime | None:
-        state = self._state
+        state = self.state
         if state.last_seen is None or state.rules is None:
             return None
         return state.last_seen + timedelta(seconds=state.rules.window_seconds)
 
     def _pending(self) -> CommonProposal | None:
-        return next((p for p in self._state.proposals if p.status == ProposalStatus.awaiting_approval), None)
+        return next((p for p in self.state.proposals if p.status == ProposalStatus.awaiting_approval), None)
 
     def _team_to_tell(self) -> bool:
-        return self._state.declared_at is not None and not self._state.team_told
+        return self.state.declared_at is not None and not self.state.team_told
 
     def _remedy_to_send(self) -> tuple[str, CommonProposal] | None:
         """An approved remedy not yet sent to a case already told of the crisis (one signal at a time)."""
-        for proposal in self._state.proposals:
+        for proposal in self.state.proposals:
             if proposal.status != ProposalStatus.approved:
                 continue
-            for complaint_id in self._state.linked:
+            for complaint_id in self.state.linked:
                 if complaint_id not in self._to_link and complaint_id not in proposal.applied_to:
                     return complaint_id, proposal
         return None
 
     async def _link(self, complaint_id: str) -> None:
-        rules = self._state.rules
+        rules = self.rules
         await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
             "crisis_declared",
             CrisisLink(
-                crisis_id=self._state.key,
+                crisis_id=self.state.key,
                 raise_to=rules.raise_to,
-                reason=f"crisis {self._state.key}: {len(self._state.linked)} complaints",
+                reason=f"crisis {self.state.key}: {len(self.state.linked)} complaints",
             ),
         )
         self._to_link.remove(complaint_id)  # told: approved remedies follow (`_remedy_to_send`)
@@ -131,7 +146,7 @@ class CrisisWatch:
     async def _send_remedy(self, complaint_id: str, proposal: CommonProposal) -> None:
         proposal.applied_to.append(complaint_id)
         await workflow.get_external_workflow_handle(workflow_id_for(complaint_id)).signal(
-            "crisis_remedy", proposal.remedy(self._state.key)
+            "crisis_remedy", proposal.remedy(self.state.key)
         )
 
     # ------------------------------------------------------------ counting
@@ -140,7 +155,7 @@ class CrisisWatch:
     @receives(ComplaintReported)
     def complaint_reported(self, reported: ComplaintReported) -> None:
         self._require_state()
-        state = self._state
+        state = self.state
         state.rules = reported.rules
         window = timedelta(seconds=reported.rules.window_seconds)
         if reported.complaint_id in state.linked or any(s.complaint_id == reported.complaint_id for s in state.recent):
@@ -166,22 +181,22 @@ class CrisisWatch:
             raise refusal("this crisis watch refused its input and is ending")
 
     def _add_link(self, complaint_id: str) -> None:
-        if complaint_id not in self._state.linked:
-            self._state.linked.append(complaint_id)
+        if complaint_id not in self.state.linked:
+            self.state.linked.append(complaint_id)
             self._to_link.append(complaint_id)
 
     async def _notify_team(self) -> None:
-        self._state.team_told = True
-        rules = self._state.rules
+        self.state.team_told = True
+        rules = self.rules
         notice = StaffNotice(
-            complaint_id=self._state.linked[0] if self._state.linked else self._state.key,
-            key=f"crisis:{self._state.key}:declared",
+            complaint_id=self.state.linked[0] if self.state.linked else self.state.key,
+            key=f"crisis:{self.state.key}:declared",
             template="crisis_declared",
             role=rules.notify,
             rule_version=rules.rule_version,
             params={
-                "crisis": self._state.key,
-                "count": str(len(self._state.linked)),
+                "crisis": self.state.key,
+                "count": str(len(self.state.linked)),
                 "window": str(timedelta(seconds=rules.window_seconds)),
             },
         )
@@ -211,14 +226,14 @@ class CrisisWatch:
 
     def _proposal_admissible(self, proposal: RemedyProposal) -> Claim | None:
         self._require_state()
-        if self._state.declared_at is None or self._state.rules is None:
-            raise refusal(f"no crisis is declared for {self._state.key}")
+        if self.state.declared_at is None or self.state.rules is None:
+            raise refusal(f"no crisis is declared for {self.state.key}")
         if self._pending():
             raise refusal("a common remedy already awaits approval")
         if proposal.signature is None and proposal.signed_at is None:
             return None
         claim = approvals.claim(
-            self._state.key,
+            self.state.key,
             self._next_id(),
             "propose",
             proposal.amount,
@@ -230,19 +245,19 @@ class CrisisWatch:
             kind=proposal.kind,
             crisis=True,
         )
-        approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+        approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
         return claim
 
     def _next_id(self) -> str:
-        return f"C{len(self._state.proposals) + 1}"
+        return f"C{len(self.state.proposals) + 1}"
 
     async def _propose(self, proposal: RemedyProposal) -> CommonProposal:
         signed = self._proposal_admissible(proposal) is not None
         verdict: ProposalVerdict = await workflow.execute_activity(
             "check_proposal",
             ProposalCheck(
-                complaint_id=self._state.key,
-                rule_version=self._state.rules.rule_version,
+                complaint_id=self.state.key,
+                rule_version=self.rules.rule_version,
                 kind=proposal.kind,
                 amount=proposal.amount,
                 currency=proposal.currency,
@@ -267,10 +282,10 @@ class CrisisWatch:
         if not verdict.needs_approval:
             record.status, record.approved_by = ProposalStatus.approved, "rules: no approval needed"
         elif claim is not None and verdict.proposer is not None:
-            fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+            fingerprint = approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
             approvals.proven(claim, verdict.proposer)
             if verdict.proposer.covers:
-                self._state.used_signatures.append(fingerprint)
+                self.state.used_signatures.append(fingerprint)
                 record.status, record.approved_by, record.decision = (
                     ProposalStatus.approved,
                     proposal.proposed_by,
@@ -281,7 +296,7 @@ class CrisisWatch:
                 raise refusal(verdict.reason)
         elif not verdict.allowed:
             raise refusal(verdict.reason)
-        self._state.proposals.append(record)
+        self.state.proposals.append(record)
         self._replan = True
         return record
 
@@ -289,7 +304,7 @@ class CrisisWatch:
     @takes(ApprovalDecision)
     async def approve_common_remedy(self, decision: ApprovalDecision) -> dict:
         record = await self._steps.ask(lambda: self._approve(decision))
-        told = [c for c in self._state.linked if c not in self._to_link]
+        told = [c for c in self.state.linked if c not in self._to_link]
         await workflow.wait_condition(lambda: all(c in record.applied_to for c in told))  # sent by the main loop
         return record.public()
 
@@ -305,7 +320,7 @@ class CrisisWatch:
             raise refusal("no common remedy awaits approval")
         approvals.current(decision, record.proposal_id, record.proposed_by)
         claim = approvals.claim(
-            self._state.key,
+            self.state.key,
             record.proposal_id,
             "approve",
             record.amount,
@@ -317,7 +332,7 @@ class CrisisWatch:
             kind=record.kind,
             crisis=True,
         )
-        fingerprint = approvals.admissible(claim, workflow.now(), set(self._state.used_signatures))
+        fingerprint = approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
         return record, claim, fingerprint
 
     async def _approve(self, decision: ApprovalDecision) -> CommonProposal:
@@ -325,8 +340,8 @@ class CrisisWatch:
         authority: Authority = await workflow.execute_activity(
             "authority",
             AuthorityCheck(
-                complaint_id=self._state.key,
-                rule_version=self._state.rules.rule_version,
+                complaint_id=self.state.key,
+                rule_version=self.rules.rule_version,
                 person=decision.approver,
                 kind=record.kind,
                 amount=record.amount,
@@ -343,7 +358,7 @@ class CrisisWatch:
         approvals.entitled(
             authority, record.proposal_id, record.required_role, record.amount, record.currency, "approve"
         )
-        self._state.used_signatures.append(fingerprint)
+        self.state.used_signatures.append(fingerprint)
         record.status, record.approved_by = ProposalStatus.approved, decision.approver
         record.signed_at, record.signature = decision.signed_at, decision.signature
         self._replan = True
@@ -351,7 +366,7 @@ class CrisisWatch:
 
     @workflow.query
     def crisis(self) -> dict:
-        state = self._state
+        state = self.state
         return {
             "key": state.key,
             "declared_at": state.declared_at.isoformat() if state.declared_at else None,

@@ -52,6 +52,13 @@ class CustomerRecord:
         self._state, self._refused = problems(CustomerState, raw, root="input")
         self._replan = False  # a message changed what to wait for: compute the sleep again
 
+    @property
+    def state(self) -> CustomerState:
+        """The state; one that refused its input has none, and refuses every message."""
+        if self._state is None:
+            raise refusal("this record refused its input and is ending")
+        return self._state
+
     @workflow.run
     async def run(self, raw: Any) -> CustomerState:
         if self._state is None:  # junk input: the run ends at once, failing with the reason
@@ -74,27 +81,27 @@ class CustomerRecord:
             if watch is not None:
                 await self._send_care(watch)
                 continue
-            await continue_as_new_if_suggested(self._state)
+            await continue_as_new_if_suggested(self.state)
             if self._holds_nothing():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._holds_nothing():
-                    return self._state
+                    return self.state
 
     def _sleep(self) -> timedelta | None:
         """Until the next watch falls due or the record may end."""
-        moments = [w.due for w in self._state.watches]
-        if self._state.keep_until:
-            moments.append(self._state.keep_until)
+        moments = [w.due for w in self.state.watches]
+        if self.state.keep_until:
+            moments.append(self.state.keep_until)
         if not moments:
             return timedelta(days=1)
         return max(timedelta(seconds=0.01), min(moments) - workflow.now())
 
     def _due_watch(self) -> ChurnWatch | None:
         now = workflow.now()
-        return next((w for w in self._state.watches if w.due <= now), None)
+        return next((w for w in self.state.watches if w.due <= now), None)
 
     def _holds_nothing(self) -> bool:
-        state = self._state
+        state = self.state
         return (
             not state.watches
             and not any(c.open for c in state.cases)
@@ -102,19 +109,19 @@ class CustomerRecord:
         )
 
     async def _send_care(self, watch: ChurnWatch) -> None:
-        self._state.watches.remove(watch)
+        self.state.watches.remove(watch)
         await workflow.execute_activity(
             "send_care_package",
-            CareOrder(customer_id=self._state.customer_id, ended=watch.ended),
+            CareOrder(customer_id=self.state.customer_id, ended=watch.ended),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=PATIENT_RETRY,
         )
-        self._state.care_sent.append(watch.ended.complaint_id)
+        self.state.care_sent.append(watch.ended.complaint_id)
 
     @workflow.update
     @takes(ComplaintOpened)
     def complaint_opened(self, opened: ComplaintOpened) -> CustomerFacts:
-        state = self._state
+        state = self.state
         if not any(c.complaint_id == opened.complaint_id for c in state.cases):  # a retried triage counts once
             state.cases.append(
                 CaseEntry(complaint_id=opened.complaint_id, order_id=opened.order_id, received_at=opened.received_at)
@@ -154,12 +161,12 @@ class CustomerRecord:
     @receives(ComplaintEnded)
     def complaint_ended(self, ended: ComplaintEnded) -> None:
         self._require_state()
-        for case in self._state.cases:
+        for case in self.state.cases:
             if case.complaint_id == ended.complaint_id:
                 case.open = False
-        watched = {w.ended.complaint_id for w in self._state.watches} | set(self._state.care_sent)
+        watched = {w.ended.complaint_id for w in self.state.watches} | set(self.state.care_sent)
         if ended.stage == "closed" and ended.churn_window_seconds and ended.complaint_id not in watched:
-            self._state.watches.append(
+            self.state.watches.append(
                 ChurnWatch(ended=ended, due=ended.ended_at + timedelta(seconds=ended.churn_window_seconds))
             )
         self._replan = True
@@ -169,8 +176,8 @@ class CustomerRecord:
     def customer_purchased(self, purchase: Purchase) -> None:
         self._require_state()
         at = purchase.at or workflow.now()
-        self._state.last_purchase_at = max(at, self._state.last_purchase_at or at)
-        self._state.watches = [w for w in self._state.watches if w.ended.ended_at > at]
+        self.state.last_purchase_at = max(at, self.state.last_purchase_at or at)
+        self.state.watches = [w for w in self.state.watches if w.ended.ended_at > at]
         self._replan = True
 
     def _signal_refused(self, name: str, reason: str) -> None:
@@ -179,4 +186,4 @@ class CustomerRecord:
 
     @workflow.query
     def record(self) -> CustomerState:
-        return self._state
+        return self.state

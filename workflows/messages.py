@@ -106,23 +106,21 @@ def takes(model: type[BaseModel]) -> Callable[[Callable], Callable]:
     """For an update handler or its validator: the raw argument read as `model`, refusals raised."""
 
     def decorate(function: Callable) -> Callable:
-        if inspect.iscoroutinefunction(function):
+        async def handle_async(self: Any, raw: Any = None) -> Any:
+            message = read(model, raw)
+            try:
+                return await function(self, message)
+            except DATA_ERRORS as error:
+                raise _unexpected(function.__name__, error) from None
 
-            async def handler(self: Any, raw: Any = None) -> Any:
-                message = read(model, raw)
-                try:
-                    return await function(self, message)
-                except DATA_ERRORS as error:
-                    raise _unexpected(function.__name__, error) from None
-        else:
+        def handle(self: Any, raw: Any = None) -> Any:
+            message = read(model, raw)
+            try:
+                return function(self, message)
+            except DATA_ERRORS as error:
+                raise _unexpected(function.__name__, error) from None
 
-            def handler(self: Any, raw: Any = None) -> Any:
-                message = read(model, raw)
-                try:
-                    return function(self, message)
-                except DATA_ERRORS as error:
-                    raise _unexpected(function.__name__, error) from None
-
+        handler = handle_async if inspect.iscoroutinefunction(function) else handle
         return _as_raw(function, handler)
 
     return decorate

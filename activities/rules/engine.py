@@ -9,6 +9,7 @@ Semantics an admin can predict:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,10 +24,11 @@ from activities.io import (
 )
 from activities.rules.expressions import Activation
 from activities.rules.loader import RuleSet
+from activities.rules.schema import DeadlineName
 from activities.rules.sentiment import Sentiment, assess, detect_language
 from redress.contract import RemedyOffer, Severity
 
-DEADLINE_NAMES = ("first_response", "resolution", "next_update")
+DEADLINE_NAMES: tuple[DeadlineName, ...] = ("first_response", "resolution", "next_update")
 
 
 def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentiment | None = None) -> dict[str, Any]:
@@ -195,7 +197,7 @@ def deadlines_for(
     rule_set: RuleSet,
     severity: Severity,
     start: datetime,
-    names: tuple[str, ...] | list[str],
+    names: Sequence[str],
     paused: timedelta = timedelta(0),
     category: str | None = None,
     queue: str | None = None,
@@ -234,7 +236,7 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
 
 def deadline_names(
     rule_set: RuleSet, severity: Severity, category: str | None = None, queue: str | None = None
-) -> list[str]:
+) -> list[DeadlineName]:
     return [name for name in DEADLINE_NAMES if name in targets_for(rule_set, severity, category, queue)]
 
 
@@ -251,7 +253,7 @@ def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedS
 
 def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
     tier = rule_set.document.tiers[severity]
-    chains = {}
+    chains: dict[str, list[PlannedStep]] = {}
     for name in deadline_names(rule_set, severity):
         steps = tier.escalation.get(name)
         if steps is None:

@@ -499,12 +499,16 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                 )
         if delegation.since and delegation.since > delegation.until:
             problems.append((("delegations", index, "until"), "ends before it starts"))
-    for section, items in (("rules", doc.rules), ("offers", doc.offers)):
+    named: tuple[tuple[str, list[str]], ...] = (
+        ("rules", [rule.name for rule in doc.rules]),
+        ("offers", [offer.name for offer in doc.offers]),
+    )
+    for section, names in named:
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            if item.name in seen:
-                problems.append(((section, index, "name"), f"name {item.name!r} is used twice"))
-            seen.add(item.name)
+        for index, name in enumerate(names):
+            if name in seen:
+                problems.append(((section, index, "name"), f"name {name!r} is used twice"))
+            seen.add(name)
     return problems
 
 
