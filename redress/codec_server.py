@@ -52,6 +52,7 @@ from temporalio.api.common.v1 import Payloads
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from redress import codec
+from redress.contract import customer_workflow_id
 
 log = structlog.get_logger("redress.codec_server")
 
@@ -339,7 +340,7 @@ def create_app(
         except (ValueError, KeyError, TypeError, RecursionError):
             return reply(request, 400, {"error": 'send {"customer_id": "..."}'})
         ref = encryption.ring.pseudonym(customer_id)
-        return reply(request, 200, {"pseudonym": ref, "workflow_id": f"customer-{ref}"})
+        return reply(request, 200, {"pseudonym": ref, "workflow_id": customer_workflow_id(ref)})
 
     async def not_found(request: Request) -> Response:
         return reply(request, 404, {"error": "POST /encode, /decode (or /bind/<workflow id>/...); GET /login"})

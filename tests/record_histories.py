@@ -29,6 +29,8 @@ from activities.settings import Settings
 from redress import search_attributes as sa
 from redress.client import RedressClient
 from redress.contract import (
+    CUSTOMER_ID_PREFIX,
+    WORKFLOW_TYPE,
     CustomerQuestion,
     CustomerReply,
     Feedback,
@@ -38,6 +40,9 @@ from redress.contract import (
     Retriage,
     SeverityChange,
     Withdrawal,
+    crisis_workflow_id,
+    desk_workflow_id,
+    workflow_id_for,
 )
 from tests.helpers.cases import complaint, eventually, open_case, stage_is
 from tests.helpers.peer import Peer
@@ -232,7 +237,9 @@ APPROVAL_EXTRA = {"approval_timeout": "  decision_timeout: 1s\n  fallback: {acti
 
 async def refused_input(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-refused", channel="fax")
-    await redress.client.start_workflow("Complaint", data, id="complaint-H-refused", task_queue=redress.task_queue)
+    await redress.client.start_workflow(
+        WORKFLOW_TYPE, data, id=workflow_id_for("H-refused"), task_queue=redress.task_queue
+    )
     await redress.outcome("H-refused")
     return "H-refused"
 
@@ -297,7 +304,7 @@ async def crisis_common_remedy(redress: RedressClient) -> list[str]:
     )
     await redress.approve_common_remedy(key, "wang.fang", APPROVER_KEYS["wang.fang"])
     await eventually(lambda: _paid(redress, cids[0]))
-    return [f"crisis-{key}", f"complaint-{cids[0]}"]
+    return [crisis_workflow_id(key), workflow_id_for(cids[0])]
 
 
 async def _paid(redress: RedressClient, cid: str) -> bool:
@@ -308,7 +315,7 @@ async def agent_desk_break(redress: RedressClient) -> list[str]:
     """Five intense complaints in a row for the first agent, her break prompt, the sixth to her colleague."""
     angry = "I am FURIOUS. You charged me twice, this is disgusting and pathetic!!! Refund me now."
     cids = [await open_case(redress, complaint_id=f"H-desk-{n}", text=angry) for n in range(1, 7)]
-    return ["desk-billing", f"complaint-{cids[-1]}"]
+    return [desk_workflow_id("billing"), workflow_id_for(cids[-1])]
 
 
 async def bad_signals(redress: RedressClient) -> list[str]:
@@ -331,7 +338,7 @@ async def bad_signals(redress: RedressClient) -> list[str]:
     await redress.withdraw(cid, Withdrawal(by="customer"))
     await redress.outcome(cid)
     await eventually(lambda: _record_settled_without_purchase(redress, who["id"]))
-    return [f"complaint-{cid}", redress.customer_record_id(who["id"])]
+    return [workflow_id_for(cid), redress.customer_record_id(who["id"])]
 
 
 async def _record_settled_without_purchase(redress: RedressClient, customer_id: str) -> bool:
@@ -397,7 +404,7 @@ async def main() -> None:
                         ids = (
                             recorded
                             if isinstance(recorded, list)
-                            else [recorded if recorded.startswith("customer-") else f"complaint-{recorded}"]
+                            else [recorded if recorded.startswith(CUSTOMER_ID_PREFIX) else workflow_id_for(recorded)]
                         )
                         histories = [await env.client.get_workflow_handle(i).fetch_history() for i in ids]
                 for number, history in enumerate(histories):

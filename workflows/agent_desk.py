@@ -25,6 +25,7 @@ from workflows.policies import PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import StaffNotice
+    from activities.rules.schema import Template
     from redress.contract import DESK_WORKFLOW_TYPE
     from redress.desks import AgentState, DeskState, Routed, RouteRequest
     from workflows.messages import problems, refusal, takes
@@ -105,7 +106,7 @@ class AgentDesk:
                 StaffNotice(
                     complaint_id=request.complaint_id,
                     key=f"break:{state.queue}:{name}:{request.complaint_id}",
-                    template="agent_break",
+                    template=Template.agent_break,
                     role="agent",
                     person=name,
                     rule_version=request.rule_version,

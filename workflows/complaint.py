@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TriageResult,
         utc_minute,
     )
+    from activities.rules.schema import Template
     from redress import search_attributes as sa
     from redress.contract import (
         FUTURE_TOLERANCE,
@@ -162,7 +163,7 @@ class Complaint:
         else:
             case.set_stage(Stage.closed)
             case.event("closed", "system", "case closed", csat=case.csat)
-        closing = self.notices.for_customer("withdrawn" if case.withdrawal else "closed")
+        closing = self.notices.for_customer(Template.withdrawn if case.withdrawal else Template.closed)
         self.notices.stop()
         await sender
         await watcher
@@ -192,12 +193,12 @@ class Complaint:
 
     async def _triage_and_acknowledge(self, complaint: ComplaintInput) -> None:
         """Triage and the acknowledgement as one step; the acknowledgement is completed from the triage."""
-        draft = self.notices.for_customer("acknowledgement")
+        draft = self.notices.for_customer(Template.acknowledgement)
         answer = await self.run_step(
             ComplaintActivities.triage_and_acknowledge, Intake(facts=TriageFacts.of(complaint), acknowledgement=draft)
         )
         self._apply_triage(answer.triage)
-        acknowledgement = self.notices.for_customer("acknowledgement", key=draft.key)
+        acknowledgement = self.notices.for_customer(Template.acknowledgement, key=draft.key)
         if not self.notices.sent_along(acknowledgement, answer.acknowledgement):
             self.notices.queue.append(acknowledgement)
 
@@ -252,7 +253,7 @@ class Complaint:
         case = self.case
         assert case.resolution is not None and case.triage is not None
         case.set_stage(Stage.resolved)
-        self.notices.tell_customer("survey", summary=case.resolution.summary)
+        self.notices.tell_customer(Template.survey, summary=case.resolution.summary)
         case.set_stage(Stage.follow_up)
         if not await self._survey_answered(timedelta(seconds=case.triage.survey_window_seconds)):
             case.event("survey_expired", "system", "no survey answer within the window")
@@ -308,7 +309,7 @@ class Complaint:
             score=feedback.score,
             resolution_due=answer.deadlines["resolution"].isoformat(),
         )
-        self.notices.tell_customer("reopened")
+        self.notices.tell_customer(Template.reopened)
 
     # ------------------------------------------------------------ steps
 
@@ -404,19 +405,19 @@ class Complaint:
                 page=step.page,
             )
             if step.notify:
-                notices.tell_staff("deadline_warning", step.notify, deadline=name, due=at)
+                notices.tell_staff(Template.deadline_warning, step.notify, deadline=name, due=at)
             if step.page:
-                notices.tell_staff("deadline_warning", "page", person=step.page, deadline=name, due=at)
+                notices.tell_staff(Template.deadline_warning, "page", person=step.page, deadline=name, due=at)
             return
         case.escalation_level += 1
         level = str(case.escalation_level)
         case.count("redress_escalations", deadline=name)
         done = []
         if step.notify:
-            notices.tell_staff("escalation", step.notify, deadline=name, level=level)
+            notices.tell_staff(Template.escalation, step.notify, deadline=name, level=level)
             done.append(f"notified {step.notify}")
         if step.page:
-            notices.tell_staff("escalation", "page", person=step.page, deadline=name, level=level)
+            notices.tell_staff(Template.escalation, "page", person=step.page, deadline=name, level=level)
             done.append(f"paged {step.page}")
         if step.pay:
             done.append(f"pays {step.pay.kind.value} {step.pay.amount} {step.pay.currency}")
@@ -557,7 +558,7 @@ class Complaint:
         sent = " sent to the customer" if response.message else " recorded"
         case.event("response", f"agent:{response.agent}", ("first response" if is_first else "response") + sent)
         if response.message:
-            self.notices.tell_customer("progress", message=response.message)
+            self.notices.tell_customer(Template.progress, message=response.message)
             await self._ask(self._contacted)
         return case.status()
 
@@ -622,7 +623,7 @@ class Complaint:
         case.stage_before_pause = case.stage
         case.set_stage(Stage.pending_customer)
         case.event("paused", f"agent:{question.agent}", f"waiting on the customer: {question.question}")
-        self.notices.tell_customer("progress", message=question.question)
+        self.notices.tell_customer(Template.progress, message=question.question)
         await self._ask(self._contacted)
         return case.status()
 

@@ -28,6 +28,7 @@ from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict, StaffNotice
+    from activities.rules.schema import Template
     from redress.contract import (
         CRISIS_WORKFLOW_TYPE,
         ApprovalDecision,
@@ -191,7 +192,7 @@ class CrisisWatch:
         notice = StaffNotice(
             complaint_id=self.state.linked[0] if self.state.linked else self.state.key,
             key=f"crisis:{self.state.key}:declared",
-            template="crisis_declared",
+            template=Template.crisis_declared,
             role=rules.notify,
             rule_version=rules.rule_version,
             params={

@@ -18,6 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from activities.io import AuthorityCheck, PlannedPayout, ProposalCheck, ProposalVerdict, RemedyOrder
+    from activities.rules.schema import Template
     from redress import signatures
     from redress.contract import (
         ApprovalDecision,
@@ -208,7 +209,7 @@ class Remedies:
             case.to_execute.append(proposal_id)
         else:
             role = verdict.required_role or ""
-            self.notices.tell_staff("approval_needed", role, proposal=record, reason=proposal.reason, role=role)
+            self.notices.tell_staff(Template.approval_needed, role, proposal=record, reason=proposal.reason, role=role)
         case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_proposed)
         return record
 
@@ -327,7 +328,7 @@ class Remedies:
                 required_role=verdict.required_role,
             )
             role = verdict.required_role or ""
-            self.notices.tell_staff("approval_needed", role, proposal=pending, reason=pending.reason, role=role)
+            self.notices.tell_staff(Template.approval_needed, role, proposal=pending, reason=pending.reason, role=role)
             return
         action, cap = verdict.fallback, verdict.fallback_cap
         pending.decided_by = "rules:approval-timeout"
@@ -354,9 +355,9 @@ class Remedies:
             proposal_id=pending.proposal_id,
             rule_version=case.rule_version,
         )
-        self.notices.tell_customer("remedy_declined", proposal=pending)
+        self.notices.tell_customer(Template.remedy_declined, proposal=pending)
         self.notices.tell_staff(
-            "remedy_failed",
+            Template.remedy_failed,
             case.escalate_to,
             proposal=pending,
             reason="no approver decided in time; the customer was sent an apology",
@@ -484,7 +485,7 @@ class Remedies:
         # its notice goes along with the payment, unless notices wait in the queue (they go first)
         along = not self.notices.queue and not self.notices.sending
         if along:
-            order.then_tell = self.notices.for_customer("remedy_executed", proposal=proposal)
+            order.then_tell = self.notices.for_customer(Template.remedy_executed, proposal=proposal)
         try:
             receipt = await self.run(ComplaintActivities.execute_remedy, order)
         except StepRefused as refused:
@@ -498,7 +499,7 @@ class Remedies:
                 f"{proposal_id} was refused: {reason}; back to a person",
                 proposal_id=proposal_id,
             )
-            self.notices.tell_staff("remedy_failed", case.escalate_to, proposal=proposal, reason=reason)
+            self.notices.tell_staff(Template.remedy_failed, case.escalate_to, proposal=proposal, reason=reason)
             return False
         proposal.status = ProposalStatus.executed
         proposal.transaction_id = receipt.transaction_id
@@ -513,7 +514,7 @@ class Remedies:
             transaction_id=receipt.transaction_id,
         )
         if not along:
-            self.notices.tell_customer("remedy_executed", proposal=proposal)
+            self.notices.tell_customer(Template.remedy_executed, proposal=proposal)
         elif order.then_tell is not None and not self.notices.sent_along(order.then_tell, receipt.told):
             self.notices.queue.append(order.then_tell)
         return True

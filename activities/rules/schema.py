@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, time, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from string import Formatter
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -394,22 +395,31 @@ TEMPLATE_FIELDS = frozenset(
         "due",
     }
 )
-REQUIRED_TEMPLATES = frozenset(
-    {
-        "acknowledgement",
-        "progress",
-        "remedy_executed",
-        "survey",
-        "closed",
-        "withdrawn",
-        "reopened",
-        "escalation",
-        "deadline_warning",
-        "approval_needed",
-        "remedy_failed",
-        "remedy_declined",
-    }
-)
+
+
+class Template(StrEnum):
+    """The notices the engine itself sends: rules/templates.yaml must word each (checked when the rules load).
+
+    Care packages name their own templates in the rules (`churn.packages`).
+    """
+
+    acknowledgement = "acknowledgement"
+    progress = "progress"
+    remedy_executed = "remedy_executed"
+    survey = "survey"
+    closed = "closed"
+    withdrawn = "withdrawn"
+    reopened = "reopened"
+    escalation = "escalation"
+    deadline_warning = "deadline_warning"
+    approval_needed = "approval_needed"
+    remedy_failed = "remedy_failed"
+    remedy_declined = "remedy_declined"
+    crisis_declared = "crisis_declared"
+    agent_break = "agent_break"
+
+
+REQUIRED_TEMPLATES = frozenset(Template)
 
 
 class RuleSetDocument(_Strict):
