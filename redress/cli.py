@@ -15,11 +15,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from activities.rules import RuleSet, RulesInvalid, load_rules
 from redress import codec, signatures
 from redress.client import (
     InsecureConnection,
@@ -47,7 +46,12 @@ from redress.contract import (
 )
 from redress.terminal import print_fields, print_table
 
+if TYPE_CHECKING:
+    from activities.rules import RuleSet
+
 M = TypeVar("M", bound=BaseModel)
+# The engine beside this package, imported by the commands that run it (docs: README, "Packaging").
+ENGINE = ("worker", "workflows", "activities")
 
 
 def _print_json(value: Any) -> None:
@@ -569,6 +573,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def _load_or_report(directory: str, as_json: bool = False) -> RuleSet | None:
     """The rule set, or None after printing every problem (file:line:column) to stderr (and as JSON if asked)."""
+    from activities.rules import RulesInvalid, load_rules
+
     try:
         return load_rules(directory)
     except RulesInvalid as invalid:
@@ -953,6 +959,15 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except (codec.KeyProblem, InsecureConnection) as refused:  # keys or transport: say what to do, no traceback
         print(f"redress: {refused}", file=sys.stderr)
+        code = 2
+    except ModuleNotFoundError as missing:
+        if (missing.name or "").split(".")[0] not in ENGINE:
+            raise
+        print(
+            f"redress: `{' '.join(sys.argv[1:3])}` runs the engine (workflows/, activities/, worker.py), which is not "
+            "part of the installed package: run it from a Redress checkout (make run) or the image",
+            file=sys.stderr,
+        )
         code = 2
     _exit_now(code)
 
