@@ -341,7 +341,7 @@ def cmd_crisis(args: argparse.Namespace) -> int:
                             p["kind"],
                             f"{p['amount']} {p['currency']}",
                             p["status"],
-                            p["approved_by"] or "",
+                            p["decided_by"] or "",
                             len(p["applied_to"]),
                         )
                         for p in watch["proposals"]

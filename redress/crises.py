@@ -7,7 +7,6 @@ a watch without importing the engine's workflow code.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -17,6 +16,7 @@ from redress.contract import (
     Moment,
     Money,
     Name,
+    ProposalRecord,
     ProposalStatus,
     RemedyKind,
     Seconds,
@@ -80,16 +80,14 @@ class CommonRemedy(BaseModel):
     signature: Signature | None = None
 
 
-class CommonProposal(BaseModel):
-    proposal_id: str
-    kind: RemedyKind
-    amount: Decimal
-    currency: str
-    reason: str
-    proposed_by: str
+class CommonProposal(ProposalRecord):
+    """A case's proposal record, plus what one crisis remedy needs to reach every linked case.
+
+    `decided_by` is the verified signer (or the rules); the signature travels on to each
+    case, which verifies it itself (`decision`: whose it is, approver's or proposer's).
+    """
+
     status: ProposalStatus = ProposalStatus.awaiting_approval
-    required_role: str | None = None
-    approved_by: str | None = None
     decision: Literal["approve", "propose"] = "approve"
     signed_at: Moment | None = None
     signature: str | None = None
@@ -108,7 +106,7 @@ class CommonProposal(BaseModel):
             reason=self.reason,
             proposed_by=self.proposed_by,
             decision=self.decision,
-            signed_by=self.approved_by if self.signature else None,
+            signed_by=self.decided_by if self.signature else None,
             signed_at=self.signed_at,
             signature=self.signature,
         )

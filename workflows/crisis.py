@@ -279,19 +279,24 @@ class CrisisWatch:
             reason=proposal.reason,
             proposed_by=proposal.proposed_by,
             required_role=verdict.required_role,
+            eligible_approvers=verdict.eligible_approvers,
+            rule_version=self.rules.rule_version,
+            proposed_at=workflow.now(),
         )
         if not verdict.needs_approval:
-            record.status, record.approved_by = ProposalStatus.approved, "rules: no approval needed"
+            record.status, record.decided_by = ProposalStatus.approved, "rules: no approval needed"
+            record.decided_at = workflow.now()
         elif claim is not None and verdict.proposer is not None:
             fingerprint = approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
             approvals.proven(claim, verdict.proposer)
             if verdict.proposer.covers:
                 self.state.used_signatures.append(fingerprint)
-                record.status, record.approved_by, record.decision = (
+                record.status, record.decided_by, record.decision = (
                     ProposalStatus.approved,
                     proposal.proposed_by,
                     "propose",
                 )
+                record.decided_at, record.proposer_verified = workflow.now(), True
                 record.signed_at, record.signature = proposal.signed_at, proposal.signature
             elif not verdict.allowed:
                 raise refusal(verdict.reason)
@@ -360,7 +365,8 @@ class CrisisWatch:
             authority, record.proposal_id, record.required_role, record.amount, record.currency, "approve"
         )
         self.state.used_signatures.append(fingerprint)
-        record.status, record.approved_by = ProposalStatus.approved, decision.approver
+        record.status, record.decided_by = ProposalStatus.approved, decision.approver
+        record.decided_at = workflow.now()
         record.signed_at, record.signature = decision.signed_at, decision.signature
         self._replan = True
         return record
