@@ -31,7 +31,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.complaint_activities import ComplaintActivities
-from activities.logs import configure_logging
 from activities.rules import RulesInvalid
 from activities.rules.store import RuleStore
 from activities.settings import Settings
@@ -39,6 +38,7 @@ from redress import client as redress_client
 from redress import codec, codec_server
 from redress import search_attributes as sa
 from redress.contract import TASK_QUEUE, records_queue
+from redress.logs import configure_logging
 from workflows.agent_desk import AgentDesk
 from workflows.complaint import Complaint
 from workflows.crisis import CrisisWatch

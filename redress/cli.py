@@ -44,6 +44,7 @@ from redress.contract import (
     Withdrawal,
     describe_validation_error,
 )
+from redress.logs import configure_logging
 from redress.terminal import print_fields, print_table
 
 if TYPE_CHECKING:
@@ -490,7 +491,6 @@ def cmd_keys_codec_token(args: argparse.Namespace) -> int:
 
 
 def cmd_codec_server(args: argparse.Namespace) -> int:
-    from activities.logs import configure_logging
     from redress import codec_server
 
     configure_logging()
