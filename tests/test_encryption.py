@@ -197,7 +197,10 @@ async def test_the_cli_erases_and_explains(run_worker, tmp_path):
 def test_processes_starting_together_share_one_key_ring(tmp_path):
     """The worker and a CLI started at once on a fresh machine must not each make their own ring."""
     keys = tmp_path / "keys"
-    script = "import codec, pathlib, sys; print(codec.KeyRing.load(pathlib.Path(sys.argv[1]), create=True).current)"
+    script = (
+        "import pathlib, sys; from redress import codec; "
+        "print(codec.KeyRing.load(pathlib.Path(sys.argv[1]), create=True).current)"
+    )
     root = Path(__file__).resolve().parent.parent
     starts = [
         subprocess.Popen([sys.executable, "-c", script, str(keys)], cwd=root, stdout=subprocess.PIPE, text=True)
