@@ -15,21 +15,31 @@
 - `redress.cli` (the `redress` command), `redress.report`, `redress.terminal`.
 
 The engine that runs the cases (workflows/, activities/, worker.py) is not part of
-this package: it runs from its checkout or its image (docs/architecture.md).
+this package: it runs from its checkout or its image (README, "Packaging").
+
+The client's names are imported when first asked for, not with the package: a
+workflow that uses the contract (`from redress.contract import ...`) must not pull
+the client, its Temporal client and its cryptography into its sandbox, where a
+second copy of cryptography's extension module aborts the process.
 """
 
-from redress.client import (
-    AlreadyExists,
-    Erased,
-    InsecureConnection,
-    InvalidComplaint,
-    InvalidInput,
-    InvalidMessage,
-    NotFound,
-    RedressClient,
-    RedressError,
-    Refused,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redress.client import (
+        AlreadyExists,
+        Erased,
+        InsecureConnection,
+        InvalidComplaint,
+        InvalidInput,
+        InvalidMessage,
+        NotFound,
+        RedressClient,
+        RedressError,
+        Refused,
+    )
 
 __all__ = [
     "AlreadyExists",
@@ -43,3 +53,11 @@ __all__ = [
     "RedressError",
     "Refused",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from redress import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'redress' has no attribute {name!r}")
