@@ -14,7 +14,7 @@ $(BIN)/python:
 # not a library and is not installed: this venv sees it from the checkout, through one .pth line, so that
 # `.venv/bin/redress worker` and `redress rules check` work from anywhere (the image sets PYTHONPATH instead).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[engine,test]'
 	$(BIN)/python -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "redress-engine.pth").write_text(sys.argv[1] + "\n")' "$(CURDIR)"
 	touch $(STAMP)
 

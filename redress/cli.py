@@ -395,12 +395,11 @@ def _keys_dir(explicit: str | None) -> Path:
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
-    from activities.rules import directory as approver_directory
-
-    try:
-        name = approver_directory.check_name(args.name)
-    except approver_directory.DirectoryEditRefused as refused:
-        print(refused, file=sys.stderr)
+    """A signing key for a person; with --register, also their entry in the rules (that needs the engine)."""
+    name = args.name
+    problem = signatures.person_name_problem(name)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     keys = _keys_dir(args.dir)
     path = keys / f"{name}.pem"
@@ -412,6 +411,8 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     codec.write_private(path, pem.decode())
     registered = None
     if args.register:
+        from activities.rules import directory as approver_directory
+
         try:
             registered = approver_directory.register(Path(args.rules), name, public_key, args.role)
         except approver_directory.DirectoryEditRefused as refused:
@@ -961,11 +962,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"redress: {refused}", file=sys.stderr)
         code = 2
     except ModuleNotFoundError as missing:
-        if (missing.name or "").split(".")[0] not in ENGINE:
+        if missing.name not in ENGINE:  # the engine is there and something else is missing: a real error
             raise
+        command = args.run.__name__.removeprefix("cmd_").replace("_", " ")
         print(
-            f"redress: `{' '.join(sys.argv[1:3])}` runs the engine (workflows/, activities/, worker.py), which is not "
-            "part of the installed package: run it from a Redress checkout (make run) or the image",
+            f"redress: `{command}` runs the engine (workflows/, activities/, worker.py), which this install does "
+            "not have: run it from a Redress checkout (its .venv after `make install`, or `python -m redress` "
+            "there) or from the image",
             file=sys.stderr,
         )
         code = 2

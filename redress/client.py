@@ -51,6 +51,7 @@ from redress.contract import (
     Outcome,
     ProposalAnswer,
     ProposalRecord,
+    ProposalStatus,
     RemedyProposal,
     Resolution,
     ResponseRecord,
@@ -397,7 +398,9 @@ class RedressClient:
         self, key: str, approver: str, private_key: Ed25519PrivateKey, note: str | None = None
     ) -> dict[str, Any]:
         """Sign and send the single approval; each linked case then verifies it and carries the remedy out once."""
-        pending = next((p for p in (await self.crisis(key))["proposals"] if p["status"] == "awaiting_approval"), None)
+        pending = next(
+            (p for p in (await self.crisis(key))["proposals"] if p["status"] == ProposalStatus.awaiting_approval), None
+        )
         if pending is None:
             raise Refused("no common remedy awaits approval")
         signed_at = _now_to_the_second()

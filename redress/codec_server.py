@@ -372,6 +372,7 @@ class HeadDeadline(H11Protocol):
 
     head_seconds = HEAD_SECONDS
 
+    # uvicorn's own H11Protocol.connection_made narrows the argument the same way and ignores the same error
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

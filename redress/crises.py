@@ -63,7 +63,7 @@ class CommonRemedy(BaseModel):
 
     The signature is the approver's over `approve` (or the proposer's over `propose`, when
     their own authority covered it), with the crisis key as the complaint id, the kind, and
-    the crisis scope (workflows/signatures.py). Without one, the case accepts it only when
+    the crisis scope (redress/signatures.py). Without one, the case accepts it only when
     its own rules need no approval for it (a free kind, or within the automatic limit).
     """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -25,6 +26,21 @@ SIGNATURE_MAX_SKEW = timedelta(minutes=2)  # a signer's clock slightly ahead is 
 # signature, once seen, can be carried to a case (each case still takes it once).
 CRISIS_SIGNATURE_MAX_AGE = timedelta(days=7)
 CRISIS = "crisis"  # the `scope` of a crisis' terms: they can never be mistaken for a case's
+
+
+# A person's name as the approver directory and key files use it (the rules schema's `Identifier`):
+# no paths, no line breaks, no capitals.
+PERSON_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+def person_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a signer (None: it can)."""
+    if PERSON_NAME.fullmatch(name) and ".." not in name:
+        return None
+    return (
+        f"{name!r} is not a directory name: use lower-case letters, digits and . _ - "
+        "(starting with a letter, at most 64)"
+    )
 
 
 def signed_terms(

@@ -21,9 +21,10 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
-from workflows.policies import PATIENT_RETRY
+from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
+    from activities.complaint_activities import ComplaintActivities
     from activities.io import StaffNotice
     from activities.rules.schema import Template
     from redress.contract import DESK_WORKFLOW_TYPE
@@ -65,10 +66,10 @@ class AgentDesk:
                     timeout_summary="a day without complaints ends the desk",
                 )
             while self._prompts:
-                await workflow.execute_activity(
-                    "notify_staff",
+                await workflow.execute_activity_method(
+                    ComplaintActivities.notify_staff,
                     self._prompts.pop(0),
-                    start_to_close_timeout=timedelta(seconds=30),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=PATIENT_RETRY,
                 )
             await continue_as_new_if_suggested(self.state)

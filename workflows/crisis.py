@@ -27,7 +27,8 @@ from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
 from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
-    from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict, StaffNotice
+    from activities.complaint_activities import ComplaintActivities
+    from activities.io import AuthorityCheck, ProposalCheck, StaffNotice
     from activities.rules.schema import Template
     from redress.contract import (
         CRISIS_WORKFLOW_TYPE,
@@ -201,8 +202,11 @@ class CrisisWatch:
                 "window": str(timedelta(seconds=rules.window_seconds)),
             },
         )
-        await workflow.execute_activity(
-            "notify_staff", notice, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=PATIENT_RETRY
+        await workflow.execute_activity_method(
+            ComplaintActivities.notify_staff,
+            notice,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=PATIENT_RETRY,
         )
 
     # ------------------------------------------------------------ the common remedy
@@ -254,8 +258,8 @@ class CrisisWatch:
 
     async def _propose(self, proposal: RemedyProposal) -> CommonProposal:
         signed = self._proposal_admissible(proposal) is not None
-        verdict: ProposalVerdict = await workflow.execute_activity(
-            "check_proposal",
+        verdict = await workflow.execute_activity_method(
+            ComplaintActivities.check_proposal,
             ProposalCheck(
                 complaint_id=self.state.key,
                 rule_version=self.rules.rule_version,
@@ -266,7 +270,6 @@ class CrisisWatch:
                 at=workflow.now(),
                 signed=signed,
             ),
-            result_type=ProposalVerdict,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=PATIENT_RETRY,
         )
@@ -343,8 +346,8 @@ class CrisisWatch:
 
     async def _approve(self, decision: ApprovalDecision) -> CommonProposal:
         record, _, _ = self._decision_admissible(decision)
-        authority: Authority = await workflow.execute_activity(
-            "authority",
+        authority = await workflow.execute_activity_method(
+            ComplaintActivities.authority,
             AuthorityCheck(
                 complaint_id=self.state.key,
                 rule_version=self.rules.rule_version,
@@ -355,7 +358,6 @@ class CrisisWatch:
                 at=workflow.now(),
                 at_least=record.required_role,
             ),
-            result_type=Authority,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=PATIENT_RETRY,
         )

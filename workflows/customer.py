@@ -31,6 +31,7 @@ from workflows.handover import continue_as_new_if_suggested, ended_on_bad_state
 from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
+    from activities.complaint_activities import ComplaintActivities
     from redress.contract import CUSTOMER_WORKFLOW_TYPE
     from redress.customers import (
         CareOrder,
@@ -110,8 +111,8 @@ class CustomerRecord:
 
     async def _send_care(self, watch: ChurnWatch) -> None:
         self.state.watches.remove(watch)
-        await workflow.execute_activity(
-            "send_care_package",
+        await workflow.execute_activity_method(
+            ComplaintActivities.send_care_package,
             CareOrder(customer_id=self.state.customer_id, ended=watch.ended),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=PATIENT_RETRY,

@@ -11,7 +11,7 @@ from temporalio.common import RetryPolicy
 # A step's activity must answer within this; the peers it calls (notifier, payments) have shorter timeouts.
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
-# A case's step first tries three times within a few seconds as a local activity (workflows/complaint.py `_call`).
+# A case's step first tries three times within a few seconds as a local activity (workflows/steps.py, StepRunner).
 QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 
 # Then, and for every step of the long-lived workflows, it is retried with backoff and no end: a peer that is

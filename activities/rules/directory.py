@@ -21,8 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from activities.rules.loader import RulesInvalid, load_rules, rule_files
-
-NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")  # the directory's names (rules schema `Identifier`)
+from redress import signatures
 
 
 class DirectoryEditRefused(Exception):
@@ -30,12 +29,10 @@ class DirectoryEditRefused(Exception):
 
 
 def check_name(name: str) -> str:
-    """A person's name as the directory and key files use it: no paths, no line breaks, no capitals."""
-    if not NAME.fullmatch(name) or ".." in name:
-        raise DirectoryEditRefused(
-            f"{name!r} is not a directory name: use lower-case letters, digits and . _ - "
-            "(starting with a letter, at most 64)"
-        )
+    """A person's name as the directory and key files use it (redress.signatures.PERSON_NAME)."""
+    problem = signatures.person_name_problem(name)
+    if problem:
+        raise DirectoryEditRefused(problem)
     return name
 
 
