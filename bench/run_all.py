@@ -55,6 +55,12 @@ FINDINGS = [
     "(REDRESS_WORKFLOW_TASK_SLOTS); the rest wait on the server's queue, which has no timeout. With that, and the "
     "client resending an update under the same id on the server's deadline, three soak runs ended with every "
     "case closed and none stuck (900 cases). 50 slots made approval latency worse, not better.",
+    "10,000 open complaints on 2026-11-30 (issue 16's code) left one case stuck for good: its triage, a local "
+    "activity, timed out three times on the worker overloaded by the intake and fell back to an ordinary "
+    "activity; when the worker later lost the case from its cache and replayed it, the SDK raised that timeout "
+    "as a bare TimeoutError instead of the ActivityError the live run had seen, the case took another path and "
+    "failed on a non-determinism error. Both now fall back alike (workflows/steps.py); the case's history is a "
+    "replay test (tests/histories/field-local-activity-timeout-fallback.json).",
     "Rule evaluation at 100 rules missed its goal on a slower host (253 µs). Profiled: the CEL variables were "
     "converted twice per complaint (once for the rules, again for the offers; the order alone costs about "
     "12 µs), every rule was visited even when none of its keywords was found, each weighed rule built its "
