@@ -12,6 +12,7 @@ past, or the rules' fallback applies.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -46,6 +47,13 @@ class Remedies:
         self.case = case
         self.run = run
         self.notices = notices
+
+    async def _rules_on(self, **remedy: Any) -> ProposalVerdict:
+        """What the case's own rules say of a remedy now: whether it needs approval, whose, whether it is allowed."""
+        case = self.case
+        check = ProposalCheck(complaint_id=case.id, rule_version=case.rule_version, at=workflow.now(), **remedy)
+        verdict: ProposalVerdict = await self.run(ComplaintActivities.check_proposal, check)
+        return verdict
 
     # ------------------------------------------------------------ proposals
 
@@ -84,19 +92,13 @@ class Remedies:
         """The step behind propose_remedy: the rules say who must approve; a proven proposer may grant it."""
         case = self.case
         signed = self.proposal_admissible(proposal) is not None
-        verdict = await self.run(
-            ComplaintActivities.check_proposal,
-            ProposalCheck(
-                complaint_id=case.id,
-                rule_version=case.rule_version,
-                kind=proposal.kind,
-                amount=proposal.amount,
-                currency=proposal.currency,
-                proposed_by=proposal.proposed_by,
-                at=workflow.now(),
-                signed=signed,
-                auto_used=case.auto_used(proposal.currency),
-            ),
+        verdict = await self._rules_on(
+            kind=proposal.kind,
+            amount=proposal.amount,
+            currency=proposal.currency,
+            proposed_by=proposal.proposed_by,
+            signed=signed,
+            auto_used=case.auto_used(proposal.currency),
         )
         claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
         actor = f"agent:{proposal.proposed_by}"
@@ -138,17 +140,8 @@ class Remedies:
             proposed_by=f"rules:{name}",
         )
         if payout.needs_approval:
-            verdict = await self.run(
-                ComplaintActivities.check_proposal,
-                ProposalCheck(
-                    complaint_id=case.id,
-                    rule_version=case.rule_version,
-                    kind=payout.kind,
-                    amount=payout.amount,
-                    currency=payout.currency,
-                    proposed_by=proposal.proposed_by,
-                    at=workflow.now(),
-                ),
+            verdict = await self._rules_on(
+                kind=payout.kind, amount=payout.amount, currency=payout.currency, proposed_by=proposal.proposed_by
             )
             if verdict.needs_approval and not verdict.allowed:
                 case.event("payout_refused", "rules", f"automatic payout for {name}: {verdict.reason}")
@@ -300,18 +293,12 @@ class Remedies:
         pending = case.pending_approval()
         if pending is None:
             return
-        verdict = await self.run(
-            ComplaintActivities.check_proposal,
-            ProposalCheck(
-                complaint_id=case.id,
-                rule_version=case.rule_version,
-                kind=pending.kind,
-                amount=pending.amount,
-                currency=pending.currency,
-                proposed_by=pending.proposed_by,
-                above_role=pending.required_role,
-                at=workflow.now(),
-            ),
+        verdict = await self._rules_on(
+            kind=pending.kind,
+            amount=pending.amount,
+            currency=pending.currency,
+            proposed_by=pending.proposed_by,
+            above_role=pending.required_role,
         )
         if pending.status != ProposalStatus.awaiting_approval:
             return  # decided while the rules were consulted
@@ -387,17 +374,8 @@ class Remedies:
             proposed_by=remedy.proposed_by,
         )
         if remedy.signed_by is None:
-            verdict = await self.run(
-                ComplaintActivities.check_proposal,
-                ProposalCheck(
-                    complaint_id=case.id,
-                    rule_version=case.rule_version,
-                    kind=remedy.kind,
-                    amount=remedy.amount,
-                    currency=remedy.currency,
-                    proposed_by=remedy.proposed_by,
-                    at=workflow.now(),
-                ),
+            verdict = await self._rules_on(
+                kind=remedy.kind, amount=remedy.amount, currency=remedy.currency, proposed_by=remedy.proposed_by
             )
             if verdict.needs_approval:
                 raise refusal(
