@@ -51,14 +51,16 @@ WORKFLOWS = [Complaint, CustomerRecord, CrisisWatch, AgentDesk]
 # - `redress`, the contract's models and names: plain data and pure functions;
 # - `cryptography`, whose Rust core imports `cryptography.exceptions` only when it raises (a signature
 #   that does not verify): imported then inside a sandbox, a second copy of the extension module
-#   aborts the process (PyO3 "failed to import exception ... InvalidSignature").
+#   aborts the process (PyO3 "failed to import exception ... InvalidSignature");
+# - `webauthn`, which verifies passkey assertions (redress/passkeys.py) on top of `cryptography`: pure.
 SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("redress", "cryptography")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("redress", "cryptography", "webauthn")
 )
 
 DEV_SERVER_PORT = int(os.environ.get("REDRESS_DEV_PORT", "7233"))
 UI_PORT = int(os.environ.get("REDRESS_UI_PORT", "8233"))
 CODEC_PORT = int(os.environ.get("REDRESS_CODEC_PORT", "8081"))  # 0: no codec server beside the embedded one
+CONSOLE_PORT = int(os.environ.get("REDRESS_CONSOLE_PORT", "8090"))  # 0: no console beside the embedded server
 # Workflows kept in memory between their tasks, about 0.4 MB each (bench/open_complaints.py: 600 MB with
 # 1000 + 300, the SDK's default for both); one evicted is replayed from its history at its next task, a
 # few milliseconds. 500 cases being worked at once is more than a 2-core worker carries; a customer
@@ -209,6 +211,27 @@ def start_codec_server(stack: AsyncExitStack) -> None:
     )  # the host the UI's cookie is for, as the README says
 
 
+def start_console(stack: AsyncExitStack, settings: Settings, task_queue: str) -> None:
+    """The console beside the embedded server (development): passkeys may be enrolled by whoever reaches it."""
+    if not CONSOLE_PORT:
+        return
+    from redress.console import ConsoleServer
+    from redress.console import Settings as ConsoleSettings
+
+    async def connect() -> redress_client.RedressClient:
+        client = await redress_client.connect(f"localhost:{DEV_SERVER_PORT}")
+        return redress_client.RedressClient(client, task_queue=task_queue)
+
+    try:
+        stack.enter_context(
+            ConsoleServer(connect, ConsoleSettings(rules=settings.rules_dir, enroll=True), port=CONSOLE_PORT)
+        )
+    except OSError as error:
+        log.warning("console not started", port=CONSOLE_PORT, error=str(error))
+        return
+    log.info("console started: pick a person, register a passkey, sign in", url=f"http://localhost:{CONSOLE_PORT}")
+
+
 async def serve(settings: Settings) -> None:
     configure_logging()
     temporal_workflow.logger.workflow_info_on_message = False
@@ -232,6 +255,8 @@ async def serve(settings: Settings) -> None:
             start_codec_server(stack)
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=settings.http_timeout_seconds))
         task_queue = os.environ.get("REDRESS_TASK_QUEUE") or TASK_QUEUE  # another queue: e.g. a blue/green switch
+        if not redress_client.external_cluster_configured():
+            start_console(stack, settings, task_queue)
         worker = build_worker(client, ComplaintActivities(settings, http, rules, client), task_queue=task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -178,6 +178,11 @@ class Authority(BaseModel):
     person: str
     directory_version: str = Field(description="The rule version the directory was read from (the newest).")
     public_key: str | None = Field(default=None, description="None: not in the directory, no key, or revoked.")
+    passkeys: dict[str, str] = Field(
+        default_factory=dict, description="Their passkeys not revoked: credential id -> COSE public key (base64url)."
+    )
+    relying_party_id: str | None = Field(default=None, description="Where passkeys sign (None: passkeys are off).")
+    origins: list[str] = Field(default_factory=list, description="The console origins passkeys may sign on.")
     role: str | None = Field(default=None, description="Effective role today: their own, or one they stand in for.")
     acting_for: str | None = None
     covers: bool = Field(default=False, description="Their authority covers this amount, kind and currency.")

@@ -449,14 +449,20 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from activities.rules import directory as approver_directory
 
     try:
-        edited = approver_directory.revoke(Path(args.rules), args.name)
+        if args.passkey:
+            edited = approver_directory.revoke_passkey(Path(args.rules), args.name, args.passkey)
+        else:
+            edited = approver_directory.revoke(Path(args.rules), args.name)
     except approver_directory.DirectoryEditRefused as refused:
         print(f"not revoked: {refused}", file=sys.stderr)
         return 1
+    what = f"passkey {args.passkey}" if args.passkey else "key"
     if args.json:
-        _print_json({"name": args.name, "revoked_in": str(edited)})
+        _print_json({"name": args.name, "revoked": what, "revoked_in": str(edited)})
     else:
-        print(f"{args.name}'s key is revoked in {edited}: it decides nothing from now on, pending proposals included")
+        print(
+            f"{args.name}'s {what} is revoked in {edited}: it decides nothing from now on, pending proposals included"
+        )
     return 0
 
 
@@ -508,6 +514,42 @@ def cmd_codec_server(args: argparse.Namespace) -> int:
         print(f"codec server on {server.url} for {', '.join(sorted(origins))}", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
             server.thread.join()
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from redress.console import ConsoleServer, Settings
+
+    configure_logging()
+
+    async def open_client() -> RedressClient:
+        return RedressClient(await connect(args.address), task_queue=args.task_queue)
+
+    settings = Settings(
+        rules=Path(args.rules),
+        enroll=args.enroll,
+        trusted_header=args.trusted_header,
+        secure_cookies=bool(args.tls_cert) or args.secure_cookies,
+    )
+    if not args.port:
+        print("console off (port 0)", file=sys.stderr)
+        return 0
+    with ConsoleServer(open_client, settings, args.host, args.port, args.tls_cert, args.tls_key) as server:
+        print(f"console on {server.url}", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.thread.join()
+    return 0
+
+
+def cmd_keys_passkey(args: argparse.Namespace) -> int:
+    from activities.rules import directory as approver_directory
+
+    try:
+        edited = approver_directory.register_passkey(Path(args.rules), args.name, args.id, args.public_key)
+    except approver_directory.DirectoryEditRefused as refused:
+        print(f"not registered: {refused}", file=sys.stderr)
+        return 1
+    print(f"{args.name}'s passkey is registered in {edited}: it signs from the next decision on")
     return 0
 
 
@@ -808,10 +850,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the rules folder (default: $REDRESS_RULES or rules)",
     )
     new_key.set_defaults(run=cmd_keys_new)
-    revoke_key = add_keys_command("revoke", help="revoke a person's signing key: it decides nothing from now on")
+    revoke_key = add_keys_command(
+        "revoke", help="revoke a person's signing key, or one passkey: it decides nothing from now on"
+    )
     revoke_key.add_argument("name")
+    revoke_key.add_argument("--passkey", metavar="CREDENTIAL_ID", help="revoke this passkey (its id in the directory)")
     revoke_key.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"))
     revoke_key.set_defaults(run=cmd_keys_revoke)
+    passkey = add_keys_command("passkey", help="add a passkey the console registered (its entry) to the directory")
+    passkey.add_argument("name")
+    passkey.add_argument("--id", required=True, help="the credential id (base64url), as the console showed it")
+    passkey.add_argument("--public-key", required=True, help="its COSE public key (base64url)")
+    passkey.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"))
+    passkey.set_defaults(run=cmd_keys_passkey)
     rotate = add_keys_command(
         "rotate", help="new current payload-encryption key (older ones still decrypt); $REDRESS_PAYLOAD_KEYS or keys/"
     )
@@ -820,6 +871,24 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("name")
     token.add_argument("--revoke", action="store_true")
     token.set_defaults(run=cmd_keys_codec_token)
+    console = add_command("console", help="the web console: inbox, cases, decisions signed with passkeys")
+    console.add_argument("--host", default="127.0.0.1")
+    console.add_argument("--port", type=int, default=int(os.environ.get("REDRESS_CONSOLE_PORT", "8090")), help="0: off")
+    console.add_argument("--rules", default=os.environ.get("REDRESS_RULES", "rules"), help="the directory's folder")
+    console.add_argument(
+        "--enroll",
+        action="store_true",
+        help="development: whoever reaches the console may register a passkey for a person who has none",
+    )
+    console.add_argument(
+        "--trusted-header",
+        default=os.environ.get("REDRESS_CONSOLE_TRUSTED_HEADER"),
+        help="production: the identity-aware proxy's header naming the person (e.g. X-Auth-Request-Preferred-Username)",
+    )
+    console.add_argument("--tls-cert")
+    console.add_argument("--tls-key")
+    console.add_argument("--secure-cookies", action="store_true", help="TLS ends at a proxy in front: cookies Secure")
+    console.set_defaults(run=cmd_console)
     server = add_command("codec-server", help="decrypt payloads for the Temporal UI and CLI, for token holders")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8081)

@@ -422,6 +422,10 @@ class RedressClient:
             signed_at=signed_at,
             signature=signatures.sign(private_key, terms),
         )
+        return await self.approve_common_remedy_as(key, decision)
+
+    async def approve_common_remedy_as(self, key: str, decision: ApprovalDecision) -> dict[str, Any]:
+        """Send a decision signed elsewhere (a passkey in the console) on the crisis' pending common remedy."""
         return await self._update_workflow(crisis_workflow_id(key), key, APPROVE_COMMON_REMEDY, decision, dict)
 
     async def _update_workflow(

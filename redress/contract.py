@@ -293,6 +293,22 @@ class ResponseRecord(_Strict):
 
 
 Signature = Annotated[str, Field(min_length=1, max_length=200, description="base64 of an Ed25519 signature")]
+# base64url without padding, as WebAuthn's JSON writes bytes
+B64URL = r"^[A-Za-z0-9_-]*$"
+
+
+class PasskeyAssertion(_Strict):
+    """A passkey's signature over the same terms, sent instead of `signature` (by the console).
+
+    What `navigator.credentials.get()` returned, as base64url; the workflow verifies it
+    (redress/passkeys.py). A credential id is at most 1023 bytes.
+    """
+
+    credential_id: Annotated[str, Field(min_length=1, max_length=1400, pattern=B64URL)]
+    authenticator_data: Annotated[str, Field(min_length=37, max_length=4096, pattern=B64URL)]
+    client_data_json: Annotated[str, Field(min_length=1, max_length=4096, pattern=B64URL)]
+    signature: Annotated[str, Field(min_length=1, max_length=1400, pattern=B64URL)]
+    user_handle: Annotated[str, Field(max_length=200, pattern=B64URL)] | None = None
 
 
 class RemedyProposal(_Strict):
@@ -311,14 +327,16 @@ class RemedyProposal(_Strict):
     proposed_by: Name
     signed_at: Moment | None = None
     signature: Signature | None = None
+    passkey: PasskeyAssertion | None = None
 
 
 class ApprovalDecision(_Strict):
-    """approve_remedy / reject_remedy, signed by the approver's key (see redress/signatures.py).
+    """approve_remedy / reject_remedy, signed by the approver's key (see redress/signatures.py) or passkey.
 
-    `signed_at` and `signature` are required by the workflow's validator; they
-    are optional here only so that decisions recorded before signing existed
-    still decode when old cases replay.
+    `signed_at` and one of `signature` (an Ed25519 key file, the CLI) or `passkey`
+    (a WebAuthn assertion over the same terms, the console: redress/passkeys.py)
+    are required by the workflow's validator; they are optional here only so that
+    decisions recorded before signing existed still decode when old cases replay.
     """
 
     proposal_id: Name
@@ -326,6 +344,7 @@ class ApprovalDecision(_Strict):
     note: Annotated[str, Field(max_length=2_000)] | None = None
     signed_at: Moment | None = None
     signature: Signature | None = None
+    passkey: PasskeyAssertion | None = None
 
 
 class Resolution(_Strict):
@@ -446,6 +465,9 @@ class Status(BaseModel):
     deadlines: dict[str, Deadline] = Field(default_factory=dict)
     escalation_level: int = 0
     pending_approval: ProposalRecord | None = None
+    approval_due: datetime | None = Field(
+        default=None, description="When the pending proposal goes up a level (or to the fallback) undecided."
+    )
     remedies: list[ProposalRecord] = Field(default_factory=list)
     offers: list[RemedyOffer] = Field(default_factory=list)
     rule_version: str | None = None

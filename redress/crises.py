@@ -16,6 +16,7 @@ from redress.contract import (
     Moment,
     Money,
     Name,
+    PasskeyAssertion,
     ProposalRecord,
     ProposalStatus,
     RemedyKind,
@@ -61,7 +62,7 @@ class CrisisLink(BaseModel):
 class CommonRemedy(BaseModel):
     """Sent to each linked complaint once the common remedy is approved: verify it, carry it out.
 
-    The signature is the approver's over `approve` (or the proposer's over `propose`, when
+    The signature (or passkey assertion) is the approver's over `approve` (or the proposer's over `propose`, when
     their own authority covered it), with the crisis key as the complaint id, the kind, and
     the crisis scope (redress/signatures.py). Without one, the case accepts it only when
     its own rules need no approval for it (a free kind, or within the automatic limit).
@@ -78,6 +79,7 @@ class CommonRemedy(BaseModel):
     signed_by: Name | None = None
     signed_at: Moment | None = None
     signature: Signature | None = None
+    passkey: PasskeyAssertion | None = None
 
 
 class CommonProposal(ProposalRecord):
@@ -91,10 +93,11 @@ class CommonProposal(ProposalRecord):
     decision: Literal["approve", "propose"] = "approve"
     signed_at: Moment | None = None
     signature: str | None = None
+    passkey: PasskeyAssertion | None = None
     applied_to: list[str] = Field(default_factory=list)
 
     def public(self) -> dict:
-        return self.model_dump(mode="json", exclude={"signature", "signed_at", "decision"})
+        return self.model_dump(mode="json", exclude={"signature", "passkey", "signed_at", "decision"})
 
     def remedy(self, crisis_id: str) -> CommonRemedy:
         return CommonRemedy(
@@ -106,9 +109,10 @@ class CommonProposal(ProposalRecord):
             reason=self.reason,
             proposed_by=self.proposed_by,
             decision=self.decision,
-            signed_by=self.decided_by if self.signature else None,
+            signed_by=self.decided_by if self.signature or self.passkey else None,
             signed_at=self.signed_at,
             signature=self.signature,
+            passkey=self.passkey,
         )
 
 

@@ -53,5 +53,5 @@ def test_schema_command_writes_the_contract(tmp_path):
     channel = complaint["$defs"]["Channel"]["enum"]
     assert "third_party" in channel and "fax" not in channel
     approve = schema["messages"]["approve_remedy"]["argument"]
-    assert set(approve["properties"]) == {"proposal_id", "approver", "note", "signed_at", "signature"}
+    assert set(approve["properties"]) == {"proposal_id", "approver", "note", "signed_at", "signature", "passkey"}
     assert schema["queries"]["timeline"]["result"]["type"] == "array"

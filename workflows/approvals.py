@@ -11,11 +11,14 @@ same steps, around one activity that reads the live directory:
 1. `claim`: the terms the signer must have signed, computed by the workflow from
    what it holds; `current` for a decision: it is about the proposal that awaits
    one, and the signer is not its proposer (four eyes).
-2. `admissible`, before anything is asked: the claim is signed, its signature is
-   one canonical 64-byte value not used before, and it was made within the last
-   minutes. Validators run it too, so junk is refused at the door.
+2. `admissible`, before anything is asked: the claim is signed (an Ed25519
+   signature from a key file, or a passkey assertion from the console), what was
+   signed was not used before, and it was made within the last minutes.
+   Validators run it too, so junk is refused at the door.
 3. `proven`, with the signer's `Authority` from the live directory (an activity's
-   answer, so replay sees the same): the key verifies the terms and was not revoked;
+   answer, so replay sees the same): the key or passkey verifies the terms (a
+   passkey: on an origin and relying party the directory allows, the person
+   verified) and was not revoked;
    `entitled`: for a decision, the signer's role is at the level asked and their
    limits cover the amount.
 
@@ -29,8 +32,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from activities.io import Authority
-from redress import signatures
-from redress.contract import ApprovalDecision, RemedyKind
+from redress import passkeys, signatures
+from redress.contract import ApprovalDecision, PasskeyAssertion, RemedyKind
 from workflows.messages import refusal
 
 
@@ -43,6 +46,7 @@ class Claim:
     what: str  # for refusals: "approve P1 800 CNY"
     signed_at: datetime | None
     signature: str | None
+    passkey: PasskeyAssertion | None = None
 
 
 def claim(
@@ -58,18 +62,21 @@ def claim(
     *,
     kind: RemedyKind | None = None,
     crisis: bool = False,
+    passkey: PasskeyAssertion | None = None,
 ) -> Claim:
     """What `signer` says they signed: `decision` (propose, approve, reject) on a proposal, with these terms.
 
     `subject` is the case's id, or the crisis key for a crisis' common remedy (`crisis`: the terms
     carry the crisis scope, so no case's signature passes for a crisis' and the other way round).
     A proposal's terms name its kind, as do a crisis'; a case's decision names the proposal id.
+    `signature` (a key file's) or `passkey` (the console's) proves it: the same terms either way.
     """
     where = f" of crisis {subject}" if crisis else ""
     return Claim(
         signer=signer,
         signed_at=signed_at,
         signature=signature,
+        passkey=passkey,
         what=f"{decision} {proposal_id}{where}: {kind.value + ' ' if kind else ''}{amount} {currency}",
         terms=signatures.signed_terms(
             subject,
@@ -99,14 +106,20 @@ def admissible(claim: Claim, now: datetime, used: set[str], max_age: timedelta =
     A crisis' common remedy passes a longer `max_age`: it reaches cases that join the
     crisis after it was signed (each case still takes it once).
     """
-    if not claim.signature or claim.signed_at is None:
+    if not (claim.signature or claim.passkey) or claim.signed_at is None:
         raise refusal(
-            "unsigned: a decision must be signed with the signer's key "
-            "(redress approve --key ..., or signed_at and signature in the message)"
+            "unsigned: a decision must be signed with the signer's key or passkey "
+            "(redress approve --key ..., the console, or signed_at and signature in the message)"
         )
-    fingerprint = signatures.fingerprint(claim.signature)
+    if claim.signature and claim.passkey:
+        raise refusal("send one proof, a signature or a passkey assertion, not both")
+    fingerprint = fingerprint_of(claim)
     if fingerprint is None:
-        raise refusal("malformed signature: send the canonical base64 of the 64-byte Ed25519 signature")
+        raise refusal(
+            "malformed signature: send the canonical base64 of the 64-byte Ed25519 signature"
+            if claim.signature
+            else "malformed passkey assertion: its authenticator data and client data must be base64url"
+        )
     if fingerprint in used:
         raise refusal("replayed: this signature was already used")
     if claim.signed_at < now - max_age:
@@ -117,17 +130,40 @@ def admissible(claim: Claim, now: datetime, used: set[str], max_age: timedelta =
     return fingerprint
 
 
+def fingerprint_of(proof: Claim | ApprovalDecision) -> str | None:
+    """What the replay set remembers of a signature or passkey assertion (None: none, or unreadable)."""
+    if proof.passkey is not None:
+        return passkeys.fingerprint(proof.passkey)
+    return signatures.fingerprint(proof.signature) if proof.signature else None
+
+
 def proven(claim: Claim, authority: Authority) -> None:
-    """The live directory's key for the signer verifies exactly these terms."""
+    """The live directory's key or passkey for the signer verifies exactly these terms."""
     if authority.unavailable:
         raise refusal(authority.unavailable)
     if authority.person != claim.signer:
         raise refusal(f"the directory was asked about {authority.person}, not {claim.signer}")
+    if claim.passkey is not None:
+        _passkey_proven(claim, claim.passkey, authority)
+        return
     if authority.public_key is None:
         raise refusal(f"{claim.signer} has no public key in the approver directory (none registered, or revoked)")
     assert claim.signature is not None  # admissible() came first
     if not signatures.verify(authority.public_key, claim.terms, claim.signature):
         raise refusal(f"forged or altered: the signature does not verify with {claim.signer}'s key for {claim.what}")
+
+
+def _passkey_proven(claim: Claim, assertion: PasskeyAssertion, authority: Authority) -> None:
+    public_key = authority.passkeys.get(assertion.credential_id)
+    if public_key is None:
+        raise refusal(
+            f"{claim.signer} has no such passkey in the approver directory (never registered for them, or revoked)"
+        )
+    if authority.relying_party_id is None:
+        raise refusal("passkeys are off: the approver directory names no relying_party")
+    problem = passkeys.problem(assertion, claim.terms, public_key, authority.relying_party_id, authority.origins)
+    if problem:
+        raise refusal(f"forged or altered: {claim.signer}'s passkey did not sign {claim.what} ({problem})")
 
 
 def entitled(

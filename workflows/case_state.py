@@ -168,6 +168,7 @@ class CaseState:
             deadlines=self.deadlines,
             escalation_level=self.escalation_level,
             pending_approval=self.pending_approval(),
+            approval_due=self.approval_due if self.pending_approval() else None,
             remedies=self.proposals,
             offers=self.triage.offers if self.triage else [],
             rule_version=self.rule_version,

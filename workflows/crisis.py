@@ -235,7 +235,7 @@ class CrisisWatch:
             raise refusal(f"no crisis is declared for {self.state.key}")
         if self._pending():
             raise refusal("a common remedy already awaits approval")
-        if proposal.signature is None and proposal.signed_at is None:
+        if proposal.signature is None and proposal.passkey is None and proposal.signed_at is None:
             return None
         claim = approvals.claim(
             self.state.key,
@@ -249,6 +249,7 @@ class CrisisWatch:
             workflow.now(),
             kind=proposal.kind,
             crisis=True,
+            passkey=proposal.passkey,
         )
         approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
         return claim
@@ -301,6 +302,7 @@ class CrisisWatch:
                 )
                 record.decided_at, record.proposer_verified = workflow.now(), True
                 record.signed_at, record.signature = proposal.signed_at, proposal.signature
+                record.passkey = proposal.passkey
             elif not verdict.allowed:
                 raise refusal(verdict.reason)
         elif not verdict.allowed:
@@ -340,6 +342,7 @@ class CrisisWatch:
             workflow.now(),
             kind=record.kind,
             crisis=True,
+            passkey=decision.passkey,
         )
         fingerprint = approvals.admissible(claim, workflow.now(), set(self.state.used_signatures))
         return record, claim, fingerprint
@@ -370,6 +373,7 @@ class CrisisWatch:
         record.status, record.decided_by = ProposalStatus.approved, decision.approver
         record.decided_at = workflow.now()
         record.signed_at, record.signature = decision.signed_at, decision.signature
+        record.passkey = decision.passkey
         self._replan = True
         return record
 

@@ -71,7 +71,7 @@ class Remedies:
             raise refusal(f"proposal {which} is still open; it must be decided and carried out first")
         if proposal.kind in MONETARY and proposal.amount <= 0:
             raise refusal(f"amount: a {proposal.kind.value} needs an amount above zero")
-        if proposal.signature is None and proposal.signed_at is None:
+        if proposal.signature is None and proposal.passkey is None and proposal.signed_at is None:
             return None
         claim = approvals.claim(
             case.id,
@@ -84,6 +84,7 @@ class Remedies:
             proposal.signature,
             workflow.now(),
             kind=proposal.kind,
+            passkey=proposal.passkey,
         )
         approvals.admissible(claim, workflow.now(), case.used_signatures)
         return claim
@@ -212,7 +213,7 @@ class Remedies:
         """What can be checked without the directory: a pending proposal, four eyes, a fresh unused signature."""
         case = self.case
         case.refuse_unless_open()
-        if decision.signature and signatures.fingerprint(decision.signature) in case.used_signatures:
+        if approvals.fingerprint_of(decision) in case.used_signatures:
             raise refusal("replayed: this signature was already used")
         pending = case.pending_approval()
         if pending is None:
@@ -228,6 +229,7 @@ class Remedies:
             decision.signed_at,
             decision.signature,
             workflow.now(),
+            passkey=decision.passkey,
         )
         fingerprint = approvals.admissible(claim, workflow.now(), case.used_signatures)
         return pending, claim, fingerprint
@@ -273,6 +275,7 @@ class Remedies:
                 rule_version=case.rule_version,
                 verified=True,
                 role=standing,
+                proof="passkey" if decision.passkey else "key",
             )
         else:
             case.set_stage(Stage.in_progress)
@@ -284,6 +287,7 @@ class Remedies:
                 rule_version=case.rule_version,
                 verified=True,
                 role=standing,
+                proof="passkey" if decision.passkey else "key",
             )
         return pending
 
@@ -397,6 +401,7 @@ class Remedies:
                 workflow.now(),
                 kind=remedy.kind,
                 crisis=True,
+                passkey=remedy.passkey,
             )
             fingerprint = approvals.admissible(
                 claim, workflow.now(), case.used_signatures, max_age=signatures.CRISIS_SIGNATURE_MAX_AGE

@@ -66,6 +66,29 @@ def public_key(directory: RuleSetDocument, person: str) -> str | None:
     return None if entry.public_key in revoked else entry.public_key
 
 
+def passkeys(directory: RuleSetDocument, person: str) -> dict[str, str]:
+    """The person's passkeys in the directory (credential id -> public key), but for revoked ones."""
+    entry = directory.approvers.get(person)
+    if entry is None:
+        return {}
+    revoked = {r.public_key for r in directory.revoked_keys}
+    return {p.id: p.public_key for p in entry.passkeys if p.public_key not in revoked}
+
+
+def _identity(directory: RuleSet, person: str) -> dict:
+    """Who the live directory says the person is: their keys, and where their passkeys may sign."""
+    document = directory.document
+    party = document.relying_party
+    return {
+        "person": person,
+        "directory_version": directory.version,
+        "public_key": public_key(document, person),
+        "passkeys": passkeys(document, person),
+        "relying_party_id": party.id if party else None,
+        "origins": list(party.origins) if party else [],
+    }
+
+
 def _covers(policy: RuleSet, position: int, kind, amount, currency: str) -> bool:
     limit = policy.document.approval.roles[position].limit(kind, currency)
     return limit is None or amount <= limit
@@ -76,16 +99,10 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
     roles = policy.document.approval.roles
     standing = standings(policy, directory.document, today_at(policy, check.at)).get(check.person)
     if standing is None:
-        return Authority(
-            person=check.person,
-            directory_version=directory.version,
-            public_key=public_key(directory.document, check.person),
-        )
+        return Authority(**_identity(directory, check.person))
     level = next((i for i, role in enumerate(roles) if role.role == check.at_least), None)
     return Authority(
-        person=check.person,
-        directory_version=directory.version,
-        public_key=public_key(directory.document, check.person),
+        **_identity(directory, check.person),
         role=standing.role,
         acting_for=standing.acting_for,
         covers=_covers(policy, standing.rank, check.kind, check.amount, check.currency),

@@ -104,6 +104,59 @@ def register(rules: Path, name: str, public_key: str, role: str | None) -> Path:
     return _edit(Path(rules), change)
 
 
+def register_passkey(rules: Path, name: str, credential_id: str, public_key: str, label: str | None = None) -> Path:
+    """Add a passkey to NAME's directory entry (they must be in the directory); returns the file edited.
+
+    The console registers passkeys through here when it may enrol (`redress console --enroll`);
+    otherwise it shows the person the entry for an admin to add (README, "Console").
+    """
+    check_name(name)
+
+    def change(document: Any) -> None:
+        entry = (document.get("approvers") or {}).get(name)
+        if entry is None:
+            raise DirectoryEditRefused(f"{name} is not in the approver directory: an admin adds them first")
+        passkeys = entry.get("passkeys")
+        if passkeys is None:
+            passkeys = CommentedSeq()
+            entry["passkeys"] = passkeys
+        fields: dict[str, Any] = {"id": credential_id, "public_key": public_key, "added_on": date.today()}
+        if label:
+            fields["label"] = label
+        passkeys.append(_flow(**fields))
+
+    return _edit(Path(rules), change)
+
+
+def revoke_passkey(rules: Path, name: str, credential_id: str, on: date | None = None) -> Path:
+    """Take one of NAME's passkeys out of the directory for good (listed under `revoked_keys`)."""
+    check_name(name)
+
+    def change(document: Any) -> None:
+        entry = (document.get("approvers") or {}).get(name)
+        passkeys = (entry or {}).get("passkeys") or []
+        found = next((p for p in passkeys if p.get("id") == credential_id), None)
+        if entry is None or found is None:
+            raise DirectoryEditRefused(f"{name} has no passkey {credential_id} in the directory: nothing to revoke")
+        passkeys.remove(found)
+        if not passkeys:
+            del entry["passkeys"]
+        _revoked(document).append(_flow(name=name, public_key=found["public_key"], revoked_on=on or date.today()))
+
+    return _edit(Path(rules), change)
+
+
+def _revoked(document: Any) -> Any:
+    revoked = document.get("revoked_keys")
+    if revoked is None:
+        revoked = CommentedSeq()
+        document["revoked_keys"] = revoked
+        document.yaml_set_comment_before_after_key(
+            "revoked_keys", before="\nKeys that must never approve again (redress keys revoke NAME)."
+        )
+    return revoked
+
+
 def revoke(rules: Path, name: str, on: date | None = None) -> Path:
     """Take NAME's key out of the directory for good (listed under `revoked_keys`, so it cannot come back)."""
     check_name(name)
@@ -113,13 +166,6 @@ def revoke(rules: Path, name: str, on: date | None = None) -> Path:
         if entry is None or not entry.get("public_key"):
             raise DirectoryEditRefused(f"{name} has no public key in the directory: nothing to revoke")
         key = entry.pop("public_key")
-        revoked = document.get("revoked_keys")
-        if revoked is None:
-            revoked = CommentedSeq()
-            document["revoked_keys"] = revoked
-            document.yaml_set_comment_before_after_key(
-                "revoked_keys", before="\nKeys that must never approve again (redress keys revoke NAME)."
-            )
-        revoked.append(_flow(name=name, public_key=key, revoked_on=on or date.today()))
+        _revoked(document).append(_flow(name=name, public_key=key, revoked_on=on or date.today()))
 
     return _edit(Path(rules), change)

@@ -285,11 +285,54 @@ class Approval(_Strict):
         return roles
 
 
+class Passkey(_Strict):
+    """A person's passkey (WebAuthn credential), registered in the console: it signs decisions there."""
+
+    id: Annotated[str, Field(min_length=1, max_length=1400, pattern=r"^[A-Za-z0-9_-]+$")] = Field(
+        description="The credential id, base64url."
+    )
+    public_key: str = Field(description="The credential's COSE public key, base64url (ES256 or EdDSA).")
+    added_on: date | None = None
+    label: Annotated[str, Field(max_length=100)] | None = None
+
+    @field_validator("public_key")
+    @classmethod
+    def _cose(cls, value: str) -> str:
+        from redress.passkeys import public_key_problem
+
+        problem = public_key_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class RelyingParty(_Strict):
+    """Where passkeys sign: the WebAuthn relying party id (the console's host name) and the console's origins.
+
+    An assertion signed on any other origin, or for another relying party, proves nothing here.
+    """
+
+    id: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9.-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "Redress"
+    origins: list[Annotated[str, Field(pattern=r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _origins_on_the_id(self) -> RelyingParty:
+        for origin in self.origins:
+            host = origin.split("://", 1)[1].split(":", 1)[0]
+            if host != self.id and not host.endswith("." + self.id):
+                raise ValueError(f"origin {origin} is not on {self.id} or a subdomain of it")
+            if origin.startswith("http://") and host != "localhost":
+                raise ValueError(f"origin {origin}: passkeys need https except on localhost")
+        return self
+
+
 class Approver(_Strict):
     role: Identifier
     public_key: str | None = Field(
         default=None, description="Ed25519 public key, base64 (from `redress keys new NAME`); needed to approve."
     )
+    passkeys: list[Passkey] = Field(default_factory=list, max_length=20)
 
     @field_validator("public_key")
     @classmethod
@@ -302,7 +345,10 @@ class Approver(_Strict):
 
 
 class RevokedKey(_Strict):
-    """A key that must never approve again (`redress keys revoke NAME`): kept so it cannot come back by mistake."""
+    """A key that must never approve again (`redress keys revoke NAME`): kept so it cannot come back by mistake.
+
+    An Ed25519 key or a passkey's public key, as the directory held it.
+    """
 
     name: Identifier
     public_key: str
@@ -434,6 +480,7 @@ class RuleSetDocument(_Strict):
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
     delegations: list[Delegation] = Field(default_factory=list)
     revoked_keys: list[RevokedKey] = Field(default_factory=list)
+    relying_party: RelyingParty | None = Field(default=None, description="Without it, passkeys decide nothing.")
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
     repeat: Repeat = Field(default_factory=Repeat)
     churn: Churn | None = None
@@ -501,6 +548,25 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                     f"with `redress keys new {name} --register`",
                 )
             )
+        for index, passkey in enumerate(approver.passkeys):
+            if passkey.public_key in revoked:
+                problems.append(
+                    (
+                        ("approvers", name, "passkeys", index, "public_key"),
+                        f"this passkey was revoked (revoked_keys: {revoked[passkey.public_key]}); register a new one",
+                    )
+                )
+    credentials: dict[str, str] = {}
+    for name, approver in doc.approvers.items():
+        for index, passkey in enumerate(approver.passkeys):
+            if passkey.id in credentials:
+                problems.append(
+                    (
+                        ("approvers", name, "passkeys", index, "id"),
+                        f"this credential is already {credentials[passkey.id]}'s: one passkey, one person",
+                    )
+                )
+            credentials[passkey.id] = name
     for index, delegation in enumerate(doc.delegations):
         for field in ("absent", "delegate"):
             if getattr(delegation, field) not in doc.approvers:

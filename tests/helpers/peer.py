@@ -21,6 +21,7 @@ class Request:
     path: str
     key: str | None
     body: dict[str, Any]
+    at: float = field(default_factory=time.perf_counter)  # when it arrived (benchmarks time to here)
 
 
 @dataclass

@@ -1,0 +1,189 @@
+"""The console in Chromium against the real server: passkeys registered, signed in, and signing money decisions.
+
+The browser's own WebAuthn calls run against a CDP virtual authenticator; the
+workflow verifies every assertion itself. Screenshots land in build/screenshots/.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from redress.contract import RemedyProposal
+from tests.helpers.browser import CHROMIUM, chromium, console, problem, register_and_sign_in, screenshot
+from tests.helpers.cases import eventually, open_case, stage_is
+from tests.helpers.processes import redress_cli
+from tests.helpers.rules import write_rules
+
+pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
+
+
+async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_once(run_worker, tmp_path, peer):
+    rules = write_rules(tmp_path / "rules")
+    async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
+        cid = await open_case(redress, respond_as="li.na")
+        agent = await register_and_sign_in(browser, url, "li.na")
+        await agent.goto(f"{url}/cases/{cid}")
+        form = agent.locator("#propose")
+        await form.locator("select[name=kind]").select_option("refund")
+        await form.locator("input[name=amount]").fill("299")
+        await form.locator("input[name=reason]").fill("late delivery")
+        await form.locator("button").click()
+        assert "P1: awaiting approval" in await problem(agent)  # signed by li.na's passkey, beyond her 200
+        status = await redress.status(cid)
+        assert status.pending_approval and status.pending_approval.proposer_verified
+
+        lead = await register_and_sign_in(browser, url, "wang.fang")
+        row = lead.locator("#awaiting tr", has_text=cid)
+        await row.wait_for()
+        text = await row.inner_text()
+        assert "299" in text and "CNY" in text and "li.na" in text
+        await screenshot(lead, "inbox")
+        await row.locator("a").click()
+        await lead.wait_for_url(f"**/cases/{cid}")
+        assert "299" in await lead.locator("#terms").inner_text()
+        await lead.locator('button[data-sign="approve"]').click()
+        assert "P1: approved by wang.fang" in await problem(lead)
+
+        await stage_is(redress, cid, "remedy_executed")
+        orders = peer.acted("/pay", complaint_id=cid)
+        assert len(orders) == 1 and Decimal(str(orders[0].body["amount"])) == Decimal("299")
+        remedy = lead.locator('#remedies tr[data-proposal="P1"]')
+        await remedy.locator(".tx", has_text="tx-").wait_for()  # the page caught up by itself
+        assert await remedy.locator(".decided-by").inner_text() == "wang.fang"
+        approved = lead.locator('#timeline tr[data-kind="remedy_approved"]')
+        assert "approver:wang.fang" in await approved.inner_text()
+        assert "verified signature (passkey)" in await approved.inner_text()
+        await screenshot(lead, "case")
+
+
+async def test_only_the_exact_terms_by_someone_with_the_authority_and_a_live_passkey_count(run_worker, tmp_path, env):
+    rules = write_rules(tmp_path / "rules")
+    async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
+        cid = await open_case(redress, respond_as="li.na")
+        proposal = RemedyProposal(kind="refund", amount=Decimal("299"), currency="CNY", reason="x", proposed_by="li.na")
+        assert (await redress.propose_remedy(cid, proposal)).status.value == "awaiting_approval"
+
+        specialist = await register_and_sign_in(browser, url, "sam.taylor")  # limit 200
+        await specialist.goto(f"{url}/cases/{cid}")
+        assert await specialist.locator('button[data-sign="approve"]').count() == 0
+        assert "team_lead" in await specialist.locator("#not-yours").inner_text()
+        crafted = await specialist.evaluate(CRAFTED_APPROVAL, {"url": f"/cases/{cid}/sign", "alter": None})
+        assert "sam.taylor may not decide P1" in crafted
+
+        lead = await register_and_sign_in(browser, url, "wang.fang")
+        await lead.goto(f"{url}/cases/{cid}")
+        altered = await lead.evaluate(CRAFTED_APPROVAL, {"url": f"/cases/{cid}/sign", "alter": "29"})
+        assert "forged or altered" in altered
+
+        # signed while the passkey was good, revoked before the workflow saw it: the workflow refuses it
+        await lead.evaluate(SIGN_ONLY, {"url": f"/cases/{cid}/sign"})
+        credential = _credential(rules, "wang.fang")
+        code, _, err = await redress_cli(
+            env, "keys", "revoke", "wang.fang", "--passkey", credential, "--rules", str(rules)
+        )
+        assert code == 0, err
+        assert "wang.fang has no such passkey" in await lead.evaluate(SEND_SIGNED, {"url": f"/cases/{cid}/sign"})
+        await lead.locator('button[data-sign="approve"]').click()
+        assert "no passkey in the approver directory" in await problem(lead)  # nor does the console offer it
+        status = await redress.status(cid)
+        assert status.stage.value == "awaiting_approval" and status.pending_approval.decided_by is None
+
+
+async def test_the_case_page_counts_down_with_the_workflow_and_follows_changes_made_elsewhere(
+    run_worker, tmp_path, env
+):
+    rules = write_rules(tmp_path / "rules", first_response="6s", resolution="60s")
+    async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
+        cid = await open_case(redress)
+        page = await register_and_sign_in(browser, url, "wang.fang")
+        await page.goto(f"{url}/cases/{cid}")
+        status = await redress.status(cid)
+        due = status.deadlines["first_response"].due
+        countdown = page.locator('tr[data-deadline="first_response"] .countdown')
+        shown = int(await countdown.get_attribute("data-seconds-left") or "nan")
+        expected = (due - datetime.now(UTC)).total_seconds()
+        assert abs(shown - expected) <= 2.5
+
+        breached = await eventually(lambda: _level_at_least(redress, cid, 1), timeout=30)
+        level = page.locator("#escalation-level")
+        await level.filter(has_text=str(breached.escalation_level)).wait_for(timeout=10_000)
+        assert await page.locator('tr[data-deadline="first_response"]').get_attribute("class") == "late"
+        assert (await redress.status(cid)).escalation_level == int(await level.inner_text())
+
+        code, _, err = await redress_cli(
+            env,
+            "--task-queue",
+            redress.task_queue,
+            "severity",
+            cid,
+            "--to",
+            "major",
+            "--as",
+            "zhang.wei",
+            "--reason",
+            "press",
+        )
+        assert code == 0, err
+        await page.locator("#severity", has_text="major").wait_for(timeout=10_000)
+
+
+async def _level_at_least(redress, cid: str, level: int):
+    status = await redress.status(cid)
+    return status if status.escalation_level >= level else None
+
+
+def _credential(rules, person: str) -> str:
+    from activities.rules.loader import load_rules
+
+    return load_rules(rules).document.approvers[person].passkeys[0].id
+
+
+# Run in the page: ask the console for a decision's challenge, have the passkey sign it (or, with `alter`,
+# the hash of the same terms with another amount), and send the answer. Returns what the console said.
+CRAFTED_APPROVAL = """
+async ({url, alter}) => {
+  const csrf = document.body.dataset.csrf;
+  const call = async (path, body) => {
+    const r = await fetch(url + path, {method: "POST", headers: {"Content-Type": "application/json",
+      "X-CSRF-Token": csrf}, body: JSON.stringify(body)});
+    return r.json();
+  };
+  const proposal = document.querySelector("#decision h2").textContent.split(":")[0].trim();
+  const start = await call("/options", {action: "approve", proposal_id: proposal});
+  if (!start.publicKey) return JSON.stringify(start);
+  const options = PublicKeyCredential.parseRequestOptionsFromJSON(start.publicKey);
+  if (alter) {
+    const terms = Object.assign({}, start.terms, {amount: alter});
+    const keys = Object.keys(terms).sort();
+    const text = "{" + keys.map((k) => JSON.stringify(k) + ":" + JSON.stringify(terms[k])).join(",") + "}";
+    options.challenge = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  }
+  const credential = await navigator.credentials.get({publicKey: options});
+  const done = await call("/finish", {ceremony: start.ceremony, credential: credential.toJSON()});
+  return JSON.stringify(done);
+}
+"""
+
+SIGN_ONLY = """
+async ({url}) => {
+  const csrf = document.body.dataset.csrf;
+  const proposal = document.querySelector("#decision h2").textContent.split(":")[0].trim();
+  const r = await fetch(url + "/options", {method: "POST", headers: {"Content-Type": "application/json",
+    "X-CSRF-Token": csrf}, body: JSON.stringify({action: "approve", proposal_id: proposal})});
+  const start = await r.json();
+  const credential = await navigator.credentials.get({
+    publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(start.publicKey)});
+  window.signed = {ceremony: start.ceremony, credential: credential.toJSON()};
+}
+"""
+
+SEND_SIGNED = """
+async ({url}) => {
+  const r = await fetch(url + "/finish", {method: "POST", headers: {"Content-Type": "application/json",
+    "X-CSRF-Token": document.body.dataset.csrf}, body: JSON.stringify(window.signed)});
+  return JSON.stringify(await r.json());
+}
+"""

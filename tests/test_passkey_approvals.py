@@ -1,0 +1,137 @@
+"""Passkeys prove decisions as key files do: the workflow verifies the assertion itself against the live directory.
+
+The assertions here come from a software authenticator (tests/helpers/authenticator.py),
+so each flaw can be made on purpose; the console's tests use Chromium's own.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from activities.rules import directory
+from redress import signatures
+from redress.client import Refused
+from redress.contract import ApprovalDecision, RemedyProposal
+from tests.helpers.authenticator import UP, SoftAuthenticator, with_passkey
+from tests.helpers.cases import open_case, stage_is
+from tests.helpers.rules import APPROVER_KEYS, write_rules
+
+
+def decision(cid: str, approver: str, device: SoftAuthenticator, amount: str = "299", **how) -> ApprovalDecision:
+    at = datetime.now(UTC).replace(microsecond=0)
+    terms = signatures.signed_terms(cid, "P1", "approve", Decimal(amount), "CNY", approver, at)
+    return ApprovalDecision(proposal_id="P1", approver=approver, signed_at=at, passkey=device.sign(terms, **how))
+
+
+async def awaiting(redress, amount: str = "299") -> str:
+    cid = await open_case(redress, respond_as="li.na")
+    proposal = RemedyProposal(kind="refund", amount=Decimal(amount), currency="CNY", reason="late", proposed_by="li.na")
+    assert (await redress.propose_remedy(cid, proposal)).status.value == "awaiting_approval"
+    return cid
+
+
+async def test_a_passkey_approves_only_its_own_persons_exact_terms_on_the_allowed_origin(run_worker, tmp_path, peer):
+    lead, colleague, specialist = SoftAuthenticator(), SoftAuthenticator(), SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules")
+    with_passkey(rules, "wang.fang", lead)
+    with_passkey(rules, "alex.morgan", colleague)
+    with_passkey(rules, "sam.taylor", specialist)
+    async with run_worker(rules=rules) as redress:
+        cid = await awaiting(redress)
+        refused = {
+            "altered": (decision(cid, "wang.fang", lead, amount="29"), "forged or altered"),
+            "elsewhere": (decision(cid, "wang.fang", lead, origin="https://evil.example"), "origin"),
+            "other party": (decision(cid, "wang.fang", lead, rp_id="evil.example"), "RP ID"),
+            "not verified": (decision(cid, "wang.fang", lead, flags=UP), "verif"),
+            "registration": (decision(cid, "wang.fang", lead, kind="webauthn.create"), "type"),
+            "someone else's": (decision(cid, "wang.fang", colleague), "no such passkey"),
+            "below the level": (decision(cid, "sam.taylor", specialist), "may not decide"),
+        }
+        for name, (sent, reason) in refused.items():
+            with pytest.raises(Refused, match=reason):
+                await redress.approve_remedy(cid, sent)
+            assert (await redress.status(cid)).stage.value == "awaiting_approval", name
+        both = decision(cid, "wang.fang", lead).model_copy(update={"signature": "A" * 88})
+        with pytest.raises(Refused, match="not both"):
+            await redress.approve_remedy(cid, both)
+        junk = decision(cid, "wang.fang", lead)
+        assert junk.passkey is not None
+        junk.passkey = junk.passkey.model_copy(update={"signature": "AAAA", "authenticator_data": "A" * 37})
+        with pytest.raises(Refused, match=r"forged or altered|malformed"):
+            await redress.approve_remedy(cid, junk)
+
+        good = decision(cid, "wang.fang", lead)
+        record = await redress.approve_remedy(cid, good)
+        assert record.decided_by == "wang.fang"
+        with pytest.raises(Refused, match="replayed"):
+            await redress.approve_remedy(cid, good)
+        await stage_is(redress, cid, "remedy_executed")
+        approved = next(e for e in await redress.timeline(cid) if e.kind == "remedy_approved")
+    assert approved.actor == "approver:wang.fang"
+    assert approved.data["verified"] is True and approved.data["proof"] == "passkey"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+async def test_a_revoked_passkey_decides_nothing_and_a_new_one_counts_at_once(run_worker, tmp_path):
+    old, new = SoftAuthenticator(), SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules")
+    with_passkey(rules, "wang.fang", old)
+    async with run_worker(rules=rules) as redress:
+        cid = await awaiting(redress)
+        directory.revoke_passkey(rules, "wang.fang", old.credential_id)
+        with pytest.raises(Refused, match="no such passkey"):
+            await redress.approve_remedy(cid, decision(cid, "wang.fang", old))
+        with pytest.raises(directory.DirectoryEditRefused, match="revoked"):
+            directory.register_passkey(rules, "wang.fang", old.credential_id + "x", old.public_key)
+        directory.register_passkey(rules, "wang.fang", new.credential_id, new.public_key, label="laptop")
+        assert (await redress.approve_remedy(cid, decision(cid, "wang.fang", new))).decided_by == "wang.fang"
+
+
+async def test_a_proposer_whose_authority_covers_it_grants_it_with_their_passkey(run_worker, tmp_path, peer):
+    device = SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules")
+    with_passkey(rules, "wang.fang", device)
+    async with run_worker(rules=rules) as redress:
+        cid = await open_case(redress, respond_as="wang.fang")
+        at = datetime.now(UTC).replace(microsecond=0)
+        terms = signatures.signed_terms(cid, "P1", "propose", Decimal("299"), "CNY", "wang.fang", at, kind="refund")
+        proposal = RemedyProposal(
+            kind="refund",
+            amount=Decimal("299"),
+            currency="CNY",
+            reason="late",
+            proposed_by="wang.fang",
+            signed_at=at,
+            passkey=device.sign(terms),
+        )
+        answer = await redress.propose_remedy(cid, proposal)
+        assert answer.status.value == "approved"
+        status = await stage_is(redress, cid, "remedy_executed")
+        # the key-file path still works beside passkeys
+        assert status.remedies[0].proposer_verified and APPROVER_KEYS["wang.fang"]
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+def test_the_directory_refuses_a_passkey_that_is_not_one_or_is_someone_elses(tmp_path):
+    from activities.rules.loader import RulesInvalid, load_rules
+
+    device = SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules")
+    with_passkey(rules, "wang.fang", device)
+    with_passkey(rules, "alex.morgan", device)
+    with pytest.raises(RulesInvalid) as invalid:
+        load_rules(rules)
+    assert any("already wang.fang's" in str(e) and "approval.yaml:" in str(e) for e in invalid.value.errors)
+
+    rules = write_rules(tmp_path / "rules2")
+    text = (rules / "approval.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "  chen.jing: {role: director", "  chen.jing: {role: director, passkeys: [{id: abc, public_key: AAAA}]"
+    )
+    (rules / "approval.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(RulesInvalid) as invalid:
+        load_rules(rules)
+    assert any("COSE" in str(e) for e in invalid.value.errors)
