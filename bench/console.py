@@ -36,7 +36,7 @@ from activities.complaint_activities import ComplaintActivities
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from bench.approval_latency import LOAD_RATE, percentile, with_load
-from bench.throughput import cfpb_complaints, until_stage
+from bench.throughput import all_acknowledged, cfpb_complaints
 from redress import codec
 from redress import search_attributes as sa
 from redress.client import RedressClient, connect
@@ -57,23 +57,27 @@ CONCURRENCY = 20
 
 
 async def open_cases(redress: RedressClient, batch: list[dict], awaiting: int) -> list[str]:
-    """Submit every complaint; the first `awaiting` get a response and a 299 CNY proposal for a team lead."""
+    """Submit every complaint and wait until all are acknowledged (the pages are timed on a settled engine);
+    then the first `awaiting` get a response and a 299 CNY proposal for a team lead."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(index: int, data: dict) -> str:
+    async def submit(data: dict) -> str:
         async with gate:
-            cid = data["complaint_id"]
-            await redress.submit(data)
-            if index < awaiting:
-                await until_stage(redress, cid, "acknowledged")
-                await redress.record_response(cid, ResponseRecord(agent="li.na"))
-                proposal = RemedyProposal(
-                    kind="refund", amount=Decimal("299"), currency="CNY", reason="late", proposed_by="li.na"
-                )
-                await redress.propose_remedy(cid, proposal)
-            return cid
+            await redress.submit(data)  # answers the workflow id
+            return data["complaint_id"]
 
-    return await asyncio.gather(*(one(i, d) for i, d in enumerate(batch)))
+    async def awaiting_approval(cid: str) -> None:
+        async with gate:
+            await redress.record_response(cid, ResponseRecord(agent="li.na"))
+            proposal = RemedyProposal(
+                kind="refund", amount=Decimal("299"), currency="CNY", reason="late", proposed_by="li.na"
+            )
+            await redress.propose_remedy(cid, proposal)
+
+    cids = await asyncio.gather(*(submit(d) for d in batch))
+    await all_acknowledged(redress.client, len(batch))
+    await asyncio.gather(*(awaiting_approval(cid) for cid in cids[:awaiting]))
+    return cids
 
 
 async def page_times(http: httpx.AsyncClient, path: str, count: int) -> list[float]:

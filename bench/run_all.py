@@ -263,6 +263,31 @@ def render(results: dict) -> str:
             f"{latency['goal_p99_ms']} ms: {verdict(latency['met'])}).",
             "",
         ]
+    console = results.get("console", {})
+    lines += ["## 5b. The console", ""]
+    if "inbox" not in console:
+        lines += [unmeasured(console), ""]
+    else:
+        lines += [
+            f"{console['open_cases']} open cases on the embedded server, the worker and the console in one process "
+            "(as `make run`). Pages requested one after another by a signed-in team lead; approvals made as the "
+            "case page makes them (options, a passkey assertion, finish), each timed from the click until the "
+            f"payment peer received the order, while {console['background_arrivals_per_s']} new complaints a second "
+            "arrived and were carried to close.",
+            "",
+            "| | samples | p50 ms | p95 ms | goal |",
+            "|---|---|---|---|---|",
+            f"| inbox | {console['inbox']['samples']} | {console['inbox']['p50_ms']} | "
+            f"**{console['inbox']['p95_ms']}** | < {console['page_goal_p95_ms']:g} |",
+            f"| case page | {console['case_page']['samples']} | {console['case_page']['p50_ms']} | "
+            f"**{console['case_page']['p95_ms']}** | < {console['page_goal_p95_ms']:g} |",
+            f"| click to payment order | {console['click_to_payment']['samples']} | "
+            f"{console['click_to_payment']['p50_ms']} | **{console['click_to_payment']['p95_ms']}** | "
+            f"< {console['click_goal_p95_ms']:g} |",
+            "",
+            f"Goals: {verdict(console['met'])}.",
+            "",
+        ]
     burst = results["throughput"]
     lines += ["## 6. Intake burst, lifecycle and report reading", ""]
     if "error" in burst:
@@ -292,6 +317,9 @@ def rerender() -> None:
     """Write RESULTS.md again from results.json (after adding a run by hand with --add-throughput FILE)."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text(encoding="utf-8"))
+    if "--add-console" in sys.argv:
+        results["console"] = json.loads(Path(sys.argv[sys.argv.index("--add-console") + 1]).read_text(encoding="utf-8"))
+        path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if "--add-throughput" in sys.argv:
         extra = json.loads(Path(sys.argv[sys.argv.index("--add-throughput") + 1]).read_text(encoding="utf-8"))
         results.setdefault("throughput_smaller", []).append(extra)
@@ -311,6 +339,7 @@ def main() -> None:
         "floor": run("floor.py", "30" if QUICK else "200", "--rounds", "1" if QUICK else "3"),
         "throughput": run("throughput.py", "50" if QUICK else "1000"),
         "approval_latency": run("approval_latency.py", "20" if QUICK else "200", "--rounds", "1" if QUICK else "3"),
+        "console": run("console.py", *(["--open", "100", "--pages", "20", "--clicks", "10"] if QUICK else [])),
         # 10,000 takes about half an hour: BENCH_OPEN=N to change it
         "open_complaints": run(
             "open_complaints.py",

@@ -205,6 +205,9 @@ class CaseSummary(BaseModel):
     open: bool
 
 
+PARALLEL_QUERIES = 16  # status queries in flight at once when a listing reads each case
+
+
 def list_query(
     task_queue: str | None = None,
     stage: str | None = None,
@@ -296,18 +299,25 @@ class RedressClient:
 
         Visibility is eventually consistent: a case may appear a moment after it starts waiting.
         """
+        ids = await self.awaiting_approval(limit)
+        gate = asyncio.Semaphore(PARALLEL_QUERIES)
+
+        async def status_now(complaint_id: str) -> Status | None:
+            async with gate:
+                try:
+                    return await self.status(complaint_id)
+                except (RedressError, RPCError):
+                    return None  # decided or ended since visibility was written, or its worker is down: not listable
+
+        found = [s for s in await asyncio.gather(*(status_now(i) for i in ids)) if s and s.pending_approval]
+        return sorted(found, key=proposed_at)
+
+    async def awaiting_approval(self, limit: int = 200) -> list[str]:
+        """The ids of the running cases whose stage is awaiting_approval, as visibility has them."""
         query = (
             f"ComplaintStatus = 'awaiting_approval' AND ExecutionStatus = 'Running' AND TaskQueue = '{self.task_queue}'"
         )
-        found = []
-        async for execution in self.client.list_workflows(query, limit=limit):
-            try:
-                status = await self.status(execution.id.removeprefix(WORKFLOW_ID_PREFIX))
-            except (RedressError, RPCError):
-                continue  # decided or ended since visibility was written, or its worker is down: not listable now
-            if status.pending_approval:
-                found.append((status.pending_approval.proposed_at or datetime.max.replace(tzinfo=UTC), status))
-        return [status for _, status in sorted(found, key=lambda pair: pair[0])]
+        return [e.id.removeprefix(WORKFLOW_ID_PREFIX) async for e in self.client.list_workflows(query, limit=limit)]
 
     async def list_cases(
         self,
@@ -597,6 +607,12 @@ class RedressClient:
                 return Refused("the case has ended")
             return NotFound(complaint_id)
         return error
+
+
+def proposed_at(status: Status) -> datetime:
+    """When the case's pending proposal was made (for oldest-first lists; cases without one last)."""
+    pending = status.pending_approval
+    return (pending.proposed_at if pending else None) or datetime.max.replace(tzinfo=UTC)
 
 
 def _now_to_the_second() -> datetime:

@@ -13,6 +13,7 @@ replay test accepts plain payloads for them (codec.data_converter(accept_plain=T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from redress.contract import (
     desk_workflow_id,
     workflow_id_for,
 )
+from tests.helpers.authenticator import SoftAuthenticator, with_passkey
 from tests.helpers.cases import complaint, eventually, open_case, stage_is
 from tests.helpers.peer import Peer
 from tests.helpers.rules import APPROVER_KEYS, write_rules
@@ -52,6 +54,7 @@ from worker import build_worker, temporal_binary
 ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "tests" / "histories"
+PASSKEY = SoftAuthenticator()  # wang.fang's, in the directory of the passkey scenario
 
 
 async def signed_proposal(redress: RedressClient) -> str:
@@ -76,6 +79,35 @@ async def signed_proposal(redress: RedressClient) -> str:
     await stage_is(redress, cid, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=5))
     await redress.outcome(cid)
+    return cid
+
+
+async def passkey_approval(redress: RedressClient) -> str:
+    """An unsigned 299 CNY proposal, a refused passkey over altered terms, then the team lead's passkey approves."""
+    from datetime import UTC, datetime
+
+    from redress import signatures
+    from redress.client import Refused
+    from redress.contract import ApprovalDecision
+
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-passkey-approval")
+    await redress.propose_remedy(
+        cid, RemedyProposal(kind="refund", amount=Decimal("299"), currency="CNY", reason="late", proposed_by="li.na")
+    )
+
+    def decision(amount: str) -> ApprovalDecision:
+        at = datetime.now(UTC).replace(microsecond=0)
+        terms = signatures.signed_terms(cid, "P1", "approve", Decimal(amount), "CNY", "wang.fang", at)
+        return ApprovalDecision(proposal_id="P1", approver="wang.fang", signed_at=at, passkey=PASSKEY.sign(terms))
+
+    with contextlib.suppress(Refused):
+        await redress.approve_remedy(cid, decision("29"))
+        raise AssertionError("a passkey over altered terms was accepted")
+    await redress.approve_remedy(cid, decision("299"))
+    await stage_is(redress, cid, "remedy_executed")
+    await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await stage_is(redress, cid, "closed", timeout=30)
     return cid
 
 
@@ -353,6 +385,7 @@ AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent 
 
 SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = {  # scenario -> its tiers
     signed_proposal: CHAIN_TIERS,
+    passkey_approval: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
     escalation_withdrawal: CHAIN_TIERS,
     refused_input: CHAIN_TIERS,
@@ -389,6 +422,8 @@ async def main() -> None:
                     approval = rules / "approval.yaml"
                     text = approval.read_text(encoding="utf-8")
                     approval.write_text(text.replace("  free_kinds:", extra + "  free_kinds:"), encoding="utf-8")
+                if scenario.__name__ == passkey_approval.__name__:
+                    with_passkey(rules, "wang.fang", PASSKEY)
                 if scenario.__name__ in RULE_EDITS:
                     file, text, replacement = RULE_EDITS[scenario.__name__]
                     path = rules / file

@@ -129,6 +129,12 @@ async def test_the_case_page_counts_down_with_the_workflow_and_follows_changes_m
         assert code == 0, err
         await page.locator("#severity", has_text="major").wait_for(timeout=10_000)
 
+        await page.get_by_role("link", name="中文").click()  # the switch, remembered for this browser
+        await page.get_by_role("columnheader", name="剩余时间").wait_for()
+        await screenshot(page, "case-zh")
+        await page.goto(f"{url}/inbox")
+        assert await page.get_by_role("heading", name="收件箱").is_visible()
+
 
 async def _level_at_least(redress, cid: str, level: int):
     status = await redress.status(cid)

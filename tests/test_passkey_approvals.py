@@ -16,7 +16,7 @@ from redress import signatures
 from redress.client import Refused
 from redress.contract import ApprovalDecision, RemedyProposal
 from tests.helpers.authenticator import UP, SoftAuthenticator, with_passkey
-from tests.helpers.cases import open_case, stage_is
+from tests.helpers.cases import eventually, open_case, stage_is
 from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 
@@ -135,3 +135,58 @@ def test_the_directory_refuses_a_passkey_that_is_not_one_or_is_someone_elses(tmp
     with pytest.raises(RulesInvalid) as invalid:
         load_rules(rules)
     assert any("COSE" in str(e) for e in invalid.value.errors)
+
+
+async def test_a_crisis_common_remedy_approved_with_a_passkey_is_verified_and_paid_once_by_each_case(
+    run_worker, tmp_path, peer
+):
+    import uuid
+
+    lead = SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules", first_response="60s", major_first_response="20s")
+    across = rules / "across_cases.yaml"
+    across.write_text(
+        across.read_text(encoding="utf-8").replace("  window: 1h\n  threshold: 20", "  window: 30s\n  threshold: 2"),
+        encoding="utf-8",
+    )
+    with_passkey(rules, "wang.fang", lead)
+    sku = f"KETTLE-{uuid.uuid4().hex[:6]}"
+    key = f"sku:{sku}"
+    async with run_worker(rules=rules) as redress:
+        linked = [
+            await open_case(redress, order={"id": f"SO-{uuid.uuid4().hex[:6]}", "value": "300", "product_sku": sku})
+            for _ in range(2)
+        ]
+        await eventually(lambda: _declared(redress, key))
+        proposal = RemedyProposal(
+            kind="refund", amount=Decimal("120"), currency="CNY", reason="batch", proposed_by="li.na"
+        )
+        assert (await redress.propose_common_remedy(key, proposal))["status"] == "awaiting_approval"
+
+        def approval(amount: str) -> ApprovalDecision:
+            at = datetime.now(UTC).replace(microsecond=0)
+            terms = signatures.signed_terms(
+                key, "C1", "approve", Decimal(amount), "CNY", "wang.fang", at, kind="refund", scope=signatures.CRISIS
+            )
+            return ApprovalDecision(proposal_id="C1", approver="wang.fang", signed_at=at, passkey=lead.sign(terms))
+
+        with pytest.raises(Refused, match="forged or altered"):
+            await redress.approve_common_remedy_as(key, approval("1200"))
+        approved = await redress.approve_common_remedy_as(key, approval("120"))
+        assert approved["status"] == "approved" and sorted(approved["applied_to"]) == sorted(linked)
+
+        async def all_paid():
+            return all(len(peer.acted("/pay", complaint_id=cid)) == 1 for cid in linked)
+
+        await eventually(all_paid)
+        for cid in linked:  # each case verified the passkey itself
+            remedy = (await redress.status(cid)).remedies[0]
+            assert (remedy.amount, remedy.decided_by) == (Decimal("120"), "wang.fang")
+
+
+async def _declared(redress, key: str):
+    try:
+        watch = await redress.crisis(key)
+    except Exception:
+        return None
+    return watch if watch["declared_at"] else None

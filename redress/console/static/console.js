@@ -123,7 +123,10 @@ function guarded(action) {
 document.addEventListener("click", (event) => {
   const target = event.target.closest("button");
   if (!target) return;
-  if (target.dataset.signin) guarded(() => signIn(target.dataset.signin))(event);
+  const named = () => document.querySelector("#signin-by-name input[name=person]").value.trim();
+  if (target.dataset.signinForm) guarded(() => signIn(named()))(event);
+  else if (target.dataset.registerForm) guarded(() => register(named()))(event);
+  else if (target.dataset.signin) guarded(() => signIn(target.dataset.signin))(event);
   else if (target.dataset.register) guarded(() => register(target.dataset.register))(event);
   else if (target.dataset.sign) {
     guarded(() => sign(target.dataset.url, { action: target.dataset.sign, proposal_id: target.dataset.proposal }))(event);
