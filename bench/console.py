@@ -44,8 +44,9 @@ from redress.console import ConsoleServer
 from redress.console import Settings as ConsoleSettings
 from redress.contract import RemedyProposal, ResponseRecord
 from tests.helpers.authenticator import SoftAuthenticator, with_passkey
-from tests.helpers.browser import allow_origin, free_port
+from tests.helpers.browser import allow_origin
 from tests.helpers.peer import Peer
+from tests.helpers.processes import free_port
 from tests.helpers.rules import write_rules
 from worker import build_worker, temporal_binary
 

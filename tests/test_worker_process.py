@@ -16,10 +16,12 @@ from tests.helpers.serving import data_converter
 
 
 async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, console_port = free_port(), free_port(), free_port()
     environment = {
         "REDRESS_DEV_PORT": str(port),
         "REDRESS_UI_PORT": str(free_port()),
+        "REDRESS_CODEC_PORT": str(free_port()),
+        "REDRESS_CONSOLE_PORT": str(console_port),
         "REDRESS_METRICS_PORT": str(metrics_port),
         "REDRESS_METRICS_HOST": "127.0.0.1",
         "REDRESS_DATA": str(tmp_path / "data"),
@@ -32,6 +34,9 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
     try:
         await wait_for_line(log, '"worker running"', worker)
         assert (tmp_path / "data" / "temporal.db").exists()
+        async with httpx.AsyncClient() as http:  # the console `make run` starts beside the embedded server
+            signin = await http.get(f"http://localhost:{console_port}/signin")
+        assert signin.status_code == 200 and "li.na" in signin.text and "Register a passkey" in signin.text
         client = await Client.connect(f"127.0.0.1:{port}", data_converter=data_converter())
         redress = RedressClient(client)
         data = complaint(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,16 +18,11 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from redress.client import RedressClient, connect
 from redress.console import ConsoleServer, Settings
+from tests.helpers.processes import free_port
 from tests.helpers.rules import ROOT
 
 CHROMIUM = shutil.which("chromium")
 SHOTS = Path(os.environ.get("REDRESS_SCREENSHOTS", ROOT / "build" / "screenshots"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def allow_origin(rules: Path, origin: str) -> None:
