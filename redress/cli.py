@@ -456,12 +456,12 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     except approver_directory.DirectoryEditRefused as refused:
         print(f"not revoked: {refused}", file=sys.stderr)
         return 1
-    what = f"passkey {args.passkey}" if args.passkey else "key"
+    what = f"passkey {args.passkey}" if args.passkey else "key and every passkey"
     if args.json:
         _print_json({"name": args.name, "revoked": what, "revoked_in": str(edited)})
     else:
         print(
-            f"{args.name}'s {what} is revoked in {edited}: it decides nothing from now on, pending proposals included"
+            f"{args.name}'s {what} revoked in {edited}: nothing of it decides from now on, pending proposals included"
         )
     return 0
 
@@ -534,7 +534,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     if not args.port:
         print("console off (port 0)", file=sys.stderr)
         return 0
-    with ConsoleServer(open_client, settings, args.host, args.port, args.tls_cert, args.tls_key) as server:
+    try:
+        server = ConsoleServer(open_client, settings, args.host, args.port, args.tls_cert, args.tls_key)
+    except ValueError as refused:
+        print(f"console not started: {refused}", file=sys.stderr)
+        return 2
+    with server:
         print(f"console on {server.url}", file=sys.stderr)
         with contextlib.suppress(KeyboardInterrupt):
             server.thread.join()
@@ -851,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new_key.set_defaults(run=cmd_keys_new)
     revoke_key = add_keys_command(
-        "revoke", help="revoke a person's signing key, or one passkey: it decides nothing from now on"
+        "revoke", help="revoke a person's signing key and passkeys (or one passkey): they decide nothing from now on"
     )
     revoke_key.add_argument("name")
     revoke_key.add_argument("--passkey", metavar="CREDENTIAL_ID", help="revoke this passkey (its id in the directory)")

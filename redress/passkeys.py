@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from webauthn import verify_authentication_response
-from webauthn.helpers import decode_credential_public_key
+from webauthn.helpers import decode_credential_public_key, decoded_public_key_to_cryptography
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse
 
@@ -94,6 +96,27 @@ def problem(assertion: PasskeyAssertion, terms: bytes, public_key: str, rp_id: s
         return str(refused) or "the assertion does not verify"
     except Exception as error:  # junk of any shape that got past the field checks: a refusal, never a crash
         return f"the assertion cannot be read ({type(error).__name__})"
+    return framed(assertion.client_data_json, origins)
+
+
+def framed(client_data_json: str, origins: list[str]) -> str | None:
+    """Why an assertion made inside another site's frame is refused (None: it was not).
+
+    A page of ours framed by another site signs with our origin, but the browser says so:
+    `crossOrigin` true, and `topOrigin` the framing site. The console forbids being framed;
+    this refuses such an assertion wherever it comes from.
+    """
+    try:
+        data = json.loads(from_b64url(client_data_json))
+    except (ValueError, RecursionError):
+        return "the client data is not JSON"
+    if not isinstance(data, dict):
+        return "the client data is not a JSON object"
+    if data.get("crossOrigin") not in (None, False):
+        return "signed inside a frame of another site (crossOrigin)"
+    top = data.get("topOrigin")
+    if top is not None and top not in origins:
+        return "signed inside a frame of another site (topOrigin)"
     return None
 
 
@@ -107,8 +130,33 @@ def signed_origin(assertion: PasskeyAssertion) -> str | None:
     return origin if isinstance(origin, str) else None
 
 
+def canonical(text: str) -> bool:
+    """Whether this is the one unpadded base64url spelling of its bytes (a revoked key cannot come back respelt)."""
+    try:
+        return b64url(from_b64url(text)) == text
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=1024)
+def key_identity(public_key: str) -> str | None:
+    """The key itself, however its COSE map was written: SHA-256 of its SubjectPublicKeyInfo (None: not a key).
+
+    A COSE key can be encoded in several byte orders; comparing encodings would let a revoked
+    passkey back in with its map reordered.
+    """
+    try:
+        key = decoded_public_key_to_cryptography(decode_credential_public_key(from_b64url(public_key)))
+        der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except Exception:
+        return None
+    return hashlib.sha256(der).hexdigest()
+
+
 def public_key_problem(public_key: str) -> str | None:
     """Why this text is not a credential public key the workflow can verify with (None: it is)."""
+    if not canonical(public_key):
+        return "not unpadded base64url (copy it from the console's passkey registration)"
     try:
         decoded = decode_credential_public_key(from_b64url(public_key))
     except Exception:

@@ -538,7 +538,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     if text and text[-1] in units and text[:-1].isdigit():
-        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+        try:
+            return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+        except OverflowError:  # further back than dates go
+            raise ValueError(f"{text!r}: too far back; give at most a few years") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -139,8 +139,10 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
 
 
 def is_public_key(value: str) -> bool:
+    """An Ed25519 public key in its one canonical base64 spelling (so a revoked key cannot come back respelt)."""
     try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(value, validate=True))
+        raw = base64.b64decode(value, validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
         return False
-    return True
+    return base64.b64encode(raw).decode() == value

@@ -11,7 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from redress.contract import RemedyProposal
+from redress.client import Refused
+from redress.console.ceremonies import assertion_of
+from redress.contract import ApprovalDecision, RemedyProposal
 from tests.helpers.browser import CHROMIUM, chromium, console, problem, register_and_sign_in, screenshot
 from tests.helpers.cases import eventually, open_case, stage_is
 from tests.helpers.processes import redress_cli
@@ -78,16 +80,25 @@ async def test_only_the_exact_terms_by_someone_with_the_authority_and_a_live_pas
         altered = await lead.evaluate(CRAFTED_APPROVAL, {"url": f"/cases/{cid}/sign", "alter": "29"})
         assert "forged or altered" in altered
 
-        # signed while the passkey was good, revoked before the workflow saw it: the workflow refuses it
-        await lead.evaluate(SIGN_ONLY, {"url": f"/cases/{cid}/sign"})
+        # signed in the browser while the passkey was good, revoked before it arrived: the console has signed
+        # its holder out, and the workflow, sent the same assertion directly (anyone may send one), refuses it
+        signed = await lead.evaluate(SIGN_ONLY, {"url": f"/cases/{cid}/sign"})
         credential = _credential(rules, "wang.fang")
         code, _, err = await redress_cli(
             env, "keys", "revoke", "wang.fang", "--passkey", credential, "--rules", str(rules)
         )
         assert code == 0, err
-        assert "wang.fang has no such passkey" in await lead.evaluate(SEND_SIGNED, {"url": f"/cases/{cid}/sign"})
-        await lead.locator('button[data-sign="approve"]').click()
-        assert "no passkey in the approver directory" in await problem(lead)  # nor does the console offer it
+        assert "signed out" in await lead.evaluate(SEND_SIGNED, {"url": f"/cases/{cid}/sign"})
+        direct = ApprovalDecision(
+            proposal_id="P1",
+            approver="wang.fang",
+            signed_at=datetime.fromisoformat(signed["terms"]["signed_at"]),
+            passkey=assertion_of(signed["credential"]),
+        )
+        with pytest.raises(Refused, match=r"wang\.fang has no such passkey"):
+            await redress.approve_remedy(cid, direct)
+        await lead.goto(f"{url}/inbox")
+        await lead.wait_for_url("**/signin")
         status = await redress.status(cid)
         assert status.stage.value == "awaiting_approval" and status.pending_approval.decided_by is None
 
@@ -183,6 +194,7 @@ async ({url}) => {
   const credential = await navigator.credentials.get({
     publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(start.publicKey)});
   window.signed = {ceremony: start.ceremony, credential: credential.toJSON()};
+  return {terms: start.terms, credential: credential.toJSON()};
 }
 """
 

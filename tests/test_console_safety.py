@@ -10,6 +10,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from tests.helpers.browser import console
 from tests.helpers.cases import open_case, stage_is
@@ -80,3 +81,64 @@ async def test_routine_actions_are_the_signed_in_persons_and_need_the_pages_toke
             assert (await http.get("/inbox")).headers["location"] == "/signin"  # not a directory name: nobody
     out, err = capfd.readouterr()
     assert marker not in out and marker not in err
+
+
+async def test_the_console_answers_only_its_own_origin_and_junk_gets_refusals_not_errors(run_worker, tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    async with (
+        run_worker(rules=rules) as redress,
+        console(redress, rules) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        rebound = await http.get("/signin", headers={"Host": "evil.example:8090"})  # DNS rebinding
+        assert rebound.status_code == 421 and "relying_party" in rebound.text
+        assert (await http.get("/healthz", headers={"Host": "evil.example"})).status_code == 200
+        page = await http.get("/signin")
+        token = csrf_of(page.text) if 'name="csrf"' in page.text else page.text.split('data-csrf="')[1].split('"')[0]
+        headers = {"X-CSRF-Token": token, "Content-Type": "application/json"}
+        foreign = await http.post(
+            "/passkeys/options", json={"person": "chen.jing"}, headers={**headers, "Origin": "http://evil.example"}
+        )
+        assert foreign.status_code == 403
+        deep = await http.post("/signin/options", content=b"[" * 60_000, headers=headers)
+        assert deep.status_code == 403  # unreadable: refused like a missing token, not a server error
+        start = (await http.post("/signin/options", json={"person": "wang.fang"}, headers=headers)).json()
+        junk = await http.post(
+            "/signin/finish", json={"ceremony": start["ceremony"], "credential": {"id": "x"}}, headers=headers
+        )
+        assert junk.status_code == 403 and "sign-in refused" in junk.json()["refused"]
+        nobody = (await http.post("/signin/options", json={"person": "no.such.person"}, headers=headers)).json()
+        assert set(nobody) == set(start)  # the same answer: the page does not tell who is in the directory
+
+
+async def test_a_proxy_header_naming_someone_outside_the_directory_signs_nobody_in(run_worker, tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    async with run_worker(rules=rules) as redress, console(redress, rules, trusted_header=HEADER) as url:
+        async with httpx.AsyncClient(base_url=url, headers={HEADER: "random.employee"}) as http:
+            assert (await http.get("/inbox")).headers["location"] == "/signin"
+        async with httpx.AsyncClient(base_url=url, headers={HEADER: "zhang.wei"}) as http:
+            assert (await http.get("/report", params={"since": "9999999999999d"})).status_code == 200
+
+
+def test_enrolment_is_for_a_console_on_localhost_without_a_proxy(tmp_path):
+    from redress.console import ConsoleServer, Settings
+
+    async def never():
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="trusted proxy header"):
+        ConsoleServer(never, Settings(rules=tmp_path, enroll=True, trusted_header=HEADER))
+    with pytest.raises(ValueError, match="serve on localhost"):
+        ConsoleServer(never, Settings(rules=tmp_path, enroll=True), host="0.0.0.0")
+
+
+def test_anonymous_sessions_never_push_out_a_signed_in_person(monkeypatch):
+    from redress.console import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SESSIONS", 5)
+    pool = sessions.Sessions()
+    signed = pool.new()
+    signed.person = "wang.fang"
+    for _ in range(50):  # anyone can make these: one per request without a cookie
+        pool.new()
+    assert pool.get(signed.id) is signed

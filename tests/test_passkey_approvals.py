@@ -6,6 +6,9 @@ so each flaw can be made on purpose; the console's tests use Chromium's own.
 
 from __future__ import annotations
 
+import base64
+import re
+import string
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -47,6 +50,8 @@ async def test_a_passkey_approves_only_its_own_persons_exact_terms_on_the_allowe
             "other party": (decision(cid, "wang.fang", lead, rp_id="evil.example"), "RP ID"),
             "not verified": (decision(cid, "wang.fang", lead, flags=UP), "verif"),
             "registration": (decision(cid, "wang.fang", lead, kind="webauthn.create"), "type"),
+            "framed": (decision(cid, "wang.fang", lead, crossOrigin=True), "inside a frame"),
+            "framed elsewhere": (decision(cid, "wang.fang", lead, topOrigin="https://evil.example"), "inside a frame"),
             "someone else's": (decision(cid, "wang.fang", colleague), "no such passkey"),
             "below the level": (decision(cid, "sam.taylor", specialist), "may not decide"),
         }
@@ -89,6 +94,11 @@ async def test_a_revoked_passkey_decides_nothing_and_a_new_one_counts_at_once(ru
         directory.register_passkey(rules, "wang.fang", new.credential_id, new.public_key, label="laptop")
         assert (await redress.approve_remedy(cid, decision(cid, "wang.fang", new))).decided_by == "wang.fang"
 
+        other = await awaiting(redress)
+        directory.revoke(rules, "wang.fang")  # the person: their key and every passkey
+        with pytest.raises(Refused, match="no such passkey"):
+            await redress.approve_remedy(other, decision(other, "wang.fang", new))
+
 
 async def test_a_proposer_whose_authority_covers_it_grants_it_with_their_passkey(run_worker, tmp_path, peer):
     device = SoftAuthenticator()
@@ -113,6 +123,41 @@ async def test_a_proposer_whose_authority_covers_it_grants_it_with_their_passkey
         # the key-file path still works beside passkeys
         assert status.remedies[0].proposer_verified and APPROVER_KEYS["wang.fang"]
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+def test_a_revoked_passkey_cannot_come_back_respelt_or_reordered(tmp_path):
+    import cbor2
+
+    from activities.rules.loader import RulesInvalid, load_rules
+    from redress.passkeys import b64url, from_b64url
+
+    device = SoftAuthenticator()
+    rules = write_rules(tmp_path / "rules")
+    with_passkey(rules, "wang.fang", device)
+    directory.revoke_passkey(rules, "wang.fang", device.credential_id)
+    cose = cbor2.loads(from_b64url(device.public_key))
+    reordered = b64url(cbor2.dumps(dict(reversed(list(cose.items())))))
+    assert reordered != device.public_key
+    for spelling, problem in (
+        (device.public_key + "==", "unpadded"),
+        (reordered, "was revoked"),
+    ):
+        with pytest.raises(directory.DirectoryEditRefused, match=problem):
+            directory.register_passkey(rules, "wang.fang", b64url(b"another-id"), spelling)
+    with pytest.raises(directory.DirectoryEditRefused, match="was revoked"):  # the same credential, another key
+        directory.register_passkey(rules, "wang.fang", device.credential_id, SoftAuthenticator().public_key)
+    assert load_rules(rules).document.approvers["wang.fang"].passkeys == []
+    # an Ed25519 key respelt (the spare bits of its last base64 digit set) is refused too
+    text = (rules / "approval.yaml").read_text(encoding="utf-8")
+    found = re.search(r"wang.fang: \{role: team_lead, public_key: ([^,}]+)", text)
+    assert found is not None
+    key = found.group(1)
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    respelt = key[:-2] + alphabet[alphabet.index(key[-2]) ^ 1] + key[-1]
+    assert base64.b64decode(respelt) == base64.b64decode(key)
+    (rules / "approval.yaml").write_text(text.replace(key, respelt), encoding="utf-8")
+    with pytest.raises(RulesInvalid, match="Ed25519"):
+        load_rules(rules)
 
 
 def test_the_directory_refuses_a_passkey_that_is_not_one_or_is_someone_elses(tmp_path):

@@ -9,6 +9,7 @@ from temporalio.client import Client
 
 from redress.client import RedressClient
 from redress.contract import ResponseRecord
+from tests.helpers.browser import allow_origin
 from tests.helpers.cases import complaint, stage_is
 from tests.helpers.processes import free_port, start_worker, stop, wait_for_line
 from tests.helpers.rules import write_rules
@@ -17,6 +18,8 @@ from tests.helpers.serving import data_converter
 
 async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
     port, metrics_port, console_port = free_port(), free_port(), free_port()
+    rules = write_rules(tmp_path / "rules")
+    allow_origin(rules, f"http://localhost:{console_port}")  # the console answers only on the directory's origins
     environment = {
         "REDRESS_DEV_PORT": str(port),
         "REDRESS_UI_PORT": str(free_port()),
@@ -25,7 +28,7 @@ async def test_embedded_server_keeps_cases_across_a_restart(tmp_path):
         "REDRESS_METRICS_PORT": str(metrics_port),
         "REDRESS_METRICS_HOST": "127.0.0.1",
         "REDRESS_DATA": str(tmp_path / "data"),
-        "REDRESS_RULES": str(write_rules(tmp_path / "rules")),
+        "REDRESS_RULES": str(rules),
         "REDRESS_LOG_FORMAT": "json",
         "TEMPORAL_ADDRESS": "",
     }

@@ -71,8 +71,7 @@ def passkeys(directory: RuleSetDocument, person: str) -> dict[str, str]:
     entry = directory.approvers.get(person)
     if entry is None:
         return {}
-    revoked = {r.public_key for r in directory.revoked_keys}
-    return {p.id: p.public_key for p in entry.passkeys if p.public_key not in revoked}
+    return {p.id: p.public_key for p in entry.passkeys if p.revoked_by(directory.revoked_keys) is None}
 
 
 def _identity(directory: RuleSet, person: str) -> dict:

@@ -10,6 +10,7 @@ next decision, pending proposals included, without a restart.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import re
@@ -52,23 +53,29 @@ def _directory_file(rules: Path) -> Path:
 
 
 def _edit(rules: Path, change: Any) -> Path:
-    """Apply `change(document)` to the directory's file, keep it only if the folder still loads."""
+    """Apply `change(document)` to the directory's file, keep it only if the folder still loads.
+
+    One edit at a time (a lock beside the file): a console enrolling while an admin revokes must
+    not write back the file it read before the revocation.
+    """
     path = _directory_file(rules)
-    before = path.read_text(encoding="utf-8")
-    yaml = _yaml()
-    document = yaml.load(before)
-    change(document)
-    out = io.StringIO()
-    yaml.dump(document, out)
-    _replace(path, out.getvalue())
-    try:
-        load_rules(rules)
-    except RulesInvalid as invalid:
-        _replace(path, before)
-        raise DirectoryEditRefused(
-            "the rules would not load after this edit, so it was undone:\n  "
-            + "\n  ".join(str(e) for e in invalid.errors)
-        ) from None
+    with open(path.with_name(".directory.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = path.read_text(encoding="utf-8")
+        yaml = _yaml()
+        document = yaml.load(before)
+        change(document)
+        out = io.StringIO()
+        yaml.dump(document, out)
+        _replace(path, out.getvalue())
+        try:
+            load_rules(rules)
+        except RulesInvalid as invalid:
+            _replace(path, before)
+            raise DirectoryEditRefused(
+                "the rules would not load after this edit, so it was undone:\n  "
+                + "\n  ".join(str(e) for e in invalid.errors)
+            ) from None
     return path
 
 
@@ -141,7 +148,9 @@ def revoke_passkey(rules: Path, name: str, credential_id: str, on: date | None =
         passkeys.remove(found)
         if not passkeys:
             del entry["passkeys"]
-        _revoked(document).append(_flow(name=name, public_key=found["public_key"], revoked_on=on or date.today()))
+        _revoked(document).append(
+            _flow(name=name, public_key=found["public_key"], revoked_on=on or date.today(), credential_id=credential_id)
+        )
 
     return _edit(Path(rules), change)
 
@@ -158,14 +167,30 @@ def _revoked(document: Any) -> Any:
 
 
 def revoke(rules: Path, name: str, on: date | None = None) -> Path:
-    """Take NAME's key out of the directory for good (listed under `revoked_keys`, so it cannot come back)."""
+    """Take NAME's key and every passkey out of the directory for good (listed under `revoked_keys`).
+
+    All of them: revoking a person must leave nothing of theirs that signs. One passkey alone
+    is `revoke_passkey`.
+    """
     check_name(name)
 
     def change(document: Any) -> None:
         entry = (document.get("approvers") or {}).get(name)
-        if entry is None or not entry.get("public_key"):
-            raise DirectoryEditRefused(f"{name} has no public key in the directory: nothing to revoke")
-        key = entry.pop("public_key")
-        _revoked(document).append(_flow(name=name, public_key=key, revoked_on=on or date.today()))
+        passkeys = list((entry or {}).get("passkeys") or [])
+        if entry is None or not (entry.get("public_key") or passkeys):
+            raise DirectoryEditRefused(f"{name} has no key or passkey in the directory: nothing to revoke")
+        revoked = _revoked(document)
+        if entry.get("public_key"):
+            revoked.append(_flow(name=name, public_key=entry.pop("public_key"), revoked_on=on or date.today()))
+        for passkey in passkeys:
+            revoked.append(
+                _flow(
+                    name=name,
+                    public_key=passkey["public_key"],
+                    revoked_on=on or date.today(),
+                    credential_id=passkey["id"],
+                )
+            )
+        entry.pop("passkeys", None)
 
     return _edit(Path(rules), change)

@@ -305,6 +305,27 @@ class Passkey(_Strict):
             raise ValueError(problem)
         return value
 
+    @field_validator("id")
+    @classmethod
+    def _canonical_id(cls, value: str) -> str:
+        from redress.passkeys import canonical
+
+        if not canonical(value):
+            raise ValueError("not unpadded base64url")
+        return value
+
+    def revoked_by(self, revoked: list[RevokedKey]) -> RevokedKey | None:
+        """The `revoked_keys` entry that revoked this passkey: by credential id, or by the key itself."""
+        from redress.passkeys import key_identity
+
+        identity = key_identity(self.public_key)
+        for entry in revoked:
+            if entry.credential_id == self.id or entry.public_key == self.public_key:
+                return entry
+            if identity is not None and key_identity(entry.public_key) == identity:
+                return entry
+        return None
+
 
 class RelyingParty(_Strict):
     """Where passkeys sign: the WebAuthn relying party id (the console's host name) and the console's origins.
@@ -353,6 +374,7 @@ class RevokedKey(_Strict):
     name: Identifier
     public_key: str
     revoked_on: date
+    credential_id: str | None = Field(default=None, description="A passkey's credential id, when it was one.")
 
 
 class Delegation(_Strict):
@@ -549,11 +571,11 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                 )
             )
         for index, passkey in enumerate(approver.passkeys):
-            if passkey.public_key in revoked:
+            if (entry := passkey.revoked_by(doc.revoked_keys)) is not None:
                 problems.append(
                     (
                         ("approvers", name, "passkeys", index, "public_key"),
-                        f"this passkey was revoked (revoked_keys: {revoked[passkey.public_key]}); register a new one",
+                        f"this passkey was revoked (revoked_keys: {entry.name}); register a new one",
                     )
                 )
     credentials: dict[str, str] = {}

@@ -37,6 +37,10 @@ class ConsoleServer:
         tls_cert: str | None = None,
         tls_key: str | None = None,
     ) -> None:
+        if settings.enroll and settings.trusted_header:
+            raise ValueError("enrolment is for development: it cannot be combined with a trusted proxy header")
+        if settings.enroll and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"enrolment is for development: serve on localhost, not {host}")
         self._connect = connect  # async () -> RedressClient, called on the console's own loop
         self.settings = settings
         self.app: Starlette | None = None

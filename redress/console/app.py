@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from redress.client import RedressClient
 from redress.console.actions import Actions
@@ -56,5 +59,26 @@ def create_app(redress: RedressClient, settings: Settings) -> Starlette:
             Mount("/static", StaticFiles(directory=static), name="static"),
         ]
     )
+    app.add_middleware(OnlyOurHost, console=console)
     app.state.console = console
     return app
+
+
+class OnlyOurHost:
+    """Every request but the health check and static files must name one of the relying party's hosts.
+
+    A page on another name that resolves to the console (DNS rebinding) would otherwise be the
+    console's own origin to the browser, could read its CSRF token and enrol a passkey.
+    """
+
+    def __init__(self, app: ASGIApp, console: Console) -> None:
+        self.app = app
+        self.console = console
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(("/healthz", "/static/")):
+            problem = self.console.host_allowed(Request(scope))
+            if problem:
+                await PlainTextResponse(problem, status_code=421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -28,7 +28,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import InvalidAuthenticationResponse, WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -100,11 +100,15 @@ class Ceremonies(Web):
         session = self.session_of(request)
         data = await self.json_body(request, session)
         party = self.directory.relying_party
-        person = self.directory.person(str((data or {}).get("person")))
+        named = str((data or {}).get("person"))
         if data is None:
             return self.refuse(request, 403, "refused: reload the page and try again")
-        if party is None or person is None or not person.passkeys:
-            return self.refuse(request, 400, "this person has no passkey in the directory")
+        if closed := self.directory_unreadable():
+            return self.refuse(request, 503, closed)
+        if party is None:
+            return self.refuse(request, 400, "passkeys are off: the directory names no relying_party")
+        # the same answer whether or not the name is in the directory: the page does not tell who works here
+        person = self.directory.person(named) or Person(name=named, role="", passkeys={}, queues=())
         return self.ask_passkey(request, session, person, secrets.token_bytes(32), "sign-in", person=person.name)
 
     async def signin_finish(self, request: Request) -> Response:
@@ -129,12 +133,16 @@ class Ceremonies(Web):
                 credential_current_sign_count=0,
                 require_user_verification=True,
             )
-        except (InvalidAuthenticationResponse, KeyError, TypeError, ValueError) as refused:
+            if problem := passkeys.framed(credential["response"]["clientDataJSON"], party.origins):
+                raise InvalidAuthenticationResponse(problem)
+        except (WebAuthnException, KeyError, TypeError, ValueError) as refused:
             log.info("sign-in refused", reason=type(refused).__name__)
             return self.refuse(request, 403, f"sign-in refused: {refused}")
+        if closed := self.directory_unreadable():
+            return self.refuse(request, 503, closed)
         self.sessions.renew(session)
         request.state.new_cookie = session.id
-        session.person, session.how = person.name, "passkey"
+        session.person, session.how, session.credential = person.name, "passkey", credential["id"]
         log.info("signed in", how="passkey")
         return self.json(request, {"ok": True, "next": "/inbox"})
 
@@ -164,13 +172,18 @@ class Ceremonies(Web):
         session = self.session_of(request)
         data = await self.json_body(request, session)
         party = self.directory.relying_party
-        person = self.directory.person(str((data or {}).get("person")))
+        named = str((data or {}).get("person"))
         if data is None:
             return self.refuse(request, 403, "refused: reload the page and try again")
         if party is None:
             return self.refuse(request, 400, "passkeys are off: the directory names no relying_party")
-        if person is None:
+        if signatures.person_name_problem(named):
+            return self.refuse(request, 400, "not a directory name")
+        person = self.directory.person(named)
+        if person is None and self.settings.enroll:
             return self.refuse(request, 400, "not in the approver directory: an admin adds people first")
+        # without enrolment nothing is written, and the answer does not tell whether the name is in the directory
+        person = person or Person(name=named, role="", passkeys={}, queues=())
         if problem := self.may_register_for(session, person):
             return self.refuse(request, 403, problem)
         challenge = secrets.token_bytes(32)
@@ -209,18 +222,18 @@ class Ceremonies(Web):
                 require_user_verification=True,
                 supported_pub_key_algs=[COSEAlgorithmIdentifier.ECDSA_SHA_256, COSEAlgorithmIdentifier.EDDSA],
             )
-        except (InvalidRegistrationResponse, KeyError, TypeError, ValueError) as refused:
+        except (WebAuthnException, KeyError, TypeError, ValueError) as refused:
             return self.refuse(request, 400, f"registration refused: {refused}")
         credential_id = passkeys.b64url(verified.credential_id)
         public_key = passkeys.b64url(verified.credential_public_key)
         entry = f"{{id: {credential_id}, public_key: {public_key}}}"
         command = f"redress keys passkey {name} --id {credential_id} --public-key {public_key}"
-        person = self.directory.person(name)
-        if person is None or self.may_register_for(session, person):
-            return self.refuse(request, 403, "no longer allowed to register for this person")
         if not self.settings.enroll:
             log.info("passkey registered, for an admin to add")
             return self.json(request, {"ok": True, "registered": False, "entry": entry, "command": command})
+        person = self.directory.person(name)
+        if person is None or self.may_register_for(session, person):
+            return self.refuse(request, 403, "no longer allowed to register for this person")
         try:
             edited = editor.register_passkey(self.settings.rules, name, credential_id, public_key)
         except editor.DirectoryEditRefused as refused:
@@ -335,7 +348,7 @@ class Ceremonies(Web):
         data, ceremony = answered
         details = ceremony.details
         try:
-            assertion = _assertion(data.get("credential"))
+            assertion = assertion_of(data.get("credential"))
             signed_at = datetime.fromisoformat(details["signed_at"])
             message = await self._send_signed(details, assertion, signed_at, session.person or "")
             self.statuses.forget(details["subject"])
@@ -373,7 +386,7 @@ class Ceremonies(Web):
         return f"{decided.proposal_id}: {decided.status.value} by {decided.decided_by}"
 
 
-def _assertion(credential: Any) -> PasskeyAssertion:
+def assertion_of(credential: Any) -> PasskeyAssertion:
     """The browser's credential JSON (PublicKeyCredential.toJSON) as the workflow's message field."""
     if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):
         raise Refused("no passkey assertion was sent")

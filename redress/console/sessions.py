@@ -38,6 +38,7 @@ class Session:
     csrf: str
     person: str | None = None  # None until signed in
     how: str | None = None  # "passkey" or "proxy"
+    credential: str | None = None  # the passkey signed in with: revoked, the session ends
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
     ceremonies: dict[str, Ceremony] = field(default_factory=dict)
@@ -99,11 +100,17 @@ class Sessions:
         return session
 
     def _sweep(self) -> None:
+        """Room for one more: expired sessions go first, then the oldest anonymous ones.
+
+        Anyone can make anonymous sessions (one per request without a cookie); they never push out
+        a signed-in person's. Only when every session is a signed-in one does the oldest of those go.
+        """
         if len(self._by_id) < MAX_SESSIONS:
             return
         now = time.monotonic()
         self._by_id = {
             k: s for k, s in self._by_id.items() if now - s.created <= SESSION_SECONDS and now - s.seen <= IDLE_SECONDS
         }
+        anonymous = [k for k, s in self._by_id.items() if s.person is None]
         while len(self._by_id) >= MAX_SESSIONS:
-            self._by_id.pop(next(iter(self._by_id)))
+            self._by_id.pop(anonymous.pop(0) if anonymous else next(iter(self._by_id)))

@@ -23,7 +23,6 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from redress import signatures
 from redress.client import RedressClient
 from redress.console.i18n import choose, words
 from redress.console.people import Directory
@@ -43,6 +42,8 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 
 @dataclass
 class Settings:
+    """How a console runs. `enroll` is for development only: refused with a proxy, and off localhost."""
+
     rules: Path
     enroll: bool = False  # development: anyone may register a passkey for a person who has none
     trusted_header: str | None = None  # production: the identity-aware proxy's header naming the person
@@ -68,21 +69,56 @@ class Web:
     # ------------------------------------------------------------ plumbing
 
     def session_of(self, request: Request) -> Session:
-        """The request's session; a new anonymous one when it has none (for the CSRF token of the sign-in page)."""
+        """The request's session; a new anonymous one when it has none (for the CSRF token of the sign-in page).
+
+        A signed-in person stays signed in only while the directory still holds them (and, signed in
+        with a passkey, that passkey): someone removed or revoked is signed out at their next request.
+        Behind the proxy, the person its header names, if the directory holds them.
+        """
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             session = self.sessions.new()
             request.state.new_cookie = session.id
         if self.settings.trusted_header:
-            person = request.headers.get(self.settings.trusted_header)
-            if person and signatures.person_name_problem(person) is None:
-                if session.person != person:
-                    self.sessions.renew(session)
-                    request.state.new_cookie = session.id
-                session.person, session.how = person, "proxy"
-            else:
+            named = request.headers.get(self.settings.trusted_header)
+            person = self.directory.person(named) if named else None
+            if person is None:
                 session.person = None
+            elif session.person != person.name:
+                self.sessions.renew(session)
+                request.state.new_cookie = session.id
+                session.person, session.how = person.name, "proxy"
+        elif session.person is not None:
+            person = self.directory.person(session.person)
+            if person is None or (session.credential is not None and session.credential not in person.passkeys):
+                self.sessions.end(session)
+                session = self.sessions.new()
+                request.state.new_cookie = session.id
         return session
+
+    def directory_unreadable(self) -> str | None:
+        """Why nobody may sign in now: the rules folder does not load (the workers refuse decisions too)."""
+        if self.directory.store.refused:
+            return "the rules folder does not load (an edit is being fixed): sign-in is closed until it does"
+        return None
+
+    def host_allowed(self, request: Request) -> str | None:
+        """Why this request's Host is not one the console answers on (None: it is).
+
+        The console answers only on the origins the directory's relying party names: a page on
+        another name that resolves here (DNS rebinding) gets nothing, and behind a TLS proxy the
+        Origin of a POST is compared with these, not with what the proxy forwarded.
+        """
+        party = self.directory.relying_party
+        if party is None:
+            return None
+        hosts = {origin.split("://", 1)[1] for origin in party.origins}
+        if request.headers.get("host", "") in hosts:
+            return None
+        return (
+            f"this console answers on {', '.join(party.origins)} (relying_party in rules/approval.yaml), "
+            f"not on the host this request named"
+        )
 
     def page(self, request: Request, session: Session, template: str, status: int = 200, **context: Any) -> Response:
         language = choose(request.headers.get("accept-language"), request.cookies.get(LANGUAGE_COOKIE))
@@ -120,17 +156,25 @@ class Web:
         return self.finish(request, RedirectResponse(to, status_code=303))
 
     def same_origin(self, request: Request) -> bool:
-        """A POST must come from this console's own pages (with SameSite=Strict, a second lock on CSRF)."""
+        """A POST must come from this console's own pages (with SameSite=Strict, a second lock on CSRF).
+
+        Its Origin, when the browser sends one, must be one of the relying party's origins (or,
+        without one, this server's own address).
+        """
         origin = request.headers.get("origin")
-        own = f"{request.url.scheme}://{request.url.netloc}"
-        return origin is None or origin == own
+        if origin is None:
+            return True
+        party = self.directory.relying_party
+        if party is not None:
+            return origin in party.origins
+        return origin == f"{request.url.scheme}://{request.url.netloc}"
 
     async def form(self, request: Request, session: Session) -> dict[str, str] | None:
         if not self.same_origin(request):
             return None
         try:
-            form = await request.form(max_files=0, max_fields=20, max_part_size=32 * 1024)
-        except Exception:
+            form = await asyncio.wait_for(request.form(max_files=0, max_fields=20, max_part_size=32 * 1024), 10)
+        except Exception:  # malformed, too large, or not sent within 10 s: a slow client holds nothing
             return None
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         return fields if session.csrf_ok(fields.get("csrf")) else None
@@ -141,7 +185,7 @@ class Web:
         try:
             raw = await asyncio.wait_for(_bounded(request, JSON_LIMIT), 10)
             data = json.loads(raw)
-        except (ValueError, TimeoutError):
+        except (ValueError, TimeoutError, RecursionError):  # RecursionError: 60 KB of "[" nest too deep
             return None
         return data if isinstance(data, dict) else None
 

@@ -50,11 +50,12 @@ class SoftAuthenticator:
         rp_id: str = RP_ID,
         flags: int = UP | UV,
         kind: str = "webauthn.get",
+        **extra: object,
     ) -> PasskeyAssertion:
         self.count += 1
         authenticator_data = hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + struct.pack(">I", self.count)
         client_data = json.dumps(
-            {"type": kind, "challenge": b64url(challenge(terms)), "origin": origin, "crossOrigin": False}
+            {"type": kind, "challenge": b64url(challenge(terms)), "origin": origin, "crossOrigin": False, **extra}
         ).encode()
         signature = self.key.sign(authenticator_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return PasskeyAssertion(

@@ -43,7 +43,8 @@ async def console(redress: RedressClient, rules: Path, **settings: Any) -> Async
     async def open_client() -> RedressClient:
         return RedressClient(await connect(address), task_queue=redress.task_queue)
 
-    with ConsoleServer(open_client, Settings(rules=rules, enroll=True, **settings), port=port):
+    settings.setdefault("enroll", not settings.get("trusted_header"))  # enrolment: development, without a proxy
+    with ConsoleServer(open_client, Settings(rules=rules, **settings), port=port):
         yield f"http://localhost:{port}"
 
 
