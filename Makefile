@@ -25,10 +25,11 @@ run: install
 	$(BIN)/redress worker
 
 ## test: lint, format, types, the rule files and their tests, then the whole suite against a real Temporal dev server
+## (two pytest processes, each with its own dev server; a file's tests stay in one process, in order)
 test: install lint
 	$(BIN)/redress rules check rules
 	$(BIN)/redress rules test rules
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ## lint: ruff (lint and format check) and mypy, as configured in pyproject.toml; `make format` rewrites
 lint: install

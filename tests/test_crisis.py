@@ -19,7 +19,7 @@ from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 @pytest.fixture
 def crisis_rules(tmp_path):
-    rules = write_rules(tmp_path / "crisis-rules", first_response="60s", major_first_response="20s")
+    rules = write_rules(tmp_path / "crisis-rules", first_response="300s", major_first_response="100s")
     path = rules / "across_cases.yaml"
     text = path.read_text(encoding="utf-8").replace("  window: 1h\n  threshold: 20", "  window: 30s\n  threshold: 3")
     path.write_text(text, encoding="utf-8")

@@ -188,7 +188,7 @@ async def test_a_crisis_common_remedy_approved_with_a_passkey_is_verified_and_pa
     import uuid
 
     lead = SoftAuthenticator()
-    rules = write_rules(tmp_path / "rules", first_response="60s", major_first_response="20s")
+    rules = write_rules(tmp_path / "rules", first_response="300s", major_first_response="100s")
     across = rules / "across_cases.yaml"
     across.write_text(
         across.read_text(encoding="utf-8").replace("  window: 1h\n  threshold: 20", "  window: 30s\n  threshold: 2"),

@@ -25,9 +25,11 @@ from redress.contract import (
     Severity,
     Stage,
     Status,
+    records_queue,
 )
 
 PAGE_SIZE = 25
+QUERY_SECONDS = 3.0  # a list page shows what answers within this; a case that does not is left out
 MY_CASES_LOOKED_AT = 25  # open cases of my queues whose status is read for the inbox (soonest first)
 
 
@@ -78,7 +80,9 @@ class Pages(Web):
         return found
 
     async def _crises(self) -> list[dict[str, Any]]:
-        query = f"WorkflowType = '{CRISIS_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+        """The declared crises of this deployment's workers (their records queue), each read within seconds."""
+        queue = records_queue(self.redress.task_queue)
+        query = f"WorkflowType = '{CRISIS_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '{queue}'"
         keys = [
             execution.id.removeprefix(CRISIS_ID_PREFIX)
             async for execution in self.redress.client.list_workflows(query, limit=50)
@@ -87,8 +91,9 @@ class Pages(Web):
         return [w for w in watches if w is not None and w.get("declared_at")]
 
     async def _crisis_or_none(self, key: str) -> dict[str, Any] | None:
+        """A watch whose worker is away would hold its query for the server's 30 s: the page does not wait."""
         try:
-            return await self.redress.crisis(key)
+            return await asyncio.wait_for(self.redress.crisis(key), QUERY_SECONDS)
         except Exception:
             return None
 

@@ -22,6 +22,7 @@ from redress.contract import Status
 FRESH_SECONDS = 2.0  # as fresh as the case page's own polling
 KEEP_SECONDS = 60.0  # older than this, an answer is not shown: it is read again first
 PARALLEL = 16
+QUERY_SECONDS = 3.0
 MOST = 20_000
 
 
@@ -58,9 +59,9 @@ class Statuses:
     async def _read(self, complaint_id: str) -> None:
         async with self._gate:
             try:
-                status: Status | None = await self.redress.status(complaint_id)
-            except Exception:
-                status = None  # ended, erased, or its worker is away: not listed now
+                status: Status | None = await asyncio.wait_for(self.redress.status(complaint_id), QUERY_SECONDS)
+            except Exception:  # ended, erased, or its worker is away (its query would wait 30 s): not listed now
+                status = None
         if len(self._known) >= MOST:
             self._known.pop(next(iter(self._known)))
         self._known[complaint_id] = (time.monotonic(), status)
