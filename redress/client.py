@@ -286,6 +286,10 @@ class RedressClient:
     async def timeline(self, complaint_id: str) -> list[TimelineEvent]:
         return await self._query(complaint_id, "timeline", list[TimelineEvent])
 
+    async def complaint(self, complaint_id: str) -> ComplaintInput | None:
+        """What the customer sent: names, contacts, their text (for staff; None if the input was refused)."""
+        return await self._query(complaint_id, "complaint", ComplaintInput | None)
+
     async def outcome(self, complaint_id: str) -> Outcome:
         """Wait for the case to end and return its outcome."""
         try:

@@ -77,7 +77,11 @@ MESSAGES: dict[str, tuple[type[BaseModel], Any]] = {  # update/signal name -> (a
     "crisis_declared": (CrisisLink, None),
     "crisis_remedy": (CommonRemedy, None),
 }
-QUERIES: dict[str, Any] = {"status": Status, "timeline": list[TimelineEvent]}
+QUERIES: dict[str, Any] = {
+    "status": Status,
+    "timeline": list[TimelineEvent],
+    "complaint": ComplaintInput | None,
+}
 
 # The workflows around cases: a customer's record and a crisis watch (see README "Across cases").
 OTHER_WORKFLOWS: dict[str, dict[str, Any]] = {

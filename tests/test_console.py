@@ -46,6 +46,8 @@ async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_
         await row.locator("a").click()
         await lead.wait_for_url(f"**/cases/{cid}")
         assert "299" in await lead.locator("#terms").inner_text()
+        sent = await redress.complaint(cid)
+        assert sent is not None and await lead.locator("#complaint-text").inner_text() == sent.text
         await lead.locator('button[data-sign="approve"]').click()
         assert "P1: approved by wang.fang" in await problem(lead)
 

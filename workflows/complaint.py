@@ -822,6 +822,11 @@ class Complaint:
     def timeline(self) -> list[TimelineEvent]:
         return self.case.timeline
 
+    @workflow.query
+    def complaint(self) -> ComplaintInput | None:
+        """What the customer sent (None: the input was refused). Personal data: encrypted like every payload."""
+        return self.case.complaint
+
     # ------------------------------------------------------------ visibility
 
     def _settled(self) -> bool:

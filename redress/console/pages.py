@@ -151,8 +151,14 @@ class Pages(Web):
             )
         except RedressError as error:
             return self.page(request, session, "missing.html", status=404, what=complaint_id, reason=str(error))
-        template = "case_live.html" if request.query_params.get("part") == "live" else "case.html"
-        return self.page(request, session, template, **self._case_context(status, timeline, session))
+        context = self._case_context(status, timeline, session)
+        if request.query_params.get("part") == "live":
+            return self.page(request, session, "case_live.html", **context)
+        try:  # what the customer sent does not change: the full page reads it, its live part does not
+            complaint = await self.redress.complaint(complaint_id)
+        except RedressError:
+            complaint = None
+        return self.page(request, session, "case.html", complaint=complaint, **context)
 
     def _case_context(self, status: Status, timeline: list[Any], session: Session) -> dict[str, Any]:
         pending = status.pending_approval
