@@ -207,3 +207,45 @@ async ({url}) => {
   return JSON.stringify(await r.json());
 }
 """
+
+
+async def test_a_crisis_common_remedy_proposed_and_approved_on_the_crisis_page_pays_each_case_once(
+    run_worker, tmp_path, peer
+):
+    import uuid
+
+    rules = write_rules(tmp_path / "rules", first_response="300s", major_first_response="100s")
+    across = rules / "across_cases.yaml"
+    across.write_text(
+        across.read_text(encoding="utf-8").replace("  window: 1h\n  threshold: 20", "  window: 30s\n  threshold: 2"),
+        encoding="utf-8",
+    )
+    sku = f"KETTLE-{uuid.uuid4().hex[:6]}"
+    key = f"sku:{sku}"
+    async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
+        linked = [
+            await open_case(redress, order={"id": f"SO-{uuid.uuid4().hex[:6]}", "value": "300", "product_sku": sku})
+            for _ in range(2)
+        ]
+        agent = await register_and_sign_in(browser, url, "li.na")
+        await agent.goto(f"{url}/crises/{key}")
+        await agent.locator("#propose").wait_for()  # the watch is declared (the second complaint reached it)
+        form = agent.locator("#propose")
+        await form.locator("select[name=kind]").select_option("refund")
+        await form.locator("input[name=amount]").fill("300")  # beyond a specialist's 200: her passkey is not enough
+        await form.locator("input[name=reason]").fill("faulty batch")
+        await form.locator("button").click()
+        assert "C1: awaiting approval" in await problem(agent)
+
+        lead = await register_and_sign_in(browser, url, "wang.fang")
+        await lead.get_by_role("link", name=key).click()  # from the inbox's crises
+        await lead.locator('button[data-sign="approve"]').click()
+        assert "C1: approved for 2 linked case(s)" in await problem(lead)
+
+        async def all_paid():
+            return all(len(peer.acted("/pay", complaint_id=cid)) == 1 for cid in linked)
+
+        await eventually(all_paid)
+        for cid in linked:
+            remedy = (await redress.status(cid)).remedies[0]
+            assert (remedy.amount, remedy.decided_by) == (Decimal("300"), "wang.fang")

@@ -81,18 +81,12 @@ class CrisisWatch:
         while True:
             self._replan = False
             quiet_until = self._quiet_until()
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: (
-                        self._replan
-                        or bool(self._to_link)
-                        or self._team_to_tell()
-                        or self._remedy_to_send() is not None
-                        or workflow.info().is_continue_as_new_suggested()
-                    ),
-                    timeout=quiet_until - workflow.now() if quiet_until else None,
-                    timeout_summary="a quiet window ends the watch",
-                )
+            over = quiet_until is not None and quiet_until <= workflow.now()
+            held = bool(self._pending() or self._steps)  # a remedy awaiting its decision, or a step under way
+            # Over and not held: straight on to ending the watch. Over but held: wait for what holds it,
+            # without a timeout (one already over returns at once, and the loop would spin without yielding).
+            if not over or held:
+                await self._wait_for_work(None if over else quiet_until)
             if self._team_to_tell():
                 await self._notify_team()
                 continue
@@ -110,6 +104,21 @@ class CrisisWatch:
                 if not self._to_link and not self._steps and self._remedy_to_send() is None:
                     steps.cancel()
                     return self.state
+
+    async def _wait_for_work(self, quiet_until: datetime | None) -> None:
+        """Until there is something to do, or the quiet window (if still ahead) ends."""
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    self._replan
+                    or bool(self._to_link)
+                    or self._team_to_tell()
+                    or self._remedy_to_send() is not None
+                    or workflow.info().is_continue_as_new_suggested()
+                ),
+                timeout=quiet_until - workflow.now() if quiet_until else None,
+                timeout_summary="a quiet window ends the watch",
+            )
 
     def _quiet_until(self) -> datetime | None:
         state = self.state
