@@ -120,16 +120,6 @@ def framed(client_data_json: str, origins: list[str]) -> str | None:
     return None
 
 
-def signed_origin(assertion: PasskeyAssertion) -> str | None:
-    """The origin the browser put in clientDataJSON (for refusals that say where it was signed)."""
-    try:
-        data = json.loads(from_b64url(assertion.client_data_json))
-    except ValueError:
-        return None
-    origin = data.get("origin") if isinstance(data, dict) else None
-    return origin if isinstance(origin, str) else None
-
-
 def canonical(text: str) -> bool:
     """Whether this is the one unpadded base64url spelling of its bytes (a revoked key cannot come back respelt)."""
     try:

@@ -36,6 +36,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from activities.rules.schema import RelyingParty
 from redress import passkeys, signatures
 from redress.client import RedressError, Refused
 from redress.console.people import Person
@@ -96,19 +97,29 @@ class Ceremonies(Web):
             origin=_origin(request),
         )
 
-    async def signin_options(self, request: Request) -> Response:
+    async def about_person(self, request: Request) -> tuple[Session, str, RelyingParty] | Response:
+        """The session, the person a sign-in or registration is about, and the relying party; or the refusal."""
         session = self.session_of(request)
         data = await self.json_body(request, session)
         party = self.directory.relying_party
-        named = str((data or {}).get("person"))
         if data is None:
             return self.refuse(request, 403, "refused: reload the page and try again")
-        if closed := self.directory_unreadable():
-            return self.refuse(request, 503, closed)
         if party is None:
             return self.refuse(request, 400, "passkeys are off: the directory names no relying_party")
-        # the same answer whether or not the name is in the directory: the page does not tell who works here
-        person = self.directory.person(named) or Person(name=named, role="", passkeys={}, queues=())
+        return session, str(data.get("person")), party
+
+    def known_or_not(self, name: str) -> Person:
+        """The person, or one with no passkey: answers look the same whether or not the directory holds the name."""
+        return self.directory.person(name) or Person(name=name, role="", passkeys={}, queues=())
+
+    async def signin_options(self, request: Request) -> Response:
+        asked = await self.about_person(request)
+        if isinstance(asked, Response):
+            return asked
+        session, named, _ = asked
+        if closed := self.directory_unreadable():
+            return self.refuse(request, 503, closed)
+        person = self.known_or_not(named)
         return self.ask_passkey(request, session, person, secrets.token_bytes(32), "sign-in", person=person.name)
 
     async def signin_finish(self, request: Request) -> Response:
@@ -142,7 +153,7 @@ class Ceremonies(Web):
             return self.refuse(request, 503, closed)
         self.sessions.renew(session)
         request.state.new_cookie = session.id
-        session.person, session.how, session.credential = person.name, "passkey", credential["id"]
+        session.person, session.credential = person.name, credential["id"]
         log.info("signed in", how="passkey")
         return self.json(request, {"ok": True, "next": "/inbox"})
 
@@ -169,21 +180,15 @@ class Ceremonies(Web):
         return "sign in as this person first (a person with a passkey adds another one signed in)"
 
     async def register_options(self, request: Request) -> Response:
-        session = self.session_of(request)
-        data = await self.json_body(request, session)
-        party = self.directory.relying_party
-        named = str((data or {}).get("person"))
-        if data is None:
-            return self.refuse(request, 403, "refused: reload the page and try again")
-        if party is None:
-            return self.refuse(request, 400, "passkeys are off: the directory names no relying_party")
+        asked = await self.about_person(request)
+        if isinstance(asked, Response):
+            return asked
+        session, named, party = asked
         if signatures.person_name_problem(named):
             return self.refuse(request, 400, "not a directory name")
-        person = self.directory.person(named)
-        if person is None and self.settings.enroll:
+        if self.settings.enroll and self.directory.person(named) is None:
             return self.refuse(request, 400, "not in the approver directory: an admin adds people first")
-        # without enrolment nothing is written, and the answer does not tell whether the name is in the directory
-        person = person or Person(name=named, role="", passkeys={}, queues=())
+        person = self.known_or_not(named)  # without enrolment nothing is written: no telling who is in the directory
         if problem := self.may_register_for(session, person):
             return self.refuse(request, 403, problem)
         challenge = secrets.token_bytes(32)

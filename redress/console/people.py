@@ -9,14 +9,12 @@ decided by the workflow against the live directory, never by the console.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from activities.rules.approvals import passkeys as passkeys_of
 from activities.rules.loader import RuleSet
 from activities.rules.schema import RelyingParty
 from activities.rules.store import RuleStore
-from redress.contract import RemedyKind
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,7 @@ class Person:
 class Directory:
     def __init__(self, rules: Path) -> None:
         self.store = RuleStore(Path(rules), store_dir=None, check_seconds=1.0)
+        self._known: tuple[str, dict[str, Person]] | None = None
 
     @property
     def rules(self) -> RuleSet:
@@ -40,32 +39,25 @@ class Directory:
         return self.rules.document.relying_party
 
     def people(self) -> list[Person]:
-        document = self.rules.document
-        rosters = document.agent_load.agents if document.agent_load else {}
-        return [
-            Person(
-                name=name,
-                role=entry.role,
-                passkeys=passkeys_of(document, name),
-                queues=tuple(sorted(queue for queue, agents in rosters.items() if name in agents)),
-            )
-            for name, entry in sorted(document.approvers.items())
-        ]
+        return list(self._by_name().values())
 
     def person(self, name: str | None) -> Person | None:
-        return next((p for p in self.people() if p.name == name), None)
+        return self._by_name().get(name or "")
 
-    def who_holds(self, credential_id: str) -> Person | None:
-        return next((p for p in self.people() if credential_id in p.passkeys), None)
-
-    def needs_signature(self, kind: RemedyKind, amount: Decimal, currency: str) -> bool:
-        """Whether a proposal of this size moves money beyond the automatic limit (then the console signs it).
-
-        By the newest rules: a case pinned to older ones may judge differently, and the workflow's
-        answer is what counts (an unsigned proposal there simply awaits an approver).
-        """
-        approval = self.rules.document.approval
-        if kind in approval.free_kinds:
-            return False
-        auto = approval.auto_approve.get(currency)
-        return auto is None or amount <= 0 or amount > auto
+    def _by_name(self) -> dict[str, Person]:
+        """Everyone, worked out once per rule version: every request asks (its session is re-checked)."""
+        rules = self.rules
+        if self._known is None or self._known[0] != rules.version:
+            document = rules.document
+            rosters = document.agent_load.agents if document.agent_load else {}
+            people = {
+                name: Person(
+                    name=name,
+                    role=entry.role,
+                    passkeys=passkeys_of(document, name),
+                    queues=tuple(sorted(queue for queue, agents in rosters.items() if name in agents)),
+                )
+                for name, entry in sorted(document.approvers.items())
+            }
+            self._known = (rules.version, people)
+        return self._known[1]

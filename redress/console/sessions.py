@@ -37,7 +37,6 @@ class Session:
     id: str
     csrf: str
     person: str | None = None  # None until signed in
-    how: str | None = None  # "passkey" or "proxy"
     credential: str | None = None  # the passkey signed in with: revoked, the session ends
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)

@@ -87,7 +87,7 @@ class Web:
             elif session.person != person.name:
                 self.sessions.renew(session)
                 request.state.new_cookie = session.id
-                session.person, session.how = person.name, "proxy"
+                session.person = person.name
         elif session.person is not None:
             person = self.directory.person(session.person)
             if person is None or (session.credential is not None and session.credential not in person.passkeys):
