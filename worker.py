@@ -39,6 +39,7 @@ from redress import codec, codec_server
 from redress import search_attributes as sa
 from redress.contract import TASK_QUEUE, records_queue
 from redress.logs import configure_logging
+from redress.state import StateProblem, open_state
 from workflows.agent_desk import AgentDesk
 from workflows.complaint import Complaint
 from workflows.crisis import CrisisWatch
@@ -232,11 +233,27 @@ def start_console(stack: AsyncExitStack, settings: Settings, task_queue: str) ->
     log.info("console started: pick a person, register a passkey, sign in", url=f"http://localhost:{CONSOLE_PORT}")
 
 
+async def watch_rules(rules: RuleStore) -> None:
+    """Look at the rules folder (and the deployment's newest version) even while no complaint arrives.
+
+    Triage looks too, but only when a complaint comes: an edit should be published to the other
+    hosts, and a bad one reported in the log, when the admin makes it.
+    """
+    while True:
+        await asyncio.sleep(max(rules.check_seconds, 0.5))
+        try:
+            await asyncio.to_thread(rules.latest)
+        except Exception as error:  # a store that does not answer: the next look tries again
+            log.warning("could not look at the rules", error=type(error).__name__)
+
+
 async def serve(settings: Settings) -> None:
     configure_logging()
     temporal_workflow.logger.workflow_info_on_message = False
     # refuses to start on invalid rules, listing every problem; afterwards a bad edit only logs and is ignored
-    rules = RuleStore(settings.rules_dir, settings.rule_versions_dir, settings.rules_check_seconds)
+    # the shared state first (REDRESS_STATE_URL: its schema is created or migrated here), then the rules it keeps
+    state = open_state(codec.keys_dir())
+    rules = RuleStore(settings.rules_dir, settings.rule_versions_dir, settings.rules_check_seconds, shared=state)
     async with AsyncExitStack() as stack:
         runtime = redress_client.metrics_runtime()
         if redress_client.external_cluster_configured():
@@ -262,8 +279,15 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        watch = asyncio.create_task(watch_rules(rules))
+        stack.callback(watch.cancel)
         async with worker:
-            log.info("worker running", task_queue=task_queue, rule_version=rules.current.version)
+            log.info(
+                "worker running",
+                task_queue=task_queue,
+                rule_version=rules.current.version,
+                state="postgresql" if state.shared else "local",
+            )
             await stop.wait()
             log.info("shutting down")
 
@@ -275,7 +299,7 @@ def main() -> None:
         for error in invalid.errors:
             print(error, file=sys.stderr)
         raise SystemExit(f"{len(invalid.errors)} problem(s) in the rules; the worker did not start") from None
-    except (redress_client.InsecureConnection, codec.KeyProblem) as refused:
+    except (redress_client.InsecureConnection, codec.KeyProblem, StateProblem) as refused:
         raise SystemExit(f"the worker did not start: {refused}") from None
     except KeyboardInterrupt:
         pass

@@ -562,10 +562,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
     async def erase(redress: RedressClient) -> Any:
         erased = await redress.erase_customer(args.customer_id)
         if args.json:
-            return {"customer_id": args.customer_id, "erased": erased}
+            return {"customer_id": args.customer_id, "erased": list(erased), "remaining": erased.remaining}
         return (
             f"erased the personal data of {len(erased)} case(s) of customer {args.customer_id}: "
             f"{', '.join(erased) or '-'}; their anonymous outcomes remain for reports"
+            + "".join(f"\nnote: {note}" for note in erased.remaining)
         )
 
     return asyncio.run(_with_client(args, erase))

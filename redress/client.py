@@ -111,6 +111,14 @@ class NotFound(RedressError):
         super().__init__(f"no complaint {complaint_id}")
 
 
+class ErasedCases(list[str]):
+    """The erased complaint ids, and what the state store could not make unrecoverable itself (backups, WAL)."""
+
+    def __init__(self, ids: list[str], remaining: list[str]):
+        super().__init__(ids)
+        self.remaining = remaining
+
+
 class Erased(RedressError):
     """The case's personal data was erased on request; its anonymous Outcome is all that is left."""
 
@@ -567,7 +575,7 @@ class RedressClient:
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
 
-    async def erase_customer(self, customer_id: str) -> list[str]:
+    async def erase_customer(self, customer_id: str) -> ErasedCases:
         """Erase a customer's personal data from all their ended cases by deleting the cases' keys (redress/codec.py).
 
         Refused while any of their cases is open (finish or withdraw it first). The
@@ -584,8 +592,8 @@ class RedressClient:
         if running:
             ids = ", ".join(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in running))
             raise Refused(f"customer {customer_id} has open complaints ({ids}); erase once they have ended")
-        codec.erase_subjects(self.client.data_converter, ended)
-        return sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in ended)
+        _, remaining = codec.erase_subjects(self.client.data_converter, ended)
+        return ErasedCases(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in ended), remaining=remaining)
 
     def _erased(self, complaint_id: str) -> bool:
         converter = self.client.data_converter

@@ -5,8 +5,9 @@ Two kinds of key, both 256-bit AES-GCM:
 - **Deployment keys** (`keys/codec.json`): a key ring with one `current` key that
   encrypts and any number of older ones that still decrypt, so rotation never
   makes an old payload unreadable. Each payload names its key id.
-- **Subject keys** (`keys/subjects.sqlite`): one random key per complaint case,
-  stored wrapped by a deployment key. Every payload of a complaint workflow and
+- **Subject keys**: one random key per complaint case, stored wrapped by a
+  deployment key in the deployment's shared state (redress/state.py:
+  `keys/subjects.sqlite`, or PostgreSQL with REDRESS_STATE_URL). Every payload of a complaint workflow and
   its activities is sealed with it, so deleting it (crypto-shredding) erases the
   case's personal data wherever Temporal keeps a copy: history, archives, backups.
 
@@ -43,9 +44,6 @@ import hmac
 import json
 import os
 import secrets
-import sqlite3
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +64,7 @@ from temporalio.converter import (
 )
 
 from redress.contract import WORKFLOW_ID_PREFIX, Outcome, Undecodable
+from redress.state import LocalState, SharedState, StateProblem, fingerprint, open_state, owner_only, write_private
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -104,21 +103,6 @@ class PersonalDataErased(KeyProblem):
 
 def keys_dir() -> Path:
     return Path(os.environ.get("REDRESS_PAYLOAD_KEYS") or DEFAULT_KEYS_DIR)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only, atomically."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
-def owner_only(path: Path) -> None:
-    """Make an existing file readable by its owner only (files made before this rule, or by a library)."""
-    if path.exists():
-        os.chmod(path, 0o600)
 
 
 # ---------------------------------------------------------------- deployment keys
@@ -218,99 +202,50 @@ class KeyRing:
 class SubjectKeys:
     """One key per complaint case, wrapped by a deployment key; deleting it erases the case's personal data.
 
-    SQLite so that the worker, the CLI and the codec server on one host share it
-    safely. A deployment with workers on several hosts puts the same three
-    operations (key_for, erase, erased) in front of a shared store or a KMS.
+    The rows live in the deployment's shared state (redress/state.py): a SQLite file beside
+    the keys by default, PostgreSQL with REDRESS_STATE_URL. Nothing here caches a key: every
+    lookup asks the store, so an erasure counts at once on every host.
     """
 
-    def __init__(self, path: Path, ring: KeyRing):
-        self.path = path
+    def __init__(self, store: SharedState | Path, ring: KeyRing):
+        self.store = LocalState(store.parent, subjects_path=store) if isinstance(store, Path) else store
         self.ring = ring
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # made owner-only before SQLite opens it: SQLite gives its -wal and -shm files the database's mode
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        with self._connect() as db:
-            db.execute("""CREATE TABLE IF NOT EXISTS subject_keys (
-                subject TEXT PRIMARY KEY, wrapping_key TEXT, wrapped BLOB,
-                created_at TEXT NOT NULL, erased_at TEXT)""")
-        for companion in self.files():
-            owner_only(companion)
 
     def files(self) -> list[Path]:
-        """The database and the companions SQLite keeps beside it."""
-        return [self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")]
-
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA secure_delete=ON")  # a deleted key's bytes are overwritten, not left in free pages
-            self._local.db = db
-        return db
+        """The local store's files (the database and SQLite's companions); none for a shared store."""
+        return self.store.subject_files() if isinstance(self.store, LocalState) else []
 
     def key_for(self, subject: str, create: bool) -> bytes | None:
         """The subject's key (made on first use when `create`); PersonalDataErased once erased."""
-        db = self._connect()
-        row = db.execute(
-            "SELECT wrapping_key, wrapped, erased_at FROM subject_keys WHERE subject = ?", (subject,)
-        ).fetchone()
+        row = self.store.subject_row(subject)
         if row is None:
             if not create:
                 return None
             fresh = AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(NONCE_BYTES)
             wrapped = nonce + AESGCM(self.ring.key(self.ring.current)).encrypt(nonce, fresh, subject.encode())
-            db.execute(
-                "INSERT OR IGNORE INTO subject_keys (subject, wrapping_key, wrapped, created_at) VALUES (?, ?, ?, ?)",
-                (subject, self.ring.current, wrapped, _now()),
-            )
+            self.store.add_subject(subject, self.ring.current, wrapped)
             return self.key_for(subject, create=False)  # another process may have won the race
-        wrapping_key, wrapped, erased_at = row
-        if erased_at is not None:
-            raise PersonalDataErased(subject, erased_at)
-        return AESGCM(self.ring.key(wrapping_key)).decrypt(
-            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.encode()
+        if row.erased_at is not None or row.wrapped is None or row.wrapping_key is None:
+            raise PersonalDataErased(subject, row.erased_at or "an unknown time")
+        return AESGCM(self.ring.key(row.wrapping_key)).decrypt(
+            row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], subject.encode()
         )
 
     def erase(self, subject: str) -> None:
-        """Delete the key for good (the row stays, so decoding says 'erased' rather than 'unknown').
+        """Delete the key for good; call `after_erasure` once a batch is done."""
+        self.store.erase_subject(subject)
 
-        With secure_delete the old bytes are overwritten in the page SQLite writes next; the
-        write-ahead log still holds the page as it was until a checkpoint copies the new one
-        over it, so the log is checkpointed and truncated here: afterwards no file under
-        keys/ holds the wrapped key (tests/test_encryption.py reads them all).
-        """
-        db = self._connect()
-        db.execute(
-            "INSERT INTO subject_keys (subject, created_at, erased_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(subject) DO UPDATE SET wrapped = NULL, wrapping_key = NULL, "
-            "erased_at = COALESCE(erased_at, excluded.erased_at)",
-            (subject, _now(), _now()),
-        )
-        self.checkpoint()
-
-    def checkpoint(self, attempts: int = 50) -> None:
-        """Copy the write-ahead log into the database and empty it (waits out readers in other processes)."""
-        db = self._connect()
-        for _ in range(attempts):
-            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if not busy:
-                return
-            time.sleep(0.1)
-        raise KeyProblem(
-            f"{self.path}: the write-ahead log could not be truncated (a process holds a read "
-            "transaction); the erased keys' old pages stay in it until the next checkpoint"
-        )
+    def after_erasure(self) -> list[str]:
+        """What the store does so that the erased keys are in none of its files, and what it cannot do."""
+        try:
+            return self.store.after_erasure()
+        except StateProblem as problem:
+            raise KeyProblem(str(problem)) from None
 
     def erased(self, subject: str) -> bool:
-        row = self._connect().execute("SELECT erased_at FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
-        return bool(row and row[0])
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+        row = self.store.subject_row(subject)
+        return bool(row and row.erased_at)
 
 
 def workflow_of(context: SerializationContext | None) -> str | None:
@@ -366,16 +301,26 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         return EncryptionCodec(self.ring, self.subjects, subject, workflow_id, self.quiet_refusals, self.accept_plain)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.encode_one(p) for p in payloads]
+        looked_up: dict[str, bytes | None] = {}  # one lookup per case per call, forgotten when it returns
+        return [self.encode_one(p, looked_up) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decode_one(p) for p in payloads]
+        looked_up: dict[str, bytes | None] = {}
+        return [self.decode_one(p, looked_up) for p in payloads]
 
-    def encode_one(self, payload: Payload) -> Payload:
+    def _subject_key(self, subject: str, create: bool, looked_up: dict[str, bytes | None] | None) -> bytes | None:
+        """The case's key from the store; within one codec call, asked once (never kept longer: erasure)."""
+        if looked_up is None:
+            return self.subjects.key_for(subject, create=create)
+        if subject not in looked_up or (create and looked_up[subject] is None):
+            looked_up[subject] = self.subjects.key_for(subject, create=create)
+        return looked_up[subject]
+
+    def encode_one(self, payload: Payload, looked_up: dict[str, bytes | None] | None = None) -> Payload:
         subject = None if payload.metadata.get(CLASS) == FIGURES else self.subject
         metadata = {"encoding": ENCODING}
         if subject:
-            key = self.subjects.key_for(subject, create=True)
+            key = self._subject_key(subject, True, looked_up)
             assert key is not None  # made on first use
             metadata.update({KEY_ID: b"subject", SUBJECT: subject.encode()})
         else:
@@ -387,15 +332,15 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         sealed = AESGCM(key).encrypt(nonce, payload.SerializeToString(), (self.workflow_id or "").encode())
         return Payload(metadata=metadata, data=nonce + sealed)
 
-    def decode_one(self, payload: Payload) -> Payload:
+    def decode_one(self, payload: Payload, looked_up: dict[str, bytes | None] | None = None) -> Payload:
         try:
-            return self._open(payload)
+            return self._open(payload, looked_up)
         except NotOurs as refused:
             if self.quiet_refusals:
                 return refused.placeholder()
             raise
 
-    def _open(self, payload: Payload) -> Payload:
+    def _open(self, payload: Payload, looked_up: dict[str, bytes | None] | None) -> Payload:
         in_workflow = self.workflow_id is not None
         if payload.metadata.get("encoding") != ENCODING:
             if in_workflow and not self.accept_plain:
@@ -415,7 +360,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
                     f"(--codec-endpoint <codec>/bind/{self.workflow_id})"
                 )
         if subject:
-            key = self.subjects.key_for(subject, create=False)  # PersonalDataErased once erased
+            key = self._subject_key(subject, False, looked_up)  # PersonalDataErased once erased
             if key is None:
                 raise NotOurs(
                     f"no key for {subject} here: this host does not share the deployment's subject keys",
@@ -532,13 +477,33 @@ def data_converter(
     REDRESS_ACCEPT_PLAIN_PAYLOADS (the replay tests' recorded histories are plain).
     """
     directory = directory or keys_dir()
-    ring = KeyRing.load(directory, create=create_keys)
-    subjects = SubjectKeys(directory / "subjects.sqlite", ring)
+    state = open_state(directory)
+    ring = deployment_ring(directory, state, create=create_keys)
+    subjects = SubjectKeys(state, ring)
     return RedressDataConverter(
         payload_converter_class=RedressPayloadConverter,
         payload_codec=EncryptionCodec(ring, subjects, quiet_refusals=worker, accept_plain=accept_plain),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
+
+
+def deployment_ring(directory: Path, state: SharedState, create: bool = False) -> KeyRing:
+    """This host's key ring, checked against the deployment's shared state.
+
+    A shared store that knows the deployment's keys already never lets a host make a ring of
+    its own (it would write what no other host can read): the host must be given codec.json.
+    With a shared store the key that encrypts is the deployment's current one, which
+    `redress keys activate` switches once every process holds it.
+    """
+    ring = KeyRing.load(directory, create=create and not state.knows_ring())
+    prints = {key_id: fingerprint(key) for key_id, key in ring.keys.items()}
+    if ring.pseudonym_key:
+        prints["pseudonym"] = fingerprint(ring.pseudonym_key)
+    try:
+        current = state.reconcile_ring(prints, ring.current)
+    except StateProblem as problem:
+        raise MissingKeys(str(problem)) from None
+    return ring if current == ring.current else dataclasses.replace(ring, current=current)
 
 
 def for_worker(converter: DataConverter) -> DataConverter:
@@ -565,10 +530,11 @@ def codec_of(converter: DataConverter) -> EncryptionCodec:
     return codec
 
 
-def erase_subjects(converter: DataConverter, subjects: Iterable[str]) -> list[str]:
+def erase_subjects(converter: DataConverter, subjects: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Delete the subjects' keys; returns them and what the store could not make unrecoverable itself."""
     codec = codec_of(converter)
     done = []
     for subject in subjects:
         codec.subjects.erase(subject)
         done.append(subject)
-    return done
+    return done, codec.subjects.after_erasure() if done else []

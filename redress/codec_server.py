@@ -15,8 +15,8 @@ within 10 s, so a slow client cannot hold the server (uvicorn on Starlette).
 
 The session cookie is not the token: it names a server-side session (12 hours,
 ended at once when its token is revoked) and is signed, HttpOnly, SameSite=Lax,
-and Secure when served over TLS. Only token hashes are stored on disk, so
-reading keys/ does not give a token. Each decode is logged with the token's
+and Secure when served over TLS. Only token hashes are stored (keys/ or the
+shared state), so reading them does not give a token. Each decode is logged with the token's
 name, never with the payloads.
 
 Payloads encoded at `/encode` have no workflow: they are sealed under the
@@ -53,6 +53,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from redress import codec
 from redress.contract import customer_workflow_id
+from redress.state import open_state
 
 log = structlog.get_logger("redress.codec_server")
 
@@ -64,54 +65,38 @@ SESSION_SECONDS = 12 * 3600
 LOGIN_FORM_MAX = 4096
 
 
-def tokens_path(directory: Path) -> Path:
-    return directory / "codec-tokens.json"
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_token(directory: Path, name: str) -> str:
-    """A new token for NAME (replacing NAME's old one); only its hash is kept."""
-    path = tokens_path(directory)
-    tokens = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    """A new token for NAME (replacing NAME's old one); only its hash is kept, in the deployment's state."""
     token = secrets.token_urlsafe(32)
-    tokens[name] = _digest(token)
-    directory.mkdir(parents=True, exist_ok=True)
-    codec.write_private(path, json.dumps(tokens, indent=2))
+    open_state(directory).put_token(name, _digest(token))
     return token
 
 
 def revoke_token(directory: Path, name: str) -> bool:
-    path = tokens_path(directory)
-    tokens = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    if tokens.pop(name, None) is None:
-        return False
-    codec.write_private(path, json.dumps(tokens, indent=2))
-    return True
+    return open_state(directory).drop_token(name)
 
 
 class TokenCheck:
-    """Re-reads the token file on every check, so issuing or revoking needs no restart."""
+    """Reads the token hashes on every check (a file, or the shared store), so issuing or revoking needs no restart."""
 
     def __init__(self, directory: Path):
-        self.path = tokens_path(directory)
-
-    def _tokens(self) -> dict[str, str]:
-        return json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+        self.state = open_state(directory)
 
     def who(self, token: str | None) -> str | None:
         if not token:
             return None
         presented = _digest(token)
-        for name, digest in self._tokens().items():
+        for name, digest in self.state.token_digests().items():
             if hmac.compare_digest(presented, digest):
                 return name
         return None
 
     def still_issued(self, name: str, digest: str) -> bool:
-        return hmac.compare_digest(self._tokens().get(name, ""), digest)
+        return hmac.compare_digest(self.state.token_digests().get(name, ""), digest)
 
 
 @dataclass
@@ -307,8 +292,9 @@ def create_app(
             if action == "encode"
             else encryption.decode_one
         )
+        looked_up: dict[str, bytes | None] = {}  # one key lookup per case per request, never kept (erasure)
         try:
-            result = Payloads(payloads=[step(p) for p in payloads.payloads])
+            result = Payloads(payloads=[step(p, looked_up) for p in payloads.payloads])
         except codec.PersonalDataErased as erased:
             return reply(request, 410, {"error": str(erased)})
         except codec.KeyProblem as problem:

@@ -23,15 +23,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from redress import codec
 from redress import search_attributes as sa
 from redress.client import RedressClient, Refused
 from redress.contract import Feedback, RemedyProposal, Resolution, ResponseRecord
 from tests.helpers.cases import complaint, eventually, stage_is
+from tests.helpers.hosts import deployment_keys, fresh_database, host, postgres_base, query
 from tests.helpers.peer import Peer
+from tests.helpers.postgres import binaries
 from tests.helpers.processes import ROOT, free_port
 from tests.helpers.rules import write_rules
 from tests.helpers.serving import data_converter, serving
@@ -151,6 +155,26 @@ async def _work_case(redress: RedressClient, data: dict) -> None:
 
 
 async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path):
+    await survive_kills(env, tmp_path, {}, env.client)
+
+
+@pytest.mark.skipif(binaries() is None, reason="needs Debian's postgresql (.ci/run installs it)")
+async def test_with_the_shared_state_in_postgresql_too(env, tmp_path, monkeypatch):
+    """The same, with REDRESS_STATE_URL: keys, rule versions and key ring in a real PostgreSQL."""
+    with postgres_base() as base:
+        url = fresh_database(base)
+        monkeypatch.setenv("REDRESS_STATE_URL", url)
+        secret = deployment_keys(tmp_path / "secret")
+        worker_host, desk = host(tmp_path / "worker-host", secret), host(tmp_path / "desk", secret)
+        config = env.client.config()
+        config["data_converter"] = codec.data_converter(desk.keys)
+        await survive_kills(
+            env, tmp_path, {"REDRESS_STATE_URL": url, "REDRESS_PAYLOAD_KEYS": str(worker_host.keys)}, Client(**config)
+        )
+        assert query(url, "SELECT count(*) FROM redress.subject_keys")[0][0] >= CASES
+
+
+async def survive_kills(env, tmp_path: Path, extra: dict[str, str], client: Client) -> None:
     queue = f"redress-faults-{uuid.uuid4().hex[:6]}"
     rules = write_rules(tmp_path / "rules", first_response="10m", resolution="20m", survey_window="10m")
     with Peer() as peer:
@@ -163,11 +187,12 @@ async def test_sigkilled_workers_lose_nothing_and_do_nothing_twice(env, tmp_path
             "REDRESS_PAYMENT_URL": f"{peer.url}/pay",
             "REDRESS_LOG_FORMAT": "json",
             "REDRESS_LOG_LEVEL": "DEBUG",
+            **extra,
         }
         logs = [tmp_path / f"worker-{n}.log" for n in range(KILLS + 1)]
         worker = await start_worker(environment, logs[0])
         await running(logs[0], worker, 0)
-        redress = RedressClient(env.client, task_queue=queue)
+        redress = RedressClient(client, task_queue=queue)
         people = [person(n) for n in range(CASES)]
         cases = [
             complaint(customer=people[n], text=f"Charged twice for order {n}, refund please.") for n in range(CASES)

@@ -1,0 +1,371 @@
+"""The deployment's shared state in PostgreSQL: any number of workers on any number of hosts.
+
+Chosen by `REDRESS_STATE_URL=postgresql://user@host/db` (redress/state.py says what is kept and
+why). psycopg 3 with its connection pool; one pool per process and URL.
+
+Start-up is safe with many processes at once: the database is created if missing (a race
+lost is a race won by another), and the schema is created and migrated inside one
+transaction holding an advisory lock, so exactly one process applies each migration and the
+others find it done. Migrations are append-only: a running older worker keeps working
+against a newer schema.
+
+Nothing erasable is cached: every subject-key lookup is one indexed read (a prepared
+statement after the first few), so `redress erase-customer` on one host counts on every other
+host's next lookup. What PostgreSQL itself keeps after an erasure (dead row versions until
+vacuum, WAL, backups) is in `after_erasure` and docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import psycopg
+import structlog
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from redress.state import SharedState, StateProblem, SubjectRow
+
+log = structlog.get_logger("redress.state")
+
+SCHEMA_LOCK = 0x7265_6472_6573_73  # "redress": the advisory lock every process takes to migrate
+HOLDER_SECONDS = 60.0  # a process says which deployment keys it holds this often
+HOLDER_WINDOW = "3 minutes"  # a process not heard from for this long is gone (for `keys activate`)
+CONNECT_SECONDS = 10
+
+# Append-only: each entry is applied once, in order, by whichever process gets the lock first.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE redress.subject_keys (
+        subject      text PRIMARY KEY,
+        wrapping_key text,
+        wrapped      bytea,
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        erased_at    timestamptz
+    );
+    CREATE TABLE redress.rule_versions (
+        version    text PRIMARY KEY,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE redress.rule_files (
+        version text NOT NULL REFERENCES redress.rule_versions (version),
+        name    text NOT NULL,
+        content bytea NOT NULL,
+        PRIMARY KEY (version, name)
+    );
+    CREATE TABLE redress.rule_publications (
+        number       bigserial PRIMARY KEY,
+        version      text NOT NULL REFERENCES redress.rule_versions (version),
+        published_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        published_by text NOT NULL
+    );
+    CREATE TABLE redress.codec_tokens (
+        name      text PRIMARY KEY,
+        digest    text NOT NULL,
+        issued_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE redress.key_ring (
+        key_id      text PRIMARY KEY,
+        fingerprint text NOT NULL,
+        is_current  boolean NOT NULL DEFAULT false,
+        added_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE UNIQUE INDEX key_ring_one_current ON redress.key_ring (is_current) WHERE is_current;
+    CREATE TABLE redress.key_holders (
+        holder  text PRIMARY KEY,
+        key_ids text[] NOT NULL,
+        seen_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+]
+
+
+def ensure_database(url: str) -> None:
+    """Create the URL's database when it does not exist (needs CREATEDB; else an admin creates it once).
+
+    libpq reports a missing database as a plain connection failure, so the maintenance
+    database `postgres` is asked whether it exists; any other failure is the first one.
+    """
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_SECONDS).close()
+        return
+    except psycopg.OperationalError as failure:
+        name = str(conninfo_to_dict(url).get("dbname") or "")
+        try:
+            admin = psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True)
+        except psycopg.Error:
+            raise failure from None
+        with admin:
+            if not name or admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                raise failure from None
+            try:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                log.info("state database created", database=name)
+            except errors.DuplicateDatabase:
+                pass  # another process made it meanwhile
+
+
+def migrate(url: str) -> int:
+    """Create or bring the schema up to date; returns how many migrations this process applied."""
+    applied = 0
+    with psycopg.connect(url, connect_timeout=CONNECT_SECONDS) as connection, connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        connection.execute("CREATE SCHEMA IF NOT EXISTS redress")
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS redress.migrations "
+            "(number integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = connection.execute("SELECT coalesce(max(number), 0) FROM redress.migrations").fetchone()
+        done = row[0] if row else 0
+        for number, statement in enumerate(MIGRATIONS, start=1):
+            if number <= done:
+                continue
+            connection.execute(statement.encode())  # several statements: sent as one simple query
+            connection.execute("INSERT INTO redress.migrations (number) VALUES (%s)", (number,))
+            applied += 1
+    if applied:
+        log.info("state schema migrated", applied=applied, now_at=len(MIGRATIONS))
+    return applied
+
+
+_OPEN: dict[str, PostgresState] = {}
+_OPENING = threading.Lock()
+
+
+class PostgresState(SharedState):
+    shared = True
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            ensure_database(url)
+            migrate(url)
+        except psycopg.Error as error:
+            raise StateProblem(f"the shared state at REDRESS_STATE_URL cannot be used: {error}") from None
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_SECONDS},
+            name="redress-state",
+            open=True,
+        )
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._held: list[str] | None = None
+        self._heartbeat: threading.Thread | None = None
+
+    @staticmethod
+    def shared_by_process(url: str) -> PostgresState:
+        with _OPENING:
+            if url not in _OPEN:
+                _OPEN[url] = PostgresState(url)
+            return _OPEN[url]
+
+    @staticmethod
+    def close_all() -> None:
+        """Close this process' pools (tests whose server goes away; a process that ends needs not)."""
+        with _OPENING:
+            for state in _OPEN.values():
+                state.pool.close()
+            _OPEN.clear()
+
+    # ---------------------------------------------------------------- subject keys
+
+    def subject_row(self, subject: str) -> SubjectRow | None:
+        with self.pool.connection() as connection:
+            row = connection.execute(
+                "SELECT wrapping_key, wrapped, erased_at FROM redress.subject_keys WHERE subject = %s", (subject,)
+            ).fetchone()
+        if row is None:
+            return None
+        wrapping_key, wrapped, erased_at = row
+        return SubjectRow(wrapping_key, bytes(wrapped) if wrapped is not None else None, _iso(erased_at))
+
+    def add_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
+        with self.pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO redress.subject_keys (subject, wrapping_key, wrapped) VALUES (%s, %s, %s) "
+                "ON CONFLICT (subject) DO NOTHING",
+                (subject, wrapping_key, wrapped),
+            )
+
+    def erase_subject(self, subject: str) -> None:
+        with self.pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO redress.subject_keys (subject, erased_at) VALUES (%s, now()) "
+                "ON CONFLICT (subject) DO UPDATE SET wrapped = NULL, wrapping_key = NULL, "
+                "erased_at = coalesce(redress.subject_keys.erased_at, excluded.erased_at)",
+                (subject,),
+            )
+
+    def after_erasure(self) -> list[str]:
+        """Vacuum the key table (its dead row versions go) and ask for a checkpoint; say what is left.
+
+        An UPDATE leaves the old row version, wrapped key included, in the table's file
+        until VACUUM removes it; the WAL holds the insert until its segment is recycled (or
+        archived); base backups hold whatever they copied. Vacuum needs no special right; a
+        checkpoint needs pg_checkpoint (PostgreSQL 15) or a superuser, and is skipped without.
+        """
+        remaining = [
+            "WAL segments written before the erasure hold the key until recycled; archived WAL and base "
+            "backups hold it until they expire: keep them no longer than your erasure deadline"
+        ]
+        with self.pool.connection() as connection:
+            connection.execute("VACUUM (INDEX_CLEANUP ON) redress.subject_keys")
+            try:
+                connection.execute("CHECKPOINT")
+            except errors.InsufficientPrivilege:
+                remaining.append("no CHECKPOINT right (pg_checkpoint): the next scheduled checkpoint flushes the pages")
+        return remaining
+
+    # ---------------------------------------------------------------- codec tokens
+
+    def token_digests(self) -> dict[str, str]:
+        with self.pool.connection() as connection:
+            return dict(connection.execute("SELECT name, digest FROM redress.codec_tokens").fetchall())
+
+    def put_token(self, name: str, digest: str) -> None:
+        with self.pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO redress.codec_tokens (name, digest) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, issued_at = now()",
+                (name, digest),
+            )
+
+    def drop_token(self, name: str) -> bool:
+        with self.pool.connection() as connection:
+            return connection.execute("DELETE FROM redress.codec_tokens WHERE name = %s", (name,)).rowcount > 0
+
+    # ---------------------------------------------------------------- deployment key ring
+
+    def knows_ring(self) -> bool:
+        with self.pool.connection() as connection:
+            row = connection.execute("SELECT EXISTS (SELECT 1 FROM redress.key_ring)").fetchone()
+        return bool(row and row[0])
+
+    def reconcile_ring(self, fingerprints: Mapping[str, str], current: str) -> str:
+        """The first host records its ring; every later one must hold the same keys, and may add new ones.
+
+        A key this host has and the store does not is recorded as staged (`redress keys rotate`);
+        it encrypts only once `redress keys activate` makes it current everywhere.
+        """
+        with self.pool.connection() as connection, connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
+            known = {
+                key_id: (print_, is_current)
+                for key_id, print_, is_current in connection.execute(
+                    "SELECT key_id, fingerprint, is_current FROM redress.key_ring"
+                )
+            }
+            differ = sorted(k for k, p in fingerprints.items() if k in known and known[k][0] != p)
+            lacking = sorted(set(known) - set(fingerprints))
+            if differ or lacking:
+                raise StateProblem(
+                    "this host's codec.json is not the deployment's: "
+                    + (f"keys with other values: {', '.join(differ)}; " if differ else "")
+                    + (f"keys it lacks: {', '.join(lacking)}; " if lacking else "")
+                    + "copy codec.json from a host of this deployment (or its secret store)"
+                )
+            first = not known
+            for key_id, print_ in fingerprints.items():
+                if key_id not in known:
+                    connection.execute(
+                        "INSERT INTO redress.key_ring (key_id, fingerprint, is_current) VALUES (%s, %s, %s)",
+                        (key_id, print_, first and key_id == current),
+                    )
+            row = connection.execute("SELECT key_id FROM redress.key_ring WHERE is_current").fetchone()
+        self._hold([k for k in fingerprints if k != "pseudonym"])
+        return row[0] if row else current
+
+    def activate_key(self, key_id: str, fingerprint: str, force: bool = False) -> None:
+        """Make a staged key the one that encrypts, once every live process holds it."""
+        with self.pool.connection() as connection, connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
+            row = connection.execute("SELECT fingerprint FROM redress.key_ring WHERE key_id = %s", (key_id,)).fetchone()
+            if row is None or row[0] != fingerprint:
+                raise StateProblem(f"key {key_id} is not this deployment's: run `redress keys rotate` first")
+            lacking = [
+                holder
+                for (holder,) in connection.execute(
+                    "SELECT holder FROM redress.key_holders "
+                    f"WHERE seen_at > now() - interval '{HOLDER_WINDOW}' AND NOT (%s = ANY (key_ids)) "
+                    "ORDER BY holder",
+                    (key_id,),
+                )
+            ]
+            if lacking and not force:
+                raise StateProblem(
+                    f"{len(lacking)} running process(es) do not hold {key_id} yet ({', '.join(lacking[:5])}): "
+                    "give them the new codec.json and restart them, then activate again"
+                )
+            connection.execute("UPDATE redress.key_ring SET is_current = false WHERE is_current")
+            connection.execute("UPDATE redress.key_ring SET is_current = true WHERE key_id = %s", (key_id,))
+
+    def _hold(self, key_ids: list[str]) -> None:
+        """Say which keys this process holds, now and every HOLDER_SECONDS while it lives."""
+        self._held = sorted(key_ids)
+        self._say_held()
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._keep_saying, name="redress-state-holder", daemon=True)
+            self._heartbeat.start()
+
+    def _say_held(self) -> None:
+        with self.pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO redress.key_holders (holder, key_ids, seen_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT (holder) DO UPDATE SET key_ids = excluded.key_ids, seen_at = now()",
+                (self.holder, self._held),
+            )
+            connection.execute("DELETE FROM redress.key_holders WHERE seen_at < now() - interval '1 day'")
+
+    def _keep_saying(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(HOLDER_SECONDS) and not self.pool.closed:
+            try:
+                self._say_held()
+            except psycopg.Error as error:
+                log.warning("could not renew this process' key holding", error=type(error).__name__)
+
+    # ---------------------------------------------------------------- rule versions
+
+    def publish_rules(self, version: str, files: Mapping[str, bytes], newest: bool) -> None:
+        with self.pool.connection() as connection, connection.transaction():
+            inserted = connection.execute(
+                "INSERT INTO redress.rule_versions (version) VALUES (%s) ON CONFLICT (version) DO NOTHING", (version,)
+            ).rowcount
+            if inserted:
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO redress.rule_files (version, name, content) VALUES (%s, %s, %s)",
+                        [(version, name, content) for name, content in sorted(files.items())],
+                    )
+            if inserted or newest:
+                connection.execute(
+                    "INSERT INTO redress.rule_publications (version, published_by) VALUES (%s, %s)",
+                    (version, self.holder),
+                )
+        if inserted or newest:
+            log.info("rule version published to the shared state", rule_version=version, new=bool(inserted))
+
+    def rule_files(self, version: str) -> dict[str, bytes] | None:
+        with self.pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT name, content FROM redress.rule_files WHERE version = %s", (version,)
+            ).fetchall()
+        return {name: bytes(content) for name, content in rows} or None
+
+    def newest_rules(self) -> str | None:
+        with self.pool.connection() as connection:
+            row = connection.execute(
+                "SELECT version FROM redress.rule_publications ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+        return row[0] if row else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
