@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from redress import codec, signatures
+from redress import codec, signatures, state
 from redress.client import (
     InsecureConnection,
     InvalidComplaint,
@@ -467,16 +467,46 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    ring = codec.KeyRing.rotate(codec.keys_dir())
+    """A new deployment key: current at once locally; with a shared state, staged until `keys activate`."""
+    directory = codec.keys_dir()
+    ring = codec.KeyRing.rotate(directory)
     older = sorted(set(ring.keys) - {ring.current})
+    path = codec.KeyRing.path(directory)
+    shared = state.open_state(directory)
+    if shared.shared:
+        codec.deployment_ring(directory, shared)  # records the new key as staged
     if args.json:
-        _print_json({"current": ring.current, "older": older, "file": str(codec.KeyRing.path(codec.keys_dir()))})
+        _print_json({"key": ring.current, "staged": shared.shared, "older": older, "file": str(path)})
+        return 0
+    if shared.shared:
+        print(
+            f"payload key {ring.current} added to {path}, staged: it decrypts here but encrypts nowhere yet. "
+            "Give the file to every worker, codec server, console and client of the deployment and restart them, "
+            f"then run `redress keys activate {ring.current}` (refused while a running process lacks it)."
+        )
         return 0
     print(
-        f"payload key {ring.current} is now current in {codec.KeyRing.path(codec.keys_dir())}; "
+        f"payload key {ring.current} is now current in {path}; "
         f"{len(older)} older key(s) still decrypt. Copy the file to every worker, client and codec server, "
         "then restart them."
     )
+    return 0
+
+
+def cmd_keys_activate(args: argparse.Namespace) -> int:
+    """Make a staged deployment key the one that encrypts, everywhere (shared state only)."""
+    directory = codec.keys_dir()
+    shared = state.open_state(directory)
+    ring = codec.KeyRing.load(directory)
+    if args.key_id not in ring.keys:
+        print(f"{args.key_id} is not in {codec.KeyRing.path(directory)}", file=sys.stderr)
+        return 1
+    try:
+        shared.activate_key(args.key_id, codec.fingerprint(ring.keys[args.key_id]), force=args.force)
+    except state.StateProblem as problem:
+        print(str(problem), file=sys.stderr)
+        return 1
+    print(f"payload key {args.key_id} encrypts from now on in processes that start; running ones switch at restart")
     return 0
 
 
@@ -873,6 +903,12 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="new current payload-encryption key (older ones still decrypt); $REDRESS_PAYLOAD_KEYS or keys/"
     )
     rotate.set_defaults(run=cmd_keys_rotate)
+    activate = add_keys_command(
+        "activate", help="shared state: make a staged payload key the one that encrypts, once every process holds it"
+    )
+    activate.add_argument("key_id")
+    activate.add_argument("--force", action="store_true", help="even though a running process lacks it")
+    activate.set_defaults(run=cmd_keys_activate)
     token = add_keys_command("codec-token", help="issue (or --revoke) the codec-server token of a person")
     token.add_argument("name")
     token.add_argument("--revoke", action="store_true")
@@ -1033,7 +1069,7 @@ def main(argv: list[str] | None = None) -> None:
         code = args.run(args)
     except BrokenPipeError:  # `redress show X | head`: the reader left; not an error
         code = 0
-    except (codec.KeyProblem, InsecureConnection) as refused:  # keys or transport: say what to do, no traceback
+    except (codec.KeyProblem, state.StateProblem, InsecureConnection) as refused:  # say what to do, no traceback
         print(f"redress: {refused}", file=sys.stderr)
         code = 2
     except ModuleNotFoundError as missing:

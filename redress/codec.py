@@ -77,6 +77,7 @@ MISSING_KEY = "redress-missing-key"
 NONCE_BYTES = 12
 PLAIN_SWITCH = "REDRESS_ACCEPT_PLAIN_PAYLOADS"
 PSEUDONYM_SWITCH = "REDRESS_CUSTOMER_IDS_ARE_PSEUDONYMS"
+RING_VARIABLE = "REDRESS_PAYLOAD_KEY_RING"  # the ring's JSON itself, as a secret store or KMS agent injects it
 
 DEFAULT_KEYS_DIR = Path("keys")
 
@@ -136,6 +137,10 @@ class KeyRing:
 
     @classmethod
     def load(cls, directory: Path, create: bool = False) -> KeyRing:
+        """The ring from REDRESS_PAYLOAD_KEY_RING (codec.json's text, as a secret store injects it), else the file."""
+        injected = os.environ.get(RING_VARIABLE)
+        if injected:
+            return cls._parse(injected, RING_VARIABLE)
         path = cls.path(directory)
         if not path.exists():
             if not create:
@@ -145,11 +150,19 @@ class KeyRing:
                 )
             return cls.rotate(directory, first=True)
         owner_only(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
-        keys = {key_id: base64.b64decode(value) for key_id, value in data["keys"].items()}
-        if data["current"] not in keys or any(len(k) != 32 for k in keys.values()):
-            raise MissingKeys(f"{path}: `current` must name one of `keys`, each 32 bytes in base64")
-        return cls(current=data["current"], keys=keys, pseudonym_key=base64.b64decode(data.get("pseudonym_key", "")))
+        return cls._parse(path.read_text(encoding="utf-8"), str(path))
+
+    @classmethod
+    def _parse(cls, text: str, where: str) -> KeyRing:
+        try:
+            data = json.loads(text)
+            keys = {key_id: base64.b64decode(value, validate=True) for key_id, value in data["keys"].items()}
+            current, pseudonym_key = data["current"], base64.b64decode(data.get("pseudonym_key", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise MissingKeys(f"{where}: not a key ring (codec.json: current, keys, pseudonym_key)") from None
+        if current not in keys or any(len(k) != 32 for k in keys.values()):
+            raise MissingKeys(f"{where}: `current` must name one of `keys`, each 32 bytes in base64")
+        return cls(current=current, keys=keys, pseudonym_key=pseudonym_key)
 
     @classmethod
     def rotate(cls, directory: Path, first: bool = False) -> KeyRing:
@@ -158,6 +171,11 @@ class KeyRing:
         `first`: only if there is no ring yet. Two processes starting at once (the worker and
         a CLI) must not each make their own: the loser of the race loads the winner's ring.
         """
+        if os.environ.get(RING_VARIABLE):
+            raise MissingKeys(
+                f"the ring comes from {RING_VARIABLE}: rotate a copy of it (REDRESS_PAYLOAD_KEYS=<a private folder> "
+                "redress keys rotate, without the variable) and put the new text where the variable is kept"
+            )
         directory.mkdir(parents=True, exist_ok=True)
         path = cls.path(directory)
         before = None if first or not path.exists() else cls.load(directory)

@@ -275,6 +275,14 @@ def write_private(path: Path, text: str) -> None:
 
 
 def owner_only(path: Path) -> None:
-    """Make an existing file readable by its owner only (files made before this rule, or by a library)."""
-    if path.exists():
+    """Make an existing file readable by its owner only (files made before this rule, or by a library).
+
+    A file given read-only (a container's mounted secret) is left as it is when it is already
+    private, and refused when others may read it and it cannot be changed.
+    """
+    if not path.exists() or not path.stat().st_mode & 0o077:
+        return
+    try:
         os.chmod(path, 0o600)
+    except OSError:
+        raise StateProblem(f"{path} is readable by others and cannot be made private: chmod 600 it") from None

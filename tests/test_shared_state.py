@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,14 +31,13 @@ from redress.contract import (
     ResponseRecord,
     workflow_id_for,
 )
-from redress.state import StateProblem
 from redress.state_postgres import MIGRATIONS, PostgresState
 from tests.helpers.cases import complaint, eventually, stage_is
 from tests.helpers.histories import payloads_in, personal_complaint, stored_history
 from tests.helpers.hosts import deployment_keys, fresh_database, host, postgres_base, query
 from tests.helpers.peer import Peer
 from tests.helpers.postgres import binaries
-from tests.helpers.processes import start_worker, stop, wait_for_line
+from tests.helpers.processes import ROOT, start_worker, stop, wait_for_line
 from tests.helpers.rules import APPROVER_KEYS, write_rules
 
 pytestmark = pytest.mark.skipif(binaries() is None, reason="needs Debian's postgresql (.ci/run installs it)")
@@ -220,22 +221,44 @@ def test_a_host_with_another_deployment_key_is_refused_and_makes_none_of_its_own
     assert not (bare / "codec.json").exists()
 
 
-def test_a_new_key_encrypts_only_once_every_running_process_holds_it(tmp_path, state_url):
+async def test_a_new_key_encrypts_only_once_every_running_process_holds_it(tmp_path, state_url):
     secret = deployment_keys(tmp_path / "secret")
-    old = codec.codec_of(codec.data_converter(host(tmp_path / "old", secret).keys))  # a process with the old ring
-    rotated = codec.KeyRing.rotate(secret)  # the admin stages a new key
-    new_host = host(tmp_path / "new", secret)
-    staged = codec.codec_of(codec.data_converter(new_host.keys))
-    assert staged.ring.current == old.ring.current != rotated.current  # staged: not yet encrypting
+    running = codec.codec_of(codec.data_converter(host(tmp_path / "old", secret).keys))  # this process: old ring
+    first = running.ring.current
+    admin = {"REDRESS_STATE_URL": state_url, "REDRESS_PAYLOAD_KEYS": str(secret)}
+
+    code, out, err = await redress(admin, "keys", "rotate", "--json")
+    assert code == 0, err
+    staged = json.loads(out)
+    assert staged["staged"] is True and staged["key"] != first
+    new_host = host(tmp_path / "new", secret)  # a process started with the new codec.json still encrypts with the old
+    assert codec.codec_of(codec.data_converter(new_host.keys)).ring.current == first
+
     state = PostgresState.shared_by_process(state_url)
-    key = codec.fingerprint(rotated.keys[rotated.current])
-    state.holder = "other-host:1"  # the old process, as another host would report it
-    state._hold(sorted(old.ring.keys))
-    with pytest.raises(StateProblem, match="do not hold"):
-        state.activate_key(rotated.current, key)
-    state._hold(sorted(rotated.keys))  # it was given the new codec.json and restarted
-    state.activate_key(rotated.current, key)
-    assert codec.codec_of(codec.data_converter(new_host.keys)).ring.current == rotated.current
+    state.holder = "old-host:1"  # a process elsewhere that was not given the new file
+    state._hold(sorted(running.ring.keys))
+    code, _, err = await redress(admin, "keys", "activate", staged["key"])
+    assert code == 1 and "old-host:1" in err and "do not hold" in err
+    state._hold(sorted(codec.KeyRing.load(secret).keys))  # it was given the file and restarted
+    code, _, err = await redress(admin, "keys", "activate", staged["key"])
+    assert code == 0, err
+    assert codec.codec_of(codec.data_converter(new_host.keys)).ring.current == staged["key"]
+
+
+async def redress(environment: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "redress",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def test_tokens_and_rule_versions_are_the_deployments(tmp_path, state_url):
@@ -272,3 +295,18 @@ def test_an_erased_key_is_gone_from_the_tables_files_after_erasure(tmp_path, sta
     with pytest.raises(codec.PersonalDataErased):
         converter.subjects.key_for(subjects[7], create=False)
     assert converter.subjects.key_for(subjects[8], create=False) is not None
+
+
+async def test_a_ring_injected_by_a_secret_store_is_used_and_never_written(tmp_path, state_url, monkeypatch):
+    secret = deployment_keys(tmp_path / "secret")
+    codec.data_converter(secret)  # the deployment's ring is recorded
+    bare = tmp_path / "pod"  # a pod with no key file: the ring arrives in its environment
+    monkeypatch.setenv("REDRESS_PAYLOAD_KEY_RING", codec.KeyRing.path(secret).read_text())
+    ring = codec.codec_of(codec.data_converter(bare, create_keys=True)).ring
+    assert ring.keys == codec.KeyRing.load(secret).keys
+    assert not bare.exists()
+    code, _, err = await redress({"REDRESS_PAYLOAD_KEYS": str(bare)}, "keys", "rotate")
+    assert code != 0 and "REDRESS_PAYLOAD_KEY_RING" in err
+    monkeypatch.setenv("REDRESS_PAYLOAD_KEY_RING", '{"current": "x", "keys": {"x": "not base64!"}}')
+    with pytest.raises(codec.MissingKeys, match="not a key ring"):
+        codec.data_converter(bare)

@@ -36,7 +36,7 @@ def _as_owner(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(superuser: str = USER) -> Iterator[str]:
     """A fresh server; yields its URL (`postgresql://redress@127.0.0.1:PORT/postgres`, trust authentication)."""
     bindir = binaries()
     assert bindir is not None, "needs Debian's postgresql (.ci/run installs it)"
@@ -48,11 +48,11 @@ def postgres_server() -> Iterator[str]:
     def run(*command: object) -> None:
         subprocess.run(_as_owner([str(c) for c in command]), check=True, capture_output=True)
 
-    run(bindir / "initdb", "-D", data, "-A", "trust", "-U", USER, "-E", "UTF8")
+    run(bindir / "initdb", "-D", data, "-A", "trust", "-U", superuser, "-E", "UTF8")
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(bindir / "pg_ctl", "-D", data, "-o", options, "-l", folder / "log", "-w", "start")
     try:
-        yield f"postgresql://{USER}@127.0.0.1:{port}/postgres"
+        yield f"postgresql://{superuser}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), check=False)
         shutil.rmtree(folder, ignore_errors=True)
