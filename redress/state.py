@@ -20,7 +20,7 @@ Two implementations of one small interface, chosen by `REDRESS_STATE_URL`:
   of workers on any number of hosts.
 
 The deployment keys themselves (codec.json) are never in the store: a database dump must not
-be enough to read the cases (docs/operations.md: putting them in a KMS).
+be enough to read the cases (README, "Several workers on several hosts": putting them in a KMS).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ against a newer schema.
 Nothing erasable is cached: every subject-key lookup is one indexed read (a prepared
 statement after the first few), so `redress erase-customer` on one host counts on every other
 host's next lookup. What PostgreSQL itself keeps after an erasure (dead row versions until
-vacuum, WAL, backups) is in `after_erasure` and docs/operations.md.
+vacuum, WAL, backups) is in `after_erasure` and the README ("Several workers on several hosts").
 """
 
 from __future__ import annotations

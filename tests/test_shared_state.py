@@ -276,7 +276,7 @@ def test_an_erased_key_is_gone_from_the_tables_files_after_erasure(tmp_path, sta
     """Erasure vacuums the key table and asks for a checkpoint: the old row version is in no table page.
 
     (The WAL still holds it until its segment is recycled, and backups until they expire: that
-    part is the operator's, docs/operations.md.)
+    part is the operator's: README, "Several workers on several hosts".)
     """
     data_converter = codec.data_converter(deployment_keys(tmp_path / "secret"))
     converter = codec.codec_of(data_converter)
