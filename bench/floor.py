@@ -24,6 +24,10 @@ driven the same way with the same concurrency, one after the other in each
 round, taking turns going first (the server's database grows as cases close)
 so that the machine's noise falls on both. The figure is ours / bare per round,
 and its median. Goal: at least 0.85.
+
+`--postgres`: ours with the shared state in a real PostgreSQL (REDRESS_STATE_URL; Debian's
+binaries, started here as the tests start it): every payload's case key is looked up there.
+The PostgreSQL server's CPU is not in the server column (it is not a child of this process).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 50  # cases worked at once, as in bench/throughput.py
 GOAL = 0.85
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+POSTGRES = "--postgres" in sys.argv
 
 
 async def until(query, stage: str) -> None:
@@ -158,6 +163,21 @@ async def timed(count: int, one, cpu: dict | None = None, history=None) -> float
 
 
 async def measure(count: int, rounds: int) -> dict:
+    if not POSTGRES:
+        return await measure_here(count, rounds)
+    from tests.helpers.postgres import postgres_server
+
+    with postgres_server() as url:
+        os.environ["REDRESS_STATE_URL"] = url.rsplit("/", 1)[0] + "/redress_bench"
+        try:
+            return {**await measure_here(count, rounds), "state": "postgresql"}
+        finally:
+            from redress.state_postgres import PostgresState
+
+            PostgresState.close_all()
+
+
+async def measure_here(count: int, rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         converter = codec.data_converter(Path(tmp) / "keys", create_keys=True)
         async with await WorkflowEnvironment.start_local(

@@ -191,6 +191,7 @@ def render(results: dict) -> str:
             f"Median ratio **{floor['median_ratio']}** (goal ≥ {floor['goal']}: {verdict(floor['met'])}).",
             "",
         ]
+    lines += shared_state_section(results)
     cost = results["history_cost"]
     lines += ["## 2. History cost: events per complaint", "", "| path | events | goal |", "|---|---|---|"]
     for path, row in cost.items():
@@ -313,10 +314,46 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def shared_state_section(results: dict) -> list[str]:
+    """1b: the floor again with the shared state in PostgreSQL, and what a case key costs per payload there."""
+    floor, lookup = results.get("floor_postgres"), results.get("state_lookup")
+    if not floor and not lookup:
+        return []
+    lines = ["## 1b. With the shared state in PostgreSQL (REDRESS_STATE_URL)", ""]
+    if floor and "error" not in floor:
+        ratios = ", ".join(str(r["ratio"]) for r in floor["rounds"])
+        lines += [
+            f"The same floor, ours with every case key looked up in a real PostgreSQL on 127.0.0.1 (never "
+            f"cached: erasure): rounds {ratios}; median ratio **{floor['median_ratio']}** (goal ≥ "
+            f"{floor['goal']}: {verdict(floor['met'])}); ours {floor['median_ours_per_s']}/s against bare "
+            f"{floor['median_bare_per_s']}/s.",
+            "",
+        ]
+    elif floor:
+        lines += ["The floor with PostgreSQL failed: see the log.", ""]
+    if lookup and "error" not in lookup:
+        local, shared = lookup["local"], lookup["postgresql"]
+        lines += [
+            f"Per payload, medians of {lookup['calls']} calls (bench/state_lookup.py):",
+            "",
+            "| | local (SQLite) µs | PostgreSQL µs |",
+            "|---|---|---|",
+            f"| case-key lookup (read, unwrap) | {local['lookup_us']} | {shared['lookup_us']} |",
+            f"| codec call: seal and open a 1 KB payload | {local['codec_call_us']} | {shared['codec_call_us']} |",
+            f"| erasure of one case, with what follows it | {local['erasure_us']} | {shared['erasure_us']} |",
+            "",
+        ]
+    return lines
+
+
 def rerender() -> None:
     """Write RESULTS.md again from results.json (after adding a run by hand with --add-throughput FILE)."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text(encoding="utf-8"))
+    for flag, key in (("--add-floor-postgres", "floor_postgres"), ("--add-state-lookup", "state_lookup")):
+        if flag in sys.argv:
+            results[key] = json.loads(Path(sys.argv[sys.argv.index(flag) + 1]).read_text(encoding="utf-8"))
+            path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if "--add-console" in sys.argv:
         results["console"] = json.loads(Path(sys.argv[sys.argv.index("--add-console") + 1]).read_text(encoding="utf-8"))
         path.write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -337,6 +374,8 @@ def main() -> None:
         "rule_eval": run("rule_eval.py", "--repeats", "2" if QUICK else "15"),
         "history_cost": run("history_cost.py"),
         "floor": run("floor.py", "30" if QUICK else "200", "--rounds", "1" if QUICK else "3"),
+        "floor_postgres": run("floor.py", "30" if QUICK else "200", "--rounds", "1" if QUICK else "3", "--postgres"),
+        "state_lookup": run("state_lookup.py", "500" if QUICK else "5000"),
         "throughput": run("throughput.py", "50" if QUICK else "1000"),
         "approval_latency": run("approval_latency.py", "20" if QUICK else "200", "--rounds", "1" if QUICK else "3"),
         "console": run("console.py", *(["--open", "100", "--pages", "20", "--clicks", "10"] if QUICK else [])),

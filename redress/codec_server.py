@@ -53,7 +53,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from redress import codec
 from redress.contract import customer_workflow_id
-from redress.state import open_state
+from redress.state import StateUnavailable, open_state
 
 log = structlog.get_logger("redress.codec_server")
 
@@ -328,6 +328,11 @@ def create_app(
         ref = encryption.ring.pseudonym(customer_id)
         return reply(request, 200, {"pseudonym": ref, "workflow_id": customer_workflow_id(ref)})
 
+    async def unavailable(request: Request, error: Exception) -> Response:
+        """The shared state did not answer (token check, key lookup): say so; the caller tries again."""
+        log.warning("codec request refused: the shared state did not answer")
+        return reply(request, 503, {"error": str(error)})
+
     async def not_found(request: Request) -> Response:
         return reply(request, 404, {"error": "POST /encode, /decode (or /bind/<workflow id>/...); GET /login"})
 
@@ -341,7 +346,8 @@ def create_app(
             Route("/{action:str}", transform, methods=["POST"]),
             Route("/bind/{workflow_id:str}/{action:str}", transform, methods=["POST"]),
             Route("/{path:path}", not_found, methods=["GET", "POST"]),
-        ]
+        ],
+        exception_handlers={StateUnavailable: unavailable},
     )
     app.state.body_seconds = body_seconds
     return app

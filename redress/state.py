@@ -46,6 +46,10 @@ class StateProblem(Exception):
     """The shared state cannot be used as it is; the message says what to do."""
 
 
+class StateUnavailable(StateProblem):
+    """The shared store did not answer: nothing is decided without it, and the caller tries again."""
+
+
 @dataclass(frozen=True)
 class SubjectRow:
     """A case's key as stored: wrapped by the deployment key `wrapping_key`, or erased (both None)."""

@@ -20,16 +20,17 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
 import structlog
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from redress.state import SharedState, StateProblem, SubjectRow
+from redress.state import SharedState, StateProblem, StateUnavailable, SubjectRow
 
 log = structlog.get_logger("redress.state")
 
@@ -153,11 +154,25 @@ class PostgresState(SharedState):
             max_size=8,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_SECONDS},
             name="redress-state",
+            timeout=CONNECT_SECONDS,  # waiting for a connection: then StateUnavailable, not a hang
             open=True,
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._held: list[str] | None = None
         self._heartbeat: threading.Thread | None = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; a database that does not answer is a StateUnavailable, which callers retry.
+
+        (A worker's workflow task that meets it fails and is retried by Temporal; the codec
+        server answers 503; nothing is decided on a store it could not read.)
+        """
+        try:
+            with self.pool.connection() as connection:
+                yield connection
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise StateUnavailable(f"the shared state did not answer ({type(error).__name__}); try again") from None
 
     @staticmethod
     def shared_by_process(url: str) -> PostgresState:
@@ -177,7 +192,7 @@ class PostgresState(SharedState):
     # ---------------------------------------------------------------- subject keys
 
     def subject_row(self, subject: str) -> SubjectRow | None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             row = connection.execute(
                 "SELECT wrapping_key, wrapped, erased_at FROM redress.subject_keys WHERE subject = %s", (subject,)
             ).fetchone()
@@ -187,7 +202,7 @@ class PostgresState(SharedState):
         return SubjectRow(wrapping_key, bytes(wrapped) if wrapped is not None else None, _iso(erased_at))
 
     def add_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             connection.execute(
                 "INSERT INTO redress.subject_keys (subject, wrapping_key, wrapped) VALUES (%s, %s, %s) "
                 "ON CONFLICT (subject) DO NOTHING",
@@ -195,7 +210,7 @@ class PostgresState(SharedState):
             )
 
     def erase_subject(self, subject: str) -> None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             connection.execute(
                 "INSERT INTO redress.subject_keys (subject, erased_at) VALUES (%s, now()) "
                 "ON CONFLICT (subject) DO UPDATE SET wrapped = NULL, wrapping_key = NULL, "
@@ -215,7 +230,7 @@ class PostgresState(SharedState):
             "WAL segments written before the erasure hold the key until recycled; archived WAL and base "
             "backups hold it until they expire: keep them no longer than your erasure deadline"
         ]
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             connection.execute("VACUUM (INDEX_CLEANUP ON) redress.subject_keys")
             try:
                 connection.execute("CHECKPOINT")
@@ -226,11 +241,11 @@ class PostgresState(SharedState):
     # ---------------------------------------------------------------- codec tokens
 
     def token_digests(self) -> dict[str, str]:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             return dict(connection.execute("SELECT name, digest FROM redress.codec_tokens").fetchall())
 
     def put_token(self, name: str, digest: str) -> None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             connection.execute(
                 "INSERT INTO redress.codec_tokens (name, digest) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, issued_at = now()",
@@ -238,13 +253,13 @@ class PostgresState(SharedState):
             )
 
     def drop_token(self, name: str) -> bool:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             return connection.execute("DELETE FROM redress.codec_tokens WHERE name = %s", (name,)).rowcount > 0
 
     # ---------------------------------------------------------------- deployment key ring
 
     def knows_ring(self) -> bool:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             row = connection.execute("SELECT EXISTS (SELECT 1 FROM redress.key_ring)").fetchone()
         return bool(row and row[0])
 
@@ -254,7 +269,7 @@ class PostgresState(SharedState):
         A key this host has and the store does not is recorded as staged (`redress keys rotate`);
         it encrypts only once `redress keys activate` makes it current everywhere.
         """
-        with self.pool.connection() as connection, connection.transaction():
+        with self._connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
             known = {
                 key_id: (print_, is_current)
@@ -284,7 +299,7 @@ class PostgresState(SharedState):
 
     def activate_key(self, key_id: str, fingerprint: str, force: bool = False) -> None:
         """Make a staged key the one that encrypts, once every live process holds it."""
-        with self.pool.connection() as connection, connection.transaction():
+        with self._connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
             row = connection.execute("SELECT fingerprint FROM redress.key_ring WHERE key_id = %s", (key_id,)).fetchone()
             if row is None or row[0] != fingerprint:
@@ -315,7 +330,7 @@ class PostgresState(SharedState):
             self._heartbeat.start()
 
     def _say_held(self) -> None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             connection.execute(
                 "INSERT INTO redress.key_holders (holder, key_ids, seen_at) VALUES (%s, %s, now()) "
                 "ON CONFLICT (holder) DO UPDATE SET key_ids = excluded.key_ids, seen_at = now()",
@@ -334,7 +349,7 @@ class PostgresState(SharedState):
     # ---------------------------------------------------------------- rule versions
 
     def publish_rules(self, version: str, files: Mapping[str, bytes], newest: bool) -> None:
-        with self.pool.connection() as connection, connection.transaction():
+        with self._connection() as connection, connection.transaction():
             inserted = connection.execute(
                 "INSERT INTO redress.rule_versions (version) VALUES (%s) ON CONFLICT (version) DO NOTHING", (version,)
             ).rowcount
@@ -353,14 +368,14 @@ class PostgresState(SharedState):
             log.info("rule version published to the shared state", rule_version=version, new=bool(inserted))
 
     def rule_files(self, version: str) -> dict[str, bytes] | None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             rows = connection.execute(
                 "SELECT name, content FROM redress.rule_files WHERE version = %s", (version,)
             ).fetchall()
         return {name: bytes(content) for name, content in rows} or None
 
     def newest_rules(self) -> str | None:
-        with self.pool.connection() as connection:
+        with self._connection() as connection:
             row = connection.execute(
                 "SELECT version FROM redress.rule_publications ORDER BY number DESC LIMIT 1"
             ).fetchone()

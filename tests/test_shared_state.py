@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 
 from redress import codec, codec_server, signatures
 from redress.contract import (
@@ -36,7 +36,7 @@ from tests.helpers.cases import complaint, eventually, stage_is
 from tests.helpers.histories import payloads_in, personal_complaint, stored_history
 from tests.helpers.hosts import deployment_keys, fresh_database, host, postgres_base, query
 from tests.helpers.peer import Peer
-from tests.helpers.postgres import binaries
+from tests.helpers.postgres import binaries, postgres_server, stop_server
 from tests.helpers.processes import ROOT, start_worker, stop, wait_for_line
 from tests.helpers.rules import APPROVER_KEYS, write_rules
 
@@ -310,3 +310,27 @@ async def test_a_ring_injected_by_a_secret_store_is_used_and_never_written(tmp_p
     monkeypatch.setenv("REDRESS_PAYLOAD_KEY_RING", '{"current": "x", "keys": {"x": "not base64!"}}')
     with pytest.raises(codec.MissingKeys, match="not a key ring"):
         codec.data_converter(bare)
+
+
+async def test_while_the_database_is_gone_the_codec_server_says_so_and_opens_nothing(tmp_path, monkeypatch):
+    with postgres_server() as url:  # a server of its own: this test stops it
+        monkeypatch.setenv("REDRESS_STATE_URL", fresh_database(url.rsplit("/", 1)[0]))
+        keys = deployment_keys(tmp_path / "secret")
+        sealed = (
+            codec.codec_of(codec.data_converter(keys))
+            .bound(workflow_id_for("GONE-1"))
+            .encode_one(Payload(metadata={"encoding": b"json/plain"}, data=b'{"name": "Ingrid"}'))
+        )
+        body = json_format.MessageToJson(Payloads(payloads=[sealed]))
+        token = codec_server.issue_token(keys, "auditor.kim")
+        try:
+            with codec_server.CodecServer(keys, port=0) as server:
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                    headers = {"Authorization": f"Bearer {token}"}
+                    assert (await http.post("/decode", content=body, headers=headers)).status_code == 200
+                    stop_server(url)
+                    gone = await http.post("/decode", content=body, headers=headers)
+                    assert gone.status_code == 503, gone.text
+                    assert "did not answer" in gone.json()["error"] and "Ingrid" not in gone.text
+        finally:
+            PostgresState.close_all()

@@ -35,6 +35,15 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+_RUNNING: dict[str, tuple[Path, Path]] = {}  # url -> (bindir, data folder), for stop_server
+
+
+def stop_server(url: str) -> None:
+    """Stop a server started here at once (a test of what happens while the database is gone)."""
+    bindir, data = _RUNNING[url]
+    subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), check=False)
+
+
 @contextmanager
 def postgres_server(superuser: str = USER) -> Iterator[str]:
     """A fresh server; yields its URL (`postgresql://redress@127.0.0.1:PORT/postgres`, trust authentication)."""
@@ -51,8 +60,11 @@ def postgres_server(superuser: str = USER) -> Iterator[str]:
     run(bindir / "initdb", "-D", data, "-A", "trust", "-U", superuser, "-E", "UTF8")
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(bindir / "pg_ctl", "-D", data, "-o", options, "-l", folder / "log", "-w", "start")
+    url = f"postgresql://{superuser}@127.0.0.1:{port}/postgres"
+    _RUNNING[url] = (bindir, data)
     try:
-        yield f"postgresql://{superuser}@127.0.0.1:{port}/postgres"
+        yield url
     finally:
+        _RUNNING.pop(url, None)
         subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), check=False)
         shutil.rmtree(folder, ignore_errors=True)
