@@ -2,12 +2,15 @@
 
 Read from the same rules folder the workers read (newest valid version, re-read
 when a file changes), so a passkey registered or revoked there counts here at
-once. This is for showing and for signing people in; what a decision is worth is
+once; with a shared state (REDRESS_STATE_URL) it follows the deployment's newest
+published version as the workers do, so an edit made on another host counts here
+too. This is for showing and for signing people in; what a decision is worth is
 decided by the workflow against the live directory, never by the console.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from activities.rules.approvals import passkeys as passkeys_of
 from activities.rules.loader import RuleSet
 from activities.rules.schema import RelyingParty
 from activities.rules.store import RuleStore
+from redress.codec import keys_dir
+from redress.state import open_state
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,10 @@ class Person:
 
 class Directory:
     def __init__(self, rules: Path) -> None:
-        self.store = RuleStore(Path(rules), store_dir=None, check_seconds=1.0)
+        shared = open_state(keys_dir())
+        # the versions it fetches from the shared state are kept in a folder of its own (a cache: immutable)
+        cache = Path(tempfile.mkdtemp(prefix="redress-console-rules-")) if shared.shared else None
+        self.store = RuleStore(Path(rules), store_dir=cache, check_seconds=1.0, shared=shared)
         self._known: tuple[str, dict[str, Person]] | None = None
 
     @property
