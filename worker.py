@@ -251,8 +251,13 @@ async def serve(settings: Settings) -> None:
     configure_logging()
     temporal_workflow.logger.workflow_info_on_message = False
     # refuses to start on invalid rules, listing every problem; afterwards a bad edit only logs and is ignored
-    # the shared state first (REDRESS_STATE_URL: its schema is created or migrated here), then the rules it keeps
+    # the shared state first (REDRESS_STATE_URL: its schema is created or migrated here, and this host's key ring
+    # checked against the deployment's: its rule publications are sealed with it), then the rules it keeps
     state = open_state(codec.keys_dir())
+    if state.shared:
+        target = os.environ.get("TEMPORAL_ADDRESS", "")
+        create = not redress_client.external_cluster_configured() or redress_client.is_local(target)
+        codec.deployment_ring(codec.keys_dir(), state, create=create)  # as the client's converter would
     rules = RuleStore(settings.rules_dir, settings.rule_versions_dir, settings.rules_check_seconds, shared=state)
     async with AsyncExitStack() as stack:
         runtime = redress_client.metrics_runtime()

@@ -521,6 +521,8 @@ def deployment_ring(directory: Path, state: SharedState, create: bool = False) -
         current = state.reconcile_ring(prints, ring.current)
     except StateProblem as problem:
         raise MissingKeys(str(problem)) from None
+    if ring.pseudonym_key:  # stable across rotations, the same on every host: what rule publications are sealed by
+        state.seal_publications(hmac.new(ring.pseudonym_key, b"redress rule publications v1", hashlib.sha256).digest())
     return ring if current == ring.current else dataclasses.replace(ring, current=current)
 
 

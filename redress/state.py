@@ -122,6 +122,14 @@ class SharedState(ABC):
 
     # ---------------------------------------------------------------- rule versions
 
+    def seal_publications(self, key: bytes) -> None:  # noqa: B027 (locally: the folder is the only source)
+        """The key this process seals and checks rule publications with (derived from the deployment ring).
+
+        With a shared state the database would otherwise decide which rules, and so which
+        approver directory, every worker follows: a publication counts only if a holder of
+        the deployment key ring made it, so write access to the database is not enough.
+        """
+
     def publish_rules(  # noqa: B027 (locally: nothing to do)
         self, version: str, files: Mapping[str, bytes], newest: bool
     ) -> None:

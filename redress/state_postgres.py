@@ -17,6 +17,8 @@ vacuum, WAL, backups) is in `after_erasure` and the README ("Several workers on 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import threading
@@ -62,8 +64,9 @@ MIGRATIONS: list[str] = [
     CREATE TABLE redress.rule_publications (
         number       bigserial PRIMARY KEY,
         version      text NOT NULL REFERENCES redress.rule_versions (version),
-        published_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        published_by text NOT NULL
+        published_at timestamptz NOT NULL,
+        published_by text NOT NULL,
+        seal         text NOT NULL
     );
     CREATE TABLE redress.codec_tokens (
         name      text PRIMARY KEY,
@@ -102,13 +105,15 @@ def ensure_database(url: str) -> None:
         except psycopg.Error:
             raise failure from None
         with admin:
-            if not name or admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            if not name:
                 raise failure from None
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return  # made by another process since (else the next connection says what is wrong)
             try:
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 log.info("state database created", database=name)
-            except errors.DuplicateDatabase:
-                pass  # another process made it meanwhile
+            except (errors.DuplicateDatabase, errors.UniqueViolation):
+                pass  # another process made it meanwhile (caught by the catalog's index if both got that far)
 
 
 def migrate(url: str) -> int:
@@ -158,6 +163,8 @@ class PostgresState(SharedState):
             open=True,
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._publication_key: bytes | None = None
+        self._forged_seen: set[int] = set()
         self._held: list[str] | None = None
         self._heartbeat: threading.Thread | None = None
 
@@ -348,7 +355,20 @@ class PostgresState(SharedState):
 
     # ---------------------------------------------------------------- rule versions
 
+    def seal_publications(self, key: bytes) -> None:
+        self._publication_key = key
+
+    def _seal(self, version: str, published_at: datetime) -> str:
+        if self._publication_key is None:
+            raise StateProblem(
+                "this process has no deployment key ring: it can neither seal nor check rule publications"
+            )
+        text = f"{version}|{published_at.astimezone(UTC).isoformat()}"
+        return hmac.new(self._publication_key, text.encode(), hashlib.sha256).hexdigest()
+
     def publish_rules(self, version: str, files: Mapping[str, bytes], newest: bool) -> None:
+        published_at = datetime.now(UTC)
+        seal = self._seal(version, published_at)
         with self._connection() as connection, connection.transaction():
             inserted = connection.execute(
                 "INSERT INTO redress.rule_versions (version) VALUES (%s) ON CONFLICT (version) DO NOTHING", (version,)
@@ -361,8 +381,9 @@ class PostgresState(SharedState):
                     )
             if inserted or newest:
                 connection.execute(
-                    "INSERT INTO redress.rule_publications (version, published_by) VALUES (%s, %s)",
-                    (version, self.holder),
+                    "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (version, published_at, self.holder, seal),
                 )
         if inserted or newest:
             log.info("rule version published to the shared state", rule_version=version, new=bool(inserted))
@@ -375,11 +396,23 @@ class PostgresState(SharedState):
         return {name: bytes(content) for name, content in rows} or None
 
     def newest_rules(self) -> str | None:
+        """The newest publication whose seal a holder of the deployment ring made; forged ones are skipped.
+
+        Newest by the sealed time, not the row's number: a sealed row copied as a new one is
+        still as old as it was (no rolling the deployment back to a directory before a revocation).
+        """
         with self._connection() as connection:
-            row = connection.execute(
-                "SELECT version FROM redress.rule_publications ORDER BY number DESC LIMIT 1"
-            ).fetchone()
-        return row[0] if row else None
+            rows = connection.execute(
+                "SELECT number, version, published_at, seal FROM redress.rule_publications "
+                "ORDER BY published_at DESC, number DESC LIMIT 50"
+            ).fetchall()
+        for number, version, published_at, seal in rows:
+            if hmac.compare_digest(self._seal(version, published_at), str(seal)):
+                return str(version)
+            if number not in self._forged_seen:
+                self._forged_seen.add(number)
+                log.error("a rule publication not sealed with the deployment key was ignored", number=number)
+        return None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -22,6 +22,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from activities.rules.loader import version_of
+from activities.rules.store import RuleStore
 from redress import codec, codec_server, signatures
 from redress.contract import (
     ApprovalDecision,
@@ -123,7 +125,7 @@ async def test_cases_begun_on_one_host_are_finished_on_another_after_the_first_i
             await redress.resolve(cid1, Resolution(agent="li.na", summary="refunded"))
             await stage_is(redress, cid1, "follow_up")
             await redress.customer_feedback(cid1, Feedback(score=5))
-            assert (await redress.outcome(cid1)).stage.value == "closed"
+            assert (await asyncio.wait_for(redress.outcome(cid1), timeout=60)).stage.value == "closed"
             assert [r.body["amount"] for r in peer.acted("/pay", complaint_id=cid1)] == ["299"]
             assert (await redress.status(cid1)).rule_version == v1
 
@@ -334,3 +336,46 @@ async def test_while_the_database_is_gone_the_codec_server_says_so_and_opens_not
                     assert "did not answer" in gone.json()["error"] and "Ingrid" not in gone.text
         finally:
             PostgresState.close_all()
+
+
+def test_only_publications_sealed_by_a_holder_of_the_deployment_ring_are_followed(tmp_path, state_url):
+    """Write access to the database is not enough to change the rules (and so the approver directory) workers use."""
+    secret = deployment_keys(tmp_path / "secret")
+    codec.data_converter(host(tmp_path / "a", secret).keys)  # this process holds the ring: it seals and checks
+    rules = write_rules(tmp_path / "rules")
+    a = RuleStore(rules, tmp_path / "cache-a", check_seconds=0, shared=PostgresState.shared_by_process(state_url))
+    v1 = a.current.version
+    tiers = rules / "tiers.yaml"
+    tiers.write_text(tiers.read_text().replace("first_response: 20s", "first_response: 21s"))
+    v2 = a.latest().version
+    assert v2 != v1 and newest_rules(state_url) == v2
+
+    # someone with database access: a version of their own (a raised limit) published as the newest...
+    evil = {p.name: p.read_bytes() for p in rules.iterdir() if p.is_file()}
+    evil["approval.yaml"] = evil["approval.yaml"].replace(b"limits: {CNY: 200,", b"limits: {CNY: 999999,")
+    version = version_of(list(evil.items()))
+    query(state_url, "INSERT INTO redress.rule_versions (version) VALUES (%s)", version)
+    for name, content in evil.items():
+        query(state_url, "INSERT INTO redress.rule_files VALUES (%s, %s, %s)", version, name, content)
+    query(
+        state_url,
+        "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
+        "VALUES (%s, now() + interval '1 hour', 'mallory', %s)",
+        version,
+        "0" * 64,
+    )
+    # ...and v1's sealed publication copied as a new row, to roll the deployment back
+    query(
+        state_url,
+        "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
+        "SELECT version, published_at, 'mallory', seal FROM redress.rule_publications WHERE version = %s",
+        v1,
+    )
+    b = RuleStore(
+        write_rules(tmp_path / "rules-b"),
+        tmp_path / "cache-b",
+        check_seconds=0,
+        shared=PostgresState.shared_by_process(state_url),
+    )
+    assert b.latest().version == v2  # the newest sealed publication, whatever the rows say
+    assert a.latest().version == v2

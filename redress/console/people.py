@@ -18,7 +18,7 @@ from activities.rules.approvals import passkeys as passkeys_of
 from activities.rules.loader import RuleSet
 from activities.rules.schema import RelyingParty
 from activities.rules.store import RuleStore
-from redress.codec import keys_dir
+from redress.codec import deployment_ring, keys_dir
 from redress.state import open_state
 
 
@@ -33,8 +33,11 @@ class Person:
 class Directory:
     def __init__(self, rules: Path) -> None:
         shared = open_state(keys_dir())
-        # the versions it fetches from the shared state are kept in a folder of its own (a cache: immutable)
-        cache = Path(tempfile.mkdtemp(prefix="redress-console-rules-")) if shared.shared else None
+        cache = None
+        if shared.shared:
+            deployment_ring(keys_dir(), shared)  # checks this host's ring; rule publications are sealed with it
+            # the versions it fetches from the shared state are kept in a folder of its own (a cache: immutable)
+            cache = Path(tempfile.mkdtemp(prefix="redress-console-rules-"))
         self.store = RuleStore(Path(rules), store_dir=cache, check_seconds=1.0, shared=shared)
         self._known: tuple[str, dict[str, Person]] | None = None
 
