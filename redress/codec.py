@@ -142,6 +142,10 @@ class KeyRing:
         if injected:
             return cls._parse(injected, RING_VARIABLE)
         path = cls.path(directory)
+        if path.is_dir():  # what a container runtime mounts when the file it was told to mount is missing
+            raise MissingKeys(
+                f"{path} is a folder, not the key ring: make it with `redress keys rotate` and mount that"
+            )
         if not path.exists():
             if not create:
                 raise MissingKeys(
@@ -157,11 +161,14 @@ class KeyRing:
         try:
             data = json.loads(text)
             keys = {key_id: base64.b64decode(value, validate=True) for key_id, value in data["keys"].items()}
-            current, pseudonym_key = data["current"], base64.b64decode(data.get("pseudonym_key", ""))
+            current = data["current"]
+            pseudonym_key = base64.b64decode(data.get("pseudonym_key", ""), validate=True)
         except (ValueError, KeyError, TypeError, AttributeError):
             raise MissingKeys(f"{where}: not a key ring (codec.json: current, keys, pseudonym_key)") from None
         if current not in keys or any(len(k) != 32 for k in keys.values()):
             raise MissingKeys(f"{where}: `current` must name one of `keys`, each 32 bytes in base64")
+        if pseudonym_key and len(pseudonym_key) != 32:
+            raise MissingKeys(f"{where}: `pseudonym_key` must be 32 bytes in base64")
         return cls(current=current, keys=keys, pseudonym_key=pseudonym_key)
 
     @classmethod
@@ -246,9 +253,12 @@ class SubjectKeys:
             return self.key_for(subject, create=False)  # another process may have won the race
         if row.erased_at is not None or row.wrapped is None or row.wrapping_key is None:
             raise PersonalDataErased(subject, row.erased_at or "an unknown time")
-        return AESGCM(self.ring.key(row.wrapping_key)).decrypt(
-            row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], subject.encode()
-        )
+        try:
+            return AESGCM(self.ring.key(row.wrapping_key)).decrypt(
+                row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], subject.encode()
+            )
+        except (InvalidTag, ValueError):
+            raise KeyProblem(f"the stored key of {subject} does not open with the deployment key: altered") from None
 
     def erase(self, subject: str) -> None:
         """Delete the key for good; call `after_erasure` once a batch is done."""
@@ -521,8 +531,8 @@ def deployment_ring(directory: Path, state: SharedState, create: bool = False) -
         current = state.reconcile_ring(prints, ring.current)
     except StateProblem as problem:
         raise MissingKeys(str(problem)) from None
-    if ring.pseudonym_key:  # stable across rotations, the same on every host: what rule publications are sealed by
-        state.seal_publications(hmac.new(ring.pseudonym_key, b"redress rule publications v1", hashlib.sha256).digest())
+    if ring.pseudonym_key:  # stable across rotations and the same on every host
+        state.trust_ring(ring.pseudonym_key)
     return ring if current == ring.current else dataclasses.replace(ring, current=current)
 
 

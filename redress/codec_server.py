@@ -15,8 +15,9 @@ within 10 s, so a slow client cannot hold the server (uvicorn on Starlette).
 
 The session cookie is not the token: it names a server-side session (12 hours,
 ended at once when its token is revoked) and is signed, HttpOnly, SameSite=Lax,
-and Secure when served over TLS. Only token hashes are stored (keys/ or the
-shared state), so reading them does not give a token. Each decode is logged with the token's
+and Secure when served over TLS. Only token digests are stored (SHA-256 in keys/;
+in the shared state an HMAC under a key derived from the deployment ring, so
+write access to the database cannot add a token), so reading them gives none. Each decode is logged with the token's
 name, never with the payloads.
 
 Payloads encoded at `/encode` have no workflow: they are sealed under the
@@ -53,7 +54,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from redress import codec
 from redress.contract import customer_workflow_id
-from redress.state import StateUnavailable, open_state
+from redress.state import SharedState, StateUnavailable, open_state
 
 log = structlog.get_logger("redress.codec_server")
 
@@ -65,31 +66,39 @@ SESSION_SECONDS = 12 * 3600
 LOGIN_FORM_MAX = 4096
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _tokens_of(directory: Path) -> SharedState:
+    """The deployment's token store; a shared one keys its digests with the deployment ring (loaded here)."""
+    state = open_state(directory)
+    if state.shared:
+        codec.deployment_ring(directory, state)
+    return state
 
 
 def issue_token(directory: Path, name: str) -> str:
-    """A new token for NAME (replacing NAME's old one); only its hash is kept, in the deployment's state."""
+    """A new token for NAME (replacing NAME's old one); only its digest is kept, in the deployment's state."""
+    state = _tokens_of(directory)
     token = secrets.token_urlsafe(32)
-    open_state(directory).put_token(name, _digest(token))
+    state.put_token(name, state.token_digest(token))
     return token
 
 
 def revoke_token(directory: Path, name: str) -> bool:
-    return open_state(directory).drop_token(name)
+    return _tokens_of(directory).drop_token(name)
 
 
 class TokenCheck:
-    """Reads the token hashes on every check (a file, or the shared store), so issuing or revoking needs no restart."""
+    """Reads the token digests on every check (a file, or the shared store), so issuing or revoking needs no restart."""
 
     def __init__(self, directory: Path):
-        self.state = open_state(directory)
+        self.state = _tokens_of(directory)
+
+    def digest(self, token: str) -> str:
+        return self.state.token_digest(token)
 
     def who(self, token: str | None) -> str | None:
         if not token:
             return None
-        presented = _digest(token)
+        presented = self.digest(token)
         for name, digest in self.state.token_digests().items():
             if hmac.compare_digest(presented, digest):
                 return name
@@ -124,7 +133,7 @@ class Sessions:
         with self._lock:
             now = time.monotonic()
             self._open = {k: s for k, s in self._open.items() if s.expires > now}
-            self._open[session_id] = _Session(name, _digest(token), now + self._lifetime)
+            self._open[session_id] = _Session(name, self._tokens.digest(token), now + self._lifetime)
         return f"{session_id}.{self._sign(session_id)}"
 
     def who(self, cookie: str | None) -> str | None:

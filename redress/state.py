@@ -97,6 +97,10 @@ class SharedState(ABC):
     def token_digests(self) -> dict[str, str]:
         """Codec-token hashes by person, read afresh on every call (issuing or revoking needs no restart)."""
 
+    def token_digest(self, token: str) -> str:
+        """What is stored of a token: its SHA-256 locally (the file sits beside the keys anyway)."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
     @abstractmethod
     def put_token(self, name: str, digest: str) -> None: ...
 
@@ -122,12 +126,13 @@ class SharedState(ABC):
 
     # ---------------------------------------------------------------- rule versions
 
-    def seal_publications(self, key: bytes) -> None:  # noqa: B027 (locally: the folder is the only source)
-        """The key this process seals and checks rule publications with (derived from the deployment ring).
+    def trust_ring(self, secret: bytes) -> None:  # noqa: B027 (locally: the files sit beside the keys)
+        """Derive from the deployment ring the keys that make the store's own records unforgeable.
 
-        With a shared state the database would otherwise decide which rules, and so which
-        approver directory, every worker follows: a publication counts only if a holder of
-        the deployment key ring made it, so write access to the database is not enough.
+        With a shared state, write access to the database must not be enough to choose the
+        rules (and so the approver directory) every worker follows, nor to issue a codec
+        token: rule publications are sealed and token digests keyed with keys derived from
+        `secret` (the ring's pseudonym key: stable across rotations, the same on every host).
         """
 
     def publish_rules(  # noqa: B027 (locally: nothing to do)

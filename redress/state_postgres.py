@@ -53,6 +53,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE redress.rule_versions (
         version    text PRIMARY KEY,
+        sha256     text NOT NULL,
+        seal       text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE TABLE redress.rule_files (
@@ -64,7 +66,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE redress.rule_publications (
         number       bigserial PRIMARY KEY,
         version      text NOT NULL REFERENCES redress.rule_versions (version),
-        published_at timestamptz NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT clock_timestamp(),
         published_by text NOT NULL,
         seal         text NOT NULL
     );
@@ -139,6 +141,21 @@ def migrate(url: str) -> int:
     return applied
 
 
+def redacted(error: Exception, url: str) -> str:
+    """The error's text without the URL's password; nothing of it when the URL itself could not be read.
+
+    (libpq quotes a connection string it cannot parse, password included.)
+    """
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        return f"{type(error).__name__}: REDRESS_STATE_URL is not a valid postgresql:// URL"
+    text = str(error).strip()
+    if password:
+        text = text.replace(str(password), "***")
+    return f"{type(error).__name__}: {text}"
+
+
 _OPEN: dict[str, PostgresState] = {}
 _OPENING = threading.Lock()
 
@@ -152,7 +169,9 @@ class PostgresState(SharedState):
             ensure_database(url)
             migrate(url)
         except psycopg.Error as error:
-            raise StateProblem(f"the shared state at REDRESS_STATE_URL cannot be used: {error}") from None
+            raise StateProblem(
+                f"the shared state at REDRESS_STATE_URL cannot be used: {redacted(error, url)}"
+            ) from None
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -164,7 +183,9 @@ class PostgresState(SharedState):
         )
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._publication_key: bytes | None = None
+        self._token_key: bytes | None = None
         self._forged_seen: set[int] = set()
+        self._newest_seen: datetime | None = None  # the newest sealed publication this process has seen
         self._held: list[str] | None = None
         self._heartbeat: threading.Thread | None = None
 
@@ -238,7 +259,23 @@ class PostgresState(SharedState):
             "backups hold it until they expire: keep them no longer than your erasure deadline"
         ]
         with self._connection() as connection:
+            owner = connection.execute(
+                "SELECT tableowner = current_user FROM pg_tables "
+                "WHERE schemaname = 'redress' AND tablename = 'subject_keys'"
+            ).fetchone()
+            if not (owner and owner[0]):
+                remaining.append(
+                    "this role does not own redress.subject_keys, so VACUUM skipped it: run it as the owner"
+                )
             connection.execute("VACUUM (INDEX_CLEANUP ON) redress.subject_keys")
+            older = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if older and older[0]:
+                remaining.append(
+                    f"{older[0]} open transaction(s) (a pg_dump, a long report) may have kept the old row: "
+                    "run VACUUM redress.subject_keys once they end"
+                )
             try:
                 connection.execute("CHECKPOINT")
             except errors.InsufficientPrivilege:
@@ -301,15 +338,18 @@ class PostgresState(SharedState):
                         (key_id, print_, first and key_id == current),
                     )
             row = connection.execute("SELECT key_id FROM redress.key_ring WHERE is_current").fetchone()
+        chosen = row[0] if row else current
+        if chosen == "pseudonym" or chosen not in fingerprints:
+            raise StateProblem(f"the deployment's current key {chosen[:40]!r} is not a payload key of this ring")
         self._hold([k for k in fingerprints if k != "pseudonym"])
-        return row[0] if row else current
+        return chosen
 
     def activate_key(self, key_id: str, fingerprint: str, force: bool = False) -> None:
         """Make a staged key the one that encrypts, once every live process holds it."""
         with self._connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
             row = connection.execute("SELECT fingerprint FROM redress.key_ring WHERE key_id = %s", (key_id,)).fetchone()
-            if row is None or row[0] != fingerprint:
+            if key_id == "pseudonym" or row is None or row[0] != fingerprint:
                 raise StateProblem(f"key {key_id} is not this deployment's: run `redress keys rotate` first")
             lacking = [
                 holder
@@ -350,28 +390,34 @@ class PostgresState(SharedState):
         while not stop.wait(HOLDER_SECONDS) and not self.pool.closed:
             try:
                 self._say_held()
-            except psycopg.Error as error:
+            except (psycopg.Error, StateProblem) as error:  # the database may come back: keep trying
                 log.warning("could not renew this process' key holding", error=type(error).__name__)
 
     # ---------------------------------------------------------------- rule versions
 
-    def seal_publications(self, key: bytes) -> None:
-        self._publication_key = key
+    def trust_ring(self, secret: bytes) -> None:
+        self._publication_key = hmac.new(secret, b"redress rule publications v1", hashlib.sha256).digest()
+        self._token_key = hmac.new(secret, b"redress codec tokens v1", hashlib.sha256).digest()
 
-    def _seal(self, version: str, published_at: datetime) -> str:
+    def token_digest(self, token: str) -> str:
+        """Keyed: a row written by someone without the deployment ring is no token at all."""
+        if self._token_key is None:
+            raise StateProblem("no deployment key ring in this process: codec tokens cannot be checked")
+        return hmac.new(self._token_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def _seal(self, *parts: str) -> str:
         if self._publication_key is None:
-            raise StateProblem(
-                "this process has no deployment key ring: it can neither seal nor check rule publications"
-            )
-        text = f"{version}|{published_at.astimezone(UTC).isoformat()}"
-        return hmac.new(self._publication_key, text.encode(), hashlib.sha256).hexdigest()
+            raise StateProblem("no deployment key ring in this process: it can neither seal nor check rule versions")
+        return hmac.new(self._publication_key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
 
     def publish_rules(self, version: str, files: Mapping[str, bytes], newest: bool) -> None:
-        published_at = datetime.now(UTC)
-        seal = self._seal(version, published_at)
+        """Keep the files with a sealed digest of them all; a publication sealed over the database's own clock."""
+        digest = content_digest(files)
         with self._connection() as connection, connection.transaction():
             inserted = connection.execute(
-                "INSERT INTO redress.rule_versions (version) VALUES (%s) ON CONFLICT (version) DO NOTHING", (version,)
+                "INSERT INTO redress.rule_versions (version, sha256, seal) VALUES (%s, %s, %s) "
+                "ON CONFLICT (version) DO NOTHING",
+                (version, digest, self._seal("version", version, digest)),
             ).rowcount
             if inserted:
                 with connection.cursor() as cursor:
@@ -379,40 +425,68 @@ class PostgresState(SharedState):
                         "INSERT INTO redress.rule_files (version, name, content) VALUES (%s, %s, %s)",
                         [(version, name, content) for name, content in sorted(files.items())],
                     )
+            row = connection.execute("SELECT clock_timestamp()").fetchone()
+            assert row is not None
             if inserted or newest:
                 connection.execute(
                     "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
                     "VALUES (%s, %s, %s, %s)",
-                    (version, published_at, self.holder, seal),
+                    (version, row[0], self.holder, self._seal("publication", version, _iso(row[0]) or "")),
                 )
         if inserted or newest:
+            self._newest_seen = max(self._newest_seen or row[0], row[0])  # never follow anything older than this
             log.info("rule version published to the shared state", rule_version=version, new=bool(inserted))
 
     def rule_files(self, version: str) -> dict[str, bytes] | None:
+        """A version's files, only if their full SHA-256 is the one a holder of the ring sealed."""
         with self._connection() as connection:
+            sealed = connection.execute(
+                "SELECT sha256, seal FROM redress.rule_versions WHERE version = %s", (version,)
+            ).fetchone()
             rows = connection.execute(
                 "SELECT name, content FROM redress.rule_files WHERE version = %s", (version,)
             ).fetchall()
-        return {name: bytes(content) for name, content in rows} or None
+        files = {name: bytes(content) for name, content in rows}
+        if sealed is None or not files:
+            return None
+        digest, seal = sealed
+        if content_digest(files) != digest or not hmac.compare_digest(self._seal("version", version, digest), seal):
+            log.error("a rule version in the shared state is not as its publisher sealed it; not used", asked=version)
+            return None
+        return files
 
     def newest_rules(self) -> str | None:
-        """The newest publication whose seal a holder of the deployment ring made; forged ones are skipped.
+        """The newest publication sealed by a holder of the deployment ring, by the database's clock.
 
-        Newest by the sealed time, not the row's number: a sealed row copied as a new one is
-        still as old as it was (no rolling the deployment back to a directory before a revocation).
+        Forged rows are skipped (and said once); rows dated in the future are forged too. A
+        process never goes back behind the newest publication it has seen: deleting rows
+        cannot roll it back (a process starting afresh has only what the rows say).
         """
         with self._connection() as connection:
             rows = connection.execute(
-                "SELECT number, version, published_at, seal FROM redress.rule_publications "
-                "ORDER BY published_at DESC, number DESC LIMIT 50"
-            ).fetchall()
-        for number, version, published_at, seal in rows:
-            if hmac.compare_digest(self._seal(version, published_at), str(seal)):
-                return str(version)
-            if number not in self._forged_seen:
-                self._forged_seen.add(number)
-                log.error("a rule publication not sealed with the deployment key was ignored", number=number)
+                "SELECT number, version, published_at, seal, published_at > clock_timestamp() + interval '5 minutes' "
+                "FROM redress.rule_publications ORDER BY published_at DESC, number DESC"
+            )
+            for number, version, published_at, seal, in_future in rows:
+                sealed = self._seal("publication", str(version), _iso(published_at) or "")
+                if not in_future and hmac.compare_digest(sealed, str(seal)):
+                    if self._newest_seen is not None and published_at < self._newest_seen:
+                        log.error("the newest rule publication went back in time (rows deleted?); not followed")
+                        return None
+                    self._newest_seen = published_at
+                    return str(version)
+                if number not in self._forged_seen:
+                    self._forged_seen.add(number)
+                    log.error("a rule publication not sealed with the deployment ring was ignored", number=number)
         return None
+
+
+def content_digest(files: Mapping[str, bytes]) -> str:
+    """The full SHA-256 of a rule version's files (its name, version_of, is only 48 bits of one)."""
+    digest = hashlib.sha256()
+    for name, content in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
 
 
 def _iso(moment: datetime | None) -> str | None:

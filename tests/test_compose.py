@@ -55,8 +55,9 @@ def test_our_services_keep_nothing_on_disk_but_the_deployment_key():
     found = services()
     for ours in ("worker", "codec-server", "console"):
         environment = dict(item.split("=", 1) for item in found[ours]["environment"])
-        assert environment["REDRESS_STATE_URL"].startswith("postgresql://redress:")
-        assert environment["REDRESS_STATE_URL"].endswith("@postgresql:5432/redress")
+        # the password travels beside the URL (libpq's PGPASSWORD): any characters, never in an error's URL
+        assert environment["REDRESS_STATE_URL"] == "postgresql://redress@postgresql:5432/redress"
+        assert environment["PGPASSWORD"] == "${REDRESS_DB_PASSWORD:-redress}"
         assert found[ours]["depends_on"]["redress-database"]["condition"] == "service_completed_successfully"
         mounts = [volume.split(":") for volume in found[ours].get("volumes", [])]
         writable = [m for m in mounts if m[-1] != "ro"]

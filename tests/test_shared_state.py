@@ -33,6 +33,7 @@ from redress.contract import (
     ResponseRecord,
     workflow_id_for,
 )
+from redress.state import StateProblem, StateUnavailable
 from redress.state_postgres import MIGRATIONS, PostgresState
 from tests.helpers.cases import complaint, eventually, stage_is
 from tests.helpers.histories import payloads_in, personal_complaint, stored_history
@@ -272,6 +273,37 @@ def test_tokens_and_rule_versions_are_the_deployments(tmp_path, state_url):
     assert not (a.keys / "codec-tokens.json").exists()  # only the hash, and only in the store
     assert codec_server.revoke_token(b.keys, "auditor.kim")
     assert check_b.who(token) is None and codec_server.TokenCheck(a.keys).who(token) is None
+    # a row written by someone with database access but without the deployment ring is no token
+    forged = "mallory-token"
+    query(state_url, "INSERT INTO redress.codec_tokens (name, digest) VALUES (%s, %s)", "mallory", _sha256(forged))
+    assert check_b.who(forged) is None
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_bad_url_is_refused_without_showing_its_password(monkeypatch, tmp_path):
+    for url in ("postgresq://redress:Sup3rSecret@127.0.0.1:1/x", "postgresql://redress:Sup3rSecret@127.0.0.1:1/x"):
+        monkeypatch.setenv("REDRESS_STATE_URL", url)
+        with pytest.raises(StateProblem) as refused:
+            codec.data_converter(deployment_keys(tmp_path / uuid.uuid4().hex))
+        assert "Sup3rSecret" not in str(refused.value) and "REDRESS_STATE_URL" in str(refused.value)
+
+
+def test_an_altered_case_key_is_a_refusal_not_a_crash(tmp_path, state_url):
+    converter = codec.codec_of(codec.data_converter(deployment_keys(tmp_path / "secret")))
+    converter.subjects.key_for("complaint-ALTERED", create=True)
+    query(
+        state_url,
+        "UPDATE redress.subject_keys SET wrapped = set_byte(wrapped, 20, mod(get_byte(wrapped, 20) + 1, 256)) "
+        "WHERE subject = %s",
+        "complaint-ALTERED",
+    )
+    with pytest.raises(codec.KeyProblem, match="altered"):
+        converter.subjects.key_for("complaint-ALTERED", create=False)
 
 
 def test_an_erased_key_is_gone_from_the_tables_files_after_erasure(tmp_path, state_url):
@@ -354,16 +386,18 @@ def test_only_publications_sealed_by_a_holder_of_the_deployment_ring_are_followe
     evil = {p.name: p.read_bytes() for p in rules.iterdir() if p.is_file()}
     evil["approval.yaml"] = evil["approval.yaml"].replace(b"limits: {CNY: 200,", b"limits: {CNY: 999999,")
     version = version_of(list(evil.items()))
-    query(state_url, "INSERT INTO redress.rule_versions (version) VALUES (%s)", version)
+    query(state_url, "INSERT INTO redress.rule_versions (version, sha256, seal) VALUES (%s, %s, %s)", version, "0", "0")
     for name, content in evil.items():
         query(state_url, "INSERT INTO redress.rule_files VALUES (%s, %s, %s)", version, name, content)
-    query(
-        state_url,
-        "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
-        "VALUES (%s, now() + interval '1 hour', 'mallory', %s)",
-        version,
-        "0" * 64,
-    )
+    for hours in range(60):  # more rows than a page of them, all dated ahead of every real one
+        query(
+            state_url,
+            "INSERT INTO redress.rule_publications (version, published_at, published_by, seal) "
+            "VALUES (%s, now() + %s * interval '1 hour', 'mallory', %s)",
+            version,
+            hours + 1,
+            "0" * 64,
+        )
     # ...and v1's sealed publication copied as a new row, to roll the deployment back
     query(
         state_url,
@@ -379,3 +413,17 @@ def test_only_publications_sealed_by_a_holder_of_the_deployment_ring_are_followe
     )
     assert b.latest().version == v2  # the newest sealed publication, whatever the rows say
     assert a.latest().version == v2
+
+    # deleting v2's publication does not roll back a process that has seen it
+    query(state_url, "DELETE FROM redress.rule_publications WHERE version = %s", v2)
+    assert a.latest().version == v2 and b.latest().version == v2
+
+    # v1's files altered in place (same 12-digit name): the sealed full digest no longer matches, nothing loads
+    query(state_url, "UPDATE redress.rule_files SET content = content || '#' WHERE version = %s", v1)
+    fresh = RuleStore(
+        write_rules(tmp_path / "rules-c", first_response="30s"),  # a host that never had v1's files
+        tmp_path / "cache-c",
+        shared=PostgresState.shared_by_process(state_url),
+    )
+    with pytest.raises(StateUnavailable, match="not in the shared state"):
+        fresh.get(v1)  # a case pinned to it waits (its activity is retried) rather than deciding with other rules

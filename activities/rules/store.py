@@ -33,7 +33,7 @@ from pathlib import Path
 import structlog
 
 from activities.rules.loader import RuleError, RuleSet, RulesInvalid, load_rules, rule_files, version_of
-from redress.state import SharedState
+from redress.state import SharedState, StateUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -152,6 +152,11 @@ class RuleStore:
             # an archived version was valid when published; calendars are not re-judged against today
             found = load_rules(self._local(version), check_holiday_data=False)
             self._versions[version] = found
+        if found is None and self.shared is not None:
+            # every version a case was triaged under was published: deciding its money with other rules is
+            # worse than waiting (the activity is retried) while an operator looks
+            log.error("a case's rule version is not in the shared state", asked=version)
+            raise StateUnavailable(f"rule version {version[:40]!r} is not in the shared state (nor here)")
         if found is None:
             log.warning(
                 "rule version unknown here; deciding with the current one",

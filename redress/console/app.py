@@ -22,6 +22,7 @@ from redress.console.actions import Actions
 from redress.console.ceremonies import Ceremonies
 from redress.console.pages import Pages
 from redress.console.web import Settings
+from redress.state import StateUnavailable
 
 __all__ = ["Console", "Settings", "create_app"]
 
@@ -57,11 +58,17 @@ def create_app(redress: RedressClient, settings: Settings) -> Starlette:
             Route("/crises/{key}/sign/finish", console.sign_finish, methods=["POST"]),
             Route("/report", console.report),
             Mount("/static", StaticFiles(directory=static), name="static"),
-        ]
+        ],
+        exception_handlers={StateUnavailable: unavailable},
     )
     app.add_middleware(OnlyOurHost, console=console)
     app.state.console = console
     return app
+
+
+async def unavailable(request: Request, error: Exception) -> PlainTextResponse:
+    """The shared state did not answer (the directory, a case key): nothing is shown or decided; try again."""
+    return PlainTextResponse(f"{error}", status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"})
 
 
 class OnlyOurHost:
