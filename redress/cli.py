@@ -152,11 +152,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2
 
+    # a file written by hand (the README's demo) says what happened, not when: it was received now. Services
+    # submitting through the client must say when they received it (the contract requires received_at).
+    received_now = isinstance(data, dict) and "received_at" not in data
+    if received_now:
+        data["received_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
+
     async def action(redress: RedressClient) -> str | dict[str, str]:
         workflow_id = await redress.submit(data)
         if args.json:
             return {"complaint_id": data.get("complaint_id"), "workflow_id": workflow_id}
-        return f"submitted {data.get('complaint_id')} as workflow {workflow_id}"
+        when = f", received now ({data['received_at']})" if received_now else ""
+        return f"submitted {data.get('complaint_id')} as workflow {workflow_id}{when}"
 
     return asyncio.run(_with_client(args, action))
 

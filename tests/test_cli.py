@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from redress.contract import TASK_QUEUE
 from tests.helpers.cases import complaint, stage_is
-from tests.helpers.processes import redress_cli
+from tests.helpers.processes import ROOT, redress_cli
 
 
 async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_path):
@@ -68,3 +69,21 @@ async def test_submit_show_respond_from_the_command_line(run_worker, env, tmp_pa
     code, _, err = await redress_cli(env, "submit", str(bad))
     # the field is named, the value is not echoed (it could be anyone's personal data)
     assert code == 2 and "complaint.channel:" in err and "got a string of 6 characters" in err and "pigeon" not in err
+
+
+async def test_the_readmes_demo_file_is_received_now_and_its_deadlines_are_ahead(run_worker, env, tmp_path):
+    """The demo files say what happened, not when: `submit` takes them as received now (issue 20)."""
+    data = json.loads((ROOT / "docs" / "examples" / "complaint-zh.json").read_text(encoding="utf-8"))
+    assert "received_at" not in data
+    data["complaint_id"] = f"DEMO-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "demo.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    async with run_worker(task_queue=TASK_QUEUE) as redress:
+        before = datetime.now(UTC)
+        code, out, err = await redress_cli(env, "submit", str(path))
+        assert code == 0 and "received now" in out, err
+        status = await stage_is(redress, data["complaint_id"], "acknowledged")
+    received = datetime.fromisoformat(out.rsplit("(", 1)[1].rstrip(")\n"))
+    assert before - timedelta(seconds=1) <= received <= datetime.now(UTC)
+    assert status.escalation_level == 0
+    assert all(d.breached_at is None and d.due > received for d in status.deadlines.values())
