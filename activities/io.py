@@ -98,6 +98,10 @@ class TriageResult(BaseModel):
     survey_window_seconds: float
     reopen_below: int
     chains: dict[str, list[PlannedStep]] = Field(default_factory=dict)
+    evidence: dict[str, float] | None = Field(
+        default=None, description="category_by: evidence: each category's weight from the fired rules."
+    )
+    decided_by: str | None = Field(default=None, description="Why the category won (category_by: evidence).")
     customer_ref: str | None = Field(
         default=None,
         description="The customer as visibility and their record know "

@@ -741,6 +741,10 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     print(f"rules {result.rule_version}: {result.category} / {result.severity.value} / queue {result.queue}")
+    if result.decided_by:
+        weights = result.evidence or {}
+        evidence = ", ".join(f"{c} {w:g}" for c, w in sorted(weights.items(), key=lambda i: -i[1]))
+        print(f"  category by evidence: {evidence or 'none'}; {result.decided_by}")
     for name, due in result.deadlines.items():
         print(f"  {name} due {due.isoformat(timespec='minutes')}")
     for offer in result.offers:

@@ -2,7 +2,14 @@
 
 Semantics an admin can predict:
 - rules are read top to bottom; every rule is evaluated and reported (fired or not, and why);
-- category and queue come from the first fired rule that sets them, else the defaults;
+- category and queue, with `category_by: first_match` (the default): from the first fired rule
+  that sets them, else the defaults;
+- with `category_by: evidence`: every fired rule that sets a category adds its `weight` times
+  the keywords it found (at least one) to that category; the strongest category wins, and on a
+  tie the one whose first fired rule comes first in the files. The queue is that of a fired rule
+  that sets a queue and no category (an explicit routing), else that of the winning category's
+  strongest rule, else the default. So what the customer asks for ("refund") weighs no more than
+  any other word, and several words about the same thing outweigh it;
 - severity is the highest any fired rule asks for (rules only ever raise it);
 - a rule whose condition fails at run time does not fire, and the reason says so.
 """
@@ -82,6 +89,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     queue: str | None = None
     severity = doc.defaults.severity
     tags: list[str] = []
+    by_evidence = doc.category_by == "evidence"
+    evidence = Evidence()
     firings: list[dict[str, Any]] = []  # RuleFiring's fields: TriageResult validates them all at once, faster
     # in rule order, as an admin reads them; without explain, only the rules a keyword (or none needed) lets in
     weighed = range(len(doc.rules)) if explain else sorted(hits.keys() | rule_set.rules_without_keywords)
@@ -93,12 +102,20 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         if not fired:
             continue
         effect = rule.set
-        category = category or effect.category
-        queue = queue or effect.queue
+        if by_evidence:
+            evidence.add(
+                index, rule.name, effect.category, effect.queue, rule.weight * max(1, len(hits.get(index, [])))
+            )
+        else:
+            category = category or effect.category
+            queue = queue or effect.queue
         if effect.severity and effect.severity.rank > severity.rank:
             severity = effect.severity
         tags.extend(t for t in effect.tags if t not in tags)
 
+    decided_by = None
+    if by_evidence:
+        category, queue, decided_by = evidence.decide()
     category = category or doc.defaults.category
     queue = queue or doc.defaults.queue
     outcome = {"category": category, "severity": severity.value, "queue": queue}
@@ -135,7 +152,47 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
         chains=chains_for(rule_set, severity),
+        evidence=evidence.totals() if by_evidence else None,
+        decided_by=decided_by,
     )
+
+
+class Evidence:
+    """What the fired rules say a complaint is about, with `category_by: evidence` (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.by_category: dict[str, list[tuple[float, int, str, str | None]]] = {}  # weight, index, rule, queue
+        self.routing: str | None = None  # the first fired rule's queue that sets no category
+
+    def add(self, index: int, rule: str, category: str | None, queue: str | None, weight: float) -> None:
+        if category:
+            self.by_category.setdefault(category, []).append((weight, index, rule, queue))
+        elif queue and self.routing is None:
+            self.routing = queue
+
+    def totals(self) -> dict[str, float]:
+        return {category: round(sum(w for w, *_ in found), 3) for category, found in self.by_category.items()}
+
+    def decide(self) -> tuple[str | None, str | None, str]:
+        """The winning category, its queue, and why, in words an admin reads in `rules explain` and the timeline."""
+        if not self.by_category:
+            return None, self.routing, "no fired rule sets a category: the default"
+        totals = self.totals()
+        first_fired = {category: min(i for _, i, *_ in found) for category, found in self.by_category.items()}
+        ranked = sorted(totals, key=lambda c: (-totals[c], first_fired[c]))
+        winner = ranked[0]
+        first = min(self.by_category[winner], key=lambda f: f[1])
+        queued = [f for f in self.by_category[winner] if f[3]]
+        queue = self.routing or (min(queued, key=lambda f: (-f[0], f[1]))[3] if queued else None)
+        parts = ", ".join(f"{rule} {weight:g}" for weight, _, rule, _ in self.by_category[winner])
+        why = f"{winner} {totals[winner]:g} ({parts})"
+        if len(ranked) > 1:
+            runner = ranked[1]
+            if totals[runner] == totals[winner]:
+                why += f"; tied with {runner} {totals[runner]:g}: {winner}'s rule {first[2]} comes first"
+            else:
+                why += f" over {runner} {totals[runner]:g}"
+        return winner, queue, why
 
 
 def _decide(

@@ -206,6 +206,10 @@ class TriageRule(_Strict):
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     when: str | None = Field(default=None, description="A CEL expression.")
     set: Effect
+    weight: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=1.0,
+        description="With `category_by: evidence`: what the rule counts for its category, per keyword found.",
+    )
 
     @model_validator(mode="after")
     def _has_condition(self) -> TriageRule:
@@ -495,6 +499,11 @@ class RuleSetDocument(_Strict):
     targets: list[TargetOverride] = Field(default_factory=list)
     follow_up: FollowUp
     defaults: Defaults = Field(default_factory=Defaults)
+    category_by: Literal["first_match", "evidence"] = Field(
+        default="first_match",
+        description="first_match: the first fired rule that sets a category decides; evidence: every fired rule "
+        "adds its weight (times the keywords it found) to its category, and the strongest category wins.",
+    )
     rules: list[TriageRule] = Field(default_factory=list)
     offers: list[OfferRule] = Field(default_factory=list)
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
