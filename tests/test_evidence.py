@@ -93,3 +93,30 @@ def test_first_match_stays_the_default_and_weights_are_bounded(tmp_path):
     with pytest.raises(RulesInvalid) as invalid:
         rules_with(tmp_path, RULES.replace("category_by: evidence", "category_by: vibes"))
     assert any("category_by" in str(e) for e in invalid.value.errors)
+
+
+def test_a_rule_with_negation_does_not_count_what_the_customer_says_was_not_so(tmp_path):
+    rules = rules_with(
+        tmp_path,
+        RULES.replace(
+            "    keywords: [damaged, smashed, 破损, 摔坏]\n",
+            "    keywords: [damaged, smashed, 破损, 摔坏]\n    negation: true\n",
+        ),
+    )
+    cases = {
+        "The box was not damaged, I want a refund": "billing",
+        "The parcel wasn't damaged at all, but I want a refund": "billing",
+        "箱子没有破损，我要退款": "billing",
+        "箱子没被摔坏，我要退款": "billing",
+        "The box was not only damaged but smashed, refund": "delivery",  # "not only" is no negation
+        "箱子不但破损，而且摔坏了，要退款": "delivery",
+        "It was not damaged... well, actually it arrived damaged and smashed; refund": "delivery",
+    }
+    for text, category in cases.items():
+        assert decide(rules, text).category == category, text
+    # without `negation`, what is said is counted as before
+    plain = rules_with(tmp_path)
+    assert decide(plain, "The box was not damaged, the kettle was smashed, I want a refund").category == "delivery"
+    assert decide(plain, "The box was not damaged, I want a refund").evidence == {"billing": 1.0, "delivery": 1.0}
+    refund = decide(rules, "I still have not been refunded")
+    assert refund.category == "billing"  # a rule without negation: "not refunded" is still about a refund

@@ -143,7 +143,9 @@ def load_rules(directory: str | Path, today: date | None = None, check_holiday_d
 
     rule_set = RuleSet(version=version_of(contents), document=document, directory=directory, conditions=conditions)
     rule_set.warnings = [_locate(owner, loc, message) for loc, message in lint(document, conditions)]
-    rule_set.keywords = KeywordIndex([rule.keywords for rule in document.rules])
+    rule_set.keywords = KeywordIndex(
+        [rule.keywords for rule in document.rules], {i for i, rule in enumerate(document.rules) if rule.negation}
+    )
     rule_set.calendars = {name: build_calendar(name, spec) for name, spec in document.calendars.items()}
     return rule_set
 

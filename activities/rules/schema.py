@@ -206,6 +206,10 @@ class TriageRule(_Strict):
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     when: str | None = Field(default=None, description="A CEL expression.")
     set: Effect
+    negation: bool = Field(
+        default=False,
+        description="A keyword said in the negative ('not damaged', '没有破损') does not count for this rule.",
+    )
     weight: Annotated[float, Field(gt=0, le=100)] = Field(
         default=1.0,
         description="With `category_by: evidence`: what the rule counts for its category, per keyword found.",
