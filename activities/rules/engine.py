@@ -174,7 +174,7 @@ class Evidence:
         return {category: round(sum(w for w, *_ in found), 3) for category, found in self.by_category.items()}
 
     def decide(self) -> tuple[str | None, str | None, str]:
-        """The winning category, its queue, and why, in words an admin reads in `rules explain` and the timeline."""
+        """The winning category, its queue, and why: words an admin reads in `rules explain` and the triage result."""
         if not self.by_category:
             return None, self.routing, "no fired rule sets a category: the default"
         totals = self.totals()
