@@ -25,6 +25,7 @@ be enough to read the cases (README, "Several workers on several hosts": putting
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -172,8 +173,12 @@ class LocalState(SharedState):
     def _subjects(self) -> sqlite3.Connection:
         if not self._made:
             self.subjects_path.parent.mkdir(parents=True, exist_ok=True)
-            # owner-only before SQLite opens it: SQLite gives its -wal and -shm files the database's mode
-            os.close(os.open(self.subjects_path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # owner-only before SQLite opens it: SQLite gives its -wal and -shm files the database's mode. Made
+            # only if missing: closing any descriptor of a file drops every POSIX lock this process holds on it,
+            # SQLite's included, and another process would then take our connections' shared memory for its own
+            # and reset it under them (SIGBUS; seen once in the fault test, a restarted worker beside the tests)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.subjects_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.subjects_path, timeout=30, isolation_level=None)

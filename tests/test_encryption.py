@@ -252,6 +252,17 @@ async def _kinds(redress, cid: str, kind: str, count: int):
     return found if len(found) >= count else None
 
 
+def raw_bytes(path) -> bytes:
+    """A file's bytes, read by another process.
+
+    Not here: closing a descriptor of subjects.sqlite in this process would drop every POSIX lock
+    SQLite holds on it for this process's connection, and a worker started later (the fault test's)
+    would take the shared memory for its own and reset it under that connection (SIGBUS).
+    """
+    reader = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    return subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, check=True).stdout
+
+
 async def test_an_erased_key_is_in_no_file_and_every_key_file_is_owner_only(run_worker, env):
     """Finding 7: the erased key stayed in subjects.sqlite-wal, readable; -wal and -shm were 0644."""
     import sqlite3
@@ -267,7 +278,7 @@ async def test_an_erased_key_is_in_no_file_and_every_key_file_is_owner_only(run_
         await redress.outcome(data["complaint_id"])
         with sqlite3.connect(keys / "subjects.sqlite") as db:
             [wrapped] = db.execute("SELECT wrapped FROM subject_keys WHERE subject = ?", (subject,)).fetchone()
-        assert wrapped and any(wrapped in path.read_bytes() for path in keys.iterdir() if path.is_file())
+        assert wrapped and any(wrapped in raw_bytes(path) for path in keys.iterdir() if path.is_file())
 
         async def erased():
             try:
@@ -276,7 +287,7 @@ async def test_an_erased_key_is_in_no_file_and_every_key_file_is_owner_only(run_
                 return False  # visibility has not seen the end yet
 
         assert await eventually(erased)
-    holding = [path.name for path in keys.iterdir() if path.is_file() and wrapped in path.read_bytes()]
+    holding = [path.name for path in keys.iterdir() if path.is_file() and wrapped in raw_bytes(path)]
     assert holding == []
     modes = {path.name: oct(path.stat().st_mode & 0o777) for path in keys.iterdir() if path.is_file()}
     assert set(modes.values()) == {"0o600"}, modes
