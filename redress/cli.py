@@ -770,6 +770,49 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_lab(args: argparse.Namespace) -> int:
+    """How the rules treat a corpus: coverage, and accuracy when the corpus is labelled (activities/rules/lab.py)."""
+    from ruamel.yaml import YAML
+
+    from activities.rules.lab import read_corpus, run_lab
+
+    rule_set = _load_or_report(args.rules, args.json)
+    if rule_set is None:
+        return 2
+    try:
+        complaints, refused = read_corpus(Path(args.corpus))
+        labels = YAML(typ="safe").load(Path(args.labels).read_text(encoding="utf-8")) if args.labels else None
+    except (OSError, ValueError) as error:
+        print(f"redress: {error}", file=sys.stderr)
+        return 2
+    if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+        print(f"{args.labels}: a mapping from the corpus' labels to categories, one per line", file=sys.stderr)
+        return 2
+    report = run_lab(rule_set, complaints, {str(k): v for k, v in (labels or {}).items()})
+    report.refused = refused
+    if args.json:
+        _print_json(report.as_json())
+        return 0
+    for problem in refused:
+        print(f"{args.corpus}: {problem}", file=sys.stderr)
+    total = max(report.complaints, 1)
+    print(f"rules {report.rule_version}: {report.complaints} complaints from {args.corpus}")
+    for title, counter in (("category", report.categories), ("severity", report.severities), ("queue", report.queues)):
+        rows = [[key, str(count), f"{count / total:.1%}"] for key, count in counter.most_common()]
+        print_table([title, "complaints", "share"], rows)
+    share = report.left_to_default / total
+    print(f"left to the default category ({report.default_category}): {report.left_to_default} ({share:.1%})")
+    if report.default_words:
+        words = ", ".join(f"{w} ({n})" for w, n in report.default_words)
+        print(f"  commonest words there (keyword candidates): {words}")
+    if report.accuracy is not None:
+        print(f"accuracy: {report.correct} of {report.labelled} labelled complaints ({report.accuracy:.1%})")
+        got = sorted({c for row in report.confusion.values() for c in row})
+        rows = [[expected, *(str(report.confusion[expected][c] or "") for c in got)] for expected in report.confusion]
+        print_table(["expected \\ triaged", *got], sorted(rows))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from redress.schemas import contract_schemas
 
@@ -1071,6 +1114,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file", help="complaint JSON (contact details may be left out)")
     explain.add_argument("--rules", default="rules")
     explain.set_defaults(run=cmd_rules_explain)
+    lab = add_rules_command("lab", help="triage a corpus (CSV or JSON Lines): coverage, and accuracy if labelled")
+    lab.add_argument("corpus", help="CSV with a header row (text, channel, label, ...) or JSON Lines")
+    lab.add_argument("--rules", default="rules")
+    lab.add_argument("--labels", help="YAML mapping from the corpus' labels to our categories")
+    lab.set_defaults(run=cmd_rules_lab)
     return parser
 
 

@@ -1,0 +1,82 @@
+"""The rules lab (issue 20): how the shipped rules treat a corpus, before a change ships. No server needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.helpers.processes import ROOT
+
+CORPUS = """text,channel,label
+快递送到时箱子破损，电水壶摔坏了，要求退款。,app,Damage
+"Delivery is 10 days late, nobody answers my emails. Terrible service.",email,Late
+客服态度很差，挂我电话，我要投诉！,phone,Staff
+商品和描述不符，颜色完全不一样，要求换货。,app,Listing
+每次登录都失败，登录页面一直转圈,web,Other
+登录以后余额显示不对,web,Billing
+"""
+LABELS = "Damage: delivery\nLate: delivery\nStaff: attitude\nListing: quality\nOther: other\nBilling: billing\n"
+
+
+def lab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "redress", "rules", "lab", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_coverage_accuracy_and_keyword_candidates_of_a_labelled_corpus(tmp_path):
+    (tmp_path / "corpus.csv").write_text(CORPUS, encoding="utf-8")
+    (tmp_path / "labels.yaml").write_text(LABELS, encoding="utf-8")
+    run = lab(str(tmp_path / "corpus.csv"), "--labels", str(tmp_path / "labels.yaml"), "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["complaints"] == 6 and report["refused"] == []
+    assert report["coverage"]["category"] == {
+        "delivery": 0.3333,
+        "other": 0.3333,
+        "attitude": 0.1667,
+        "quality": 0.1667,
+    }
+    assert report["coverage"]["queue"]["logistics"] == 0.3333
+    left = report["coverage"]["left_to_default"]
+    assert left["category"] == "other" and left["share"] == 0.3333
+    assert {"word": "登录", "complaints": 2} in left["commonest_words"]  # Chinese segmented into words (jieba)
+    accuracy = report["accuracy"]
+    assert (accuracy["labelled"], accuracy["correct"], accuracy["share"]) == (6, 5, 0.8333)
+    assert accuracy["confusion"]["billing"] == {"other": 1}  # the balance complaint has no billing keyword
+    assert accuracy["confusion"]["delivery"] == {"delivery": 2}
+
+    table = lab(str(tmp_path / "corpus.csv"), "--labels", str(tmp_path / "labels.yaml"))
+    assert table.returncode == 0, table.stderr
+    assert "accuracy: 5 of 6 labelled complaints (83.3%)" in table.stdout
+    assert "left to the default category (other): 2 (33.3%)" in table.stdout
+
+
+def test_lines_that_are_not_complaints_are_refused_with_their_numbers(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "The parcel arrived damaged", "label": "delivery"}),
+                "{not json",
+                json.dumps(["a list"]),
+                json.dumps({"text": "", "channel": "web"}),
+                json.dumps({"text": "I was charged twice", "channel": "carrier pigeon"}),
+                json.dumps({"text": "I was charged twice", "channel": "email", "label": "billing"}),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    run = lab(str(corpus), "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["complaints"] == 2 and report["accuracy"]["share"] == 1.0
+    refused = report["refused"]
+    assert [r.split(":")[0] for r in refused] == ["line 2", "line 3", "line 4", "line 5"]
+    assert "not JSON" in refused[0] and "channel" in refused[3]
+
+    headless = tmp_path / "no-text.csv"
+    headless.write_text("body,channel\nhello,web\n", encoding="utf-8")
+    run = lab(str(headless))
+    assert "needs a header row with a `text` column" in run.stderr
