@@ -43,7 +43,8 @@ STOP = frozenset(
         r"\S+",
         "the and for that this with was were have has had not but you your are our they them their from what "
         "when which would could should there been about into than then also just very can did does don't didn't "
-        "i'm it's out get got one all any every time keeps 我们 你们 他们 这个 那个 就是 还是 没有 一个 什么 因为 所以 但是 如果 已经 可以 不是 现在",
+        "i'm it's out get got one all any every time keeps "
+        "我们 你们 他们 这个 那个 就是 还是 没有 一个 什么 因为 所以 但是 如果 已经 可以 不是 现在",
     )
 )
 
