@@ -773,6 +773,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
 def cmd_rules_lab(args: argparse.Namespace) -> int:
     """How the rules treat a corpus: coverage, and accuracy when the corpus is labelled (activities/rules/lab.py)."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
     from activities.rules.lab import read_corpus, run_lab
 
@@ -782,14 +783,13 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     try:
         complaints, refused = read_corpus(Path(args.corpus))
         labels = YAML(typ="safe").load(Path(args.labels).read_text(encoding="utf-8")) if args.labels else None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, YAMLError) as error:
         print(f"redress: {error}", file=sys.stderr)
         return 2
     if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
         print(f"{args.labels}: a mapping from the corpus' labels to categories, one per line", file=sys.stderr)
         return 2
-    report = run_lab(rule_set, complaints, {str(k): v for k, v in (labels or {}).items()})
-    report.refused = refused
+    report = run_lab(rule_set, complaints, refused, {str(k): v for k, v in (labels or {}).items()})
     if args.json:
         _print_json(report.as_json())
         return 0

@@ -236,10 +236,6 @@ class SubjectKeys:
         self.store = LocalState(store.parent, subjects_path=store) if isinstance(store, Path) else store
         self.ring = ring
 
-    def files(self) -> list[Path]:
-        """The local store's files (the database and SQLite's companions); none for a shared store."""
-        return self.store.subject_files() if isinstance(self.store, LocalState) else []
-
     def key_for(self, subject: str, create: bool) -> bytes | None:
         """The subject's key (made on first use when `create`); PersonalDataErased once erased."""
         row = self.store.subject_row(subject)

@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,14 @@ class SubjectRow:
     wrapping_key: str | None
     wrapped: bytes | None
     erased_at: str | None
+
+
+def content_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """The SHA-256 of a rule version's files, names included; its first 12 digits name the version."""
+    digest = hashlib.sha256()
+    for name, content in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
 
 
 def fingerprint(key: bytes) -> str:
@@ -125,8 +133,6 @@ class SharedState(ABC):
     def activate_key(self, key_id: str, fingerprint: str, force: bool = False) -> None:
         raise StateProblem("the local store has no deployment-wide current key: `redress keys rotate` switches it")
 
-    # ---------------------------------------------------------------- rule versions
-
     def trust_ring(self, secret: bytes) -> None:  # noqa: B027 (locally: the files sit beside the keys)
         """Derive from the deployment ring the keys that make the store's own records unforgeable.
 
@@ -135,6 +141,8 @@ class SharedState(ABC):
         token: rule publications are sealed and token digests keyed with keys derived from
         `secret` (the ring's pseudonym key: stable across rotations, the same on every host).
         """
+
+    # ---------------------------------------------------------------- rule versions
 
     def publish_rules(  # noqa: B027 (locally: nothing to do)
         self, version: str, files: Mapping[str, bytes], newest: bool

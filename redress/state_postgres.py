@@ -32,7 +32,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from redress.state import SharedState, StateProblem, StateUnavailable, SubjectRow
+from redress.state import SharedState, StateProblem, StateUnavailable, SubjectRow, content_digest
 
 log = structlog.get_logger("redress.state")
 
@@ -40,6 +40,7 @@ SCHEMA_LOCK = 0x7265_6472_6573_73  # "redress": the advisory lock every process 
 HOLDER_SECONDS = 60.0  # a process says which deployment keys it holds this often
 HOLDER_WINDOW = "3 minutes"  # a process not heard from for this long is gone (for `keys activate`)
 CONNECT_SECONDS = 10
+PUBLICATIONS_PAGE = 20  # rule publications read at a time (every few seconds, by every worker and console)
 
 # Append-only: each entry is applied once, in order, by whichever process gets the lock first.
 MIGRATIONS: list[str] = [
@@ -188,6 +189,7 @@ class PostgresState(SharedState):
         self._newest_seen: datetime | None = None  # the newest sealed publication this process has seen
         self._held: list[str] | None = None
         self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()  # ends the heartbeat with the pool
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -214,6 +216,7 @@ class PostgresState(SharedState):
         """Close this process' pools (tests whose server goes away; a process that ends needs not)."""
         with _OPENING:
             for state in _OPEN.values():
+                state._closing.set()
                 state.pool.close()
             _OPEN.clear()
 
@@ -315,13 +318,8 @@ class PostgresState(SharedState):
         """
         with self._connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
-            known = {
-                key_id: (print_, is_current)
-                for key_id, print_, is_current in connection.execute(
-                    "SELECT key_id, fingerprint, is_current FROM redress.key_ring"
-                )
-            }
-            differ = sorted(k for k, p in fingerprints.items() if k in known and known[k][0] != p)
+            known = dict(connection.execute("SELECT key_id, fingerprint FROM redress.key_ring").fetchall())
+            differ = sorted(k for k, p in fingerprints.items() if k in known and known[k] != p)
             lacking = sorted(set(known) - set(fingerprints))
             if differ or lacking:
                 raise StateProblem(
@@ -368,6 +366,16 @@ class PostgresState(SharedState):
             connection.execute("UPDATE redress.key_ring SET is_current = false WHERE is_current")
             connection.execute("UPDATE redress.key_ring SET is_current = true WHERE key_id = %s", (key_id,))
 
+    def trust_ring(self, secret: bytes) -> None:
+        self._publication_key = hmac.new(secret, b"redress rule publications v1", hashlib.sha256).digest()
+        self._token_key = hmac.new(secret, b"redress codec tokens v1", hashlib.sha256).digest()
+
+    def token_digest(self, token: str) -> str:
+        """Keyed: a row written by someone without the deployment ring is no token at all."""
+        if self._token_key is None:
+            raise StateProblem("no deployment key ring in this process: codec tokens cannot be checked")
+        return hmac.new(self._token_key, token.encode(), hashlib.sha256).hexdigest()
+
     def _hold(self, key_ids: list[str]) -> None:
         """Say which keys this process holds, now and every HOLDER_SECONDS while it lives."""
         self._held = sorted(key_ids)
@@ -386,24 +394,13 @@ class PostgresState(SharedState):
             connection.execute("DELETE FROM redress.key_holders WHERE seen_at < now() - interval '1 day'")
 
     def _keep_saying(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(HOLDER_SECONDS) and not self.pool.closed:
+        while not self._closing.wait(HOLDER_SECONDS):
             try:
                 self._say_held()
             except (psycopg.Error, StateProblem) as error:  # the database may come back: keep trying
                 log.warning("could not renew this process' key holding", error=type(error).__name__)
 
     # ---------------------------------------------------------------- rule versions
-
-    def trust_ring(self, secret: bytes) -> None:
-        self._publication_key = hmac.new(secret, b"redress rule publications v1", hashlib.sha256).digest()
-        self._token_key = hmac.new(secret, b"redress codec tokens v1", hashlib.sha256).digest()
-
-    def token_digest(self, token: str) -> str:
-        """Keyed: a row written by someone without the deployment ring is no token at all."""
-        if self._token_key is None:
-            raise StateProblem("no deployment key ring in this process: codec tokens cannot be checked")
-        return hmac.new(self._token_key, token.encode(), hashlib.sha256).hexdigest()
 
     def _seal(self, *parts: str) -> str:
         if self._publication_key is None:
@@ -412,7 +409,7 @@ class PostgresState(SharedState):
 
     def publish_rules(self, version: str, files: Mapping[str, bytes], newest: bool) -> None:
         """Keep the files with a sealed digest of them all; a publication sealed over the database's own clock."""
-        digest = content_digest(files)
+        digest = content_digest(files.items())
         with self._connection() as connection, connection.transaction():
             inserted = connection.execute(
                 "INSERT INTO redress.rule_versions (version, sha256, seal) VALUES (%s, %s, %s) "
@@ -450,7 +447,9 @@ class PostgresState(SharedState):
         if sealed is None or not files:
             return None
         digest, seal = sealed
-        if content_digest(files) != digest or not hmac.compare_digest(self._seal("version", version, digest), seal):
+        if content_digest(files.items()) != digest or not hmac.compare_digest(
+            self._seal("version", version, digest), seal
+        ):
             log.error("a rule version in the shared state is not as its publisher sealed it; not used", asked=version)
             return None
         return files
@@ -458,35 +457,32 @@ class PostgresState(SharedState):
     def newest_rules(self) -> str | None:
         """The newest publication sealed by a holder of the deployment ring, by the database's clock.
 
-        Forged rows are skipped (and said once); rows dated in the future are forged too. A
+        Read a page at a time, newest first, until one's seal holds: forged rows are skipped
+        (and said once), rows dated ahead of the database's clock are forged and not read. A
         process never goes back behind the newest publication it has seen: deleting rows
         cannot roll it back (a process starting afresh has only what the rows say).
         """
+        after: tuple[datetime | None, int | None] = (None, None)
         with self._connection() as connection:
-            rows = connection.execute(
-                "SELECT number, version, published_at, seal, published_at > clock_timestamp() + interval '5 minutes' "
-                "FROM redress.rule_publications ORDER BY published_at DESC, number DESC"
-            )
-            for number, version, published_at, seal, in_future in rows:
-                sealed = self._seal("publication", str(version), _iso(published_at) or "")
-                if not in_future and hmac.compare_digest(sealed, str(seal)):
-                    if self._newest_seen is not None and published_at < self._newest_seen:
-                        log.error("the newest rule publication went back in time (rows deleted?); not followed")
-                        return None
-                    self._newest_seen = published_at
-                    return str(version)
-                if number not in self._forged_seen:
-                    self._forged_seen.add(number)
-                    log.error("a rule publication not sealed with the deployment ring was ignored", number=number)
+            while rows := connection.execute(
+                "SELECT number, version, published_at, seal FROM redress.rule_publications "
+                "WHERE published_at <= clock_timestamp() + interval '5 minutes' AND (%s::timestamptz IS NULL "
+                "OR (published_at, number) < (%s::timestamptz, %s::bigint)) "
+                "ORDER BY published_at DESC, number DESC LIMIT %s",
+                (after[0], after[0], after[1], PUBLICATIONS_PAGE),
+            ).fetchall():
+                for number, version, published_at, seal in rows:
+                    if hmac.compare_digest(self._seal("publication", str(version), _iso(published_at) or ""), seal):
+                        if self._newest_seen is not None and published_at < self._newest_seen:
+                            log.error("the newest rule publication went back in time (rows deleted?); not followed")
+                            return None
+                        self._newest_seen = published_at
+                        return str(version)
+                    if number not in self._forged_seen:
+                        self._forged_seen.add(number)
+                        log.error("a rule publication not sealed with the deployment ring was ignored", number=number)
+                after = (rows[-1][2], rows[-1][0])
         return None
-
-
-def content_digest(files: Mapping[str, bytes]) -> str:
-    """The full SHA-256 of a rule version's files (its name, version_of, is only 48 bits of one)."""
-    digest = hashlib.sha256()
-    for name, content in sorted(files.items()):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    return digest.hexdigest()
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -80,3 +80,15 @@ def test_lines_that_are_not_complaints_are_refused_with_their_numbers(tmp_path):
     headless.write_text("body,channel\nhello,web\n", encoding="utf-8")
     run = lab(str(headless))
     assert "needs a header row with a `text` column" in run.stderr
+
+    oversized = tmp_path / "oversized.csv"  # beyond what the csv module reads in one field: the corpus ends there
+    oversized.write_text("text,label\nI was charged twice,billing\n" + "x" * 200_000 + ",other\n", encoding="utf-8")
+    run = lab(str(oversized), "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["complaints"] == 1 and report["refused"][0].startswith("line 3: not CSV")
+
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("billing: [unclosed\n", encoding="utf-8")
+    run = lab(str(corpus), "--labels", str(labels))
+    assert run.returncode == 2 and "Traceback" not in run.stderr

@@ -264,7 +264,7 @@ async def redress(environment: dict[str, str], *args: str) -> tuple[int, str, st
     return process.returncode, out.decode(), err.decode()
 
 
-def test_tokens_and_rule_versions_are_the_deployments(tmp_path, state_url):
+def test_codec_tokens_are_the_deployments_and_a_row_without_the_ring_is_none(tmp_path, state_url):
     secret = deployment_keys(tmp_path / "secret")
     a, b = host(tmp_path / "a", secret), host(tmp_path / "b", secret)
     token = codec_server.issue_token(a.keys, "auditor.kim")

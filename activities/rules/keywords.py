@@ -66,7 +66,7 @@ class KeywordIndex:
                 continue
             start = end - len(keyword) + 1
             affirmed = not careful or not negated(folded[max(0, start - WINDOW) : start])
-            seen[keyword] = (rules, affirmed or seen.get(keyword, (rules, False))[1])
+            seen[keyword] = (rules, affirmed)  # only a keyword not yet affirmed gets here
         for keyword, (rules, affirmed) in seen.items():
             for rule_index in rules:
                 if affirmed or rule_index not in self._respects_negation:

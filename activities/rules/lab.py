@@ -22,19 +22,18 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from activities.io import TriageFacts
+from activities.rules.admin_tests import EXAMPLE_DEFAULTS
 from activities.rules.engine import triage
 from activities.rules.loader import RuleSet
 from redress.contract import ComplaintInput, describe_validation_error
 
 MAX_COMPLAINTS = 100_000
-EXAMPLE = {"customer": {"id": "lab", "language": "en"}, "channel": "web"}
 ENGLISH_WORD = re.compile(r"[a-z][a-z']{2,}")
 HAN = re.compile(r"[\u4e00-\u9fff]+")
 # words too common to suggest as keywords
@@ -124,14 +123,17 @@ def read_corpus(path: Path) -> tuple[list[LabComplaint], list[str]]:
             rows.append((number, row))
     else:
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "text" not in reader.fieldnames:
-            return [], ["line 1: a CSV corpus needs a header row with a `text` column"]
-        for row in reader:
-            rows.append((reader.line_num, {k: v for k, v in row.items() if k and v not in (None, "")}))
+        try:
+            if not reader.fieldnames or "text" not in reader.fieldnames:
+                return [], ["line 1: a CSV corpus needs a header row with a `text` column"]
+            for row in reader:
+                rows.append((reader.line_num, {k: v for k, v in row.items() if k and v not in (None, "")}))
+        except csv.Error as error:  # what the csv module cannot read ends the corpus there, said with its line
+            refused.append(f"line {reader.line_num + 1}: not CSV ({error})")  # the record after the last read
     complaints: list[LabComplaint] = []
     for number, row in rows[:MAX_COMPLAINTS]:
         label = row.pop("label", None)
-        data = {**EXAMPLE, "complaint_id": f"LAB-{number}", "received_at": datetime.now(UTC).isoformat(), **row}
+        data = {**EXAMPLE_DEFAULTS, "complaint_id": f"LAB-{number}", **row}
         try:
             complaints.append(LabComplaint(number, ComplaintInput.model_validate(data), str(label) if label else None))
         except ValidationError as invalid:
@@ -141,10 +143,12 @@ def read_corpus(path: Path) -> tuple[list[LabComplaint], list[str]]:
     return complaints, refused
 
 
-def run_lab(rule_set: RuleSet, complaints: list[LabComplaint], labels: dict[str, str] | None = None) -> LabReport:
+def run_lab(
+    rule_set: RuleSet, complaints: list[LabComplaint], refused: list[str], labels: dict[str, str] | None = None
+) -> LabReport:
     """Triage every complaint; count coverage and, for labelled ones, accuracy."""
     default = rule_set.document.defaults.category
-    report = LabReport(rule_version=rule_set.version, complaints=len(complaints), default_category=default)
+    report = LabReport(rule_set.version, len(complaints), refused=refused, default_category=default)
     words: Counter[str] = Counter()
     for item in complaints:
         result = triage(rule_set, TriageFacts.of(item.complaint), explain=False)

@@ -7,7 +7,6 @@ are CEL, compiled here once per rule-set version.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -24,6 +23,7 @@ from activities.rules.expressions import OFFER_VARIABLES, TRIAGE_VARIABLES, Comp
 from activities.rules.keywords import KeywordIndex
 from activities.rules.lint import lint
 from activities.rules.schema import WEEKDAYS, CalendarSpec, RuleSetDocument, holiday_data_problems, reference_problems
+from redress.state import content_digest
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,7 @@ def rule_files(directory: Path) -> list[Path]:
 
 
 def version_of(files: list[tuple[str, bytes]]) -> str:
-    digest = hashlib.sha256()
-    for name, content in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    return digest.hexdigest()[:12]
+    return content_digest(files)[:12]
 
 
 def load_rules(directory: str | Path, today: date | None = None, check_holiday_data: bool = True) -> RuleSet:
