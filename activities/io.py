@@ -90,6 +90,11 @@ class TriageResult(BaseModel):
         "was in the text (the triage activity lists only rules "
         "it weighed).",
     )
+    rules_not_fired: int = Field(
+        default=0,
+        description="Rules weighed that did not fire, not listed either (the triage activity lists the rules "
+        "that fired; `redress rules explain` on the case's rule version says why each other did not).",
+    )
     text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
     reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
     sentiment: dict[str, float] | None = Field(default=None, description="score and anger, when rules read them.")

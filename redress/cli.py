@@ -672,8 +672,13 @@ def _load_or_report(directory: str, as_json: bool = False) -> RuleSet | None:
         return None
 
 
+def _rules_folder(args: argparse.Namespace) -> str:
+    """`redress rules check DIR` or `--rules DIR` (as explain and lab say it); the shipped `rules` by default."""
+    return str(args.rules_dir or args.dir or "rules")
+
+
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    rule_set = _load_or_report(args.dir, args.json)
+    rule_set = _load_or_report(_rules_folder(args), args.json)
     if rule_set is None:
         return 2
     doc = rule_set.document
@@ -702,7 +707,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from activities.rules.admin_tests import run_admin_tests
 
-    rule_set = _load_or_report(args.dir, args.json)
+    rule_set = _load_or_report(_rules_folder(args), args.json)
     if rule_set is None:
         return 2
     outcomes = run_admin_tests(rule_set)
@@ -775,13 +780,13 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from activities.rules.lab import read_corpus, run_lab
+    from activities.rules.lab import Columns, read_corpus, run_lab
 
     rule_set = _load_or_report(args.rules, args.json)
     if rule_set is None:
         return 2
     try:
-        complaints, refused = read_corpus(Path(args.corpus))
+        complaints, refused, without_text = read_corpus(Path(args.corpus), Columns(args.text_column, args.label_column))
         labels = YAML(typ="safe").load(Path(args.labels).read_text(encoding="utf-8")) if args.labels else None
     except (OSError, ValueError, YAMLError) as error:
         print(f"redress: {error}", file=sys.stderr)
@@ -789,14 +794,15 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
         print(f"{args.labels}: a mapping from the corpus' labels to categories, one per line", file=sys.stderr)
         return 2
-    report = run_lab(rule_set, complaints, refused, {str(k): v for k, v in (labels or {}).items()})
+    report = run_lab(rule_set, complaints, refused, {str(k): v for k, v in (labels or {}).items()}, without_text)
     if args.json:
         _print_json(report.as_json())
         return 0
     for problem in refused:
         print(f"{args.corpus}: {problem}", file=sys.stderr)
     total = max(report.complaints, 1)
-    print(f"rules {report.rule_version}: {report.complaints} complaints from {args.corpus}")
+    skipped = f" ({report.without_text} rows without text skipped)" if report.without_text else ""
+    print(f"rules {report.rule_version}: {report.complaints} complaints from {args.corpus}{skipped}")
     for title, counter in (("category", report.categories), ("severity", report.severities), ("queue", report.queues)):
         rows = [[key, str(count), f"{count / total:.1%}"] for key, count in counter.most_common()]
         print_table([title, "complaints", "share"], rows)
@@ -810,6 +816,10 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
         got = sorted({c for row in report.confusion.values() for c in row})
         rows = [[expected, *(str(report.confusion[expected][c] or "") for c in got)] for expected in report.confusion]
         print_table(["expected \\ triaged", *got], sorted(rows))
+        if args.misses:
+            print("misses (line, expected -> triaged: why):")
+            for miss in report.misses:
+                print(f"  {miss.line}: {miss.expected} -> {miss.got}: {miss.why}\n      {miss.text}")
     return 0
 
 
@@ -1105,10 +1115,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     add_rules_command = functools.partial(rules_commands.add_parser, parents=[json_flag])
     check = add_rules_command("check", help="validate a rules folder; exit 2 on any problem")
-    check.add_argument("dir", nargs="?", default="rules")
+    check.add_argument("dir", nargs="?")
+    check.add_argument("--rules", dest="rules_dir", help="the rules folder (as the other rules commands say it)")
     check.set_defaults(run=cmd_rules_check)
     test = add_rules_command("test", help="run the admins' rule tests in DIR/tests/*.yaml")
-    test.add_argument("dir", nargs="?", default="rules")
+    test.add_argument("dir", nargs="?")
+    test.add_argument("--rules", dest="rules_dir", help="the rules folder (as the other rules commands say it)")
     test.set_defaults(run=cmd_rules_test)
     explain = add_rules_command("explain", help="dry-run triage of a complaint: outcome and every rule's why")
     explain.add_argument("file", help="complaint JSON (contact details may be left out)")
@@ -1118,6 +1130,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("corpus", help="CSV with a header row (text, channel, label, ...) or JSON Lines")
     lab.add_argument("--rules", default="rules")
     lab.add_argument("--labels", help="YAML mapping from the corpus' labels to our categories")
+    lab.add_argument("--misses", action="store_true", help="list every labelled complaint triaged otherwise, and why")
+    lab.add_argument("--text-column", default="text", help="the corpus' column (or JSON field) with the text")
+    lab.add_argument("--label-column", default="label", help="the corpus' column (or JSON field) with the label")
     lab.set_defaults(run=cmd_rules_lab)
     return parser
 

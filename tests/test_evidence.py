@@ -120,3 +120,79 @@ def test_a_rule_with_negation_does_not_count_what_the_customer_says_was_not_so(t
     assert decide(plain, "The box was not damaged, I want a refund").evidence == {"billing": 1.0, "delivery": 1.0}
     refund = decide(rules, "I still have not been refunded")
     assert refund.category == "billing"  # a rule without negation: "not refunded" is still about a refund
+
+
+def test_what_the_customer_asks_for_gives_a_fallback_queue_not_a_category(tmp_path):
+    rules = rules_with(
+        tmp_path,
+        RULES.replace(
+            "    keywords: [refund, 退款]\n    set: {category: billing, queue: billing}\n",
+            "    keywords: [refund, 退款]\n    set: {fallback_queue: billing, tags: [refund_requested]}\n",
+        ),
+    )
+    alone = decide(rules, "Please refund me")
+    assert (alone.category, alone.queue, alone.tags) == ("other", "billing", ["refund_requested"])
+    with_topic = decide(rules, "The parcel was damaged, refund me")
+    assert (with_topic.category, with_topic.queue) == ("delivery", "logistics")  # the topic's queue wins
+    assert with_topic.evidence == {"delivery": 1.0}
+
+
+WEIGHTED = """
+category_by: evidence
+defaults: {category: other, queue: general, severity: general}
+rules:
+  - name: delivery-words
+    keywords: [late, parcel, {never arrived: 3}, {arrived in perfect condition: -2}]
+    set: {category: delivery, queue: logistics}
+  - name: defects
+    keywords: [defective, {won't turn on: 2}]
+    set: {category: quality, queue: quality}
+"""
+
+
+def test_a_keyword_can_carry_its_own_weight_and_praise_counts_against_its_category(tmp_path):
+    rules = rules_with(tmp_path, WEIGHTED)
+    lost = decide(rules, "The parcel never arrived")
+    assert lost.evidence == {"delivery": 4.0} and lost.decided_by == "delivery 4 (delivery-words 4)"
+    fine = decide(rules, "The parcel arrived in perfect condition but the lamp won't turn on")
+    assert fine.category == "quality" and fine.evidence == {"delivery": -1.0, "quality": 2.0}
+    only_praise = decide(rules, "It arrived in perfect condition")
+    assert (only_praise.category, only_praise.queue) == ("other", "general")
+    assert only_praise.decided_by == "no category has evidence for it (delivery -2): the default"
+    with pytest.raises(RulesInvalid) as invalid:  # weights mean nothing when the first match decides
+        rules_with(tmp_path, WEIGHTED.replace("category_by: evidence\n", ""))
+    assert any("category_by: evidence" in str(e) and "delivery-words" in str(e) for e in invalid.value.errors)
+    for bad in ("{never arrived: 300}", "{never arrived: 3, lost: 1}", "{never arrived: lots}"):
+        with pytest.raises(RulesInvalid) as invalid:
+            rules_with(tmp_path, WEIGHTED.replace("{never arrived: 3}", bad))
+        assert any("routing.yaml:6:" in str(e) for e in invalid.value.errors), [str(e) for e in invalid.value.errors]
+
+
+def test_keywords_match_words_and_the_longest_wins():
+    from activities.rules.keywords import KeywordIndex
+
+    index = KeywordIndex(
+        [
+            ["car", "sue", "refund", "charge", "stop", "foreclos*"],
+            ["吵", "火", "券", "坏", "脏"],
+            ["delivered"],
+            ["not delivered"],
+        ]
+    )
+
+    def found(text: str) -> dict[int, list[str]]:
+        return index.matches(text)
+
+    assert found("My card was charged") == {0: ["charge"]}  # no "car" in "card"; charged is charge's inflection
+    assert found("There is an issue") == {}  # no "sue" in "issue"
+    assert found("Two refunds, both refunded; it stopped; cars") == {0: ["refund", "stop", "car"]}
+    assert found("the foreclosure and the foreclosed house") == {0: ["foreclos*"]}
+    assert found("refundable? stopper? carpet?") == {}  # not inflections: other words
+    assert found("Not delivered yet") == {3: ["not delivered"]}  # "delivered" inside it does not count again
+    assert found("It was delivered") == {2: ["delivered"]}
+    # one Chinese character is a word only where it is one, or ends a longer word (the compound's head)
+    assert found("店里太吵了") == {1: ["吵"]}
+    assert found("他们吵架了") == {}
+    assert found("坐火车来的") == {}
+    assert found("优惠券用不了，电水壶摔坏了") == {1: ["券", "坏"]}
+    assert found("洗手间脏得没法用") == {1: ["脏"]}  # a particle after it makes no other word

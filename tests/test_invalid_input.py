@@ -145,7 +145,7 @@ def test_rules_check_command_exits_nonzero_with_positions(tmp_path):
     )
     assert run.returncode == 2
     line, column = position_of(rules / "routing.yaml", "critical")
-    assert f"routing.yaml:{line}:{column}: rules.3.set.severity:" in run.stderr
+    assert f"routing.yaml:{line}:{column}: rules.14.set.severity:" in run.stderr  # the billing-error rule
     ok = subprocess.run(
         [sys.executable, "-m", "redress", "rules", "check", str(ROOT / "rules")],
         capture_output=True,

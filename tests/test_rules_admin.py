@@ -18,13 +18,15 @@ def redress(*args: str) -> subprocess.CompletedProcess:
 def test_explain_shows_the_outcome_and_why_each_rule_fired_or_not(tmp_path):
     path = tmp_path / "complaint.json"
     path.write_text(
-        json.dumps({"text": "我要退款", "channel": "social", "order": {"id": "o", "value": 90}}), encoding="utf-8"
+        json.dumps({"text": "订单重复扣费，我要退款", "channel": "social", "order": {"id": "o", "value": 90}}),
+        encoding="utf-8",
     )
     run = redress("rules", "explain", str(path))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "billing / urgent / queue billing" in lines[0]
-    assert "  FIRED  refund-to-billing: keyword '退款' found" in lines
+    assert "  FIRED  billing-error: keyword '重复扣费' found" in lines
+    assert "  FIRED  refund-request: keyword '退款' found" in lines
     assert any(line.startswith("    -    privacy-to-legal: no keyword found") for line in lines)
     assert any(
         'public-complaint-is-urgent: condition `channel == "social" || channel == "third_party"` is true' in line
@@ -62,15 +64,15 @@ def test_a_failing_admin_test_shows_the_difference(tmp_path):
         "cases:\n"
         "  - name: damaged goes to billing (wrong on purpose)\n"
         '    complaint: {text: "the parcel arrived damaged"}\n'
-        "    expect: {queue: billing, fired: [refund-to-billing], not_fired: [damaged-to-logistics]}\n",
+        "    expect: {queue: billing, fired: [billing-error], not_fired: [damaged-in-transit]}\n",
         encoding="utf-8",
     )
     run = redress("rules", "test", str(rules))
     assert run.returncode == 1
     assert "FAIL mine.yaml: damaged goes to billing (wrong on purpose)" in run.stdout
     assert "queue: expected 'billing', got 'logistics'" in run.stdout
-    assert "fired: expected 'refund-to-billing' to fire; it did not (no keyword found in the text)" in run.stdout
-    assert "not_fired: expected 'damaged-to-logistics' not to fire; it did (keyword 'damaged' found)" in run.stdout
+    assert "fired: expected 'billing-error' to fire; it did not (no keyword found in the text)" in run.stdout
+    assert "not_fired: expected 'damaged-in-transit' not to fire; it did (keyword 'damaged' found)" in run.stdout
     assert re.search(r"rules test: \d+ passed, 1 failed", run.stdout)
 
 
@@ -79,8 +81,8 @@ def test_lint_warns_with_positions_but_does_not_refuse(tmp_path):
     shutil.copytree(ROOT / "rules", rules)
     with (rules / "routing.yaml").open("a", encoding="utf-8") as out:
         out.write(
-            "  - name: refund-again\n"
-            "    keywords: [退款, refund]\n"
+            "  - name: billing-again\n"
+            "    keywords: [扣款, overcharged]\n"
             "    set: {category: billing, queue: billing}\n"
             "  - name: fax-is-urgent\n"
             '    when: channel == "fax"\n'
@@ -102,8 +104,8 @@ def test_lint_warns_with_positions_but_does_not_refuse(tmp_path):
         line = line_of[line_text]
         assert any(f"routing.yaml:{line}:" in w and fragment in w for w in warnings), (fragment, warnings)
 
-    expect("shadowed by rule 'refund-to-billing'", "- name: refund-again")
-    expect("keyword '退款' is also in rule 'refund-to-billing'", "keywords: [退款, refund]")
+    expect("shadowed by rule 'billing-error'", "- name: billing-again")
+    expect("keyword '扣款' is also in rule 'billing-error'", "keywords: [扣款, overcharged]")
     expect("channel is never 'fax'", 'when: channel == "fax"')
     expect("the condition is always false", "when: 1 > 2")
     expect("keyword 'LOST' is listed twice", "keywords: [lost, LOST]")

@@ -86,7 +86,7 @@ async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worke
         assert (status.category, status.queue, status.severity.value) == ("delivery", "logistics", "major")
         triaged = next(e for e in await redress.timeline(cid) if e.kind == "triaged")
         assert triaged.data["rule_version"] == status.rule_version
-        assert set(triaged.data["fired"]) >= {"damaged-to-logistics", "regulator-referral-is-major"}
+        assert set(triaged.data["fired"]) >= {"damaged-in-transit", "regulator-referral-is-major"}
 
         description = await redress.handle(cid).describe()
         attributes = description.typed_search_attributes

@@ -6,9 +6,9 @@ exactly what it cares about. Like promtool's rule tests or `opa test`, they run
 without a server: `redress rules test` (and `make test`).
 
     cases:
-      - name: refund in Chinese goes to billing
-        complaint: {text: "我要退款", channel: app}
-        expect: {category: billing, queue: billing, severity: general, fired: [refund-to-billing]}
+      - name: charged twice, in Chinese, is billing
+        complaint: {text: "重复扣费了，我要退款", channel: app}
+        expect: {category: billing, queue: billing, severity: general, fired: [billing-error]}
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Semantics an admin can predict:
   that sets a queue and no category (an explicit routing), else that of the winning category's
   strongest rule, else the default. So what the customer asks for ("refund") weighs no more than
   any other word, and several words about the same thing outweigh it;
+- `fallback_queue` (what a refund request says): the queue of the first fired rule that has one, when
+  no fired rule sets a queue (with evidence: none routes and the winner's rules set none);
 - severity is the highest any fired rule asks for (rules only ever raise it);
 - a rule whose condition fails at run time does not fire, and the reason says so.
 """
@@ -17,6 +19,7 @@ Semantics an admin can predict:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,7 +32,7 @@ from activities.io import (
     TriageFacts,
     TriageResult,
 )
-from activities.rules.expressions import Activation
+from activities.rules.expressions import Activation, CompiledCondition
 from activities.rules.loader import RuleSet
 from activities.rules.schema import DeadlineName
 from activities.rules.sentiment import Sentiment, assess, detect_language
@@ -70,62 +73,64 @@ def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentimen
 def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> TriageResult:
     """Decide category, queue, severity, offers and deadlines.
 
-    `explain=False` (the triage activity) reports only the rules that fired or were
-    weighed (a keyword found, or no keywords needed), and counts the rest: with
-    hundreds of rules, a line for each would cost more than deciding, and would
-    bloat every case's history. `redress rules explain` shows them all.
+    `explain=False` (the triage activity) lists only the rules that fired, with why,
+    and counts the rest: with hundreds of rules, a line for each would cost more
+    than deciding, and would bloat every case's history. Nothing is lost: the case
+    pins its rule version and keeps its complaint, so `redress rules explain`
+    (every rule, fired or not, and why) can say it again at any time.
     """
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
-    all_keywords = sorted({k for found in hits.values() for k in found})
     needs_sentiment = rule_set.reads("sentiment") or rule_set.reads("language") or doc.agent_load is not None
     sentiment = assess(facts.text) if needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
-    variables = facts_variables(facts, all_keywords, sentiment)
     read = rule_set.variables_read  # by the rules or the offers: one conversion serves both
-    activation = Activation({name: value for name, value in variables.items() if name in read})
+    all_keywords = sorted({k for found in hits.values() for k in found}) if "keywords" in read else []
+    variables = facts_variables(facts, all_keywords, sentiment)
+    activation = Activation({name: value for name, value in variables.items() if name in read}, rule_set.members_read)
 
     category: str | None = None
     queue: str | None = None
     severity = doc.defaults.severity
+    rank = severity.rank
     tags: list[str] = []
+    fallback_queue: str | None = None
     by_evidence = doc.category_by == "evidence"
     evidence = Evidence()
     firings: list[dict[str, Any]] = []  # RuleFiring's fields: TriageResult validates them all at once, faster
+    plans = rule_plans(rule_set)
     # in rule order, as an admin reads them; without explain, only the rules a keyword (or none needed) lets in
-    weighed = range(len(doc.rules)) if explain else sorted(hits.keys() | rule_set.rules_without_keywords)
-    unmatched = len(doc.rules) - len(weighed)
+    weighed = range(len(plans)) if explain else sorted(hits.keys() | rule_set.rules_without_keywords)
+    not_fired = 0
     for index in weighed:
-        rule = doc.rules[index]
-        fired, reason = _decide(rule_set, "rules", index, rule.keywords, hits.get(index, []), activation)
-        firings.append({"rule": rule.name, "fired": fired, "reason": reason})
+        plan = plans[index]
+        found = hits.get(index)
+        fired = plan.weigh(found, activation, firings, explain)
         if not fired:
+            not_fired += 1
             continue
-        effect = rule.set
         if by_evidence:
-            evidence.add(
-                index, rule.name, effect.category, effect.queue, rule.weight * max(1, len(hits.get(index, [])))
-            )
+            evidence.add(index, plan.name, plan.category, plan.queue, plan.evidence(found))
         else:
-            category = category or effect.category
-            queue = queue or effect.queue
-        if effect.severity and effect.severity.rank > severity.rank:
-            severity = effect.severity
-        tags.extend(t for t in effect.tags if t not in tags)
+            category = category or plan.category
+            queue = queue or plan.queue
+        if plan.rank > rank:
+            severity, rank = plan.severity or severity, plan.rank
+        if plan.tags:
+            tags.extend(t for t in plan.tags if t not in tags)
+        fallback_queue = fallback_queue or plan.fallback_queue
 
     decided_by = None
     if by_evidence:
         category, queue, decided_by = evidence.decide()
     category = category or doc.defaults.category
-    queue = queue or doc.defaults.queue
+    queue = queue or fallback_queue or doc.defaults.queue
     outcome = {"category": category, "severity": severity.value, "queue": queue}
     # rules cannot read the outcome (the loader refuses it), so adding it now changes nothing they saw
     activation.add({name: value for name, value in outcome.items() if name in read})
     offers = []
-    for index, offer in enumerate(doc.offers):
-        fired, reason = _decide(rule_set, "offers", index, [], [], activation)
-        firings.append({"rule": f"offer:{offer.name}", "fired": fired, "reason": reason})
-        if fired:
+    for plan, offer in zip(offer_plans(rule_set), doc.offers, strict=True):
+        if plan.weigh(None, activation, firings, explain):
             offers.append(_offer(offer, facts))
 
     return TriageResult(
@@ -145,7 +150,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         ),
         offers=offers,
         rules=firings,
-        rules_without_keyword=unmatched,
+        rules_without_keyword=len(plans) - len(weighed),
+        rules_not_fired=0 if explain else not_fired,
         text_language=text_language,
         reply_language=facts.language if facts.language_declared or not text_language else text_language,
         sentiment=sentiment.as_variables() if sentiment else None,
@@ -155,6 +161,118 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    """One rule as triage weighs it, worked out once per rule set: what it needs, what it sets, what to say.
+
+    Triage weighs dozens of rules per complaint; reading them from the validated
+    documents (and building the same sentences) every time cost more than deciding.
+    """
+
+    name: str
+    keyworded: bool
+    condition: CompiledCondition | None
+    category: str | None = None
+    queue: str | None = None
+    severity: Severity | None = None
+    rank: int = -1
+    tags: tuple[str, ...] = ()
+    weight: float = 1.0
+    fallback_queue: str | None = None
+    keyword_weights: dict[str, float] = field(default_factory=dict)
+
+    def evidence(self, found: list[str] | None) -> float:
+        """What the rule counts for its category: its weight per keyword found, or the keyword's own weight."""
+        if not found:
+            return self.weight
+        if not self.keyword_weights:
+            return self.weight * len(found)
+        return sum(self.keyword_weights.get(keyword, self.weight) for keyword in found)
+
+    def weigh(
+        self, found: list[str] | None, activation: Activation, firings: list[dict[str, Any]], explain: bool
+    ) -> bool:
+        """Whether the rule fires; its line in `firings`: every rule with explain, else only if it fired."""
+        if explain:
+            fired, reason = self.decide(found, activation)
+            firings.append({"rule": self.name, "fired": fired, "reason": reason})
+            return fired
+        if self.fires(found, activation):
+            firings.append({"rule": self.name, "fired": True, "reason": self.why_fired(found)})
+            return True
+        return False
+
+    def fires(self, found: list[str] | None, activation: Activation) -> bool:
+        """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
+        if self.keyworded and not found:
+            return False
+        if self.condition is None:
+            return True
+        try:
+            return self.condition.evaluate(activation)
+        except ValueError:
+            return False
+
+    def why_fired(self, found: list[str] | None) -> str:
+        said = f"keyword {', '.join(map(repr, found))} found" if found else ""
+        if self.condition is None:
+            return said or "always"
+        holds = f"condition `{self.condition.source}` is true"
+        return f"{said}; {holds}" if said else holds
+
+    def decide(self, found: list[str] | None, activation: Activation) -> tuple[bool, str]:
+        """Whether the rule fires for these keywords found and variables, and the reason an admin reads."""
+        if self.keyworded and not found:
+            return False, NO_KEYWORD
+        said = f"keyword {', '.join(map(repr, found))} found" if found else ""
+        condition = self.condition
+        if condition is None:
+            return True, said or "always"
+        try:
+            holds = condition.evaluate(activation)
+        except ValueError as error:
+            return False, f"condition `{condition.source}` could not be evaluated: {error}"
+        if not holds:
+            return False, f"condition `{condition.source}` is false"
+        return (
+            True,
+            f"{said}; condition `{condition.source}` is true" if said else f"condition `{condition.source}` is true",
+        )
+
+
+NO_KEYWORD = "no keyword found in the text"
+
+
+def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
+    if "rule_plans" not in rule_set.memo:
+        rule_set.memo["rule_plans"] = [
+            RulePlan(
+                name=rule.name,
+                keyworded=bool(rule.keywords),
+                condition=rule_set.condition("rules", index),
+                category=rule.set.category,
+                queue=rule.set.queue,
+                severity=rule.set.severity,
+                rank=rule.set.severity.rank if rule.set.severity else -1,
+                tags=tuple(rule.set.tags),
+                weight=rule.weight,
+                fallback_queue=rule.set.fallback_queue,
+                keyword_weights=rule.keyword_weights,
+            )
+            for index, rule in enumerate(rule_set.document.rules)
+        ]
+    return rule_set.memo["rule_plans"]
+
+
+def offer_plans(rule_set: RuleSet) -> list[RulePlan]:
+    if "offer_plans" not in rule_set.memo:
+        rule_set.memo["offer_plans"] = [
+            RulePlan(name=f"offer:{offer.name}", keyworded=False, condition=rule_set.condition("offers", index))
+            for index, offer in enumerate(rule_set.document.offers)
+        ]
+    return rule_set.memo["offer_plans"]
 
 
 class Evidence:
@@ -173,11 +291,17 @@ class Evidence:
     def totals(self) -> dict[str, float]:
         return {category: round(sum(w for w, *_ in found), 3) for category, found in self.by_category.items()}
 
+    @staticmethod
+    def _listed(totals: dict[str, float]) -> str:
+        return ", ".join(f"{category} {total:g}" for category, total in totals.items())
+
     def decide(self) -> tuple[str | None, str | None, str]:
         """The winning category, its queue, and why: words an admin reads in `rules explain` and the triage result."""
-        if not self.by_category:
-            return None, self.routing, "no fired rule sets a category: the default"
         totals = self.totals()
+        if not any(total > 0 for total in totals.values()):
+            if not totals:
+                return None, self.routing, "no fired rule sets a category: the default"
+            return None, self.routing, f"no category has evidence for it ({self._listed(totals)}): the default"
         first_fired = {category: min(i for _, i, *_ in found) for category, found in self.by_category.items()}
         ranked = sorted(totals, key=lambda c: (-totals[c], first_fired[c]))
         winner = ranked[0]
@@ -193,26 +317,6 @@ class Evidence:
             else:
                 why += f" over {runner} {totals[runner]:g}"
         return winner, queue, why
-
-
-def _decide(
-    rule_set: RuleSet, section: str, index: int, keywords: list[str], found: list[str], variables: Activation
-) -> tuple[bool, str]:
-    reasons = []
-    if keywords:
-        if not found:
-            return False, "no keyword found in the text"
-        reasons.append(f"keyword {', '.join(map(repr, found))} found")
-    condition = rule_set.condition(section, index)
-    if condition is not None:
-        try:
-            holds = condition.evaluate(variables)
-        except ValueError as error:
-            return False, f"condition `{condition.source}` could not be evaluated: {error}"
-        if not holds:
-            return False, f"condition `{condition.source}` is false"
-        reasons.append(f"condition `{condition.source}` is true")
-    return True, "; ".join(reasons) or "always"
 
 
 def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:

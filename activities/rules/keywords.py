@@ -1,22 +1,39 @@
 """Keyword routing with one Aho-Corasick automaton per rule set: every keyword of every rule in one pass.
 
-Matching is case-insensitive substring matching, which suits Chinese (no word
-boundaries) and tolerates English inflections ("refund" matches "refunded").
+Matching is case-insensitive and on words, so that an admin can predict it:
 
-For a rule that says `negation: true`, a keyword said in the negative does not
-count: "not damaged", "wasn't damaged at all", "箱子没有破损", "没被压坏", "不破损"
-(only where it matters: "I wasn't refunded" is still about a refund). An
-occurrence is negated when a negation ends just before it: in English "not",
-"no", "never", "without" or a "-n't" word, up to two words before it (but not
-"not only"); in Chinese 没/没有/不/不是/无/未/并非, directly or with 被/有/再/太
-between (but not 不但/不仅/不光, "not only"). A keyword counts if any of its
-occurrences is not negated. The keyword itself may start with a negation ("not
+- **English (Latin letters and digits)**: a keyword matches whole words. "car" is not in
+  "card", "sue" not in "issue", "atm" not in "treatment". It may end with an inflection
+  ("refund" matches "refunds", "refunded", "refunding"; "charge" matches "charged";
+  "stop" matches "stopped"); end it with `*` to match any continuation ("foreclos*"
+  matches "foreclosure" and "foreclosed").
+- **Chinese**: there are no spaces, so a keyword is found inside the text. A keyword of one
+  character is a word only where it stands alone or ends a longer word of jieba's dictionary (the
+  head of a compound keeps its meaning: "券" in "优惠券", "坏" in "摔坏"); at the start or inside
+  one it is part of another word: "吵" (noisy) counts in "太吵了", not in "吵架" (a quarrel); "火"
+  not in "火车" (a particle after it changes nothing: "脏得"). Longer keywords are words
+  themselves; where a longer word means something else ("手续费", a fee, holds "手续", formalities),
+  list it in the rule it belongs to and the longest wins (below).
+- **The longest keyword wins**: where one keyword found lies inside another found ("delivered" in
+  "not delivered", "态度" in "态度很差"), only the longer counts, for every rule, so a phrase
+  is not counted again for each of its words.
+
+For a rule that says `negation: true`, a keyword said in the negative does not count:
+"not damaged", "wasn't damaged at all", "箱子没有破损", "没被压坏", "不破损" (only where it
+matters: "I wasn't refunded" is still about a refund). An occurrence is negated when a
+negation ends just before it: in English "not", "no", "never", "without" or a "-n't" word,
+up to two words before it (but not "not only"); in Chinese 没/没有/不/不是/无/未/并非,
+directly or with 被/有/再/太 between (but not 不但/不仅/不光, "not only"). A keyword counts
+if any of its occurrences is not negated. The keyword itself may start with a negation ("not
 delivered", "未收到"): only what comes before it is read.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from dataclasses import dataclass
+from functools import cache
 
 import ahocorasick
 
@@ -26,6 +43,15 @@ NOT_ONLY = re.compile(r"(?<![a-z])not\s+only\s+(?:[a-z]+\s+){0,1}$")
 CHINESE_NEGATION = re.compile(r"(?:没有|没|不是|不|无|未|并非)(?:被|有|再|太)?$")
 CHINESE_NOT_ONLY = ("不但", "不仅", "不光")
 CUES = ("not", "no", "never", "without", "n't", "没", "不", "无", "未", "非")
+
+STEM = "*"
+INFLECTIONS = frozenset({"s", "es", "ed", "ing", "'s"})
+LONGEST_WORD = 4  # characters of the longest dictionary word looked for around a Chinese keyword
+# letters and digits of Latin script (casefolded): what a word is made of, for whole-word matching
+WORD_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz" + "".join(map(chr, range(0xC0, 0x250))))
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_PARTICLES = frozenset("的得地了着过吗呢吧啊呀")
+_jieba_lock = threading.Lock()
 
 
 def negated(before: str) -> bool:
@@ -38,16 +64,79 @@ def negated(before: str) -> bool:
     return bool(CHINESE_NEGATION.search(tail)) and not tail.endswith(CHINESE_NOT_ONLY)
 
 
+def is_word_character(character: str) -> bool:
+    return character in WORD_CHARACTERS
+
+
+def inflected(keyword: str, following: str) -> bool:
+    """Whether the word characters right after a keyword make an inflection of it ("refund" + "ed")."""
+    if following in INFLECTIONS:
+        return True
+    if following == "d" and keyword.endswith("e"):  # charge -> charged
+        return True
+    # a doubled last consonant: stop -> stopped, ship -> shipping
+    return len(following) > 1 and following[0] == keyword[-1] and following[1:] in ("ed", "ing")
+
+
+@cache
+def chinese_words() -> frozenset[str]:
+    """jieba's dictionary words of two to LONGEST_WORD characters (loaded once, when a rule set has a
+    one-character Chinese keyword; the sentiment rules load jieba anyway)."""
+    import jieba
+
+    with _jieba_lock:
+        jieba.setLogLevel(60)
+        jieba.dt.check_initialized()
+        return frozenset(w for w, n in jieba.dt.FREQ.items() if n and 2 <= len(w) <= LONGEST_WORD)
+
+
+def inside_longer_word(text: str, at: int, words: frozenset[str]) -> bool:
+    """Whether the character text[at] starts or sits inside a longer dictionary word (吵 in 吵架) and ends none.
+
+    A word it ends (焦糊 for 糊 in 焦糊味) wins over one it starts (糊味): the head of a compound
+    is what the compound is about.
+    """
+    if any(text[left : at + 1] in words for left in range(max(0, at - LONGEST_WORD + 1), at)):
+        return False
+    for left in range(max(0, at - LONGEST_WORD + 2), at + 1):
+        for right in range(at + 2, min(len(text), left + LONGEST_WORD) + 1):
+            if text[left:right] in words and not set(text[at + 1 : right]) <= _PARTICLES:
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyword:
+    listed: str  # as the admin listed it, casefolded ("foreclos*"): what rules and explain report
+    rules: tuple[int, ...]
+    whole_start: bool  # starts with a letter or digit: must start a word
+    whole_end: bool  # ends with one and is not a stem: must end a word, or with an inflection
+    chinese: bool  # one Han character: must not start or sit inside a longer word
+
+
 class KeywordIndex:
     def __init__(self, keywords_per_rule: list[list[str]], respects_negation: set[int] | None = None):
         self._automaton = ahocorasick.Automaton()
         self._respects_negation = frozenset(respects_negation or ())
         owners: dict[str, set[int]] = {}
-        for rule_index, keywords in enumerate(keywords_per_rule):
-            for keyword in keywords:
-                owners.setdefault(keyword.casefold(), set()).add(rule_index)
-        for keyword, rules in owners.items():
-            self._automaton.add_word(keyword, (keyword, frozenset(rules)))
+        for rule_index, listed_by_rule in enumerate(keywords_per_rule):
+            for word in listed_by_rule:
+                owners.setdefault(word.casefold(), set()).add(rule_index)
+        self._chinese = False
+        for listed, rules in owners.items():
+            stem = listed.endswith(STEM) and len(listed) > 1
+            text = listed[:-1] if stem else listed
+            keyword = _Keyword(
+                listed=listed,
+                rules=tuple(sorted(rules)),
+                whole_start=is_word_character(text[0]),
+                whole_end=is_word_character(text[-1]) and not stem,
+                chinese=len(text) == 1 and bool(_HAN.match(text)),
+            )
+            self._chinese = self._chinese or keyword.chinese
+            if self._automaton.exists(text):  # "refund" and "refund*": the stem is the wider
+                keyword = _merge(self._automaton.get(text)[1], keyword)
+            self._automaton.add_word(text, (len(text), keyword))
         self._empty = not owners
         if not self._empty:
             self._automaton.make_automaton()
@@ -57,18 +146,55 @@ class KeywordIndex:
         found: dict[int, list[str]] = {}
         if self._empty:
             return found
-        # each keyword once, in order of first appearance, and whether it was said once not in the negative
-        seen: dict[str, tuple[frozenset[int], bool]] = {}
         folded = text.casefold()
-        careful = bool(self._respects_negation)
-        for end, (keyword, rules) in self._automaton.iter(folded):
-            if keyword in seen and (seen[keyword][1] or not careful):
+        words = chinese_words() if self._chinese else frozenset()
+        length = len(folded)
+        spans: list[tuple[int, int, int, _Keyword]] = []  # start, -end, order found (so keywords are never compared)
+        word = WORD_CHARACTERS
+        for last, (size, keyword) in self._automaton.iter(folded):
+            start, end = last - size + 1, last + 1
+            if keyword.whole_start and start and folded[start - 1] in word:
                 continue
-            start = end - len(keyword) + 1
-            affirmed = not careful or not negated(folded[max(0, start - WINDOW) : start])
-            seen[keyword] = (rules, affirmed)  # only a keyword not yet affirmed gets here
-        for keyword, (rules, affirmed) in seen.items():
-            for rule_index in rules:
-                if affirmed or rule_index not in self._respects_negation:
-                    found.setdefault(rule_index, []).append(keyword)
+            if keyword.whole_end and end < length and folded[end] in word:
+                stop = end
+                while stop < length and folded[stop] in word:
+                    stop += 1
+                if not inflected(folded[start:end], folded[end:stop]):
+                    continue
+                end = stop
+            if keyword.chinese and inside_longer_word(folded, start, words):
+                continue
+            spans.append((start, -end, len(spans), keyword))
+        # the longest wins: a span inside one already kept (sorted by start, longest first) does not count
+        spans.sort()
+        reach = -1
+        careful = bool(self._respects_negation)
+        affirmed: dict[str, tuple[_Keyword, bool]] = {}  # each keyword once, in order of first appearance
+        for start, minus_end, _, keyword in spans:
+            if -minus_end <= reach:
+                continue
+            reach = -minus_end
+            if keyword.listed in affirmed and (affirmed[keyword.listed][1] or not careful):
+                continue
+            said = not careful or not negated(folded[max(0, start - WINDOW) : start])
+            affirmed[keyword.listed] = (keyword, said)
+        for listed, (keyword, said) in affirmed.items():
+            for rule_index in keyword.rules:
+                if said or rule_index not in self._respects_negation:
+                    if rule_index in found:
+                        found[rule_index].append(listed)
+                    else:
+                        found[rule_index] = [listed]
         return found
+
+
+def _merge(one: _Keyword, other: _Keyword) -> _Keyword:
+    """One automaton entry for a word listed both plainly and as a stem: the stem matches more."""
+    stem, plain = (one, other) if not one.whole_end else (other, one)
+    return _Keyword(
+        listed=stem.listed,
+        rules=tuple(sorted(set(one.rules) | set(other.rules))),
+        whole_start=one.whole_start,
+        whole_end=stem.whole_end and plain.whole_end,
+        chinese=one.chinese,
+    )

@@ -4,7 +4,8 @@
   compares `channel` / `requested_remedy` with a value the contract does not have;
 - a rule shadowed by an earlier one: the earlier fires whenever it does and
   already sets everything it sets (category and queue: the first one wins);
-- a keyword listed twice, in one rule or in two.
+- a keyword listed twice, in one rule, or in two that both set a category or both a queue (a word in a
+  category rule and in a severity rule is two separate decisions, not a slip).
 (A tier without deadlines is not a warning but an error: every tier needs them.)
 """
 
@@ -45,19 +46,20 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
                 if constant is False:
                     warnings.append(((section, index, "when"), "never fires: the condition is always false"))
 
-    seen: dict[str, tuple[int, str]] = {}
+    seen: dict[str, list[int]] = {}
     for index, rule in enumerate(doc.rules):
         mine: set[str] = set()
-        for position, keyword in enumerate(rule.keywords):
+        for position, keyword in enumerate(rule.words):
             folded = keyword.casefold()
             if folded in mine:
                 warnings.append((("rules", index, "keywords", position), f"keyword {keyword!r} is listed twice"))
-            elif folded in seen and seen[folded][0] != index:
-                warnings.append(
-                    (("rules", index, "keywords", position), f"keyword {keyword!r} is also in rule {seen[folded][1]!r}")
-                )
+            else:
+                clash = next((i for i in seen.get(folded, []) if _decide_alike(doc.rules[i].set, rule.set)), None)
+                if clash is not None:
+                    where = ("rules", index, "keywords", position)
+                    warnings.append((where, f"keyword {keyword!r} is also in rule {doc.rules[clash].name!r}"))
+                seen.setdefault(folded, []).append(index)
             mine.add(folded)
-            seen.setdefault(folded, (index, rule.name))
 
     for index, rule in enumerate(doc.rules):
         sets = {field for field in ("category", "queue") if getattr(rule.set, field)}
@@ -65,7 +67,7 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
             continue
         for earlier in doc.rules[:index]:
             covers_keywords = not earlier.keywords or (
-                rule.keywords and {k.casefold() for k in rule.keywords} <= {k.casefold() for k in earlier.keywords}
+                rule.keywords and {k.casefold() for k in rule.words} <= {k.casefold() for k in earlier.words}
             )
             if earlier.when is None and covers_keywords and all(getattr(earlier.set, f) for f in sets):
                 warnings.append(
@@ -77,3 +79,8 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
                 )
                 break
     return warnings
+
+
+def _decide_alike(one: Any, other: Any) -> bool:
+    """Whether two rules' effects both set a category, or both a queue (a keyword in both counts twice)."""
+    return bool((one.category and other.category) or (one.queue and other.queue))

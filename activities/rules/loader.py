@@ -19,7 +19,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from activities.rules.calendars import BusinessCalendar
-from activities.rules.expressions import OFFER_VARIABLES, TRIAGE_VARIABLES, CompiledCondition, compile_condition
+from activities.rules.expressions import (
+    OFFER_VARIABLES,
+    TRIAGE_VARIABLES,
+    CompiledCondition,
+    compile_condition,
+    members_read,
+)
 from activities.rules.keywords import KeywordIndex
 from activities.rules.lint import lint
 from activities.rules.schema import WEEKDAYS, CalendarSpec, RuleSetDocument, holiday_data_problems, reference_problems
@@ -73,6 +79,13 @@ class RuleSet:
     def rules_without_keywords(self) -> frozenset[int]:
         """Indices of the rules weighed for every complaint; the others only when one of their keywords is found."""
         return frozenset(index for index, rule in enumerate(self.document.rules) if not rule.keywords)
+
+    @cached_property
+    def members_read(self) -> dict[str, frozenset[str]]:
+        """Of the objects conditions read field by field (`order.value`), which fields: only those are converted."""
+        sources = [condition.source for condition in self.conditions.values()]
+        found = {name: members_read(sources, name) for name in ("order", "customer", "sentiment")}
+        return {name: fields for name, fields in found.items() if fields is not None}
 
     def reads(self, variable: str) -> bool:
         """Whether any condition uses this variable (costly facts are computed only then)."""
@@ -141,7 +154,7 @@ def load_rules(directory: str | Path, today: date | None = None, check_holiday_d
     rule_set = RuleSet(version=version_of(contents), document=document, directory=directory, conditions=conditions)
     rule_set.warnings = [_locate(owner, loc, message) for loc, message in lint(document, conditions)]
     rule_set.keywords = KeywordIndex(
-        [rule.keywords for rule in document.rules], {i for i, rule in enumerate(document.rules) if rule.negation}
+        [rule.words for rule in document.rules], {i for i, rule in enumerate(document.rules) if rule.negation}
     )
     rule_set.calendars = {name: build_calendar(name, spec) for name, spec in document.calendars.items()}
     return rule_set

@@ -194,8 +194,17 @@ class Defaults(_Strict):
 class Effect(_Strict):
     category: Identifier | None = None
     queue: Identifier | None = None
+    fallback_queue: Identifier | None = Field(
+        default=None,
+        description="The queue when no fired rule sets one: what the customer asks for (a refund) may say who "
+        "takes a complaint nothing else places, without saying what it is about.",
+    )
     severity: Severity | None = Field(default=None, description="Raises the tier to at least this.")
     tags: list[Identifier] = Field(default_factory=list)
+
+
+Keyword = Annotated[str, Field(min_length=1)]
+KeywordWeight = Annotated[float, Field(ge=-100, le=100)]
 
 
 class TriageRule(_Strict):
@@ -203,7 +212,11 @@ class TriageRule(_Strict):
 
     name: Identifier
     description: str | None = None
-    keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    keywords: list[Keyword | dict[Keyword, KeywordWeight]] = Field(
+        default_factory=list,
+        description="Words or phrases; `{phrase: weight}` gives one its own weight (category_by: evidence), "
+        "negative for evidence against the rule's category ('arrived in perfect condition').",
+    )
     when: str | None = Field(default=None, description="A CEL expression.")
     set: Effect
     negation: bool = Field(
@@ -212,8 +225,29 @@ class TriageRule(_Strict):
     )
     weight: Annotated[float, Field(gt=0, le=100)] = Field(
         default=1.0,
-        description="With `category_by: evidence`: what the rule counts for its category, per keyword found.",
+        description="With `category_by: evidence`: what the rule counts for its category, per keyword found "
+        "(a keyword with its own weight counts that instead).",
     )
+
+    @field_validator("keywords")
+    @classmethod
+    def _one_weight_each(cls, keywords: list[str | dict[str, float]]) -> list[str | dict[str, float]]:
+        for item in keywords:
+            if isinstance(item, dict) and len(item) != 1:
+                raise ValueError("a weighted keyword is one `phrase: weight` pair, e.g. {态度恶劣: 2}")
+        return keywords
+
+    @property
+    def words(self) -> list[str]:
+        """The keywords as listed, without their weights."""
+        return [item if isinstance(item, str) else next(iter(item)) for item in self.keywords]
+
+    @property
+    def keyword_weights(self) -> dict[str, float]:
+        """Casefolded keyword -> its own weight, for the keywords that have one."""
+        return {
+            word.casefold(): weight for item in self.keywords if isinstance(item, dict) for word, weight in item.items()
+        }
 
     @model_validator(mode="after")
     def _has_condition(self) -> TriageRule:
@@ -521,6 +555,17 @@ class RuleSetDocument(_Strict):
     churn: Churn | None = None
     crisis: Crisis | None = None
     agent_load: AgentLoad | None = None
+
+    @model_validator(mode="after")
+    def _weights_need_evidence(self) -> RuleSetDocument:
+        if self.category_by != "evidence":
+            weighted = [rule.name for rule in self.rules if rule.keyword_weights]
+            if weighted:
+                names = ", ".join(weighted)
+                raise ValueError(
+                    f"keywords with their own weight count only with `category_by: evidence` (rules: {names})"
+                )
+        return self
 
     @field_validator("tiers")
     @classmethod

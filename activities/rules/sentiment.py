@@ -43,6 +43,8 @@ class Sentiment:
 
 
 def detect_language(text: str) -> str | None:
+    if text.isascii():  # most English texts: no Han character can be in it, and one check in C says so
+        return "en" if _LATIN.search(text) else None
     han = len("".join(_HAN.findall(text)))
     latin = len("".join(_LATIN.findall(text)))
     if han == 0 and latin == 0:
