@@ -726,9 +726,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_explain(args: argparse.Namespace) -> int:
-    from activities.io import ProposalCheck, TriageFacts
+    from activities.io import TriageFacts
     from activities.rules.admin_tests import EXAMPLE_DEFAULTS
-    from activities.rules.approvals import check_proposal
+    from activities.rules.approvals import check_offer
     from activities.rules.engine import triage
     from redress.client import validate_complaint
 
@@ -754,15 +754,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         print(f"  {name} due {due.isoformat(timespec='minutes')}")
     for offer in result.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
-        check = ProposalCheck(
-            complaint_id=complaint.complaint_id,
-            rule_version=rule_set.version,
-            kind=offer.kind,
-            amount=offer.amount,
-            currency=offer.currency or "CNY",
-            proposed_by="(an agent)",
-        )
-        verdict = check_proposal(rule_set, check)
+        verdict = check_offer(rule_set, complaint.complaint_id, offer)
         approval = (
             f"needs {verdict.required_role} or above (or the signature of a proposer whose authority covers it)"
             if verdict.needs_approval
@@ -776,14 +768,23 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_lab(args: argparse.Namespace) -> int:
-    """How the rules treat a corpus: coverage, and accuracy when the corpus is labelled (activities/rules/lab.py)."""
+    """How the rules treat a corpus (coverage, accuracy), what another rule set would change (`--against`),
+    for a corpus or the running cases (`--open`): activities/rules/lab.py and whatif.py."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from activities.rules.lab import Columns, read_corpus, run_lab
+    from activities.io import TriageFacts
+    from activities.rules.lab import MISS_TEXT, Columns, read_corpus, run_lab
+    from activities.rules.whatif import compare
 
     rule_set = _load_or_report(args.rules, args.json)
-    if rule_set is None:
+    other = _load_or_report(args.against, args.json) if args.against else None
+    if rule_set is None or (args.against and other is None):
+        return 2
+    if args.open:
+        return _lab_open(args, rule_set, other)
+    if not args.corpus:
+        print("redress rules lab: give a CORPUS file, or --open for the running cases", file=sys.stderr)
         return 2
     try:
         complaints, refused, without_text = read_corpus(Path(args.corpus), Columns(args.text_column, args.label_column))
@@ -794,12 +795,51 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
         print(f"{args.labels}: a mapping from the corpus' labels to categories, one per line", file=sys.stderr)
         return 2
-    report = run_lab(rule_set, complaints, refused, {str(k): v for k, v in (labels or {}).items()}, without_text)
+    mapping = {str(k): v for k, v in (labels or {}).items()}
+    report = run_lab(rule_set, complaints, refused, mapping, without_text)
+    other_report = run_lab(other, complaints, [], mapping, without_text) if other else None
+    what_if = None
+    if other is not None:
+        no_pause = timedelta(0)
+        what_if = compare(
+            (
+                (f"line {c.line}", TriageFacts.of(c.complaint), rule_set, no_pause, c.complaint.text[:MISS_TEXT])
+                for c in complaints
+            ),
+            other,
+        )
+    if args.html:
+        from redress.lab_page import render_lab_page
+
+        versions = f"In force: rules {rule_set.version} ({args.rules})" + (
+            f"; candidate: rules {other.version} ({args.against})." if other else "."
+        )
+        page = render_lab_page(args.corpus, report, other_report, what_if, versions)
+        Path(args.html).write_text(page, encoding="utf-8")
     if args.json:
-        _print_json(report.as_json())
+        found = report.as_json()
+        if other_report is not None and what_if is not None:
+            found["against"] = {
+                "rule_version": other_report.rule_version,
+                "accuracy": other_report.as_json()["accuracy"],
+            }
+            found["what_if"] = what_if.as_json()
+        _print_json(found)
         return 0
     for problem in refused:
         print(f"{args.corpus}: {problem}", file=sys.stderr)
+    _print_lab(args, report)
+    if other_report is not None and what_if is not None:
+        before = f"{report.accuracy:.1%}" if report.accuracy is not None else "no labels"
+        after = f"{other_report.accuracy:.1%}" if other_report.accuracy is not None else "no labels"
+        print(f"\nagainst rules {other_report.rule_version} ({args.against}): accuracy {before} -> {after}")
+        _print_what_if(what_if, args.limit)
+    if args.html:
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _print_lab(args: argparse.Namespace, report: Any) -> None:
     total = max(report.complaints, 1)
     skipped = f" ({report.without_text} rows without text skipped)" if report.without_text else ""
     print(f"rules {report.rule_version}: {report.complaints} complaints from {args.corpus}{skipped}")
@@ -820,6 +860,85 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
             print("misses (line, expected -> triaged: why):")
             for miss in report.misses:
                 print(f"  {miss.line}: {miss.expected} -> {miss.got}: {miss.why}\n      {miss.text}")
+
+
+def _print_what_if(what_if: Any, limit: int) -> None:
+    from activities.rules.whatif import ASPECTS
+
+    print(f"what would change: {len(what_if.changes)} of {what_if.compared} complaints")
+    print_table(["aspect", "complaints changed"], [[name, str(what_if.by_aspect.get(name, 0))] for name in ASPECTS])
+    if what_if.category_moves:
+        rows = [[old, new, str(n)] for (old, new), n in what_if.category_moves.most_common()]
+        print_table(["category was", "would be", "complaints"], rows)
+    for change in what_if.changes[:limit]:
+        print(
+            f"  {change.ref}: "
+            + "; ".join(
+                f"{name} {change.before.aspect(name)} -> {change.after.aspect(name)}" for name in change.aspects
+            )
+        )
+        if change.note:
+            print(f"      {change.note}")
+    if len(what_if.changes) > limit:
+        print(f"  ... and {len(what_if.changes) - limit} more (--limit, or --json for all)")
+    for skipped in what_if.skipped:
+        print(f"  not compared: {skipped}")
+
+
+def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | None) -> int:
+    """The running cases: each under the version it is pinned to, against what a retriage would decide now."""
+    from activities.io import TriageFacts
+    from activities.rules import RulesInvalid
+    from activities.rules.store import read_published
+    from activities.rules.whatif import WhatIf, decide
+    from activities.settings import Settings
+    from redress.state import StateUnavailable, open_state
+
+    candidate = against or current
+    state = open_state(codec.keys_dir())
+    versions_dir = Settings.from_env().rule_versions_dir
+    pinned: dict[str, RuleSet | None] = {}
+
+    async def collect(redress: RedressClient) -> WhatIf:
+        cases, unread = await redress.open_complaints(limit=args.cases)
+        what_if = WhatIf(skipped=list(unread))
+        for status, complaint in cases:
+            version = status.rule_version or ""
+            if version not in pinned:
+                try:
+                    pinned[version] = read_published(version, versions_dir, state)
+                except (StateUnavailable, RulesInvalid) as error:
+                    what_if.skipped.append(f"{status.complaint_id}: its rule version {version}: {error}")
+                    pinned[version] = None
+            rules_now = pinned[version]
+            if rules_now is None:
+                what_if.skipped.append(f"{status.complaint_id}: its rule version {version!r} is not found here")
+                continue
+            facts, paused = TriageFacts.of(complaint), timedelta(seconds=status.paused_seconds)
+            what_if.add(status.complaint_id, decide(rules_now, facts, paused), decide(candidate, facts, paused),
+                        note=status.stage.value)  # fmt: skip
+        return what_if
+
+    async def run() -> WhatIf:
+        return await collect(RedressClient(await connect(args.address), task_queue=args.task_queue))
+
+    what_if = asyncio.run(run())
+    if args.html:
+        from redress.lab_page import render_lab_page
+
+        versions = (
+            f"In force: each case's own version; candidate: rules {candidate.version} ({args.against or args.rules})."
+        )
+        page = render_lab_page("The running cases", None, None, what_if, versions)
+        Path(args.html).write_text(page, encoding="utf-8")
+    if args.json:
+        _print_json({"against": candidate.version, "what_if": what_if.as_json()})
+        return 0
+    print(f"running cases against rules {candidate.version} ({args.against or args.rules}): "
+          f"each under its own version now, and as a retriage would decide it")  # fmt: skip
+    _print_what_if(what_if, args.limit)
+    if args.html:
+        print(f"wrote {args.html}")
     return 0
 
 
@@ -1127,12 +1246,19 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--rules", default="rules")
     explain.set_defaults(run=cmd_rules_explain)
     lab = add_rules_command("lab", help="triage a corpus (CSV or JSON Lines): coverage, and accuracy if labelled")
-    lab.add_argument("corpus", help="CSV with a header row (text, channel, label, ...) or JSON Lines")
+    lab.add_argument("corpus", nargs="?", help="CSV with a header row (text, channel, label, ...) or JSON Lines")
     lab.add_argument("--rules", default="rules")
     lab.add_argument("--labels", help="YAML mapping from the corpus' labels to our categories")
     lab.add_argument("--misses", action="store_true", help="list every labelled complaint triaged otherwise, and why")
     lab.add_argument("--text-column", default="text", help="the corpus' column (or JSON field) with the text")
     lab.add_argument("--label-column", default="label", help="the corpus' column (or JSON field) with the label")
+    lab.add_argument("--against", metavar="DIR", help="what-if: what another rules folder would decide differently")
+    lab.add_argument(
+        "--open", action="store_true", help="what-if for the running cases (each under its pinned version) instead"
+    )
+    lab.add_argument("--html", metavar="FILE", help="also write the page with charts (as `report --format html`)")
+    lab.add_argument("--limit", type=int, default=50, help="changes listed on the terminal (default: %(default)s)")
+    lab.add_argument("--cases", type=int, default=1000, help="with --open: running cases read (default: %(default)s)")
     lab.set_defaults(run=cmd_rules_lab)
     return parser
 

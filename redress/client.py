@@ -298,6 +298,29 @@ class RedressClient:
         """What the customer sent: names, contacts, their text (for staff; None if the input was refused)."""
         return await self._query(complaint_id, "complaint", ComplaintInput | None)
 
+    async def open_complaints(self, limit: int = 500) -> tuple[list[tuple[Status, ComplaintInput]], list[str]]:
+        """The running cases with their status and complaint (for `redress rules lab --open`), and those that
+        could not be read, with why (a case whose worker is down answers no status query)."""
+        cases = await self.list_cases(limit=limit)
+        gate = asyncio.Semaphore(PARALLEL_QUERIES)
+        found: list[tuple[Status, ComplaintInput]] = []
+        unread: list[str] = []
+
+        async def read(complaint_id: str) -> None:
+            async with gate:
+                try:
+                    status, complaint = await self.status(complaint_id), await self.complaint(complaint_id)
+                except (RedressError, RPCError) as error:
+                    unread.append(f"{complaint_id}: {error}")
+                    return
+                if complaint is None:
+                    unread.append(f"{complaint_id}: its complaint was refused as invalid")
+                else:
+                    found.append((status, complaint))
+
+        await asyncio.gather(*(read(case.complaint_id) for case in cases))
+        return sorted(found, key=lambda pair: pair[0].complaint_id), sorted(unread)
+
     async def outcome(self, complaint_id: str) -> Outcome:
         """Wait for the case to end and return its outcome."""
         try:

@@ -506,28 +506,37 @@ def render_html(report: dict[str, Any]) -> str:
         if k not in ("open", "payouts")
     )
     window = f"{report['since'] or 'the beginning'} to {report['until'] or 'now'}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Redress report</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; }}
-.cards {{ display: flex; flex-wrap: wrap; gap: 8px; }}
-.card {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; min-width: 110px; }}
-.card b {{ display: block; font-size: 18px; }} .card span {{ color: #666; font-size: 12px; }}
-.charts {{ display: flex; flex-wrap: wrap; gap: 24px; margin: 24px 0; }}
-figure {{ margin: 0; }} svg text {{ font-size: 12px; fill: #333; }} svg text.title {{ font-weight: 600; }}
-svg text.none {{ fill: #999; }}
-table {{ border-collapse: collapse; margin: 12px 0 24px; }}
-th, td {{ border-bottom: 1px solid #eee; padding: 4px 8px; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-</style></head>
-<body>
-<h1>Complaint handling</h1>
+    body = f"""<h1>Complaint handling</h1>
 <p>Cases started from {html.escape(window)}; generated {html.escape(report["generated_at"])}.
 Times run from when the customer complained; time, CSAT, reopen and compensation figures cover ended cases.</p>
 <div class=cards>{summary}</div>
 <div class=charts>{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>
 <h2>By category</h2>{table(categories, "category")}
-<h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}
+<h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}"""
+    return html_page("Redress report", body)
+
+
+PAGE_STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 24px; color: #222; }
+.cards { display: flex; flex-wrap: wrap; gap: 8px; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; min-width: 110px; }
+.card b { display: block; font-size: 18px; } .card span { color: #666; font-size: 12px; }
+.charts { display: flex; flex-wrap: wrap; gap: 24px; margin: 24px 0; }
+figure { margin: 0; } svg text { font-size: 12px; fill: #333; } svg text.title { font-weight: 600; }
+svg text.none { fill: #999; }
+table { border-collapse: collapse; margin: 12px 0 24px; }
+th, td { border-bottom: 1px solid #eee; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+"""
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page in the report's style (the rules lab's page uses it too), with the render check."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{PAGE_STYLE}</style></head>
+<body>
+{body}
 <script>{_RENDER_CHECK}</script>
 </body></html>
 """

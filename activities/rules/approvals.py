@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict
 from activities.rules.loader import RuleSet
 from activities.rules.schema import RuleSetDocument
+from redress.contract import RemedyOffer
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,19 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
         covers=_covers(policy, standing.rank, check.kind, check.amount, check.currency),
         at_level=check.at_least is None or (level is not None and standing.rank >= level),
     )
+
+
+def check_offer(policy: RuleSet, complaint_id: str, offer: RemedyOffer) -> ProposalVerdict:
+    """Who would have to approve an offered remedy if an agent proposed it as offered (rules explain, the lab)."""
+    check = ProposalCheck(
+        complaint_id=complaint_id,
+        rule_version=policy.version,
+        kind=offer.kind,
+        amount=offer.amount,
+        currency=offer.currency or "CNY",
+        proposed_by="(an agent)",
+    )
+    return check_proposal(policy, check)
 
 
 def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:

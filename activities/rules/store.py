@@ -25,7 +25,9 @@ located (file:line:column) and the last good version stays in force.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -223,3 +225,27 @@ class RuleStore:
     def _warn(rule_set: RuleSet) -> None:
         for warning in rule_set.warnings:
             log.warning("rule lint", rule_version=rule_set.version, warning=str(warning))
+
+
+VERSION_NAME = re.compile(r"[0-9a-f]{8,64}")
+
+
+def read_published(version: str, store_dir: Path, shared: SharedState | None = None) -> RuleSet | None:
+    """A published version for a tool that only reads (the rules lab): from the folder, else the shared state.
+
+    Unlike RuleStore it never publishes, writes or follows anything: a lab run on an admin's
+    laptop with edited files must not become the deployment's rules. None when not found (or
+    when the shared copy does not match its hash).
+    """
+    if not VERSION_NAME.fullmatch(version):
+        return None
+    local = store_dir / version
+    if local.is_dir():
+        return load_rules(local, check_holiday_data=False)
+    files = shared.rule_files(version) if shared is not None and shared.shared else None
+    if not files or version_of(list(files.items())) != version:
+        return None
+    with tempfile.TemporaryDirectory(prefix="redress-rules-") as folder:
+        for name, content in files.items():
+            (Path(folder) / Path(name).name).write_bytes(content)
+        return load_rules(Path(folder), check_holiday_data=False)

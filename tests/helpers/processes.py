@@ -19,8 +19,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def redress_cli(env: Any, *args: str) -> tuple[int, str, str]:
-    """`redress --address <the session's server> ARGS`: its exit code, stdout and stderr."""
+async def redress_cli(env: Any, *args: str, environment: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`redress --address <the session's server> ARGS` (with these variables too): exit code, stdout, stderr."""
     address = env.client.service_client.config.target_host
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -30,6 +30,7 @@ async def redress_cli(env: Any, *args: str) -> tuple[int, str, str]:
         address,
         *args,
         cwd=ROOT,
+        env={**os.environ, **(environment or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
