@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -46,7 +47,7 @@ CUES = ("not", "no", "never", "without", "n't", "没", "不", "无", "未", "非
 
 STEM = "*"
 INFLECTIONS = frozenset({"s", "es", "ed", "ing", "'s"})
-LONGEST_WORD = 4  # characters of the longest dictionary word looked for around a Chinese keyword
+LONGEST_WORD = 4  # characters of the longest dictionary word looked for around a one-character keyword
 # letters and digits of Latin script (casefolded): what a word is made of, for whole-word matching
 WORD_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz" + "".join(map(chr, range(0xC0, 0x250))))
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -79,28 +80,28 @@ def inflected(keyword: str, following: str) -> bool:
 
 
 @cache
-def chinese_words() -> frozenset[str]:
-    """jieba's dictionary words of two to LONGEST_WORD characters (loaded once, when a rule set has a
-    one-character Chinese keyword; the sentiment rules load jieba anyway)."""
+def chinese_words() -> Mapping[str, int]:
+    """jieba's dictionary: word -> frequency (0 for a prefix that is no word). Loaded once, when a rule set
+    has a one-character Chinese keyword; the sentiment rules load it anyway, so this costs no memory more."""
     import jieba
 
     with _jieba_lock:
         jieba.setLogLevel(60)
         jieba.dt.check_initialized()
-        return frozenset(w for w, n in jieba.dt.FREQ.items() if n and 2 <= len(w) <= LONGEST_WORD)
+        return jieba.dt.FREQ
 
 
-def inside_longer_word(text: str, at: int, words: frozenset[str]) -> bool:
+def inside_longer_word(text: str, at: int, words: Mapping[str, int]) -> bool:
     """Whether the character text[at] starts or sits inside a longer dictionary word (吵 in 吵架) and ends none.
 
     A word it ends (焦糊 for 糊 in 焦糊味) wins over one it starts (糊味): the head of a compound
     is what the compound is about.
     """
-    if any(text[left : at + 1] in words for left in range(max(0, at - LONGEST_WORD + 1), at)):
+    if any(words.get(text[left : at + 1]) for left in range(max(0, at - LONGEST_WORD + 1), at)):
         return False
     for left in range(max(0, at - LONGEST_WORD + 2), at + 1):
         for right in range(at + 2, min(len(text), left + LONGEST_WORD) + 1):
-            if text[left:right] in words and not set(text[at + 1 : right]) <= _PARTICLES:
+            if words.get(text[left:right]) and not set(text[at + 1 : right]) <= _PARTICLES:
                 return True
     return False
 
@@ -147,7 +148,7 @@ class KeywordIndex:
         if self._empty:
             return found
         folded = text.casefold()
-        words = chinese_words() if self._chinese else frozenset()
+        words = chinese_words() if self._chinese else {}
         length = len(folded)
         spans: list[tuple[int, int, int, _Keyword]] = []  # start, -end, order found (so keywords are never compared)
         word = WORD_CHARACTERS
