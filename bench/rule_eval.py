@@ -89,12 +89,26 @@ def complaints(texts: list[str], chinese: list[str], rng: random.Random) -> list
     return samples
 
 
+def host_speed() -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this shared host runs Python right now.
+
+    The same code measures up to 1.6 times slower on a busy or throttled host; this number,
+    taken between the passes, lets a reader compare runs made on different days.
+    """
+    started = time.perf_counter()
+    total = 0
+    for i in range(1_000_000):
+        total += i * i % 7
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def measure(repeats: int) -> dict:
     rng = random.Random(20261123)
     texts = [c.text for c in cfpb.load()]
     english, chinese = vocabulary(texts, rng)
     facts = complaints(texts, chinese, rng)
     results: dict[str, Any] = {
+        "host_loop_ms": None,
         "vocabulary": len(english) + len(chinese),
         "keywords_per_rule": KEYWORDS_PER_RULE,
         "complaints": len(facts),
@@ -113,12 +127,15 @@ def measure(repeats: int) -> dict:
                 engine.triage(rule_sets[size], sample, explain=False)
         # passes take turns across the sizes, so a burst of the shared machine's noise falls on all of them
         passes: dict[int, list[float]] = {size: [] for size in SIZES}
+        speeds = []
         for _ in range(repeats):
+            speeds.append(host_speed())
             for size in SIZES:
                 started = time.perf_counter()
                 for sample in facts:
                     engine.triage(rule_sets[size], sample, explain=False)
                 passes[size].append((time.perf_counter() - started) / len(facts) * 1e6)
+        results["host_loop_ms"] = statistics.median(speeds)
         for size in SIZES:
             median = statistics.median(passes[size])
             goal = GOALS_US.get(size)
@@ -142,7 +159,7 @@ def main() -> None:
         return
     print(
         f"{results['complaints']} complaints (en + zh), vocabulary {results['vocabulary']} words, "
-        f"{results['keywords_per_rule']} keywords per rule"
+        f"{results['keywords_per_rule']} keywords per rule; host: {results['host_loop_ms']} ms for the reference loop"
     )
     for size, row in results["sizes"].items():
         goal = f"goal < {row['goal_us']} us: {'met' if row['met'] else 'MISSED'}" if row["goal_us"] else ""

@@ -208,7 +208,13 @@ def render(results: dict) -> str:
         lines += [
             f"{rules['complaints']} complaints (CFPB English and generated Chinese), a "
             f"{rules['vocabulary']}-word keyword vocabulary, {rules['keywords_per_rule']} keywords per "
-            "rule, every other rule with a CEL condition; `engine.triage` as the activity runs it.",
+            "rule, every other rule with a CEL condition; `engine.triage` as the activity runs it."
+            + (
+                f" Host speed: {rules['host_loop_ms']} ms for the reference loop (bench/rule_eval.py host_speed; "
+                "lower is faster)."
+                if rules.get("host_loop_ms")
+                else ""
+            ),
             "",
             "| rules | µs per complaint (median) | range | load | goal |",
             "|---|---|---|---|---|",
@@ -350,7 +356,11 @@ def rerender() -> None:
     """Write RESULTS.md again from results.json (after adding a run by hand with --add-throughput FILE)."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text(encoding="utf-8"))
-    for flag, key in (("--add-floor-postgres", "floor_postgres"), ("--add-state-lookup", "state_lookup")):
+    for flag, key in (
+        ("--add-floor-postgres", "floor_postgres"),
+        ("--add-state-lookup", "state_lookup"),
+        ("--add-rule-eval", "rule_eval"),
+    ):
         if flag in sys.argv:
             results[key] = json.loads(Path(sys.argv[sys.argv.index(flag) + 1]).read_text(encoding="utf-8"))
             path.write_text(json.dumps(results, indent=2), encoding="utf-8")
