@@ -737,7 +737,8 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
         return 2
     try:
         data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        complaint = validate_complaint({**EXAMPLE_DEFAULTS, **data})
+        received = {"received_at": datetime.now(UTC).isoformat()}  # as `submit` does: deadlines from now
+        complaint = validate_complaint({**EXAMPLE_DEFAULTS, **received, **data})
     except (OSError, ValueError, InvalidComplaint) as error:
         print(f"{args.file}: {error}", file=sys.stderr)
         return 2
@@ -841,7 +842,9 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
 
 def _print_lab(args: argparse.Namespace, report: Any) -> None:
     total = max(report.complaints, 1)
-    skipped = f" ({report.without_text} rows without text skipped)" if report.without_text else ""
+    notes = [f"{report.without_text} rows without text skipped"] if report.without_text else []
+    notes += [f"{len(report.refused)} refused (on standard error)"] if report.refused else []
+    skipped = f" ({', '.join(notes)})" if notes else ""
     print(f"rules {report.rule_version}: {report.complaints} complaints from {args.corpus}{skipped}")
     for title, counter in (("category", report.categories), ("severity", report.severities), ("queue", report.queues)):
         rows = [[key, str(count), f"{count / total:.1%}"] for key, count in counter.most_common()]

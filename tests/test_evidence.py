@@ -158,7 +158,7 @@ def test_a_keyword_can_carry_its_own_weight_and_praise_counts_against_its_catego
     assert fine.category == "quality" and fine.evidence == {"delivery": -1.0, "quality": 2.0}
     only_praise = decide(rules, "It arrived in perfect condition")
     assert (only_praise.category, only_praise.queue) == ("other", "general")
-    assert only_praise.decided_by == "no category has evidence for it (delivery -2): the default"
+    assert only_praise.decided_by == "no category has evidence enough (delivery -2): the default"
     with pytest.raises(RulesInvalid) as invalid:  # weights mean nothing when the first match decides
         rules_with(tmp_path, WEIGHTED.replace("category_by: evidence\n", ""))
     assert any("category_by: evidence" in str(e) and "delivery-words" in str(e) for e in invalid.value.errors)
@@ -196,3 +196,16 @@ def test_keywords_match_words_and_the_longest_wins():
     assert found("坐火车来的") == {}
     assert found("优惠券用不了，电水壶摔坏了") == {1: ["券", "坏"]}
     assert found("洗手间脏得没法用") == {1: ["脏"]}  # a particle after it makes no other word
+
+
+def test_a_category_can_be_made_to_need_more_than_a_weak_word(tmp_path):
+    rules = rules_with(tmp_path, WEIGHTED.replace("rules:\n", "evidence_to_decide: 1\nrules:\n", 1))
+    weak = decide(rules, "my neighbour's parcel")  # one word of 1 ('parcel') is enough; nothing weaker would be
+    assert weak.category == "delivery"
+    with_half = rules_with(tmp_path, WEIGHTED.replace("rules:\n", "evidence_to_decide: 1.5\nrules:\n", 1))
+    short = decide(with_half, "my neighbour's parcel")
+    assert (short.category, short.queue) == ("other", "general")
+    assert short.decided_by == "no category has evidence enough (delivery 1) (at least 1.5 needed): the default"
+    assert decide(with_half, "the parcel never arrived").category == "delivery"  # 1 + 3
+    with pytest.raises(RulesInvalid):
+        rules_with(tmp_path, WEIGHTED.replace("rules:\n", "evidence_to_decide: -1\nrules:\n", 1))

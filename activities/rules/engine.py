@@ -122,7 +122,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
 
     decided_by = None
     if by_evidence:
-        category, queue, decided_by = evidence.decide()
+        category, queue, decided_by = evidence.decide(doc.evidence_to_decide)
     category = category or doc.defaults.category
     queue = queue or fallback_queue or doc.defaults.queue
     outcome = {"category": category, "severity": severity.value, "queue": queue}
@@ -295,13 +295,17 @@ class Evidence:
     def _listed(totals: dict[str, float]) -> str:
         return ", ".join(f"{category} {total:g}" for category, total in totals.items())
 
-    def decide(self) -> tuple[str | None, str | None, str]:
-        """The winning category, its queue, and why: words an admin reads in `rules explain` and the triage result."""
+    def decide(self, needed: float = 0) -> tuple[str | None, str | None, str]:
+        """The winning category, its queue, and why: words an admin reads in `rules explain` and the triage result.
+
+        A category wins with more than 0 of evidence, and at least `needed` (the rules' `evidence_to_decide`).
+        """
         totals = self.totals()
-        if not any(total > 0 for total in totals.values()):
+        if not any(total > 0 and total >= needed for total in totals.values()):
             if not totals:
                 return None, self.routing, "no fired rule sets a category: the default"
-            return None, self.routing, f"no category has evidence for it ({self._listed(totals)}): the default"
+            short = f" (at least {needed:g} needed)" if needed and any(t > 0 for t in totals.values()) else ""
+            return None, self.routing, f"no category has evidence enough ({self._listed(totals)}){short}: the default"
         first_fired = {category: min(i for _, i, *_ in found) for category, found in self.by_category.items()}
         ranked = sorted(totals, key=lambda c: (-totals[c], first_fired[c]))
         winner = ranked[0]

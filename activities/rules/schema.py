@@ -542,6 +542,11 @@ class RuleSetDocument(_Strict):
         description="first_match: the first fired rule that sets a category decides; evidence: every fired rule "
         "adds its weight (times the keywords it found) to its category, and the strongest category wins.",
     )
+    evidence_to_decide: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=0,
+        description="With `category_by: evidence`: the least a category's evidence must reach to win (more than "
+        "0 always); below it the default decides, so a weak word alone ('parcel', weight 0.5) only tips a balance.",
+    )
     rules: list[TriageRule] = Field(default_factory=list)
     offers: list[OfferRule] = Field(default_factory=list)
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
