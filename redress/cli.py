@@ -796,7 +796,17 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
         print(f"{args.labels}: a mapping from the corpus' labels to categories, one per line", file=sys.stderr)
         return 2
+    if not complaints:
+        for problem in refused[:20]:
+            print(f"{args.corpus}: {problem}", file=sys.stderr)
+        column = f"a `{args.text_column}` with text"
+        print(f"redress rules lab: no complaint in {args.corpus} ({column} on a line or row)", file=sys.stderr)
+        return 2
     mapping = {str(k): v for k, v in (labels or {}).items()}
+    known = {rule_set.document.defaults.category} | {r.set.category for r in rule_set.document.rules if r.set.category}
+    for label, category in mapping.items():
+        if category not in known:
+            print(f"{args.labels}: {label!r} maps to {category!r}, which no rule decides", file=sys.stderr)
     report = run_lab(rule_set, complaints, refused, mapping, without_text)
     other_report = run_lab(other, complaints, [], mapping, without_text) if other else None
     what_if = None
@@ -816,7 +826,8 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
             f"; candidate: rules {other.version} ({args.against})." if other else "."
         )
         page = render_lab_page(args.corpus, report, other_report, what_if, versions)
-        Path(args.html).write_text(page, encoding="utf-8")
+        if not _write_page(args.html, page):
+            return 2
     if args.json:
         found = report.as_json()
         if other_report is not None and what_if is not None:
@@ -888,6 +899,15 @@ def _print_what_if(what_if: Any, limit: int) -> None:
         print(f"  not compared: {skipped}")
 
 
+def _write_page(path: str, page: str) -> bool:
+    try:
+        Path(path).write_text(page, encoding="utf-8")
+    except OSError as error:
+        print(f"redress: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    return True
+
+
 def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | None) -> int:
     """The running cases: each under the version it is pinned to, against what a retriage would decide now."""
     from activities.io import TriageFacts
@@ -900,22 +920,24 @@ def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | Non
     candidate = against or current
     state = open_state(codec.keys_dir())
     versions_dir = Settings.from_env().rule_versions_dir
-    pinned: dict[str, RuleSet | None] = {}
+    pinned: dict[str, RuleSet | str] = {}  # a version -> its rules, or why they cannot be had here
+
+    def rules_of(version: str) -> RuleSet | str:
+        if version not in pinned:
+            try:
+                found = read_published(version, versions_dir, state)
+                pinned[version] = found if found is not None else f"rule version {version!r} is not found here"
+            except (StateUnavailable, RulesInvalid) as error:
+                pinned[version] = f"rule version {version!r} cannot be read: {error}"
+        return pinned[version]
 
     async def collect(redress: RedressClient) -> WhatIf:
         cases, unread = await redress.open_complaints(limit=args.cases)
         what_if = WhatIf(skipped=list(unread))
         for status, complaint in cases:
-            version = status.rule_version or ""
-            if version not in pinned:
-                try:
-                    pinned[version] = read_published(version, versions_dir, state)
-                except (StateUnavailable, RulesInvalid) as error:
-                    what_if.skipped.append(f"{status.complaint_id}: its rule version {version}: {error}")
-                    pinned[version] = None
-            rules_now = pinned[version]
-            if rules_now is None:
-                what_if.skipped.append(f"{status.complaint_id}: its rule version {version!r} is not found here")
+            rules_now = rules_of(status.rule_version or "")
+            if isinstance(rules_now, str):
+                what_if.skipped.append(f"{status.complaint_id}: its {rules_now}")
                 continue
             facts, paused = TriageFacts.of(complaint), timedelta(seconds=status.paused_seconds)
             what_if.add(status.complaint_id, decide(rules_now, facts, paused), decide(candidate, facts, paused),
@@ -925,7 +947,11 @@ def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | Non
     async def run() -> WhatIf:
         return await collect(RedressClient(await connect(args.address), task_queue=args.task_queue))
 
-    what_if = asyncio.run(run())
+    try:
+        what_if = asyncio.run(run())
+    except RuntimeError as error:  # the SDK's "Failed client connect"
+        print(f"redress: cannot reach Temporal at {args.address or 'the configured address'}: {error}", file=sys.stderr)
+        return 2
     if args.html:
         from redress.lab_page import render_lab_page
 
@@ -933,7 +959,8 @@ def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | Non
             f"In force: each case's own version; candidate: rules {candidate.version} ({args.against or args.rules})."
         )
         page = render_lab_page("The running cases", None, None, what_if, versions)
-        Path(args.html).write_text(page, encoding="utf-8")
+        if not _write_page(args.html, page):
+            return 2
     if args.json:
         _print_json({"against": candidate.version, "what_if": what_if.as_json()})
         return 0
@@ -962,6 +989,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     worker.main()
     return 0
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number}: at least 1")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1260,8 +1294,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--open", action="store_true", help="what-if for the running cases (each under its pinned version) instead"
     )
     lab.add_argument("--html", metavar="FILE", help="also write the page with charts (as `report --format html`)")
-    lab.add_argument("--limit", type=int, default=50, help="changes listed on the terminal (default: %(default)s)")
-    lab.add_argument("--cases", type=int, default=1000, help="with --open: running cases read (default: %(default)s)")
+    lab.add_argument(
+        "--limit", type=_positive, default=50, help="changes listed on the terminal (default: %(default)s)"
+    )
+    lab.add_argument(
+        "--cases", type=_positive, default=1000, help="with --open: running cases read (default: %(default)s)"
+    )
     lab.set_defaults(run=cmd_rules_lab)
     return parser
 

@@ -310,8 +310,8 @@ class RedressClient:
             async with gate:
                 try:
                     status, complaint = await self.status(complaint_id), await self.complaint(complaint_id)
-                except (RedressError, RPCError) as error:
-                    unread.append(f"{complaint_id}: {error}")
+                except (RedressError, RPCError, codec.KeyProblem) as error:
+                    unread.append(f"{complaint_id}: {error}")  # erased, another deployment's key, its worker down
                     return
                 if complaint is None:
                     unread.append(f"{complaint_id}: its complaint was refused as invalid")

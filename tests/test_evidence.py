@@ -158,7 +158,12 @@ def test_a_keyword_can_carry_its_own_weight_and_praise_counts_against_its_catego
     assert fine.category == "quality" and fine.evidence == {"delivery": -1.0, "quality": 2.0}
     only_praise = decide(rules, "It arrived in perfect condition")
     assert (only_praise.category, only_praise.queue) == ("other", "general")
-    assert only_praise.decided_by == "no category has evidence enough (delivery -2): the default"
+    # evidence against alone never makes a rule fire: no category, severity, tag or queue from praise
+    assert only_praise.decided_by == "no fired rule sets a category: the default"
+    [praise] = [r for r in only_praise.rules if r.rule == "delivery-words"]
+    assert not praise.fired and praise.reason.startswith(
+        "only evidence against it found ('arrived in perfect condition')"
+    )
     with pytest.raises(RulesInvalid) as invalid:  # weights mean nothing when the first match decides
         rules_with(tmp_path, WEIGHTED.replace("category_by: evidence\n", ""))
     assert any("category_by: evidence" in str(e) and "delivery-words" in str(e) for e in invalid.value.errors)
@@ -209,3 +214,26 @@ def test_a_category_can_be_made_to_need_more_than_a_weak_word(tmp_path):
     assert decide(with_half, "the parcel never arrived").category == "delivery"  # 1 + 3
     with pytest.raises(RulesInvalid):
         rules_with(tmp_path, WEIGHTED.replace("rules:\n", "evidence_to_decide: -1\nrules:\n", 1))
+
+
+def test_what_people_type_is_matched_as_the_keywords_say_it(tmp_path):
+    """A phone's typographic apostrophe, invisible characters, full-width letters; one stem does not change
+    another rule's plain keyword."""
+    from activities.rules.keywords import KeywordIndex
+
+    index = KeywordIndex([["refund", "fire"], ["refund*"], ["hasn't reached"]], respects_negation={0})
+    assert index.matches("The charger didn\u2019t catch fire") == {}  # negated, as with a typed apostrophe
+    assert index.matches("did not \u200bcatch fire") == {}  # a zero-width space hides nothing
+    assert index.matches("The refund hasn\u2019t reached me") == {0: ["refund"], 1: ["refund*"], 2: ["hasn't reached"]}
+    assert index.matches("\uff32\uff25\uff26\uff35\uff2e\uff24 now") == {
+        0: ["refund"],
+        1: ["refund*"],
+    }  # full-width letters (NFKC)
+    assert index.matches("not refundable") == {1: ["refund*"]}  # the stem is rule 1's; rule 0 listed the word
+    rules = rules_with(
+        tmp_path,
+        WEIGHTED.replace(
+            "    keywords: [defective, {won't turn on: 2}]", "    keywords: [defective, refund*, {won't turn on: 2}]"
+        ).replace("[late, parcel,", "[late, parcel, {refund: 5},"),
+    )
+    assert decide(rules, "refund please, the parcel").evidence == {"delivery": 6.0, "quality": 1.0}  # its own weight

@@ -279,3 +279,44 @@ async def test_what_if_for_the_running_cases_on_the_real_server(run_worker, env,
         assert {k: (s.queue, s.rule_version, s.deadlines) for k, s in after.items()} == {
             k: (s.queue, s.rule_version, s.deadlines) for k, s in before.items()
         }
+
+
+def test_junk_is_refused_with_a_reason_never_a_traceback(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(
+        "[" * 100_000 + "]" * 100_000 + "\n" + json.dumps({"text": "charged twice"}) + "\n", encoding="utf-8"
+    )
+    run = lab(str(deep), "--json")
+    assert run.returncode == 0 and json.loads(run.stdout)["refused"] == ["line 1: not JSON"]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text(json.dumps({"body": "charged twice"}) + "\n", encoding="utf-8")
+    for corpus, extra in ((empty, ()), (elsewhere, ("--text-column", "nope"))):
+        run = lab(str(corpus), *extra)
+        assert run.returncode == 2 and "no complaint in" in run.stderr and "Traceback" not in run.stderr
+    run = lab(str(deep), "--html", str(tmp_path))  # a folder is no file to write
+    assert run.returncode == 2 and "cannot write" in run.stderr and "Traceback" not in run.stderr
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("x: nosuchcategory\n", encoding="utf-8")
+    run = lab(str(deep), "--labels", str(labels))
+    assert run.returncode == 0 and "'x' maps to 'nosuchcategory', which no rule decides" in run.stderr
+    for bad in (("--limit", "0"), ("--cases", "-5")):
+        assert lab(str(deep), *bad).returncode == 2
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "redress", "--address", "127.0.0.1:1", "rules", "lab", "--open"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert unreachable.returncode == 2 and "cannot reach Temporal" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    routing = rules / "routing.yaml"
+    routing.write_text(
+        routing.read_text(encoding="utf-8").replace("keywords: [privacy,", 'keywords: [" ", privacy,', 1)
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "redress", "rules", "check", str(rules)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert run.returncode == 2 and "keyword ' ' has no letter, digit or character of a word" in run.stderr
+    assert "routing.yaml:" in run.stderr

@@ -183,6 +183,11 @@ class RulePlan:
     fallback_queue: str | None = None
     keyword_weights: dict[str, float] = field(default_factory=dict)
 
+    def only_against(self, found: list[str]) -> bool:
+        """Whether every keyword found counts against the rule's category: that alone never makes a rule fire
+        (no severity, tags or queue from "arrived in perfect condition")."""
+        return bool(self.keyword_weights) and all(self.keyword_weights.get(k, self.weight) < 0 for k in found)
+
     def evidence(self, found: list[str] | None) -> float:
         """What the rule counts for its category: its weight per keyword found, or the keyword's own weight."""
         if not found:
@@ -206,7 +211,7 @@ class RulePlan:
 
     def fires(self, found: list[str] | None, activation: Activation) -> bool:
         """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
-        if self.keyworded and not found:
+        if self.keyworded and (not found or self.only_against(found)):
             return False
         if self.condition is None:
             return True
@@ -226,6 +231,11 @@ class RulePlan:
         """Whether the rule fires for these keywords found and variables, and the reason an admin reads."""
         if self.keyworded and not found:
             return False, NO_KEYWORD
+        if found and self.only_against(found):
+            return (
+                False,
+                f"only evidence against it found ({', '.join(map(repr, found))}): a rule fires on evidence for",
+            )
         said = f"keyword {', '.join(map(repr, found))} found" if found else ""
         condition = self.condition
         if condition is None:

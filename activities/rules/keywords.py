@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -122,22 +123,25 @@ class KeywordIndex:
         owners: dict[str, set[int]] = {}
         for rule_index, listed_by_rule in enumerate(keywords_per_rule):
             for word in listed_by_rule:
-                owners.setdefault(word.casefold(), set()).add(rule_index)
-        self._chinese = False
+                owners.setdefault(fold(word), set()).add(rule_index)
+        # one automaton entry per text; "refund" (one rule) and "refund*" (another) are two variants of it,
+        # each matched by its own bounds and counted for its own rules only
+        variants: dict[str, list[_Keyword]] = {}
         for listed, rules in owners.items():
             stem = listed.endswith(STEM) and len(listed) > 1
             text = listed[:-1] if stem else listed
-            keyword = _Keyword(
-                listed=listed,
-                rules=tuple(sorted(rules)),
-                whole_start=is_word_character(text[0]),
-                whole_end=is_word_character(text[-1]) and not stem,
-                chinese=len(text) == 1 and bool(_HAN.match(text)),
+            variants.setdefault(text, []).append(
+                _Keyword(
+                    listed=listed,
+                    rules=tuple(sorted(rules)),
+                    whole_start=is_word_character(text[0]),
+                    whole_end=is_word_character(text[-1]) and not stem,
+                    chinese=len(text) == 1 and bool(_HAN.match(text)),
+                )
             )
-            self._chinese = self._chinese or keyword.chinese
-            if self._automaton.exists(text):  # "refund" and "refund*": the stem is the wider
-                keyword = _merge(self._automaton.get(text)[1], keyword)
-            self._automaton.add_word(text, (len(text), keyword))
+        self._chinese = any(k.chinese for found in variants.values() for k in found)
+        for text, found in variants.items():
+            self._automaton.add_word(text, (len(text), tuple(found)))
         self._empty = not owners
         if not self._empty:
             self._automaton.make_automaton()
@@ -147,34 +151,36 @@ class KeywordIndex:
         found: dict[int, list[str]] = {}
         if self._empty:
             return found
-        folded = text.casefold()
+        folded = fold(text)
         words = chinese_words() if self._chinese else {}
         length = len(folded)
         spans: list[tuple[int, int, int, _Keyword]] = []  # start, -end, order found (so keywords are never compared)
         word = WORD_CHARACTERS
-        for last, (size, keyword) in self._automaton.iter(folded):
-            start, end = last - size + 1, last + 1
-            if keyword.whole_start and start and folded[start - 1] in word:
-                continue
-            if keyword.whole_end and end < length and folded[end] in word:
-                stop = end
-                while stop < length and folded[stop] in word:
-                    stop += 1
-                if not inflected(folded[start:end], folded[end:stop]):
+        for last, (size, variants) in self._automaton.iter(folded):
+            for keyword in variants:
+                start, end = last - size + 1, last + 1
+                if keyword.whole_start and start and folded[start - 1] in word:
                     continue
-                end = stop
-            if keyword.chinese and inside_longer_word(folded, start, words):
-                continue
-            spans.append((start, -end, len(spans), keyword))
+                if keyword.whole_end and end < length and folded[end] in word:
+                    stop = end
+                    while stop < length and folded[stop] in word:
+                        stop += 1
+                    if not inflected(folded[start:end], folded[end:stop]):
+                        continue
+                    end = stop
+                if keyword.chinese and inside_longer_word(folded, start, words):
+                    continue
+                spans.append((start, -end, len(spans), keyword))
         # the longest wins: a span inside one already kept (sorted by start, longest first) does not count
         spans.sort()
-        reach = -1
+        reach, kept_start = -1, -1
         careful = bool(self._respects_negation)
         affirmed: dict[str, tuple[_Keyword, bool]] = {}  # each keyword once, in order of first appearance
         for start, minus_end, _, keyword in spans:
-            if -minus_end <= reach:
-                continue
-            reach = -minus_end
+            end = -minus_end
+            if end < reach or (end == reach and start != kept_start):
+                continue  # inside a longer one (the same span twice is two variants of one word: both count)
+            reach, kept_start = end, start
             if keyword.listed in affirmed and (affirmed[keyword.listed][1] or not careful):
                 continue
             said = not careful or not negated(folded[max(0, start - WINDOW) : start])
@@ -189,13 +195,14 @@ class KeywordIndex:
         return found
 
 
-def _merge(one: _Keyword, other: _Keyword) -> _Keyword:
-    """One automaton entry for a word listed both plainly and as a stem: the stem matches more."""
-    stem, plain = (one, other) if not one.whole_end else (other, one)
-    return _Keyword(
-        listed=stem.listed,
-        rules=tuple(sorted(set(one.rules) | set(other.rules))),
-        whole_start=one.whole_start,
-        whole_end=stem.whole_end and plain.whole_end,
-        chinese=one.chinese,
-    )
+# what people type that means what the keywords say: typographic apostrophes (a phone types U+2019
+# in didn't) as typed ones; characters that show nothing (zero-width spaces, soft hyphens, BOMs) gone
+_SAME_AS_TYPED = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
+def fold(text: str) -> str:
+    """Text and keywords as they are compared: NFKC (full-width letters, ligatures, composed accents),
+    casefolded, with typographic apostrophes as typed ones and invisible characters gone."""
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_SAME_AS_TYPED)
+    return _INVISIBLE.sub("", folded) if not folded.isascii() else folded

@@ -148,7 +148,7 @@ def read_corpus(path: Path, columns: Columns = Columns()) -> tuple[list[LabCompl
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested deeper than Python reads is no complaint either
                 refused.append(f"line {number}: not JSON")
                 continue
             if not isinstance(row, dict):

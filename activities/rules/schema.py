@@ -235,6 +235,9 @@ class TriageRule(_Strict):
         for item in keywords:
             if isinstance(item, dict) and len(item) != 1:
                 raise ValueError("a weighted keyword is one `phrase: weight` pair, e.g. {态度恶劣: 2}")
+            word = item if isinstance(item, str) else next(iter(item))
+            if not re.search(r"\w", word):  # " ", ".", "*" would be found in nearly every text
+                raise ValueError(f"keyword {word!r} has no letter, digit or character of a word")
         return keywords
 
     @property
@@ -244,10 +247,10 @@ class TriageRule(_Strict):
 
     @property
     def keyword_weights(self) -> dict[str, float]:
-        """Casefolded keyword -> its own weight, for the keywords that have one."""
-        return {
-            word.casefold(): weight for item in self.keywords if isinstance(item, dict) for word, weight in item.items()
-        }
+        """Keyword (folded as the matcher reports it) -> its own weight, for the keywords that have one."""
+        from activities.rules.keywords import fold
+
+        return {fold(word): weight for item in self.keywords if isinstance(item, dict) for word, weight in item.items()}
 
     @model_validator(mode="after")
     def _has_condition(self) -> TriageRule:

@@ -241,7 +241,8 @@ def read_published(version: str, store_dir: Path, shared: SharedState | None = N
         return None
     local = store_dir / version
     if local.is_dir():
-        return load_rules(local, check_holiday_data=False)
+        found = load_rules(local, check_holiday_data=False)
+        return found if found.version == version else None  # a folder changed since it was kept is not that version
     files = shared.rule_files(version) if shared is not None and shared.shared else None
     if not files or version_of(list(files.items())) != version:
         return None
