@@ -204,5 +204,8 @@ _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 def fold(text: str) -> str:
     """Text and keywords as they are compared: NFKC (full-width letters, ligatures, composed accents),
     casefolded, with typographic apostrophes as typed ones and invisible characters gone."""
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_SAME_AS_TYPED)
-    return _INVISIBLE.sub("", folded) if not folded.isascii() else folded
+    if text.isascii():  # most English texts: NFKC changes nothing, nothing typographic or invisible in them
+        return text.lower()
+    if not unicodedata.is_normalized("NFKC", text):  # a check in C, cheaper than normalising what is normal
+        text = unicodedata.normalize("NFKC", text)
+    return _INVISIBLE.sub("", text.casefold().translate(_SAME_AS_TYPED))
