@@ -166,7 +166,10 @@ def test_a_keyword_can_carry_its_own_weight_and_praise_counts_against_its_catego
     )
     with pytest.raises(RulesInvalid) as invalid:  # weights mean nothing when the first match decides
         rules_with(tmp_path, WEIGHTED.replace("category_by: evidence\n", ""))
-    assert any("category_by: evidence" in str(e) and "delivery-words" in str(e) for e in invalid.value.errors)
+    assert any(
+        "category_by: evidence" in str(e) and "routing.yaml:5:5: rules.0.keywords" in str(e)
+        for e in invalid.value.errors
+    )
     for bad in ("{never arrived: 300}", "{never arrived: 3, lost: 1}", "{never arrived: lots}"):
         with pytest.raises(RulesInvalid) as invalid:
             rules_with(tmp_path, WEIGHTED.replace("{never arrived: 3}", bad))

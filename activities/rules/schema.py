@@ -564,17 +564,6 @@ class RuleSetDocument(_Strict):
     crisis: Crisis | None = None
     agent_load: AgentLoad | None = None
 
-    @model_validator(mode="after")
-    def _weights_need_evidence(self) -> RuleSetDocument:
-        if self.category_by != "evidence":
-            weighted = [rule.name for rule in self.rules if rule.keyword_weights]
-            if weighted:
-                names = ", ".join(weighted)
-                raise ValueError(
-                    f"keywords with their own weight count only with `category_by: evidence` (rules: {names})"
-                )
-        return self
-
     @field_validator("tiers")
     @classmethod
     def _every_tier(cls, tiers: dict[Severity, Tier]) -> dict[Severity, Tier]:
@@ -623,6 +612,15 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                     problems.append(((*where, "notify"), f"unknown role {step.notify!r}"))
                 if step.page and step.page not in doc.approvers:
                     problems.append(((*where, "page"), f"{step.page!r} is not in the approver directory"))
+    if doc.category_by != "evidence":  # weights mean nothing when the first match decides
+        for index, rule in enumerate(doc.rules):
+            if rule.keyword_weights:
+                problems.append(
+                    (
+                        ("rules", index, "keywords"),
+                        "keywords with their own weight count only with `category_by: evidence`",
+                    )
+                )
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
