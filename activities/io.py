@@ -86,9 +86,8 @@ class TriageResult(BaseModel):
     rules: list[RuleFiring] = Field(default_factory=list)
     rules_without_keyword: int = Field(
         default=0,
-        description="Rules not listed in `rules`: none of their keywords "
-        "was in the text (the triage activity lists only rules "
-        "it weighed).",
+        description="Rules not listed in `rules` because none of their keywords was in the text (the triage "
+        "activity lists only the rules that fired; `rules_not_fired` counts the others it weighed).",
     )
     rules_not_fired: int = Field(
         default=0,

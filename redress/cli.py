@@ -811,14 +811,10 @@ def cmd_rules_lab(args: argparse.Namespace) -> int:
     other_report = run_lab(other, complaints, [], mapping, without_text) if other else None
     what_if = None
     if other is not None:
-        no_pause = timedelta(0)
-        what_if = compare(
-            (
-                (f"line {c.line}", TriageFacts.of(c.complaint), rule_set, no_pause, c.complaint.text[:MISS_TEXT])
-                for c in complaints
-            ),
-            other,
+        lines = (
+            (f"line {c.line}", TriageFacts.of(c.complaint), rule_set, c.complaint.text[:MISS_TEXT]) for c in complaints
         )
+        what_if = compare(lines, other)
     if args.html:
         from redress.lab_page import render_lab_page
 
@@ -939,9 +935,8 @@ def _lab_open(args: argparse.Namespace, current: RuleSet, against: RuleSet | Non
             if isinstance(rules_now, str):
                 what_if.skipped.append(f"{status.complaint_id}: its {rules_now}")
                 continue
-            facts, paused = TriageFacts.of(complaint), timedelta(seconds=status.paused_seconds)
-            what_if.add(status.complaint_id, decide(rules_now, facts, paused), decide(candidate, facts, paused),
-                        note=status.stage.value)  # fmt: skip
+            facts = TriageFacts.of(complaint)
+            what_if.add(status.complaint_id, decide(rules_now, facts), decide(candidate, facts), status.stage.value)
         return what_if
 
     async def run() -> WhatIf:

@@ -1,7 +1,8 @@
 """Evaluating a rule set: triage, deadlines, offers and approval requirements.
 
 Semantics an admin can predict:
-- rules are read top to bottom; every rule is evaluated and reported (fired or not, and why);
+- rules are read top to bottom; every rule is evaluated; `rules explain` reports each (fired or not,
+  and why), the triage activity the ones that fired (see `triage`);
 - category and queue, with `category_by: first_match` (the default): from the first fired rule
   that sets them, else the defaults;
 - with `category_by: evidence`: every fired rule that sets a category adds its `weight` times
@@ -236,20 +237,15 @@ class RulePlan:
                 False,
                 f"only evidence against it found ({', '.join(map(repr, found))}): a rule fires on evidence for",
             )
-        said = f"keyword {', '.join(map(repr, found))} found" if found else ""
         condition = self.condition
-        if condition is None:
-            return True, said or "always"
-        try:
-            holds = condition.evaluate(activation)
-        except ValueError as error:
-            return False, f"condition `{condition.source}` could not be evaluated: {error}"
-        if not holds:
-            return False, f"condition `{condition.source}` is false"
-        return (
-            True,
-            f"{said}; condition `{condition.source}` is true" if said else f"condition `{condition.source}` is true",
-        )
+        if condition is not None:
+            try:
+                holds = condition.evaluate(activation)
+            except ValueError as error:
+                return False, f"condition `{condition.source}` could not be evaluated: {error}"
+            if not holds:
+                return False, f"condition `{condition.source}` is false"
+        return True, self.why_fired(found)
 
 
 NO_KEYWORD = "no keyword found in the text"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from activities.rules.keywords import fold
 from activities.rules.schema import RuleSetDocument
 from redress.contract import Channel, RemedyKind
 
@@ -50,7 +51,7 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
     for index, rule in enumerate(doc.rules):
         mine: set[str] = set()
         for position, keyword in enumerate(rule.words):
-            folded = keyword.casefold()
+            folded = fold(keyword)  # as the matcher compares them: case, full width and ligatures aside
             if folded in mine:
                 warnings.append((("rules", index, "keywords", position), f"keyword {keyword!r} is listed twice"))
             else:
@@ -67,7 +68,7 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
             continue
         for earlier in doc.rules[:index]:
             covers_keywords = not earlier.keywords or (
-                rule.keywords and {k.casefold() for k in rule.words} <= {k.casefold() for k in earlier.words}
+                rule.keywords and {fold(k) for k in rule.words} <= {fold(k) for k in earlier.words}
             )
             if earlier.when is None and covers_keywords and all(getattr(earlier.set, f) for f in sets):
                 warnings.append(

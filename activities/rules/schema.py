@@ -18,6 +18,7 @@ import holidays
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from activities.rules.durations import Duration, Offset
+from activities.rules.keywords import fold
 from redress.contract import Currency, Money, RemedyKind, Severity
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
@@ -248,8 +249,6 @@ class TriageRule(_Strict):
     @property
     def keyword_weights(self) -> dict[str, float]:
         """Keyword (folded as the matcher reports it) -> its own weight, for the keywords that have one."""
-        from activities.rules.keywords import fold
-
         return {fold(word): weight for item in self.keywords if isinstance(item, dict) for word, weight in item.items()}
 
     @model_validator(mode="after")

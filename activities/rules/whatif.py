@@ -50,13 +50,11 @@ class Decision:
         return str(value)
 
 
-def decide(rule_set: RuleSet, facts: TriageFacts, paused: timedelta = timedelta(0)) -> Decision:
+def decide(rule_set: RuleSet, facts: TriageFacts) -> Decision:
     """Triage `facts` with `rule_set` (as the activity does) and name what an agent would see of it."""
     result = triage(rule_set, facts, explain=False)
     start = facts.received_at
-    spans = []
-    for name, due in result.deadlines.items():
-        spans.append((name, _span(due - start + paused)))
+    spans = [(name, _span(due - start)) for name, due in result.deadlines.items()]
     offers, approval = [], []
     for offer in result.offers:
         said = offer.kind.value + (f" {offer.amount} {offer.currency}" if offer.amount else "")
@@ -141,9 +139,12 @@ class WhatIf:
         }
 
 
-def compare(complaints: Iterable[tuple[str, TriageFacts, RuleSet, timedelta, str]], other: RuleSet) -> WhatIf:
-    """Each (ref, facts, the rules it is decided by now, time paused, note) under its rules and under `other`."""
+def compare(complaints: Iterable[tuple[str, TriageFacts, RuleSet, str]], other: RuleSet) -> WhatIf:
+    """Each (ref, facts, the rules it is decided by now, note) under its rules and under `other`.
+
+    A paused case's deadlines are shifted alike under both, so a pause changes no comparison.
+    """
     what_if = WhatIf()
-    for ref, facts, current, paused, note in complaints:
-        what_if.add(ref, decide(current, facts, paused), decide(other, facts, paused), note)
+    for ref, facts, current, note in complaints:
+        what_if.add(ref, decide(current, facts), decide(other, facts), note)
     return what_if
