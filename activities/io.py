@@ -83,16 +83,25 @@ class TriageResult(BaseModel):
     escalate_to: str
     deadlines: dict[str, datetime]
     offers: list[RemedyOffer] = Field(default_factory=list)
-    rules: list[RuleFiring] = Field(default_factory=list)
+    rules: list[RuleFiring] = Field(
+        default_factory=list,
+        description="Every rule and offer, fired or not, and why (`redress rules explain`). Cases triaged before "
+        "`fired_rules` existed list here the ones that fired.",
+    )
+    fired_rules: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The triage activity's record: each rule and offer that fired, with the keywords found for it "
+        "(none for a rule without keywords or an offer). The sentence saying why is `redress rules explain`'s, "
+        "on the case's rule version and complaint.",
+    )
     rules_without_keyword: int = Field(
         default=0,
-        description="Rules not listed in `rules` because none of their keywords was in the text (the triage "
-        "activity lists only the rules that fired; `rules_not_fired` counts the others it weighed).",
+        description="Rules not weighed because none of their keywords was in the text (the triage activity).",
     )
     rules_not_fired: int = Field(
         default=0,
-        description="Rules weighed that did not fire, not listed either (the triage activity lists the rules "
-        "that fired; `redress rules explain` on the case's rule version says why each other did not).",
+        description="Rules weighed that did not fire (the triage activity; `redress rules explain` on the case's "
+        "rule version says why each did not).",
     )
     text_language: str | None = Field(default=None, description="The language the text is written in (zh, en).")
     reply_language: str | None = Field(default=None, description="Answer in this: declared, else the text's.")
@@ -119,7 +128,8 @@ class TriageResult(BaseModel):
 
     @property
     def fired(self) -> list[str]:
-        return [r.rule for r in self.rules if r.fired]
+        """The rules and offers that fired, in the order weighed, whichever way they were recorded."""
+        return [r.rule for r in self.rules if r.fired] + list(self.fired_rules)
 
 
 class DeadlineRequest(BaseModel):

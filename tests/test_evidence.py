@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 
@@ -12,6 +13,7 @@ from activities.rules import RulesInvalid, load_rules
 from activities.rules.engine import triage
 from redress.contract import ComplaintInput
 from tests.helpers.cases import complaint
+from tests.helpers.lab import DATA
 from tests.helpers.processes import ROOT
 
 RULES = """
@@ -217,6 +219,26 @@ def test_a_category_can_be_made_to_need_more_than_a_weak_word(tmp_path):
     assert decide(with_half, "the parcel never arrived").category == "delivery"  # 1 + 3
     with pytest.raises(RulesInvalid):
         rules_with(tmp_path, WEIGHTED.replace("rules:\n", "evidence_to_decide: -1\nrules:\n", 1))
+
+
+def test_folding_skips_steps_that_would_change_nothing_and_still_equals_nfkc():
+    """fold() narrows full-width forms itself and normalises only what is still not normal: the result must be
+    NFKC's, casefolded, on real complaints and on random mixes of what changes under NFKC."""
+    import random
+    import unicodedata
+
+    from activities.rules.keywords import _INVISIBLE, _SAME_AS_TYPED, fold
+
+    def reference(text: str) -> str:
+        return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text).casefold().translate(_SAME_AS_TYPED))
+
+    texts = [json.loads(line)["text"] for line in (DATA / "ecommerce_complaints.jsonl").open(encoding="utf-8")]
+    rng = random.Random(20261130)
+    pool = [chr(c) for c in [*range(0x20, 0x7F), *range(0xFF00, 0xFF70)]]
+    pool += list("\u3000\u2019\u200b\u0301\u0308\ufb01\u2160\u3002\u4e00\u1e9e\u00df\u0130\u2126\u212b\u00e9e\u0341")
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(5000)]
+    assert [t for t in texts if fold(t) != reference(t)] == []
+    assert fold("\uff32\uff25\uff26\uff35\uff2e\uff24\uff0c\u3000\u2019") == "refund, '"
 
 
 def test_what_people_type_is_matched_as_the_keywords_say_it(tmp_path):

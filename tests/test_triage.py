@@ -76,6 +76,39 @@ def test_severity_is_the_highest_asked_for_and_deadlines_follow_the_tier():
     assert result.deadlines["resolution"] == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
+def test_the_triage_activity_decides_as_explain_does_and_records_the_words_that_fired_each_rule():
+    """`explain=False` (what the activity runs) skips the sentences, not the decision: same outcome, same rules
+    fired; each fired rule is recorded with the keywords found for it, each offer with none."""
+    rules = load_rules(ROOT / "rules")
+    texts = [
+        "The parcel arrived damaged, the box crushed. I want a refund",
+        "快递送到时箱子破损，电水壶摔坏了，要求退款。",
+        "客服态度很差，挂我电话，我要投诉！",
+        "Delivery is 10 days late, nobody answers my emails. Terrible service.",
+        "The kettle is defective and caught fire",
+        "Nothing special, just wanted to say hello",
+    ]
+    for text in texts:
+        for channel in ("web", "referral"):
+            complaint_facts = facts(text=text, channel=channel)
+            explained = triage(rules, complaint_facts)
+            recorded = triage(rules, complaint_facts, explain=False)
+            assert recorded.fired == explained.fired, text
+            assert recorded.rules == [] and len(explained.rules) == len(rules.document.rules) + len(
+                rules.document.offers
+            )
+            decided = ("category", "severity", "queue", "tags", "deadlines", "offers", "chains", "text_language")
+            assert recorded.model_dump(include=set(decided)) == explained.model_dump(include=set(decided)), text
+            assert recorded.rules_not_fired + recorded.rules_without_keyword + sum(
+                not name.startswith("offer:") for name in recorded.fired_rules
+            ) == len(rules.document.rules)
+
+    recorded = triage(rules, facts(text=texts[0], channel="referral"), explain=False)
+    assert recorded.fired_rules["damaged-in-transit"] == ["damaged", "crushed"]  # in the order said
+    assert recorded.fired_rules["regulator-referral-is-major"] == []  # a condition alone
+    assert recorded.fired_rules["offer:damaged-goods-replacement"] == []
+
+
 async def test_workflow_records_triage_outcome_version_and_fired_rules(run_worker, env):
     async with run_worker() as redress:
         who = {"id": f"c-9-{uuid.uuid4().hex[:6]}", "language": "en"}

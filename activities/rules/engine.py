@@ -2,7 +2,7 @@
 
 Semantics an admin can predict:
 - rules are read top to bottom; every rule is evaluated; `rules explain` reports each (fired or not,
-  and why), the triage activity the ones that fired (see `triage`);
+  and why), the triage activity the ones that fired and the keywords found for them (see `triage`);
 - category and queue, with `category_by: first_match` (the default): from the first fired rule
   that sets them, else the defaults;
 - with `category_by: evidence`: every fired rule that sets a category adds its `weight` times
@@ -19,7 +19,7 @@ Semantics an admin can predict:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +33,7 @@ from activities.io import (
     TriageFacts,
     TriageResult,
 )
-from activities.rules.expressions import Activation, CompiledCondition
+from activities.rules.expressions import TRIAGE_VARIABLES, Activation, CompiledCondition
 from activities.rules.loader import RuleSet
 from activities.rules.schema import DeadlineName
 from activities.rules.sentiment import Sentiment, assess, detect_language
@@ -42,15 +42,58 @@ from redress.contract import RemedyOffer, Severity
 DEADLINE_NAMES: tuple[DeadlineName, ...] = ("first_response", "resolution", "next_update")
 
 
-def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentiment | None = None) -> dict[str, Any]:
-    """The CEL view of a complaint: every variable always present, so conditions never hit a missing field."""
+def facts_variables(
+    facts: TriageFacts,
+    keywords: list[str] | Callable[[], list[str]],
+    sentiment: Sentiment | None = None,
+    read: frozenset[str] | None = None,
+    members: dict[str, frozenset[str]] | None = None,
+) -> dict[str, Any]:
+    """The CEL view of a complaint: every variable always present, so conditions never hit a missing field.
+
+    `read` and `members` (a rule set's `variables_read` and `members_read`) leave out what no
+    condition reads: CEL converts every value it is handed, at 1 to 4 us each, so a triage
+    hands it only what its conditions use (`order.value`, not the whole order with its items).
+    """
+    wanted = TRIAGE_VARIABLES if read is None else read
+    members = members or {}
+    variables: dict[str, Any] = {}
+    if "text" in wanted:
+        variables["text"] = facts.text
+    if "channel" in wanted:
+        variables["channel"] = facts.channel.value
+    if "customer" in wanted:
+        customer = {"id": facts.customer_id, "language": facts.language, "complaints_90d": facts.complaints_90d}
+        variables["customer"] = _only(customer, members.get("customer"))
+    if "order" in wanted:
+        variables["order"] = _order_variable(facts, members.get("order"))
+    if "requested_remedy" in wanted:
+        variables["requested_remedy"] = facts.requested_remedy.value if facts.requested_remedy else ""
+    if "tags" in wanted:
+        variables["tags"] = list(facts.tags)
+    if "metadata" in wanted:
+        variables["metadata"] = dict(facts.metadata)
+    if "keywords" in wanted:
+        variables["keywords"] = keywords
+    if "sentiment" in wanted:
+        sentiment = sentiment or Sentiment(language=None, score=0.0, anger=0.0)
+        variables["sentiment"] = _only(sentiment.as_variables(), members.get("sentiment"))
+    if "language" in wanted:
+        variables["language"] = (sentiment.language if sentiment else None) or ""
+    return variables
+
+
+def _only(value: dict[str, Any], fields: frozenset[str] | None) -> dict[str, Any]:
+    return value if fields is None else {name: value[name] for name in fields if name in value}
+
+
+def _order_variable(facts: TriageFacts, fields: frozenset[str] | None) -> dict[str, Any]:
     order = facts.order
-    sentiment = sentiment or Sentiment(language=None, score=0.0, anger=0.0)
-    return {
-        "text": facts.text,
-        "channel": facts.channel.value,
-        "customer": {"id": facts.customer_id, "language": facts.language, "complaints_90d": facts.complaints_90d},
-        "order": {
+    if fields is not None and not fields - {"present", "value"}:  # what conditions mostly read: no items to convert
+        whole = {"present": order is not None, "value": float(order.value) if order else 0.0}
+        return _only(whole, fields)
+    return _only(
+        {
             "present": order is not None,
             "open_complaints": facts.open_on_order,
             "id": order.id if order else "",
@@ -62,23 +105,19 @@ def facts_variables(facts: TriageFacts, keywords: list[str], sentiment: Sentimen
                 for i in (order.items if order else [])
             ],
         },
-        "requested_remedy": facts.requested_remedy.value if facts.requested_remedy else "",
-        "tags": list(facts.tags),
-        "metadata": dict(facts.metadata),
-        "keywords": keywords,
-        "sentiment": sentiment.as_variables(),
-        "language": sentiment.language or "",
-    }
+        fields,
+    )
 
 
 def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> TriageResult:
     """Decide category, queue, severity, offers and deadlines.
 
-    `explain=False` (the triage activity) lists only the rules that fired, with why,
-    and counts the rest: with hundreds of rules, a line for each would cost more
-    than deciding, and would bloat every case's history. Nothing is lost: the case
-    pins its rule version and keeps its complaint, so `redress rules explain`
-    (every rule, fired or not, and why) can say it again at any time.
+    `explain=False` (the triage activity) records in `fired_rules` only the rules that
+    fired, each with the keywords found for it, and counts the rest: with hundreds of
+    rules, a sentence for each (or even for each that fired) would cost more than
+    deciding, and would bloat every case's history. Nothing is lost: the case pins its
+    rule version and keeps its complaint, so `redress rules explain` (every rule, fired
+    or not, and why) can say it again at any time.
     """
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
@@ -86,9 +125,11 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     sentiment = assess(facts.text) if needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
     read = rule_set.variables_read  # by the rules or the offers: one conversion serves both
-    all_keywords = sorted({k for found in hits.values() for k in found}) if "keywords" in read else []
-    variables = facts_variables(facts, all_keywords, sentiment)
-    activation = Activation({name: value for name, value in variables.items() if name in read}, rule_set.members_read)
+
+    def all_keywords() -> list[str]:  # for conditions that read `keywords`: only when one gets to it (expressions.py)
+        return sorted({keyword for found in hits.values() for keyword in found})
+
+    activation = Activation(facts_variables(facts, all_keywords, sentiment, read, rule_set.members_read))
 
     category: str | None = None
     queue: str | None = None
@@ -98,7 +139,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     fallback_queue: str | None = None
     by_evidence = doc.category_by == "evidence"
     evidence = Evidence()
-    firings: list[dict[str, Any]] = []  # RuleFiring's fields: TriageResult validates them all at once, faster
+    firings: list[dict[str, Any]] = []  # RuleFiring's fields, with explain: TriageResult validates them at once
+    fired_rules: dict[str, list[str]] = {}  # without: each rule that fired and the keywords found for it
     plans = rule_plans(rule_set)
     # in rule order, as an admin reads them; without explain, only the rules a keyword (or none needed) lets in
     weighed = range(len(plans)) if explain else sorted(hits.keys() | rule_set.rules_without_keywords)
@@ -106,8 +148,15 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     for index in weighed:
         plan = plans[index]
         found = hits.get(index)
-        fired = plan.weigh(found, activation, firings, explain)
-        if not fired:
+        if explain:
+            fired, reason = plan.decide(found, activation)
+            firings.append({"rule": plan.name, "fired": fired, "reason": reason})
+            if not fired:
+                not_fired += 1
+                continue
+        elif plan.fires(found, activation):
+            fired_rules[plan.name] = found or []
+        else:
             not_fired += 1
             continue
         if by_evidence:
@@ -131,7 +180,14 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     activation.add({name: value for name, value in outcome.items() if name in read})
     offers = []
     for plan, offer in zip(offer_plans(rule_set), doc.offers, strict=True):
-        if plan.weigh(None, activation, firings, explain):
+        if explain:
+            fired, reason = plan.decide(None, activation)
+            firings.append({"rule": plan.name, "fired": fired, "reason": reason})
+        else:
+            fired = plan.fires(None, activation)
+            if fired:
+                fired_rules[plan.name] = []
+        if fired:
             offers.append(_offer(offer, facts))
 
     return TriageResult(
@@ -141,16 +197,10 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         queue=queue,
         tags=tags,
         escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(
-            rule_set,
-            severity,
-            facts.received_at,
-            deadline_names(rule_set, severity, category, queue),
-            category=category,
-            queue=queue,
-        ),
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES, category=category, queue=queue),
         offers=offers,
         rules=firings,
+        fired_rules=fired_rules,
         rules_without_keyword=len(plans) - len(weighed),
         rules_not_fired=0 if explain else not_fired,
         text_language=text_language,
@@ -183,6 +233,7 @@ class RulePlan:
     weight: float = 1.0
     fallback_queue: str | None = None
     keyword_weights: dict[str, float] = field(default_factory=dict)
+    holds: str = ""  # "condition `...` is true": what a fired rule with a condition says of it
 
     def only_against(self, found: list[str]) -> bool:
         """Whether every keyword found counts against the rule's category: that alone never makes a rule fire
@@ -197,22 +248,9 @@ class RulePlan:
             return self.weight * len(found)
         return sum(self.keyword_weights.get(keyword, self.weight) for keyword in found)
 
-    def weigh(
-        self, found: list[str] | None, activation: Activation, firings: list[dict[str, Any]], explain: bool
-    ) -> bool:
-        """Whether the rule fires; its line in `firings`: every rule with explain, else only if it fired."""
-        if explain:
-            fired, reason = self.decide(found, activation)
-            firings.append({"rule": self.name, "fired": fired, "reason": reason})
-            return fired
-        if self.fires(found, activation):
-            firings.append({"rule": self.name, "fired": True, "reason": self.why_fired(found)})
-            return True
-        return False
-
     def fires(self, found: list[str] | None, activation: Activation) -> bool:
         """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
-        if self.keyworded and (not found or self.only_against(found)):
+        if self.keyworded and (not found or (self.keyword_weights and self.only_against(found))):
             return False
         if self.condition is None:
             return True
@@ -222,11 +260,11 @@ class RulePlan:
             return False
 
     def why_fired(self, found: list[str] | None) -> str:
-        said = f"keyword {', '.join(map(repr, found))} found" if found else ""
-        if self.condition is None:
-            return said or "always"
-        holds = f"condition `{self.condition.source}` is true"
-        return f"{said}; {holds}" if said else holds
+        """Why a rule that fired did: the keywords found, and its condition (the sentence is made once per rule)."""
+        if not found:
+            return self.holds or "always"
+        said = f"keyword {found[0]!r} found" if len(found) == 1 else f"keyword {', '.join(map(repr, found))} found"
+        return said + "; " + self.holds if self.holds else said
 
     def decide(self, found: list[str] | None, activation: Activation) -> tuple[bool, str]:
         """Whether the rule fires for these keywords found and variables, and the reason an admin reads."""
@@ -266,6 +304,7 @@ def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
                 weight=rule.weight,
                 fallback_queue=rule.set.fallback_queue,
                 keyword_weights=rule.keyword_weights,
+                holds=_holds(rule_set.condition("rules", index)),
             )
             for index, rule in enumerate(rule_set.document.rules)
         ]
@@ -275,10 +314,19 @@ def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
 def offer_plans(rule_set: RuleSet) -> list[RulePlan]:
     if "offer_plans" not in rule_set.memo:
         rule_set.memo["offer_plans"] = [
-            RulePlan(name=f"offer:{offer.name}", keyworded=False, condition=rule_set.condition("offers", index))
+            RulePlan(
+                name=f"offer:{offer.name}",
+                keyworded=False,
+                condition=rule_set.condition("offers", index),
+                holds=_holds(rule_set.condition("offers", index)),
+            )
             for index, offer in enumerate(rule_set.document.offers)
         ]
     return rule_set.memo["offer_plans"]
+
+
+def _holds(condition: CompiledCondition | None) -> str:
+    return f"condition `{condition.source}` is true" if condition else ""
 
 
 class Evidence:
@@ -342,10 +390,16 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
 
 def targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
     """The tier's targets, each replaced by the first matching per-category/queue override (a copy: callers add)."""
+    return dict(_targets(rule_set, severity, category, queue))
+
+
+def _targets(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
+    """`targets_for`, worked out once per rule set and outcome: the memo itself, never to be changed."""
     key = ("targets", severity, category, queue)
-    if key not in rule_set.memo:
-        rule_set.memo[key] = _targets_for(rule_set, severity, category, queue)
-    return dict(rule_set.memo[key])
+    targets = rule_set.memo.get(key)
+    if targets is None:
+        targets = rule_set.memo[key] = _targets_for(rule_set, severity, category, queue)
+    return targets
 
 
 def _targets_for(
@@ -373,16 +427,20 @@ def deadlines_for(
     category: str | None = None,
     queue: str | None = None,
 ) -> dict[str, datetime]:
-    """Absolute due times: calendar time, or working time when the tier names a business calendar."""
+    """Absolute due times of the named deadlines the tier has: calendar time, or working time when the tier
+    names a business calendar."""
     tier = rule_set.document.tiers[severity]
-    spans = targets_for(rule_set, severity, category, queue)
-    for name in ("first_response", "resolution"):
-        spans[name] += paused  # a period from the last contact (next_update) owes nothing to earlier pauses
-    names = [name for name in names if name in spans]
+    spans = _targets(rule_set, severity, category, queue)
     calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
-    if calendar is None:
-        return {name: start + spans[name] for name in names}
-    return {name: calendar.add(start, spans[name]) for name in names}
+    due = {}
+    for name in names:
+        span = spans.get(name)
+        if span is None:
+            continue
+        if paused and name != "next_update":  # a period from the last contact owes nothing to earlier pauses
+            span += paused
+        due[name] = start + span if calendar is None else calendar.add(start, span)
+    return due
 
 
 def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
@@ -408,7 +466,7 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
 def deadline_names(
     rule_set: RuleSet, severity: Severity, category: str | None = None, queue: str | None = None
 ) -> list[DeadlineName]:
-    return [name for name in DEADLINE_NAMES if name in targets_for(rule_set, severity, category, queue)]
+    return [name for name in DEADLINE_NAMES if name in _targets(rule_set, severity, category, queue)]
 
 
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:

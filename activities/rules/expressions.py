@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import cel
@@ -32,6 +33,7 @@ TRIAGE_VARIABLES = frozenset(
 COMPUTED_VARIABLES = frozenset({"sentiment", "language"})
 # Handed to CEL only when a condition gets to them: the keywords found can be dozens, at about 1 us each to
 # convert, and few conditions read them (`category == "delivery" && keywords.exists(...)` seldom gets there).
+# Their value may be a function of no arguments, called then: even listing the keywords found costs time.
 LAZY_VARIABLES = frozenset({"keywords"})
 # Offer rules run after triage and may also read its outcome.
 OFFER_VARIABLES = TRIAGE_VARIABLES | {"category", "severity", "queue"}
@@ -54,10 +56,10 @@ class Activation:
     well under 1 us to evaluate); with hundreds of rules it must happen once, not per rule.
     """
 
-    def __init__(self, variables: dict[str, Any], members: dict[str, frozenset[str]] | None = None):
+    def __init__(self, variables: dict[str, Any]):
         self.variables = variables
-        self._members = members or {}
         self._context: cel.Context | None = None
+        self._resolving = False  # whether the lazy variables' resolver is installed
 
     def add(self, more: dict[str, Any]) -> None:
         """More variables for later conditions (the triage outcome, for the offers), added to the converted ones.
@@ -68,26 +70,32 @@ class Activation:
         if self._context is not None:
             self._context.update(more)
 
-    def context(self) -> cel.Context:
-        if self._context is None:
-            self._context = cel.Context()
-            self._context.update(
-                {
-                    name: self._read_part(name, value)
-                    for name, value in self.variables.items()
-                    if name not in LAZY_VARIABLES
-                }
-            )
-            lazy = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}
-            if lazy:
-                # asked for every name a condition reads; None (any other name) falls through to the above
-                self._context.set_variable_resolver(lazy.get)
-        return self._context
+    def context(self, lazy: bool = True) -> cel.Context:
+        """The converted variables; with `lazy`, also a resolver that hands CEL the lazy ones when it gets to them.
 
-    def _read_part(self, name: str, value: Any) -> Any:
-        """Only the fields the conditions read of an object: each value costs 1 to 4 us to convert."""
-        fields = self._members.get(name)
-        return value if fields is None else {field: value[field] for field in fields if field in value}
+        The resolver is asked for every variable every condition reads (about 0.15 us each), so it is
+        installed only once a condition that may read a lazy variable is about to run.
+        """
+        context = self._context
+        if context is None:
+            context = self._context = cel.Context()
+            context.update({name: value for name, value in self.variables.items() if name not in LAZY_VARIABLES})
+            self._resolving = False
+        if lazy and not self._resolving:
+            self._resolving = True
+            values = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}
+            if values:
+                # asked for every name a condition reads; None (any other name) falls through to the above
+                context.set_variable_resolver(lambda name: _resolved(values, name))
+        return context
+
+
+def _resolved(values: dict[str, Any], name: str) -> Any:
+    """A lazy variable's value; one given as a function (the keywords found, sorted) is worked out when first read."""
+    value = values.get(name)
+    if callable(value):
+        value = values[name] = value()
+    return value
 
 
 def members_read(sources: Iterable[str], variable: str) -> frozenset[str] | None:
@@ -111,11 +119,15 @@ class CompiledCondition:
     program: Any
     variables: frozenset[str] = frozenset()
 
+    @cached_property
+    def reads_lazy(self) -> bool:
+        return not self.variables.isdisjoint(LAZY_VARIABLES)
+
     def evaluate(self, variables: dict[str, Any] | Activation) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
         activation = variables if isinstance(variables, Activation) else Activation(variables)
         try:
-            result = self.program.execute(activation.context())
+            result = self.program.execute(activation.context(self.reads_lazy))
         except Exception as error:  # cel raises TypeError/RuntimeError/ValueError
             raise ValueError(str(error).split(". ")[0]) from None
         if not isinstance(result, bool):

@@ -157,8 +157,9 @@ class KeywordIndex:
         spans: list[tuple[int, int, int, _Keyword]] = []  # start, -end, order found (so keywords are never compared)
         word = WORD_CHARACTERS
         for last, (size, variants) in self._automaton.iter(folded):
+            start = last - size + 1
             for keyword in variants:
-                start, end = last - size + 1, last + 1
+                end = last + 1
                 if keyword.whole_start and start and folded[start - 1] in word:
                     continue
                 if keyword.whole_end and end < length and folded[end] in word:
@@ -171,27 +172,31 @@ class KeywordIndex:
                 if keyword.chinese and inside_longer_word(folded, start, words):
                     continue
                 spans.append((start, -end, len(spans), keyword))
+        if not spans:
+            return found
         # the longest wins: a span inside one already kept (sorted by start, longest first) does not count
         spans.sort()
         reach, kept_start = -1, -1
-        careful = bool(self._respects_negation)
+        respects_negation = self._respects_negation
         affirmed: dict[str, tuple[_Keyword, bool]] = {}  # each keyword once, in order of first appearance
         for start, minus_end, _, keyword in spans:
             end = -minus_end
             if end < reach or (end == reach and start != kept_start):
                 continue  # inside a longer one (the same span twice is two variants of one word: both count)
             reach, kept_start = end, start
-            if keyword.listed in affirmed and (affirmed[keyword.listed][1] or not careful):
+            listed = keyword.listed
+            if listed in affirmed and (affirmed[listed][1] or not respects_negation):
                 continue
-            said = not careful or not negated(folded[max(0, start - WINDOW) : start])
-            affirmed[keyword.listed] = (keyword, said)
+            said = not respects_negation or not negated(folded[max(0, start - WINDOW) : start])
+            affirmed[listed] = (keyword, said)
         for listed, (keyword, said) in affirmed.items():
             for rule_index in keyword.rules:
-                if said or rule_index not in self._respects_negation:
-                    if rule_index in found:
-                        found[rule_index].append(listed)
-                    else:
+                if said or rule_index not in respects_negation:
+                    listing = found.get(rule_index)
+                    if listing is None:
                         found[rule_index] = [listed]
+                    else:
+                        listing.append(listed)
         return found
 
 
@@ -199,13 +204,35 @@ class KeywordIndex:
 # in didn't) as typed ones; characters that show nothing (zero-width spaces, soft hyphens, BOMs) gone
 _SAME_AS_TYPED = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_TYPOGRAPHIC = re.compile("[\u2018\u2019\u02bc\uff07\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+# full-width forms (U+FF01-FF5E, and the ideographic space): Chinese text is full of them (，！？：（）), and NFKC
+# maps each to its ASCII twin; mapping those first leaves most Chinese texts normal without normalising them
+_FULL_WIDTH = re.compile("[\u3000\uff01-\uff5e]")
+
+
+def _narrow(text: str) -> str:
+    """Each full-width form as NFKC decomposes it: a few distinct ones (，and ！) stand many times in a text."""
+    for character in set(_FULL_WIDTH.findall(text)):
+        text = text.replace(character, " " if character == "\u3000" else chr(ord(character) - 0xFEE0))
+    return text
 
 
 def fold(text: str) -> str:
     """Text and keywords as they are compared: NFKC (full-width letters, ligatures, composed accents),
-    casefolded, with typographic apostrophes as typed ones and invisible characters gone."""
+    casefolded, with typographic apostrophes as typed ones and invisible characters gone.
+
+    Each step runs only where it changes something: a triage folds every complaint, and NFKC
+    over a Chinese text costs more than matching it. Replacing a full-width form by what NFKC
+    decomposes it to leaves NFKC's result unchanged, so the text is normalised only if it is
+    still not normal after that.
+    """
     if text.isascii():  # most English texts: NFKC changes nothing, nothing typographic or invisible in them
         return text.lower()
     if not unicodedata.is_normalized("NFKC", text):  # a check in C, cheaper than normalising what is normal
-        text = unicodedata.normalize("NFKC", text)
-    return _INVISIBLE.sub("", text.casefold().translate(_SAME_AS_TYPED))
+        text = _narrow(text)
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    if _TYPOGRAPHIC.search(text):
+        text = _INVISIBLE.sub("", text.translate(_SAME_AS_TYPED))
+    return text

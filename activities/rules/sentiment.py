@@ -45,10 +45,10 @@ class Sentiment:
 def detect_language(text: str) -> str | None:
     if text.isascii():  # most English texts: no Han character can be in it, and one check in C says so
         return "en" if _LATIN.search(text) else None
-    han = len("".join(_HAN.findall(text)))
-    latin = len("".join(_LATIN.findall(text)))
-    if han == 0 and latin == 0:
-        return None
+    han = len(text) - len(_HAN.sub("", text))  # counted in C: a long English text has no Han character to remove
+    if han == 0:  # an English text with a curly quote or an accent: no need to count its thousand letters
+        return "en" if _LATIN.search(text) else None
+    latin = sum(map(len, _LATIN.findall(text)))
     # A Han character carries about a word; a Latin word is about five letters.
     return "zh" if han * 5 >= latin else "en"
 
