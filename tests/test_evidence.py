@@ -237,6 +237,8 @@ def test_folding_skips_steps_that_would_change_nothing_and_still_equals_nfkc():
     pool = [chr(c) for c in [*range(0x20, 0x7F), *range(0xFF00, 0xFF70)]]
     pool += list("\u3000\u2019\u200b\u0301\u0308\ufb01\u2160\u3002\u4e00\u1e9e\u00df\u0130\u2126\u212b\u00e9e\u0341")
     texts += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 12))) for _ in range(5000)]
+    bmp = [chr(c) for c in range(0x80, 0x10000) if not 0xD800 <= c <= 0xDFFF]  # each alone and after a typed mark
+    texts += bmp + ["\u2019" + c + "\uff0c" for c in bmp]
     assert [t for t in texts if fold(t) != reference(t)] == []
     assert fold("\uff32\uff25\uff26\uff35\uff2e\uff24\uff0c\u3000\u2019") == "refund, '"
 

@@ -33,6 +33,7 @@ from activities.io import (
     TriageFacts,
     TriageResult,
 )
+from activities.rules.calendars import BusinessCalendar
 from activities.rules.expressions import TRIAGE_VARIABLES, Activation, CompiledCondition
 from activities.rules.loader import RuleSet
 from activities.rules.schema import DeadlineName
@@ -190,14 +191,15 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         if fired:
             offers.append(_offer(offer, facts))
 
+    settled = outcome_plan(rule_set, severity, category, queue)
     return TriageResult(
         rule_version=rule_set.version,
         category=category,
         severity=severity,
         queue=queue,
         tags=tags,
-        escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES, category=category, queue=queue),
+        escalate_to=settled.escalate_to,
+        deadlines=settled.deadlines(facts.received_at),
         offers=offers,
         rules=firings,
         fired_rules=fired_rules,
@@ -208,7 +210,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         sentiment=sentiment.as_variables() if sentiment else None,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
-        chains=chains_for(rule_set, severity),
+        chains=settled.chains(),
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
     )
@@ -252,12 +254,7 @@ class RulePlan:
         """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
         if self.keyworded and (not found or (self.keyword_weights and self.only_against(found))):
             return False
-        if self.condition is None:
-            return True
-        try:
-            return self.condition.evaluate(activation)
-        except ValueError:
-            return False
+        return self.condition is None or self.condition.holds(activation)
 
     def why_fired(self, found: list[str] | None) -> str:
         """Why a rule that fired did: the keywords found, and its condition (the sentence is made once per rule)."""
@@ -461,6 +458,41 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
             moved[name] = calendar.add(shift.paused_to, calendar.between(shift.paused_from, due))
     paused = calendar.between(shift.paused_from, shift.paused_to) if calendar else shift.paused_to - shift.paused_from
     return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomePlan:
+    """What follows from a triage outcome (severity, category, queue) alone: worked out once per rule set."""
+
+    escalate_to: str
+    spans: dict[str, timedelta]  # each deadline the outcome has, from the complaint's arrival
+    calendar: BusinessCalendar | None
+    chain_steps: dict[str, list[PlannedStep]]
+
+    def deadlines(self, start: datetime) -> dict[str, datetime]:
+        calendar = self.calendar
+        if calendar is None:
+            return {name: start + span for name, span in self.spans.items()}
+        return {name: calendar.add(start, span) for name, span in self.spans.items()}
+
+    def chains(self) -> dict[str, list[PlannedStep]]:
+        """Each case gets its own lists (the steps in them are never changed)."""
+        return {name: list(steps) for name, steps in self.chain_steps.items()}
+
+
+def outcome_plan(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> OutcomePlan:
+    key = ("outcome", severity, category, queue)
+    plan = rule_set.memo.get(key)
+    if plan is None:
+        tier = rule_set.document.tiers[severity]
+        targets = _targets(rule_set, severity, category, queue)
+        plan = rule_set.memo[key] = OutcomePlan(
+            escalate_to=tier.escalate_to,
+            spans={name: targets[name] for name in DEADLINE_NAMES if name in targets},
+            calendar=rule_set.calendars.get(tier.calendar) if tier.calendar else None,
+            chain_steps=chains_for(rule_set, severity),
+        )
+    return plan
 
 
 def deadline_names(

@@ -48,6 +48,8 @@ def detect_language(text: str) -> str | None:
     han = len(text) - len(_HAN.sub("", text))  # counted in C: a long English text has no Han character to remove
     if han == 0:  # an English text with a curly quote or an accent: no need to count its thousand letters
         return "en" if _LATIN.search(text) else None
+    if han * 5 >= len(text.encode("ascii", "ignore")):  # more than all its ASCII characters could outweigh
+        return "zh"
     latin = sum(map(len, _LATIN.findall(text)))
     # A Han character carries about a word; a Latin word is about five letters.
     return "zh" if han * 5 >= latin else "en"
