@@ -123,14 +123,6 @@ class CompiledCondition:
     def reads_lazy(self) -> bool:
         return not self.variables.isdisjoint(LAZY_VARIABLES)
 
-    def holds(self, activation: Activation) -> bool:
-        """Whether the condition is true: False also when it fails or gives no boolean (triage's fast path;
-        `evaluate` says why)."""
-        try:
-            return self.program.execute(activation.context(self.reads_lazy)) is True
-        except Exception:  # cel raises TypeError/RuntimeError/ValueError
-            return False
-
     def evaluate(self, variables: dict[str, Any] | Activation) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
         activation = variables if isinstance(variables, Activation) else Activation(variables)
