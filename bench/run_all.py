@@ -368,6 +368,7 @@ def rerender() -> None:
         ("--add-floor-postgres", "floor_postgres"),
         ("--add-state-lookup", "state_lookup"),
         ("--add-rule-eval", "rule_eval"),
+        ("--add-history-cost", "history_cost"),
     ):
         if flag in sys.argv:
             results[key] = json.loads(Path(sys.argv[sys.argv.index(flag) + 1]).read_text(encoding="utf-8"))

@@ -129,8 +129,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     """
     doc = rule_set.document
     hits = rule_set.keywords.matches(facts.text)
-    needs_sentiment = rule_set.reads("sentiment") or rule_set.reads("language") or doc.agent_load is not None
-    sentiment = assess(facts.text) if needs_sentiment else None
+    sentiment = assess(facts.text) if rule_set.needs_sentiment else None
     text_language = sentiment.language if sentiment else detect_language(facts.text)
     read = rule_set.variables_read  # by the rules or the offers: one conversion serves both
 
@@ -217,7 +216,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         sentiment=sentiment.as_variables() if sentiment else None,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
-        chains=settled.chains(),
+        chains=settled.chain_steps,  # validation gives each result its own dict and lists (the steps never change)
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
     )
@@ -487,10 +486,6 @@ class OutcomePlan:
         if calendar is None:
             return {name: start + span for name, span in self.spans.items()}
         return {name: calendar.add(start, span) for name, span in self.spans.items()}
-
-    def chains(self) -> dict[str, list[PlannedStep]]:
-        """Each case gets its own lists (the steps in them are never changed)."""
-        return {name: list(steps) for name, steps in self.chain_steps.items()}
 
 
 def outcome_plan(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> OutcomePlan:

@@ -87,6 +87,12 @@ class RuleSet:
         found = {name: members_read(sources, name) for name in ("order", "customer", "sentiment")}
         return {name: fields for name, fields in found.items() if fields is not None}
 
+    @cached_property
+    def needs_sentiment(self) -> bool:
+        """Whether triage must assess the text's sentiment: a condition reads it or its language, or agents'
+        load is balanced (an angry case counts as an intense one)."""
+        return self.reads("sentiment") or self.reads("language") or self.document.agent_load is not None
+
     def reads(self, variable: str) -> bool:
         """Whether any condition uses this variable (costly facts are computed only then)."""
         return variable in self.variables_read
