@@ -264,3 +264,43 @@ def test_what_people_type_is_matched_as_the_keywords_say_it(tmp_path):
         ).replace("[late, parcel,", "[late, parcel, {refund: 5},"),
     )
     assert decide(rules, "refund please, the parcel").evidence == {"delivery": 6.0, "quality": 1.0}  # its own weight
+
+
+def test_a_macro_named_like_a_variable_does_not_hide_the_variable_from_its_condition(tmp_path):
+    """`tags.exists(keywords, ...)` binds a name of its own; the same condition may read the real `keywords`.
+    CEL must be handed it whichever rule runs first, in the activity's path as in explain's."""
+    rules = rules_with(
+        tmp_path,
+        """defaults: {category: other, queue: general, severity: general}
+rules:
+  - name: damaged-or-vip
+    when: 'tags.exists(keywords, keywords == "vip") || "damaged" in keywords'
+    set: {severity: urgent}
+  - name: damage-words
+    keywords: [damaged]
+    when: 'size(keywords) > 0'
+    set: {category: delivery}
+""",
+    )
+    facts = TriageFacts.of(ComplaintInput.model_validate(complaint(text="The box was damaged")))
+    for explain in (True, False):
+        result = triage(rules, facts, explain=explain)
+        assert (result.category, result.severity.value) == ("delivery", "urgent"), explain
+        assert result.fired[:2] == ["damaged-or-vip", "damage-words"]
+
+
+def test_junk_text_neither_stops_nor_stalls_the_matcher():
+    """Full-width English (every form different: NFKC at once, not a pass per form) and a lone surrogate
+    (intake refuses one; triage must not fail on it either)."""
+    from activities.rules.keywords import KeywordIndex, fold
+
+    full_width = "".join(map(chr, range(0xFF01, 0xFF5F))) * 200  # 18,800 characters, the 94 forms
+    assert fold(full_width) == unicodedata_nfkc_casefolded(full_width)
+    index = KeywordIndex([["refund"], ["破损"]])
+    assert index.matches("\uff32\uff25\uff26\uff35\uff2e\uff24, \ud800 破损") == {0: ["refund"], 1: ["破损"]}
+
+
+def unicodedata_nfkc_casefolded(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", text).casefold()

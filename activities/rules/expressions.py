@@ -153,7 +153,10 @@ def compile_condition(source: str, allowed: frozenset[str]) -> tuple[CompiledCon
         return None, ConditionProblem(
             f"unknown variable {', '.join(unknown)}; rules may use: {', '.join(sorted(allowed))}", column
         )
-    return CompiledCondition(source, program, frozenset(program.variables()) - bound), None
+    # the rule variables it names, a macro's own name included where it is also one (`tags.exists(keywords, ...)`
+    # may read the real `keywords` elsewhere): handing CEL one variable too many costs a conversion, one too few
+    # an "undefined variable" that would stop the rule from firing
+    return CompiledCondition(source, program, frozenset(program.variables()) & allowed), None
 
 
 def _column_of(source: str, name: str) -> int:

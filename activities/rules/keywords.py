@@ -203,7 +203,13 @@ class KeywordIndex:
         spans: list[tuple[int, int, int, _Keyword]] = []
         word = WORD_CHARACTERS
         entries = self._variants
-        for index, start, matched_end in automaton.find_matches_as_indexes(folded, overlapping=True):
+        try:
+            occurrences = automaton.find_matches_as_indexes(folded, overlapping=True)
+        except UnicodeEncodeError:  # a lone surrogate (intake refuses them): matched as "?", positions kept
+            occurrences = automaton.find_matches_as_indexes(
+                folded.encode("utf-8", "replace").decode(), overlapping=True
+            )
+        for index, start, matched_end in occurrences:
             for keyword in entries[index]:
                 end = matched_end
                 if keyword.whole_start and start and folded[start - 1] in word:
@@ -231,6 +237,7 @@ _TYPOGRAPHIC = frozenset("\u2018\u2019\u02bc\uff07\u00ad\u2060\u2061\u2062\u2063
 # full-width forms (U+FF01-FF5E, and the ideographic space): Chinese text is full of them (，！？：（）), and NFKC
 # maps each to its ASCII twin; mapping those first leaves most Chinese texts normal without normalising them
 _FULL_WIDTH = frozenset(["\u3000", *map(chr, range(0xFF01, 0xFF5F))])
+_NARROWED_AT_MOST = 8  # distinct full-width forms narrowed one by one; more (full-width English) go to NFKC
 _MARKS = re.compile("[\u3000\uff01-\uff5e\u2018\u2019\u02bc\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
@@ -254,7 +261,8 @@ def fold(text: str) -> str:
         return text.lower()
     marks = set(_MARKS.findall(text))
     if not unicodedata.is_normalized("NFKC", text):  # a check in C, cheaper than normalising what is normal
-        text = _narrow(text, marks)
+        if len(marks) <= _NARROWED_AT_MOST:  # one pass over the text per distinct form: only for a few
+            text = _narrow(text, marks)
         if not unicodedata.is_normalized("NFKC", text):
             text = unicodedata.normalize("NFKC", text)
             marks = set(_MARKS.findall(text))  # NFKC makes some: "\u0149" is "\u02bcn"
