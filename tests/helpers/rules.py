@@ -19,13 +19,18 @@ for _name in ("li.na", "sam.taylor", "wang.fang", "alex.morgan", "zhang.wei", "c
 
 
 def with_public_keys(rules: Path) -> None:
-    """Give every approver in rules/approval.yaml the public half of its test key."""
+    """Give every approver in rules/approval.yaml the public half of its test key, in place of any key the
+    checkout holds: the README's quick start registers a real one for wang.fang (`keys new --register`)."""
     path = rules / "approval.yaml"
     text = path.read_text(encoding="utf-8")
     for name, public_key in _PUBLIC_KEYS.items():
-        text = re.sub(
-            rf"^(  {re.escape(name)}: {{role: [a-z_]+)}}", rf"\1, public_key: {public_key}}}", text, flags=re.MULTILINE
+        text, found = re.subn(
+            rf"^(  {re.escape(name)}: {{role: [a-z_]+)(?:, public_key: [^,}}]+)?",
+            rf"\1, public_key: {public_key}",
+            text,
+            flags=re.MULTILINE,
         )
+        assert found == 1, f"{name} is not listed as `{name}: {{role: ...}}` in {path}"
     path.write_text(text, encoding="utf-8")
 
 
