@@ -33,7 +33,6 @@ from activities.io import (
     TriageFacts,
     TriageResult,
 )
-from activities.rules.calendars import BusinessCalendar
 from activities.rules.expressions import TRIAGE_VARIABLES, Activation, CompiledCondition
 from activities.rules.loader import RuleSet
 from activities.rules.schema import DeadlineName
@@ -197,15 +196,14 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         if fired:
             offers.append(_offer(offer, facts))
 
-    settled = outcome_plan(rule_set, severity, category, queue)
     return TriageResult(
         rule_version=rule_set.version,
         category=category,
         severity=severity,
         queue=queue,
         tags=tags,
-        escalate_to=settled.escalate_to,
-        deadlines=settled.deadlines(facts.received_at),
+        escalate_to=doc.tiers[severity].escalate_to,
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES, category=category, queue=queue),
         offers=offers,
         rules=firings,
         fired_rules=fired_rules,
@@ -216,7 +214,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         sentiment=sentiment.as_variables() if sentiment else None,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
-        chains=settled.chain_steps,  # validation gives each result its own dict and lists (the steps never change)
+        chains=chains_for(rule_set, severity),
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
     )
@@ -258,22 +256,21 @@ class RulePlan:
 
     def fires(self, found: list[str] | None, activation: Activation) -> bool:
         """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
-        if self.keyworded and (not found or (self.keyword_weights and self.only_against(found))):
+        if self.keyworded and (not found or self.only_against(found)):
             return False
-        condition = self.condition
-        if condition is None:
+        if self.condition is None:
             return True
-        try:  # CompiledCondition.evaluate, without the reason: triage's hottest line
-            return condition.program.execute(activation.context(condition.reads_lazy)) is True
-        except Exception:  # cel raises TypeError/RuntimeError/ValueError; explain says why it could not
+        try:
+            return self.condition.evaluate(activation)
+        except ValueError:  # explain says why it could not be evaluated
             return False
 
     def why_fired(self, found: list[str] | None) -> str:
         """Why a rule that fired did: the keywords found, and its condition (the sentence is made once per rule)."""
         if not found:
             return self.holds or "always"
-        said = f"keyword {found[0]!r} found" if len(found) == 1 else f"keyword {', '.join(map(repr, found))} found"
-        return said + "; " + self.holds if self.holds else said
+        said = f"keyword {', '.join(map(repr, found))} found"
+        return f"{said}; {self.holds}" if self.holds else said
 
     def decide(self, found: list[str] | None, activation: Activation) -> tuple[bool, str]:
         """Whether the rule fires for these keywords found and variables, and the reason an admin reads."""
@@ -398,12 +395,10 @@ def _offer(offer: Any, facts: TriageFacts) -> RemedyOffer:
 
 
 def targets_for(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
-    """The tier's targets, each replaced by the first matching per-category/queue override (a copy: callers add)."""
-    return dict(_targets(rule_set, severity, category, queue))
+    """The tier's targets, each replaced by the first matching per-category/queue override.
 
-
-def _targets(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> dict[str, timedelta]:
-    """`targets_for`, worked out once per rule set and outcome: the memo itself, never to be changed."""
+    Worked out once per rule set and outcome; what is returned is the memo itself, never to be changed.
+    """
     key = ("targets", severity, category, queue)
     targets = rule_set.memo.get(key)
     if targets is None:
@@ -439,7 +434,7 @@ def deadlines_for(
     """Absolute due times of the named deadlines the tier has: calendar time, or working time when the tier
     names a business calendar."""
     tier = rule_set.document.tiers[severity]
-    spans = _targets(rule_set, severity, category, queue)
+    spans = targets_for(rule_set, severity, category, queue)
     calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
     due = {}
     for name in names:
@@ -472,41 +467,10 @@ def shift_for_pause(rule_set: RuleSet, shift: PauseShift) -> ShiftedDeadlines:
     return ShiftedDeadlines(deadlines=moved, paused_seconds=paused.total_seconds())
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomePlan:
-    """What follows from a triage outcome (severity, category, queue) alone: worked out once per rule set."""
-
-    escalate_to: str
-    spans: dict[str, timedelta]  # each deadline the outcome has, from the complaint's arrival
-    calendar: BusinessCalendar | None
-    chain_steps: dict[str, list[PlannedStep]]
-
-    def deadlines(self, start: datetime) -> dict[str, datetime]:
-        calendar = self.calendar
-        if calendar is None:
-            return {name: start + span for name, span in self.spans.items()}
-        return {name: calendar.add(start, span) for name, span in self.spans.items()}
-
-
-def outcome_plan(rule_set: RuleSet, severity: Severity, category: str | None, queue: str | None) -> OutcomePlan:
-    key = ("outcome", severity, category, queue)
-    plan = rule_set.memo.get(key)
-    if plan is None:
-        tier = rule_set.document.tiers[severity]
-        targets = _targets(rule_set, severity, category, queue)
-        plan = rule_set.memo[key] = OutcomePlan(
-            escalate_to=tier.escalate_to,
-            spans={name: targets[name] for name in DEADLINE_NAMES if name in targets},
-            calendar=rule_set.calendars.get(tier.calendar) if tier.calendar else None,
-            chain_steps=chains_for(rule_set, severity),
-        )
-    return plan
-
-
 def deadline_names(
     rule_set: RuleSet, severity: Severity, category: str | None = None, queue: str | None = None
 ) -> list[DeadlineName]:
-    return [name for name in DEADLINE_NAMES if name in _targets(rule_set, severity, category, queue)]
+    return [name for name in DEADLINE_NAMES if name in targets_for(rule_set, severity, category, queue)]
 
 
 def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:

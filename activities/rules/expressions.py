@@ -80,7 +80,6 @@ class Activation:
         if context is None:
             context = self._context = cel.Context()
             context.update({name: value for name, value in self.variables.items() if name not in LAZY_VARIABLES})
-            self._resolving = False
         if lazy and not self._resolving:
             self._resolving = True
             values = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}

@@ -160,39 +160,22 @@ class KeywordIndex:
         spans.sort()
         reach, kept_start = -1, -1
         respects_negation = self._respects_negation
-        listings = found.setdefault
-        if not respects_negation:  # no rule minds a negation: every keyword found counts (the common case)
-            counted: dict[str, _Keyword] = {}  # each keyword once, in order of first appearance
-            for start, minus_end, _, keyword in spans:
-                end = -minus_end
-                if end < reach or (end == reach and start != kept_start):
-                    continue  # inside a longer one (the same span twice is two variants of one word: both count)
-                reach, kept_start = end, start
-                if keyword.listed not in counted:
-                    counted[keyword.listed] = keyword
-            for listed, keyword in counted.items():
-                for rule_index in keyword.rules:
-                    listings(rule_index, []).append(listed)
-            return found
         affirmed: dict[str, tuple[_Keyword, bool]] = {}  # each keyword once, in order of first appearance
         for start, minus_end, _, keyword in spans:
             end = -minus_end
             if end < reach or (end == reach and start != kept_start):
-                continue  # as above
+                continue  # inside a longer one (the same span twice is two variants of one word: both count)
             reach, kept_start = end, start
             listed = keyword.listed
             if listed in affirmed and affirmed[listed][1]:
                 continue
-            said = not negated(folded[max(0, start - WINDOW) : start])
+            said = not respects_negation or not negated(folded[max(0, start - WINDOW) : start])
             affirmed[listed] = (keyword, said)
+        listings = found.setdefault
         for listed, (keyword, said) in affirmed.items():
-            if said:
-                for rule_index in keyword.rules:
+            for rule_index in keyword.rules:
+                if said or rule_index not in respects_negation:  # said in the negative: only for rules that don't mind
                     listings(rule_index, []).append(listed)
-            else:  # said in the negative: counts only for the rules that do not mind
-                for rule_index in keyword.rules:
-                    if rule_index not in respects_negation:
-                        listings(rule_index, []).append(listed)
         return found
 
     def _spans(self, automaton: AhoCorasick, folded: str) -> list[tuple[int, int, int, _Keyword]]:
@@ -229,16 +212,15 @@ class KeywordIndex:
 
 # what people type that means what the keywords say: typographic apostrophes (a phone types U+2019
 # in didn't) as typed ones; characters that show nothing (zero-width spaces, soft hyphens, BOMs) gone
-_SAME_AS_TYPED = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
-_TYPOGRAPHIC = frozenset("\u2018\u2019\u02bc\uff07\u00ad\u2060\u2061\u2062\u2063\u2064\ufeff") | frozenset(
-    map(chr, range(0x200B, 0x2010))
-)
+_APOSTROPHES = "\u2018\u2019\u02bc\uff07"
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_SAME_AS_TYPED = str.maketrans(dict.fromkeys(_APOSTROPHES, "'") | dict.fromkeys(_INVISIBLE))
+_TYPOGRAPHIC = frozenset(_APOSTROPHES + _INVISIBLE)
 # full-width forms (U+FF01-FF5E, and the ideographic space): Chinese text is full of them (，！？：（）), and NFKC
 # maps each to its ASCII twin; mapping those first leaves most Chinese texts normal without normalising them
 _FULL_WIDTH = frozenset(["\u3000", *map(chr, range(0xFF01, 0xFF5F))])
 _NARROWED_AT_MOST = 8  # distinct full-width forms narrowed one by one; more (full-width English) go to NFKC
-_MARKS = re.compile("[\u3000\uff01-\uff5e\u2018\u2019\u02bc\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_MARKS = re.compile("[" + re.escape("".join(sorted(_FULL_WIDTH | _TYPOGRAPHIC))) + "]")
 
 
 def _narrow(text: str, marks: set[str]) -> str:
@@ -268,5 +250,5 @@ def fold(text: str) -> str:
             marks = set(_MARKS.findall(text))  # NFKC makes some: "\u0149" is "\u02bcn"
     text = text.casefold()
     if not marks.isdisjoint(_TYPOGRAPHIC):
-        text = _INVISIBLE.sub("", text.translate(_SAME_AS_TYPED))
+        text = text.translate(_SAME_AS_TYPED)
     return text
