@@ -239,6 +239,7 @@ class RulePlan:
     weight: float = 1.0
     fallback_queue: str | None = None
     keyword_weights: dict[str, float] = field(default_factory=dict)
+    weighs_against: bool = False  # some keyword counts against the category: the rule may find only those
     holds: str = ""  # "condition `...` is true": what a fired rule with a condition says of it
 
     def only_against(self, found: list[str]) -> bool:
@@ -256,7 +257,7 @@ class RulePlan:
 
     def fires(self, found: list[str] | None, activation: Activation) -> bool:
         """Whether the rule fires (a condition that cannot be evaluated does not), without saying why."""
-        if self.keyworded and (not found or self.only_against(found)):
+        if self.keyworded and (not found or (self.weighs_against and self.only_against(found))):
             return False
         if self.condition is None:
             return True
@@ -310,11 +311,17 @@ def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
                 weight=rule.weight,
                 fallback_queue=rule.set.fallback_queue,
                 keyword_weights=rule.keyword_weights,
+                weighs_against=_weighs_against(rule.weight, rule.keyword_weights),
                 holds=_holds(rule_set.condition("rules", index)),
             )
             for index, rule in enumerate(rule_set.document.rules)
         ]
     return rule_set.memo["rule_plans"]
+
+
+def _weighs_against(weight: float, keyword_weights: dict[str, float]) -> bool:
+    """Whether a keyword found may count against the rule's category (see RulePlan.only_against)."""
+    return bool(keyword_weights) and (weight < 0 or any(w < 0 for w in keyword_weights.values()))
 
 
 def offer_plans(rule_set: RuleSet) -> list[RulePlan]:

@@ -7,7 +7,7 @@ quietly false at run time.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -85,16 +85,21 @@ class Activation:
             values = {name: value for name, value in self.variables.items() if name in LAZY_VARIABLES}
             if values:
                 # asked for every name a condition reads; None (any other name) falls through to the above
-                context.set_variable_resolver(lambda name: _resolved(values, name))
+                context.set_variable_resolver(_resolver(values))
         return context
 
 
-def _resolved(values: dict[str, Any], name: str) -> Any:
-    """A lazy variable's value; one given as a function (the keywords found, sorted) is worked out when first read."""
-    value = values.get(name)
-    if callable(value):
-        value = values[name] = value()
-    return value
+def _resolver(values: dict[str, Any]) -> Callable[[str], Any]:
+    """What CEL asks for a variable's value: a lazy one's (worked out when first read, if it is a function, as the
+    keywords found are), None for the others. It holds the values, not the Activation: no reference cycle."""
+
+    def resolve(name: str) -> Any:
+        value = values.get(name)
+        if callable(value):
+            value = values[name] = value()
+        return value
+
+    return resolve
 
 
 def members_read(sources: Iterable[str], variable: str) -> frozenset[str] | None:
@@ -122,9 +127,8 @@ class CompiledCondition:
     def reads_lazy(self) -> bool:
         return not self.variables.isdisjoint(LAZY_VARIABLES)
 
-    def evaluate(self, variables: dict[str, Any] | Activation) -> bool:
+    def evaluate(self, activation: Activation) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
-        activation = variables if isinstance(variables, Activation) else Activation(variables)
         try:
             result = self.program.execute(activation.context(self.reads_lazy))
         except Exception as error:  # cel raises TypeError/RuntimeError/ValueError

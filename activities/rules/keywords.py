@@ -118,6 +118,7 @@ class _Keyword:
     whole_start: bool  # starts with a letter or digit: must start a word
     whole_end: bool  # ends with one and is not a stem: must end a word, or with an inflection
     chinese: bool  # one Han character: must not start or sit inside a longer word
+    rules_when_negated: tuple[int, ...]  # the rules it still counts for when said in the negative
 
 
 class KeywordIndex:
@@ -140,6 +141,7 @@ class KeywordIndex:
                     whole_start=is_word_character(text[0]),
                     whole_end=is_word_character(text[-1]) and not stem,
                     chinese=len(text) == 1 and bool(_HAN.match(text)),
+                    rules_when_negated=tuple(sorted(rules - self._respects_negation)),
                 )
             )
         self._chinese = any(k.chinese for found in variants.values() for k in found)
@@ -171,11 +173,13 @@ class KeywordIndex:
                 continue
             said = not respects_negation or not negated(folded[max(0, start - WINDOW) : start])
             affirmed[listed] = (keyword, said)
-        listings = found.setdefault
         for listed, (keyword, said) in affirmed.items():
-            for rule_index in keyword.rules:
-                if said or rule_index not in respects_negation:  # said in the negative: only for rules that don't mind
-                    listings(rule_index, []).append(listed)
+            for rule_index in keyword.rules if said else keyword.rules_when_negated:
+                listing = found.get(rule_index)
+                if listing is None:
+                    found[rule_index] = [listed]
+                else:
+                    listing.append(listed)
         return found
 
     def _spans(self, automaton: AhoCorasick, folded: str) -> list[tuple[int, int, int, _Keyword]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from activities.rules.expressions import Activation
 from activities.rules.keywords import fold
 from activities.rules.schema import RuleSetDocument
 from redress.contract import Channel, RemedyKind
@@ -41,7 +42,7 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
                     )
             if not condition.program.variables():
                 try:
-                    constant = condition.evaluate({})
+                    constant = condition.evaluate(Activation({}))
                 except ValueError:
                     constant = None
                 if constant is False:
