@@ -120,6 +120,12 @@ class TriageResult(BaseModel):
         description="The customer as visibility and their record know "
         "them: a keyed pseudonym of the id (redress/codec.py).",
     )
+    root_causes: list[str] = Field(
+        default_factory=list, description="The rules' root causes: what `resolve` must name one of (none: free)."
+    )
+    complaints_90d: int | None = Field(
+        default=None, description="The customer's complaints within the repeat window, this one included."
+    )
     crisis_key: str | None = Field(
         default=None,
         description="The crisis watch this complaint was reported to "

@@ -103,7 +103,7 @@ async def ours(redress: RedressClient, data: dict) -> None:
         ),
     )
     await until(stage, "remedy_executed")
-    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done", root_cause="process_gap"))
     await until(stage, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=5))
     await redress.outcome(cid)

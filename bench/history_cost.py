@@ -53,7 +53,7 @@ async def open_case(redress: RedressClient, peer: Peer) -> str:
 
 
 async def respond_and_close(redress: RedressClient, cid: str, score: int = 5) -> None:
-    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done", root_cause="process_gap"))
     await stage_is(redress, cid, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=score))
 

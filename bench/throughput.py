@@ -69,7 +69,7 @@ async def lifecycle(redress: RedressClient, data: dict) -> None:
     await redress.submit(data)
     await until_stage(redress, cid, "acknowledged")
     await redress.record_response(cid, ResponseRecord(agent="li.na"))
-    await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="done", root_cause="process_gap"))
     await until_stage(redress, cid, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=5))
     await redress.outcome(cid)

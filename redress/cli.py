@@ -95,6 +95,10 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
     for offer in status.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
         fields.append(("offer", f"{offer.kind.value}{amount}  ({offer.rule})"))
+    if status.root_cause:
+        fields.append(("root cause", status.root_cause))
+    elif status.root_causes and not status.stage.is_final:
+        fields.append(("root causes", ", ".join(status.root_causes)))  # what `resolve --root-cause` may name
     if status.csat is not None:
         fields.append(("csat", status.csat))
     print_fields(fields)
@@ -1174,8 +1178,12 @@ def build_parser() -> argparse.ArgumentParser:
         "mark the case resolved",
         "resolve",
         Resolution,
-        [("--as", {"dest": "agent", "required": True}), ("--summary", {"required": True})],
-        lambda a: {"agent": a.agent, "summary": a.summary},
+        [
+            ("--as", {"dest": "agent", "required": True}),
+            ("--summary", {"required": True}),
+            ("--root-cause", {"help": "why it happened: one of the rules' root_causes (`show` lists them)"}),
+        ],
+        lambda a: {"agent": a.agent, "summary": a.summary, "root_cause": a.root_cause},
     )
     message_command(
         "feedback",

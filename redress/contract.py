@@ -198,6 +198,9 @@ class _Strict(BaseModel):
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+RootCause = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64, description="One of the rules' `root_causes`.")
+]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
 
 # Every number and date a message can carry is bounded, so arithmetic on it (a deadline, a window's end)
@@ -348,10 +351,15 @@ class ApprovalDecision(_Strict):
 
 
 class Resolution(_Strict):
-    """resolve: the agent considers the case handled."""
+    """resolve: the agent considers the case handled, and says why it happened.
+
+    `root_cause` is required when the case's rules list root causes (rules/root_causes.yaml), and must be
+    one of them: what the practice feeds back into process changes, and what `report` counts by.
+    """
 
     agent: Name
     summary: Text
+    root_cause: RootCause | None = None
 
 
 class Feedback(_Strict):
@@ -476,6 +484,10 @@ class Status(BaseModel):
     paused_since: datetime | None = None
     paused_seconds: float = Field(default=0, description="Time not counted against deadlines so far.")
     tags: list[str] = Field(default_factory=list, description="Set by the rules (e.g. repeat, duplicate_order).")
+    root_cause: str | None = Field(default=None, description="Why it happened, as the resolving agent named it.")
+    root_causes: list[str] = Field(
+        default_factory=list, description="What `resolve` may name as the root cause (the case's rules)."
+    )
 
 
 class TimelineEvent(BaseModel):
@@ -515,3 +527,13 @@ class Outcome(BaseModel):
     compensation: list[ProposalRecord] = Field(default_factory=list)
     rule_version: str | None = None
     problems: list[str] = Field(default_factory=list)
+    root_cause: str | None = Field(default=None, description="The last resolution's root cause (the rules' list).")
+    acknowledged_at: datetime | None = Field(default=None, description="When the acknowledgement went out.")
+    first_contact_at: datetime | None = Field(
+        default=None,
+        description="An agent's first contact with the customer after the acknowledgement (a response or a "
+        "question): the first-callback time is from acknowledged_at to this.",
+    )
+    repeat_complaint: bool | None = Field(
+        default=None, description="The customer had complained before within the rules' repeat window."
+    )

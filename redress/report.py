@@ -64,6 +64,11 @@ class CaseRecord(BaseModel):
     reopened: bool = False
     csat: int | None = None
     payouts: list[Payout] = Field(default_factory=list)
+    root_cause: str | None = Field(default=None, description="Named at resolve (the rules' root_causes).")
+    first_callback_seconds: float | None = Field(
+        default=None, description="From the acknowledgement to an agent's first response or question."
+    )
+    repeat: bool | None = Field(default=None, description="The customer had complained before within the window.")
 
 
 # ------------------------------------------------------------------ collect
@@ -141,6 +146,10 @@ def case_record(execution: WorkflowExecution, outcome: Outcome | None) -> CaseRe
     record.reopened = outcome.reopen_count > 0
     record.csat = outcome.csat
     record.payouts = [Payout(kind=p.kind.value, amount=p.amount, currency=p.currency) for p in outcome.compensation]
+    record.root_cause = outcome.root_cause
+    if outcome.acknowledged_at and outcome.first_contact_at:
+        record.first_callback_seconds = max(0.0, (outcome.first_contact_at - outcome.acknowledged_at).total_seconds())
+    record.repeat = outcome.repeat_complaint
     return record
 
 
@@ -188,6 +197,8 @@ def figures(records: Sequence[CaseRecord]) -> dict[str, Any]:
     responses = [r.first_response_seconds for r in records if r.first_response_seconds is not None]
     resolutions = [r.resolution_seconds for r in records if r.resolution_seconds is not None]
     resolved = [r for r in records if r.resolved]
+    callbacks = [r.first_callback_seconds for r in records if r.first_callback_seconds is not None]
+    repeats = [r.repeat for r in records if r.repeat is not None]
     scores = [r.csat for r in records if r.csat is not None]
     paid: dict[str, Decimal] = defaultdict(Decimal)
     for record in records:
@@ -200,8 +211,12 @@ def figures(records: Sequence[CaseRecord]) -> dict[str, Any]:
         "first_response_p90_s": percentile(responses, 0.9),
         "resolution_median_s": percentile(resolutions, 0.5),
         "resolution_p90_s": percentile(resolutions, 0.9),
+        "first_callback_mean_s": round(statistics.fmean(callbacks), 1) if callbacks else None,
+        "first_callback_max_s": max(callbacks) if callbacks else None,
         "breach_rate": _rate(sum(1 for r in triaged if r.breached), len(triaged)),
+        "resolution_rate": _rate(len(resolved), len(triaged)),
         "reopen_rate": _rate(sum(1 for r in resolved if r.reopened), len(resolved)),
+        "repeat_rate": _rate(sum(repeats), len(repeats)),
         "csat_mean": round(statistics.fmean(scores), 3) if scores else None,
         "csat_satisfied": _rate(sum(1 for s in scores if s >= 4), len(scores)),
         "csat_responses": len(scores),
@@ -251,14 +266,16 @@ def summarize(
         "until": until.isoformat() if until else None,
         "period": period,
         "overall": figures(records),
-        "volume": {field: volume(field) for field in ("category", "channel", "severity", "result")},
+        "volume": {field: volume(field) for field in ("category", "channel", "severity", "result", "root_cause")},
         "by_category": grouped(lambda r: r.category or "(none)"),
+        "by_root_cause": grouped(lambda r: r.root_cause or "(none)"),
         "over_time": grouped(lambda r: period_of(r.started_at, period)),
     }
 
 
 # ------------------------------------------------------------------ render
 
+SECTIONS = ("by_category", "by_root_cause", "over_time")
 FIGURE_COLUMNS = [
     ("cases", "cases"),
     ("open", "open"),
@@ -266,8 +283,12 @@ FIGURE_COLUMNS = [
     ("first_response_p90_s", "1st resp p90"),
     ("resolution_median_s", "resolve p50"),
     ("resolution_p90_s", "resolve p90"),
+    ("first_callback_mean_s", "callback mean"),
+    ("first_callback_max_s", "callback worst"),
     ("breach_rate", "breach"),
+    ("resolution_rate", "resolved"),
     ("reopen_rate", "reopen"),
+    ("repeat_rate", "repeat"),
     ("csat_mean", "CSAT"),
     ("csat_satisfied", "CSAT 4-5"),
     ("payouts", "payouts"),
@@ -319,6 +340,7 @@ def render_terminal(report: dict[str, Any]) -> None:
     labels = [label for _, label in FIGURE_COLUMNS]
     for section, title, head in (
         ("by_category", "By category", "category"),
+        ("by_root_cause", "By root cause (resolved cases)", "root cause"),
         ("over_time", f"Over time (per {report['period']})", report["period"]),
     ):
         rows = [[group["group"], *(_cell(key, group[key]) for key, _ in FIGURE_COLUMNS)] for group in report[section]]
@@ -329,7 +351,7 @@ def render_csv(report: dict[str, Any]) -> str:
     """One wide table: `section` says which breakdown a row belongs to; times in seconds, rates as fractions."""
     keys = [key for key, _ in FIGURE_COLUMNS if key != "compensation"]
     currencies = sorted(
-        {c for section in ("by_category", "over_time") for g in report[section] for c in g["compensation"]}
+        {c for section in SECTIONS for g in report[section] for c in g["compensation"]}
         | set(report["overall"]["compensation"])
     )
     out = io.StringIO()
@@ -350,7 +372,7 @@ def render_csv(report: dict[str, Any]) -> str:
     for field, counts in report["volume"].items():
         for group, count in counts.items():
             writer.writerow([f"volume_by_{field}", group, count] + [""] * (len(keys) - 1 + len(currencies)))
-    for section in ("by_category", "over_time"):
+    for section in SECTIONS:
         for group in report[section]:
             row(section, group["group"], group)
     return out.getvalue()
@@ -435,24 +457,22 @@ def render_html(report: dict[str, Any]) -> str:
         bar_chart(f"Volume by {field}", list(counts), {"cases": list(counts.values())})
         for field, counts in report["volume"].items()
     ]
+
+    def times_by_category(title: str, series: dict[str, str]) -> str:
+        """A time figure per category, one bar per statistic (series: its label -> the figure's key)."""
+        return bar_chart(title, names, {label: [g[key] for g in categories] for label, key in series.items()}, minutes)
+
     charts += [
-        bar_chart(
+        times_by_category(
             "First response time by category",
-            names,
-            {
-                "median": [g["first_response_median_s"] for g in categories],
-                "90th percentile": [g["first_response_p90_s"] for g in categories],
-            },
-            minutes,
+            {"median": "first_response_median_s", "90th percentile": "first_response_p90_s"},
         ),
-        bar_chart(
-            "Resolution time by category",
-            names,
-            {
-                "median": [g["resolution_median_s"] for g in categories],
-                "90th percentile": [g["resolution_p90_s"] for g in categories],
-            },
-            minutes,
+        times_by_category(
+            "Resolution time by category", {"median": "resolution_median_s", "90th percentile": "resolution_p90_s"}
+        ),
+        times_by_category(
+            "First callback by category (from the acknowledgement)",
+            {"mean": "first_callback_mean_s", "worst": "first_callback_max_s"},
         ),
         bar_chart(
             "Deadline breach rate by category", names, {"breached": [g["breach_rate"] for g in categories]}, percent
@@ -460,16 +480,21 @@ def render_html(report: dict[str, Any]) -> str:
         bar_chart("Reopen rate by category", names, {"reopened": [g["reopen_rate"] for g in categories]}, percent),
         bar_chart("CSAT (mean, 1-5) by category", names, {"CSAT": [g["csat_mean"] for g in categories]}),
     ]
-    currencies = sorted({c for g in categories for c in g["compensation"]})
-    for currency in currencies:
-        charts.append(
-            bar_chart(
-                f"Compensation paid by category ({currency})",
-                names,
-                {currency: [float(g["compensation"].get(currency, 0)) for g in categories]},
-                lambda v: f"{v:,.2f}",
+    causes = report["by_root_cause"]
+    cause_names = [g["group"] for g in causes]
+    for label, groups, group_names in (
+        ("category", categories, names),
+        ("root cause", causes, cause_names),
+    ):
+        for currency in sorted({c for g in groups for c in g["compensation"]}):
+            charts.append(
+                bar_chart(
+                    f"Compensation paid by {label} ({currency})",
+                    group_names,
+                    {currency: [float(g["compensation"].get(currency, 0)) for g in groups]},
+                    lambda v: f"{v:,.2f}",
+                )
             )
-        )
     charts += [
         bar_chart(
             f"Complaints per {report['period']}",
@@ -512,6 +537,7 @@ Times run from when the customer complained; time, CSAT, reopen and compensation
 <div class=cards>{summary}</div>
 <div class=charts>{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>
 <h2>By category</h2>{table(categories, "category")}
+<h2>By root cause (resolved cases)</h2>{table(causes, "root cause")}
 <h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}"""
     return html_page("Redress report", body)
 

@@ -29,9 +29,14 @@ async def test_the_third_complaint_in_the_window_is_flagged_repeat_and_urgent(ru
             )
             statuses.append(await redress.status(cid))
         record = await redress.customer_record(who["id"])
+        outcomes = []
+        for status in statuses:  # ended, each reports whether it was a repeat complaint (report's repeat rate)
+            await redress.withdraw(status.complaint_id, Withdrawal(by="li.na", reason="test over"))
+            outcomes.append(await redress.outcome(status.complaint_id))
     assert [s.severity.value for s in statuses] == ["general", "general", "urgent"]
     assert ["repeat" in s.tags for s in statuses] == [False, False, True]
     assert [c.complaint_id for c in record.cases] == [s.complaint_id for s in statuses]
+    assert [o.repeat_complaint for o in outcomes] == [False, True, True]  # complained before within the window
 
 
 async def test_a_second_open_complaint_about_the_same_order_is_flagged(run_worker):
@@ -67,7 +72,7 @@ async def close_case(redress, who: dict, profile: str) -> str:
     cid = await open_case(
         redress, customer=who, respond_as="li.na", text="The kettle leaks", metadata={"customer_profile": profile}
     )
-    await redress.resolve(cid, Resolution(agent="li.na", summary="replaced the kettle"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="replaced the kettle", root_cause="product_defect"))
     await stage_is(redress, cid, "follow_up")
     await redress.customer_feedback(cid, Feedback(score=4))
     assert (await redress.outcome(cid)).stage.value == "closed"

@@ -62,6 +62,18 @@ async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_
         assert "verified signature (passkey)" in await approved.inner_text()
         await screenshot(lead, "case")
 
+        # resolving names a root cause from the rules' list (the form offers exactly those)
+        resolve = lead.locator('form[action$="/resolve"]')
+        offered = await resolve.locator("select[name=root_cause] option").all_inner_texts()
+        assert offered[1:] == (await redress.status(cid)).root_causes
+        await resolve.locator("textarea[name=summary]").fill("refunded the late delivery")
+        await resolve.locator("select[name=root_cause]").select_option("carrier_delay")
+        await resolve.locator("button").click()
+        assert await lead.locator("#flash").inner_text() == "resolved"
+        await lead.locator("#root-cause-named", has_text="carrier_delay").wait_for()
+        assert (await stage_is(redress, cid, "follow_up")).root_cause == "carrier_delay"
+        await screenshot(lead, "case-resolved")
+
 
 async def test_only_the_exact_terms_by_someone_with_the_authority_and_a_live_passkey_count(run_worker, tmp_path, env):
     rules = write_rules(tmp_path / "rules")

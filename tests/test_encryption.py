@@ -33,7 +33,9 @@ async def test_personal_data_reaches_the_server_only_encrypted(run_worker, env):
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged")
         await redress.record_response(cid, ResponseRecord(agent="li.na", message=f"Dear {data['customer']['name']}"))
-        await redress.resolve(cid, Resolution(agent="li.na", summary=f"refunded {data['customer']['email']}"))
+        await redress.resolve(
+            cid, Resolution(agent="li.na", summary=f"refunded {data['customer']['email']}", root_cause="billing_error")
+        )
         await redress.customer_feedback(cid, Feedback(score=5, comment="thanks, Ingrid"))
         outcome = await redress.outcome(cid)
         assert outcome.stage.value == "closed"
@@ -116,7 +118,9 @@ async def test_erasing_a_customer_shreds_their_cases_and_keeps_the_figures(run_w
             await redress.submit(data)
             await stage_is(redress, data["complaint_id"], "acknowledged")
         await redress.record_response(first["complaint_id"], ResponseRecord(agent="li.na"))
-        await redress.resolve(first["complaint_id"], Resolution(agent="li.na", summary="refunded"))
+        await redress.resolve(
+            first["complaint_id"], Resolution(agent="li.na", summary="refunded", root_cause="billing_error")
+        )
         await redress.customer_feedback(first["complaint_id"], Feedback(score=4))
         assert (await redress.outcome(first["complaint_id"])).stage.value == "closed"
 

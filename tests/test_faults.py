@@ -148,7 +148,10 @@ async def _work_case(redress: RedressClient, data: dict) -> None:
     )
     await reached(redress, cid, "remedy_executed")
     await as_an_agent_would(
-        redress, cid, "remedy_executed", lambda: redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+        redress,
+        cid,
+        "remedy_executed",
+        lambda: redress.resolve(cid, Resolution(agent="li.na", summary="refunded", root_cause="billing_error")),
     )
     await reached(redress, cid, "follow_up")
     await as_an_agent_would(redress, cid, "follow_up", lambda: redress.customer_feedback(cid, Feedback(score=5)))

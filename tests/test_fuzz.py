@@ -149,7 +149,7 @@ VALID_MESSAGES: dict[str, dict[str, Any]] = {
         "signature": "AAAA",
     },
     "reject_remedy": {"proposal_id": "p-1", "approver": "wang.fang", "note": "no"},
-    "resolve": {"agent": "li.na", "summary": "done"},
+    "resolve": {"agent": "li.na", "summary": "done", "root_cause": "billing_error"},
     "customer_feedback": {"score": 4},
     "await_customer": {"agent": "li.na", "question": "which order?"},
     "customer_replied": {"message": "SO-1"},

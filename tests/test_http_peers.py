@@ -148,7 +148,7 @@ async def test_the_closing_notice_waits_out_the_notifier_and_the_record_learns_o
         await redress.submit(data)
         await stage_is(redress, cid, "acknowledged")
         await redress.record_response(cid, ResponseRecord(agent="li.na"))
-        await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+        await redress.resolve(cid, Resolution(agent="li.na", summary="refunded", root_cause="billing_error"))
         await stage_is(redress, cid, "follow_up")
         peer.script("/notify", fail=[503, 503])
         await redress.customer_feedback(cid, Feedback(score=5))

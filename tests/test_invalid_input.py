@@ -55,7 +55,7 @@ async def test_invalid_messages_are_refused_with_a_reason_and_change_nothing(run
     async with run_worker() as redress:
         cid = await open_case(redress)
         with pytest.raises(Refused, match="record a response"):
-            await redress.resolve(cid, Resolution(agent="li.na", summary="done"))
+            await redress.resolve(cid, Resolution(agent="li.na", summary="done", root_cause="process_gap"))
         with pytest.raises(Refused, match="feedback is taken after"):
             await redress.customer_feedback(cid, Feedback(score=1))
         with pytest.raises(Refused, match="amount"):

@@ -46,13 +46,29 @@ async def test_complaint_from_submission_to_close(run_worker, peer):
         status = await stage_is(redress, cid, "remedy_executed")
         assert status.remedies[0].transaction_id == "tx-1"
 
-        await redress.resolve(cid, Resolution(agent="li.na", summary="重复扣费已退回"))
+        # closing the loop: the rules' root causes are what a resolution must name
+        assert "carrier_damage" in status.root_causes and "billing_error" in status.root_causes
+        with pytest.raises(Refused, match=r"name the root cause \(root_cause\): one of .*billing_error"):
+            await redress.resolve(cid, Resolution(agent="li.na", summary="重复扣费已退回"))
+        with pytest.raises(Refused, match="root cause 'weather' is not in the rules' list"):
+            await redress.resolve(cid, Resolution(agent="li.na", summary="重复扣费已退回", root_cause="weather"))
+        status = await redress.resolve(
+            cid, Resolution(agent="li.na", summary="重复扣费已退回", root_cause="billing_error")
+        )
+        assert status.root_cause == "billing_error"
         await stage_is(redress, cid, "follow_up")
         await redress.customer_feedback(cid, Feedback(score=5, comment="谢谢"))
         outcome = await redress.outcome(cid)
-        kinds = [e.kind for e in await redress.timeline(cid)]
+        timeline = await redress.timeline(cid)
+        kinds = [e.kind for e in timeline]
 
     assert outcome.stage.value == "closed" and outcome.csat == 5 and outcome.breaches == []
+    assert outcome.root_cause == "billing_error" and outcome.repeat_complaint is False
+    assert next(e for e in timeline if e.kind == "resolved").data["root_cause"] == "billing_error"
+    # the first callback: from the acknowledgement to li.na's first response
+    response_at = next(e.at for e in timeline if e.kind == "response")
+    assert outcome.acknowledged_at is not None and outcome.first_contact_at == response_at
+    assert outcome.acknowledged_at <= outcome.first_contact_at
     assert [(p.kind.value, p.amount) for p in outcome.compensation] == [("refund", Decimal("100"))]
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
     templates = [r.body["template"] for r in peer.acted("/notify", complaint_id=cid)]
@@ -98,7 +114,10 @@ async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_work
             customer={"id": f"c-7-{uuid.uuid4().hex[:6]}", "language": "en"},
             respond_as="sam.taylor",
         )
-        await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Explained how to reset it"))
+        await redress.resolve(
+            cid,
+            Resolution(agent="sam.taylor", summary="Explained how to reset it", root_cause="customer_misunderstanding"),
+        )
         await stage_is(redress, cid, "follow_up")
         before = (await redress.status(cid)).deadlines["resolution"]
 
@@ -111,7 +130,9 @@ async def test_low_csat_reopens_the_case_with_a_new_resolution_deadline(run_work
         with pytest.raises(Refused, match="feedback is taken after"):
             await redress.customer_feedback(cid, Feedback(score=5))
         await redress.record_response(cid, ResponseRecord(agent="sam.taylor", message="A replacement is on its way."))
-        await redress.resolve(cid, Resolution(agent="sam.taylor", summary="Replaced the kettle"))
+        await redress.resolve(
+            cid, Resolution(agent="sam.taylor", summary="Replaced the kettle", root_cause="product_defect")
+        )
         await stage_is(redress, cid, "follow_up")
         await redress.customer_feedback(cid, Feedback(score=4))
         outcome = await redress.outcome(cid)
@@ -135,7 +156,7 @@ async def test_survey_without_answer_closes_the_case(run_worker, tmp_path):
     rules = write_rules(tmp_path / "short-survey", survey_window="2s")
     async with run_worker(rules=rules) as redress:
         cid = await open_case(redress, respond_as="li.na")
-        await redress.resolve(cid, Resolution(agent="li.na", summary="refunded"))
+        await redress.resolve(cid, Resolution(agent="li.na", summary="refunded", root_cause="billing_error"))
         outcome = await redress.outcome(cid)
         kinds = [e.kind for e in await redress.timeline(cid)]
     assert outcome.stage.value == "closed" and outcome.csat is None

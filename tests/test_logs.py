@@ -152,12 +152,20 @@ async def test_a_whole_lifecycle_leaves_no_personal_text_in_any_log_line(env, tm
             assert code == 0 and json.loads(out)["status"] == "awaiting_approval", out
             assert (await cli("approve", cid, "--as", "wang.fang", "--note", marks["note"]))[0] == 0
             await stage_is(redress, cid, "remedy_executed")
-            assert (await cli("resolve", cid, "--as", "li.na", "--summary", marks["summary"]))[0] == 0
+            assert (
+                await cli(
+                    "resolve", cid, "--as", "li.na", "--summary", marks["summary"], "--root-cause", "billing_error"
+                )
+            )[0] == 0
             await stage_is(redress, cid, "follow_up")
             assert (await cli("feedback", cid, "--score", "2", "--comment", marks["comment"]))[0] == 0
             await stage_is(redress, cid, "reopened")
             assert (await cli("respond", cid, "--as", "li.na", "--message", marks["again"]))[0] == 0
-            assert (await cli("resolve", cid, "--as", "li.na", "--summary", marks["summary"]))[0] == 0
+            assert (
+                await cli(
+                    "resolve", cid, "--as", "li.na", "--summary", marks["summary"], "--root-cause", "billing_error"
+                )
+            )[0] == 0
             await stage_is(redress, cid, "follow_up")
             assert (await cli("feedback", cid, "--score", "5"))[0] == 0
             assert (await redress.outcome(cid)).stage.value == "closed"

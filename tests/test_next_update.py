@@ -48,7 +48,9 @@ async def test_each_contact_restarts_the_period_and_silence_escalates(run_worker
         attributes = (await redress.handle(cid).describe()).typed_search_attributes
         assert attributes.get(sa.NEXT_UPDATE_DUE) == fresh.due
 
-        await redress.resolve(cid, Resolution(agent="li.na", summary="answered"))
+        await redress.resolve(
+            cid, Resolution(agent="li.na", summary="answered", root_cause="customer_misunderstanding")
+        )
         await asyncio.sleep(4)  # past the period: resolved cases owe no updates
         status = await redress.status(cid)
     assert status.deadlines["next_update"].met_at is not None

@@ -27,7 +27,7 @@ async def test_paused_time_is_not_counted_against_the_deadline(run_worker, peer,
         status = await redress.await_customer(cid, CustomerQuestion(agent="li.na", question="Which colour was it?"))
         assert status.stage.value == "pending_customer" and status.paused_since is not None
         with pytest.raises(Refused, match="pending_customer"):
-            await redress.resolve(cid, Resolution(agent="li.na", summary="x"))
+            await redress.resolve(cid, Resolution(agent="li.na", summary="x", root_cause="process_gap"))
         with pytest.raises(Refused, match="pending_customer"):
             await redress.propose_remedy(cid, RemedyProposal(kind="apology", reason="x", proposed_by="li.na"))
 

@@ -49,6 +49,14 @@ def final_csat(case: cfpb.CfpbComplaint) -> int:
     return 4 if case.timely else 3
 
 
+def root_cause_of(case: cfpb.CfpbComplaint) -> str:
+    """What the agent names at resolve: the company's answer says what kind of failure it owned."""
+    return {
+        "Closed with monetary relief": "billing_error",
+        "Closed with non-monetary relief": "process_gap",
+    }.get(case.company_response, "customer_misunderstanding")
+
+
 async def handle_like_the_company(redress, case: cfpb.CfpbComplaint) -> None:
     cid = case.complaint_id
     await stage_is(redress, cid, "acknowledged", timeout=60)
@@ -69,13 +77,17 @@ async def handle_like_the_company(redress, case: cfpb.CfpbComplaint) -> None:
             APPROVER_KEYS["li.na"],
         )  # signed: within li.na's own authority, so paid at once
         await stage_is(redress, cid, "remedy_executed", timeout=60)
-    await redress.resolve(cid, Resolution(agent="agent.cfpb", summary=case.company_response))
+    await redress.resolve(
+        cid, Resolution(agent="agent.cfpb", summary=case.company_response, root_cause=root_cause_of(case))
+    )
     await stage_is(redress, cid, "follow_up", timeout=60)
     if case.disputed:
         await redress.customer_feedback(cid, Feedback(score=2, comment="disputed"))
         await stage_is(redress, cid, "reopened", timeout=60)
         await redress.record_response(cid, ResponseRecord(agent="agent.cfpb", message="We are looking again."))
-        await redress.resolve(cid, Resolution(agent="agent.cfpb", summary="looked again"))
+        await redress.resolve(
+            cid, Resolution(agent="agent.cfpb", summary="looked again", root_cause=root_cause_of(case))
+        )
         await stage_is(redress, cid, "follow_up", timeout=60)
     await redress.customer_feedback(cid, Feedback(score=final_csat(case)))
     assert (await redress.outcome(cid)).stage.value == "closed"
@@ -148,6 +160,25 @@ async def test_report_counts_match_the_csv(replayed, env):
     answered = [r.first_response_seconds for r in records if r.first_response_seconds is not None]
     assert len(answered) == 267 and abs(overall["first_response_median_s"] - statistics.median(answered)) < 0.01
     assert 0 < overall["resolution_median_s"] <= overall["resolution_p90_s"]
+
+    # closing the loop: volume and cost by root cause, the first callback, resolution and repeat rates
+    ended = [c for c in complaints if c.company_response != "In progress"]
+    assert summary["volume"]["root_cause"] == dict(Counter(root_cause_of(c) for c in ended)) | {"(none)": 1}
+    causes = {g["group"]: g for g in summary["by_root_cause"]}
+    assert causes["billing_error"]["compensation"] == {"USD": str(REFUND * relief["Closed with monetary relief"])}
+    assert causes["process_gap"]["payouts"] == relief["Closed with non-monetary relief"]
+    assert causes["customer_misunderstanding"]["compensation"] == {}
+    callbacks = [r.first_callback_seconds for r in records if r.first_callback_seconds is not None]
+    assert len(callbacks) == 267  # every ended case was answered after its acknowledgement
+    assert all(
+        0 <= r.first_callback_seconds <= (r.first_response_seconds or 0)
+        for r in records
+        if r.first_callback_seconds is not None
+    )
+    assert overall["first_callback_max_s"] == max(callbacks)
+    assert overall["first_callback_mean_s"] == round(statistics.fmean(callbacks), 1)
+    assert overall["resolution_rate"] == round(267 / 268, 4)
+    assert overall["repeat_rate"] == 0.0  # one complaint per customer in the sample
 
     debt = next(g for g in summary["by_category"] if g["group"] == "debt_collection")
     assert debt["cases"] == 44

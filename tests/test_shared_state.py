@@ -123,7 +123,7 @@ async def test_cases_begun_on_one_host_are_finished_on_another_after_the_first_i
             record = await redress.approve_remedy(cid1, signed_approval(cid1, "299"))
             assert record.status.value in ("approved", "executed"), record
             await stage_is(redress, cid1, "remedy_executed", timeout=30)
-            await redress.resolve(cid1, Resolution(agent="li.na", summary="refunded"))
+            await redress.resolve(cid1, Resolution(agent="li.na", summary="refunded", root_cause="billing_error"))
             await stage_is(redress, cid1, "follow_up")
             await redress.customer_feedback(cid1, Feedback(score=5))
             assert (await asyncio.wait_for(redress.outcome(cid1), timeout=60)).stage.value == "closed"

@@ -83,6 +83,9 @@ class CaseState:
     withdrawal: Withdrawal | None = None
     csat: int | None = None
     reopen_count: int = 0
+    root_cause: str | None = None  # the last resolution's (a reopened case keeps it until resolved again)
+    acknowledged_at: datetime | None = None
+    first_contact_at: datetime | None = None  # an agent's first response or question after the acknowledgement
 
     attributes_changed: bool = False  # the search attributes are out of date (complaint.py publishes them)
 
@@ -151,6 +154,16 @@ class CaseState:
             Decimal(0),
         )
 
+    def root_causes(self) -> list[str]:
+        """What `resolve` may name: the case's rules' list (empty for cases triaged before there was one)."""
+        return self.triage.root_causes if self.triage else []
+
+    def contacted_by_agent(self) -> None:
+        """An agent answered or asked the customer something: the first such time after the acknowledgement is
+        the first callback (reports measure it from the acknowledgement)."""
+        if self.first_contact_at is None and self.acknowledged_at is not None:
+            self.first_contact_at = workflow.now()
+
     def reply_language(self) -> str:
         """The customer's declared language; without one, the language they wrote in (activity input only)."""
         if self.triage and self.triage.reply_language:
@@ -177,6 +190,8 @@ class CaseState:
             paused_since=self.paused_since,
             paused_seconds=self.paused_seconds,
             tags=self.triage.tags if self.triage else [],
+            root_cause=self.root_cause,
+            root_causes=self.root_causes(),
         )
 
     def outcome(self) -> Outcome:
@@ -204,4 +219,10 @@ class CaseState:
             ],
             rule_version=self.rule_version,
             problems=self.problems,
+            root_cause=self.root_cause,
+            acknowledged_at=self.acknowledged_at,
+            first_contact_at=self.first_contact_at,
+            repeat_complaint=(
+                self.triage.complaints_90d > 1 if self.triage and self.triage.complaints_90d is not None else None
+            ),
         )

@@ -147,6 +147,7 @@ class Complaint:
         if not any(e.kind == "notice_failed" for e in case.timeline):
             if case.stage == Stage.triaged:
                 case.set_stage(Stage.acknowledged)
+            case.acknowledged_at = workflow.now()
             case.event("acknowledged", "system", "acknowledgement sent to the customer")
             await self._contacted()
 
@@ -552,6 +553,7 @@ class Complaint:
         case = self.case
         is_first = not any(event.kind == "response" for event in case.timeline)
         case.meet("first_response")
+        case.contacted_by_agent()
         case.assignee = case.assignee or response.agent
         if case.stage in STAGES_BEFORE_RESPONSE:
             case.set_stage(Stage.in_progress)
@@ -577,9 +579,10 @@ class Complaint:
     def resolve(self, resolution: Resolution) -> Status:
         case = self.case
         case.resolution = resolution
+        case.root_cause = resolution.root_cause or case.root_cause
         case.meet("resolution")
         case.meet("next_update")
-        case.event("resolved", f"agent:{resolution.agent}", resolution.summary)
+        case.event("resolved", f"agent:{resolution.agent}", resolution.summary, root_cause=resolution.root_cause)
         return case.status()
 
     @resolve.validator
@@ -593,6 +596,12 @@ class Complaint:
             raise refusal(f"the case is {case.stage.value}: record a response to the customer before resolving")
         if case.proposal_asked or case.pending_approval() or case.executing or case.to_execute:
             raise refusal("a remedy is still being checked, awaiting approval or being carried out")
+        causes = case.root_causes()
+        if causes and resolution.root_cause is None:
+            raise refusal(f"name the root cause (root_cause): one of {', '.join(causes)}")
+        if resolution.root_cause is not None and resolution.root_cause not in causes:
+            listed = f"one of {', '.join(causes)}" if causes else "none: the case's rules list no root causes"
+            raise refusal(f"root cause {resolution.root_cause!r} is not in the rules' list ({listed})")
 
     @workflow.update
     @takes(Feedback)
@@ -620,6 +629,7 @@ class Complaint:
     async def await_customer(self, question: CustomerQuestion) -> Status:
         case = self.case
         case.paused_since = workflow.now()
+        case.contacted_by_agent()
         case.stage_before_pause = case.stage
         case.set_stage(Stage.pending_customer)
         case.event("paused", f"agent:{question.agent}", f"waiting on the customer: {question.question}")

@@ -217,6 +217,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         chains=chains_for(rule_set, severity),
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
+        root_causes=list(doc.root_causes),
+        complaints_90d=facts.complaints_90d,
     )
 
 

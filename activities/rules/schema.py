@@ -439,6 +439,12 @@ class Repeat(_Strict):
     window: Duration = Field(default=timedelta(days=90), description="How far back customer.complaints_90d counts.")
 
 
+class RootCauseSpec(_Strict):
+    """One root cause an agent may name when resolving: what the lessons are fed back by."""
+
+    description: str = Field(max_length=500, description="What it means, for the agents choosing it.")
+
+
 class CarePackage(_Strict):
     """What a customer who has not bought again is sent: a message, and a remedy if one is given."""
 
@@ -559,6 +565,11 @@ class RuleSetDocument(_Strict):
     relying_party: RelyingParty | None = Field(default=None, description="Without it, passkeys decide nothing.")
     templates: dict[Identifier, dict[Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")], str]]
     repeat: Repeat = Field(default_factory=Repeat)
+    root_causes: dict[Identifier, RootCauseSpec] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="What `resolve` names as the case's root cause; with none listed, resolve asks for none.",
+    )
     churn: Churn | None = None
     crisis: Crisis | None = None
     agent_load: AgentLoad | None = None

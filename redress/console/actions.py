@@ -65,7 +65,10 @@ class Actions(Web):
             await r.await_customer(complaint_id, CustomerQuestion(agent=me, question=fields.get("question", "")))
             return "question sent; the clocks are paused until the customer answers"
         if action == "resolve":
-            await r.resolve(complaint_id, Resolution(agent=me, summary=fields.get("summary", "")))
+            resolution = Resolution(
+                agent=me, summary=fields.get("summary", ""), root_cause=fields.get("root_cause") or None
+            )
+            await r.resolve(complaint_id, resolution)
             return "resolved"
         if action == "severity":
             change = SeverityChange.model_validate(
