@@ -123,6 +123,9 @@ class TriageResult(BaseModel):
     root_causes: list[str] = Field(
         default_factory=list, description="The rules' root causes: what `resolve` must name one of (none: free)."
     )
+    apology_by: str | None = Field(
+        default=None, description="The role an executed apology is signed by (template apology.<role>): apology_by."
+    )
     complaints_90d: int | None = Field(
         default=None, description="The customer's complaints within the repeat window, this one included."
     )

@@ -450,6 +450,14 @@ class Remedies:
 
     # ------------------------------------------------------------ payouts
 
+    def _executed_template(self, proposal: ProposalRecord) -> str:
+        """An apology goes out in the name of the role the rules chose at triage (apology_by), in that role's words;
+        every other remedy, and an apology the rules name no one for, as `remedy_executed`."""
+        triage = self.case.triage
+        if proposal.kind == RemedyKind.apology and triage and triage.apology_by:
+            return f"apology.{triage.apology_by}"
+        return Template.remedy_executed
+
     async def execute(self, proposal_id: str) -> bool:
         """Carry out an approved remedy through the payment peer; False if it refused (back to a person)."""
         case = self.case
@@ -468,7 +476,7 @@ class Remedies:
         # its notice goes along with the payment, unless notices wait in the queue (they go first)
         along = not self.notices.queue and not self.notices.sending
         if along:
-            order.then_tell = self.notices.for_customer(Template.remedy_executed, proposal=proposal)
+            order.then_tell = self.notices.for_customer(self._executed_template(proposal), proposal=proposal)
         try:
             receipt = await self.run(ComplaintActivities.execute_remedy, order)
         except StepRefused as refused:
@@ -497,7 +505,7 @@ class Remedies:
             transaction_id=receipt.transaction_id,
         )
         if not along:
-            self.notices.tell_customer(Template.remedy_executed, proposal=proposal)
+            self.notices.tell_customer(self._executed_template(proposal), proposal=proposal)
         elif order.then_tell is not None and not self.notices.sent_along(order.then_tell, receipt.told):
             self.notices.queue.append(order.then_tell)
         return True

@@ -195,6 +195,9 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
                 fired_rules[plan.name] = []
         if fired:
             offers.append(_offer(offer, facts))
+    apology_by = _apologiser(doc, severity, category, queue, facts, firings if explain else None)
+    if apology_by and not explain:
+        fired_rules[f"apology_by:{apology_by}"] = []
 
     return TriageResult(
         rule_version=rule_set.version,
@@ -218,6 +221,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
         root_causes=list(doc.root_causes),
+        apology_by=apology_by,
         complaints_90d=facts.complaints_90d,
     )
 
@@ -319,6 +323,28 @@ def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
             for index, rule in enumerate(rule_set.document.rules)
         ]
     return rule_set.memo["rule_plans"]
+
+
+def _apologiser(
+    doc: Any, severity: Severity, category: str, queue: str, facts: TriageFacts, firings: list[dict[str, Any]] | None
+) -> str | None:
+    """The role the first matching `apology_by` rule names (None: no rule matches); with `firings`, each rule
+    weighed says why it matched or not (`rules explain`)."""
+    region = facts.metadata.get("region")
+    for apology in doc.apology_by:
+        matched = apology.matches(severity, category, queue, region)
+        if firings is not None:
+            why = apology.why()
+            firings.append(
+                {
+                    "rule": f"apology_by:{apology.role}",
+                    "fired": matched,
+                    "reason": f"matches: {why}" if matched else f"does not match: {why}",
+                }
+            )
+        if matched:
+            return str(apology.role)
+    return None
 
 
 def _weighs_against(weight: float, keyword_weights: dict[str, float]) -> bool:

@@ -129,8 +129,9 @@ class CompiledCondition:
 
     def evaluate(self, activation: Activation) -> bool:
         """True or False; raises ValueError when the expression fails or is not a boolean."""
+        context = activation.context(self.reads_lazy)  # outside the try: a caller's mistake is no failing condition
         try:
-            result = self.program.execute(activation.context(self.reads_lazy))
+            result = self.program.execute(context)
         except Exception as error:  # cel raises TypeError/RuntimeError/ValueError
             raise ValueError(str(error).split(". ")[0]) from None
         if not isinstance(result, bool):

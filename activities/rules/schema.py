@@ -278,6 +278,43 @@ class OfferRule(_Strict):
         return self
 
 
+class ApologyRule(_Strict):
+    """Whose name an apology goes out in: the first rule that matches the case names the role; its words are the
+    template `apology.<role>`, per language. Each list left empty matches any case; a case matches a rule when
+    it is in every list given. Plain lists, like `targets`, not CEL: triage weighs them for every complaint."""
+
+    role: Identifier
+    severity: list[Severity] = Field(default_factory=list, max_length=3)
+    category: list[Identifier] = Field(default_factory=list, max_length=100)
+    queue: list[Identifier] = Field(default_factory=list, max_length=100)
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=300, description="The complaint's `metadata.region`, any of these."
+    )
+    description: str | None = None
+
+    def matches(self, severity: Severity, category: str, queue: str, region: object) -> bool:
+        return (
+            (not self.severity or severity in self.severity)
+            and (not self.category or category in self.category)
+            and (not self.queue or queue in self.queue)
+            and (not self.regions or region in self.regions)
+        )
+
+    def why(self) -> str:
+        """What it matched, for `rules explain`."""
+        said = [
+            f"{name} in {', '.join(map(str, values))}"
+            for name, values in (
+                ("severity", [s.value for s in self.severity]),
+                ("category", self.category),
+                ("queue", self.queue),
+                ("metadata.region", self.regions),
+            )
+            if values
+        ]
+        return " and ".join(said) or "every case"
+
+
 class ApprovalRole(_Strict):
     role: Identifier
     limits: dict[Currency, Money] | None = Field(
@@ -557,6 +594,11 @@ class RuleSetDocument(_Strict):
     )
     rules: list[TriageRule] = Field(default_factory=list)
     offers: list[OfferRule] = Field(default_factory=list)
+    apology_by: list[ApologyRule] = Field(
+        default_factory=list,
+        description="Who apologises: the first matching rule's role signs an executed apology (template "
+        "`apology.<role>`); none matching, the apology goes out as any other remedy (`remedy_executed`).",
+    )
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
@@ -631,6 +673,12 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                         "keywords with their own weight count only with `category_by: evidence`",
                     )
                 )
+    for index, apology in enumerate(doc.apology_by):
+        template = f"apology.{apology.role}"
+        if template not in doc.templates:
+            problems.append(
+                (("apology_by", index, "role"), f"no template {template!r}: write the apology in this role's name")
+            )
     for name, approver in doc.approvers.items():
         if approver.role not in roles:
             problems.append((("approvers", name, "role"), f"unknown role {approver.role!r}"))
