@@ -97,8 +97,10 @@ class ComplaintActivities:
     async def triage(self, facts: TriageFacts) -> TriageResult:
         """The whole rule set in one activity: one history event per triage, not one per rule."""
         rule_set = self.rules.latest()
-        facts = await self._with_customer_facts(facts, rule_set.document.repeat.window)
+        facts, known = await self._with_customer_facts(facts, rule_set.document.repeat.window)
         result = engine.triage(rule_set, facts, explain=False)
+        if not known:  # the rules saw this complaint alone; whether it repeats another is not known
+            result.complaints_90d = None
         await self._report_to_crisis_watch(rule_set, facts, result)
         result = await self._route_to_agent(rule_set, facts, result)
         result.customer_ref = self._customer_ref(facts.customer_id)
@@ -161,10 +163,11 @@ class ComplaintActivities:
         )
         return Delivery(outcome="deferred", reason=reason)
 
-    async def _with_customer_facts(self, facts: TriageFacts, window: timedelta) -> TriageFacts:
-        """Record the complaint on the customer's record and learn their other complaints (one round trip)."""
+    async def _with_customer_facts(self, facts: TriageFacts, window: timedelta) -> tuple[TriageFacts, bool]:
+        """Record the complaint on the customer's record and learn their other complaints (one round trip); and
+        whether the record answered."""
         if self.temporal is None:
-            return facts
+            return facts, False
         opened = ComplaintOpened(
             complaint_id=facts.complaint_id,
             order_id=facts.order.id if facts.order else None,
@@ -189,10 +192,10 @@ class ComplaintActivities:
                 complaint_id=facts.complaint_id,
                 error=str(error) or type(error).__name__,
             )
-            return facts
+            return facts, False
         return facts.model_copy(
             update={"complaints_90d": known.complaints_in_window, "open_on_order": known.open_on_order}
-        )
+        ), True
 
     async def _report_to_crisis_watch(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> None:
         """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries).

@@ -531,8 +531,8 @@ class Outcome(BaseModel):
     acknowledged_at: datetime | None = Field(default=None, description="When the acknowledgement went out.")
     first_contact_at: datetime | None = Field(
         default=None,
-        description="An agent's first contact with the customer after the acknowledgement (a response or a "
-        "question): the first-callback time is from acknowledged_at to this.",
+        description="An agent's first contact with the customer (a response or a question): the first-callback "
+        "time is from acknowledged_at (received_at when no acknowledgement went out) to this, at least 0.",
     )
     repeat_complaint: bool | None = Field(
         default=None, description="The customer had complained before within the rules' repeat window."

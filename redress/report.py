@@ -147,8 +147,9 @@ def case_record(execution: WorkflowExecution, outcome: Outcome | None) -> CaseRe
     record.csat = outcome.csat
     record.payouts = [Payout(kind=p.kind.value, amount=p.amount, currency=p.currency) for p in outcome.compensation]
     record.root_cause = outcome.root_cause
-    if outcome.acknowledged_at and outcome.first_contact_at:
-        record.first_callback_seconds = max(0.0, (outcome.first_contact_at - outcome.acknowledged_at).total_seconds())
+    if outcome.first_contact_at:  # from the acknowledgement; an answer before it went out counts as at once
+        since = outcome.acknowledged_at or received
+        record.first_callback_seconds = max(0.0, (outcome.first_contact_at - since).total_seconds())
     record.repeat = outcome.repeat_complaint
     return record
 
@@ -212,7 +213,7 @@ def figures(records: Sequence[CaseRecord]) -> dict[str, Any]:
         "resolution_median_s": percentile(resolutions, 0.5),
         "resolution_p90_s": percentile(resolutions, 0.9),
         "first_callback_mean_s": round(statistics.fmean(callbacks), 1) if callbacks else None,
-        "first_callback_max_s": max(callbacks) if callbacks else None,
+        "first_callback_max_s": round(max(callbacks), 1) if callbacks else None,
         "breach_rate": _rate(sum(1 for r in triaged if r.breached), len(triaged)),
         "resolution_rate": _rate(len(resolved), len(triaged)),
         "reopen_rate": _rate(sum(1 for r in resolved if r.reopened), len(resolved)),
@@ -223,6 +224,12 @@ def figures(records: Sequence[CaseRecord]) -> dict[str, Any]:
         "payouts": sum(len(r.payouts) for r in records),
         "compensation": {currency: str(amount) for currency, amount in sorted(paid.items())},
     }
+
+
+def _cause(record: CaseRecord) -> str:
+    """The root cause a case's resolution named; "(open)" for a running case (reports read results of ended cases
+    only, so one resolved and awaiting its survey is here too), "(none)" for one that ended without."""
+    return record.root_cause or ("(open)" if record.result == "open" else "(none)")
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -257,7 +264,7 @@ def summarize(
         return [{"group": name, **figures(groups[name])} for name in sorted(groups)]
 
     def volume(field: str) -> dict[str, int]:
-        counts = Counter(getattr(r, field) or "(none)" for r in records)
+        counts = Counter(_cause(r) if field == "root_cause" else getattr(r, field) or "(none)" for r in records)
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     return {
@@ -268,7 +275,7 @@ def summarize(
         "overall": figures(records),
         "volume": {field: volume(field) for field in ("category", "channel", "severity", "result", "root_cause")},
         "by_category": grouped(lambda r: r.category or "(none)"),
-        "by_root_cause": grouped(lambda r: r.root_cause or "(none)"),
+        "by_root_cause": grouped(_cause),
         "over_time": grouped(lambda r: period_of(r.started_at, period)),
     }
 
@@ -340,7 +347,7 @@ def render_terminal(report: dict[str, Any]) -> None:
     labels = [label for _, label in FIGURE_COLUMNS]
     for section, title, head in (
         ("by_category", "By category", "category"),
-        ("by_root_cause", "By root cause (resolved cases)", "root cause"),
+        ("by_root_cause", "By root cause (open: not ended yet, so not read)", "root cause"),
         ("over_time", f"Over time (per {report['period']})", report["period"]),
     ):
         rows = [[group["group"], *(_cell(key, group[key]) for key, _ in FIGURE_COLUMNS)] for group in report[section]]
@@ -537,7 +544,8 @@ Times run from when the customer complained; time, CSAT, reopen and compensation
 <div class=cards>{summary}</div>
 <div class=charts>{"".join(f"<figure>{chart}</figure>" for chart in charts)}</div>
 <h2>By category</h2>{table(categories, "category")}
-<h2>By root cause (resolved cases)</h2>{table(causes, "root cause")}
+<h2>By root cause</h2><p>Named when the case was resolved; "(open)": running cases, whose results a report
+does not read yet (one resolved and awaiting its survey among them).</p>{table(causes, "root cause")}
 <h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}"""
     return html_page("Redress report", body)
 

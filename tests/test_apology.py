@@ -95,7 +95,7 @@ def test_explain_says_which_rule_chose_who_apologises():
     from tests.helpers.processes import ROOT
 
     rules = load_rules(ROOT / "rules")
-    facts = TriageFacts.of(ComplaintInput.model_validate(complaint(text="Late again.", metadata={"region": "kr"})))
+    facts = TriageFacts.of(ComplaintInput.model_validate(complaint(text="Late again.", metadata={"region": " KR "})))
     explained = triage(rules, facts)
     said = [(r.rule, r.fired, r.reason) for r in explained.rules if r.rule.startswith("apology_by:")]
     assert said[0] == ("apology_by:senior_manager", False, "does not match: severity in major")

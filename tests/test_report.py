@@ -163,7 +163,7 @@ async def test_report_counts_match_the_csv(replayed, env):
 
     # closing the loop: volume and cost by root cause, the first callback, resolution and repeat rates
     ended = [c for c in complaints if c.company_response != "In progress"]
-    assert summary["volume"]["root_cause"] == dict(Counter(root_cause_of(c) for c in ended)) | {"(none)": 1}
+    assert summary["volume"]["root_cause"] == dict(Counter(root_cause_of(c) for c in ended)) | {"(open)": 1}
     causes = {g["group"]: g for g in summary["by_root_cause"]}
     assert causes["billing_error"]["compensation"] == {"USD": str(REFUND * relief["Closed with monetary relief"])}
     assert causes["process_gap"]["payouts"] == relief["Closed with non-monetary relief"]

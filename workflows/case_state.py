@@ -85,7 +85,7 @@ class CaseState:
     reopen_count: int = 0
     root_cause: str | None = None  # the last resolution's (a reopened case keeps it until resolved again)
     acknowledged_at: datetime | None = None
-    first_contact_at: datetime | None = None  # an agent's first response or question after the acknowledgement
+    first_contact_at: datetime | None = None  # an agent's first response or question to the customer
 
     attributes_changed: bool = False  # the search attributes are out of date (complaint.py publishes them)
 
@@ -159,9 +159,9 @@ class CaseState:
         return self.triage.root_causes if self.triage else []
 
     def contacted_by_agent(self) -> None:
-        """An agent answered or asked the customer something: the first such time after the acknowledgement is
-        the first callback (reports measure it from the acknowledgement)."""
-        if self.first_contact_at is None and self.acknowledged_at is not None:
+        """An agent answered or asked the customer something: the first such time is the first callback (reports
+        measure it from the acknowledgement: an answer before the acknowledgement went out counts as at once)."""
+        if self.first_contact_at is None:
             self.first_contact_at = workflow.now()
 
     def reply_language(self) -> str:

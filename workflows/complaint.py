@@ -601,7 +601,7 @@ class Complaint:
             raise refusal(f"name the root cause (root_cause): one of {', '.join(causes)}")
         if resolution.root_cause is not None and resolution.root_cause not in causes:
             listed = f"one of {', '.join(causes)}" if causes else "none: the case's rules list no root causes"
-            raise refusal(f"root cause {resolution.root_cause!r} is not in the rules' list ({listed})")
+            raise refusal(f"root_cause: not in the rules' list ({listed})")  # the field, never the value
 
     @workflow.update
     @takes(Feedback)

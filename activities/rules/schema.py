@@ -292,12 +292,18 @@ class ApologyRule(_Strict):
     )
     description: str | None = None
 
+    @field_validator("regions")
+    @classmethod
+    def _regions_folded(cls, regions: list[str]) -> list[str]:
+        """`JP`, `jp` and ` jp ` are one region (metadata.region is compared the same way)."""
+        return [region.strip().casefold() for region in regions]
+
     def matches(self, severity: Severity, category: str, queue: str, region: object) -> bool:
         return (
             (not self.severity or severity in self.severity)
             and (not self.category or category in self.category)
             and (not self.queue or queue in self.queue)
-            and (not self.regions or region in self.regions)
+            and (not self.regions or (isinstance(region, str) and region.strip().casefold() in self.regions))
         )
 
     def why(self) -> str:
