@@ -95,6 +95,8 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
     for offer in status.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
         fields.append(("offer", f"{offer.kind.value}{amount}  ({offer.rule})"))
+    if status.apology_by:
+        fields.append(("apology from", status.apology_by))
     if status.root_cause:
         fields.append(("root cause", status.root_cause))
     elif status.root_causes and not status.stage.is_final:

@@ -488,6 +488,9 @@ class Status(BaseModel):
     root_causes: list[str] = Field(
         default_factory=list, description="What `resolve` may name as the root cause (the case's rules)."
     )
+    apology_by: str | None = Field(
+        default=None, description="The role an apology goes out in the name of (the rules' apology_by)."
+    )
 
 
 class TimelineEvent(BaseModel):

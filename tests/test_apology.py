@@ -35,7 +35,8 @@ async def _apology_notices(peer, cid: str) -> list:
 async def test_a_major_case_is_apologised_for_by_a_senior_manager_in_the_customers_language(run_worker, peer):
     async with run_worker() as redress:
         cid = await open_case(redress, respond_as="li.na", text="电水壶爆炸，把我的手烫伤了，我受伤了。")
-        assert (await redress.status(cid)).severity.value == "major"
+        status = await redress.status(cid)
+        assert status.severity.value == "major" and status.apology_by == "senior_manager"
         body = await apologise(redress, peer, cid)
     assert body["template"] == "apology.senior_manager" and body["language"] == "zh"
     assert "高级经理" in body["text"] and cid in body["text"]

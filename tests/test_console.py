@@ -71,6 +71,7 @@ async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_
         await resolve.locator("button").click()
         assert await lead.locator("#flash").inner_text() == "resolved"
         await lead.locator("#root-cause-named", has_text="carrier_delay").wait_for()
+        assert await lead.locator("#apology-by").inner_text() == "customer_service"  # who an apology would be from
         assert (await stage_is(redress, cid, "follow_up")).root_cause == "carrier_delay"
         await screenshot(lead, "case-resolved")
 

@@ -192,6 +192,7 @@ class CaseState:
             tags=self.triage.tags if self.triage else [],
             root_cause=self.root_cause,
             root_causes=self.root_causes(),
+            apology_by=self.triage.apology_by if self.triage else None,
         )
 
     def outcome(self) -> Outcome:

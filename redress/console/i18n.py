@@ -82,6 +82,7 @@ WORDS: dict[str, dict[str, str]] = {
     "resolve": {"en": "Resolve", "zh": "解决"},
     "summary": {"en": "Summary", "zh": "摘要"},
     "root_cause": {"en": "Root cause", "zh": "根本原因"},
+    "apology_by": {"en": "Apology from", "zh": "致歉人"},
     "change_severity": {"en": "Change severity", "zh": "调整级别"},
     "withdraw": {"en": "Withdraw", "zh": "撤回"},
     "send": {"en": "Send", "zh": "提交"},
