@@ -25,7 +25,7 @@ import io
 import json
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -263,9 +263,12 @@ def summarize(
             groups[key(record)].append(record)
         return [{"group": name, **figures(groups[name])} for name in sorted(groups)]
 
-    def volume(field: str) -> dict[str, int]:
-        counts = Counter(_cause(r) if field == "root_cause" else getattr(r, field) or "(none)" for r in records)
+    def volume(key: Callable[[CaseRecord], str]) -> dict[str, int]:
+        counts = Counter(key(r) for r in records)
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def field(name: str) -> Callable[[CaseRecord], str]:
+        return lambda r: getattr(r, name) or "(none)"
 
     return {
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(),
@@ -273,7 +276,8 @@ def summarize(
         "until": until.isoformat() if until else None,
         "period": period,
         "overall": figures(records),
-        "volume": {field: volume(field) for field in ("category", "channel", "severity", "result", "root_cause")},
+        "volume": {name: volume(field(name)) for name in ("category", "channel", "severity", "result")}
+        | {"root_cause": volume(_cause)},
         "by_category": grouped(lambda r: r.category or "(none)"),
         "by_root_cause": grouped(_cause),
         "over_time": grouped(lambda r: period_of(r.started_at, period)),

@@ -7,10 +7,18 @@ for everyone else (rules/remedies.yaml, templates apology.<role>).
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from decimal import Decimal
 
-from redress.contract import RemedyProposal
-from tests.helpers.cases import eventually, notices, open_case, stage_is
+import pytest
+
+from activities.io import TriageFacts
+from activities.rules import RulesInvalid, load_rules
+from activities.rules.engine import triage
+from redress.contract import ComplaintInput, RemedyProposal
+from tests.helpers.cases import complaint, eventually, notices, open_case, stage_is
+from tests.helpers.processes import ROOT
 from tests.helpers.rules import APPROVER_KEYS
 
 
@@ -48,7 +56,7 @@ async def test_a_customer_in_a_high_power_distance_region_hears_from_a_senior_ma
             redress,
             respond_as="li.na",
             text="Delivery is two days late.",
-            customer={"id": "jp-customer-1", "language": "ja"},
+            customer={"id": f"jp-{uuid.uuid4().hex[:8]}", "language": "ja"},
             metadata={"region": "jp"},
         )
         assert (await redress.status(cid)).severity.value == "general"
@@ -60,7 +68,10 @@ async def test_a_customer_in_a_high_power_distance_region_hears_from_a_senior_ma
 async def test_everyone_else_hears_from_the_customer_service_team(run_worker, peer):
     async with run_worker() as redress:
         cid = await open_case(
-            redress, respond_as="li.na", text="Delivery is two days late.", customer={"id": "en-1", "language": "en"}
+            redress,
+            respond_as="li.na",
+            text="Delivery is two days late.",
+            customer={"id": f"en-{uuid.uuid4().hex[:8]}", "language": "en"},
         )
         body = await apologise(redress, peer, cid)
     assert body["template"] == "apology.customer_service" and body["language"] == "en"
@@ -69,13 +80,6 @@ async def test_everyone_else_hears_from_the_customer_service_team(run_worker, pe
 
 def test_a_role_named_to_apologise_needs_its_words(tmp_path):
     """A role in apology_by without a template apology.<role> is refused with where it is named."""
-    import shutil
-
-    import pytest
-
-    from activities.rules import RulesInvalid, load_rules
-    from tests.helpers.processes import ROOT
-
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     text = (rules / "remedies.yaml").read_text(encoding="utf-8")
@@ -88,13 +92,6 @@ def test_a_role_named_to_apologise_needs_its_words(tmp_path):
 
 
 def test_explain_says_which_rule_chose_who_apologises():
-    from activities.io import TriageFacts
-    from activities.rules import load_rules
-    from activities.rules.engine import triage
-    from redress.contract import ComplaintInput
-    from tests.helpers.cases import complaint
-    from tests.helpers.processes import ROOT
-
     rules = load_rules(ROOT / "rules")
     facts = TriageFacts.of(ComplaintInput.model_validate(complaint(text="Late again.", metadata={"region": " KR "})))
     explained = triage(rules, facts)

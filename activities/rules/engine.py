@@ -35,7 +35,7 @@ from activities.io import (
 )
 from activities.rules.expressions import TRIAGE_VARIABLES, Activation, CompiledCondition
 from activities.rules.loader import RuleSet
-from activities.rules.schema import DeadlineName
+from activities.rules.schema import DeadlineName, RuleSetDocument
 from activities.rules.sentiment import Sentiment, assess, detect_language
 from redress.contract import RemedyOffer, Severity
 
@@ -326,7 +326,12 @@ def rule_plans(rule_set: RuleSet) -> list[RulePlan]:
 
 
 def _apologiser(
-    doc: Any, severity: Severity, category: str, queue: str, facts: TriageFacts, firings: list[dict[str, Any]] | None
+    doc: RuleSetDocument,
+    severity: Severity,
+    category: str,
+    queue: str,
+    facts: TriageFacts,
+    firings: list[dict[str, Any]] | None,
 ) -> str | None:
     """The role the first matching `apology_by` rule names (None: no rule matches); with `firings`, each rule
     weighed says why it matched or not (`rules explain`)."""
@@ -343,7 +348,7 @@ def _apologiser(
                 }
             )
         if matched:
-            return str(apology.role)
+            return apology.role
     return None
 
 
