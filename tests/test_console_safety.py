@@ -68,6 +68,10 @@ async def test_routine_actions_are_the_signed_in_persons_and_need_the_pages_toke
 
             done = await http.post(f"/cases/{cid}/respond", data={"message": marker, "csrf": token})
             assert done.status_code == 303 and done.headers["location"] == f"/cases/{cid}"
+            # the old page's background poll may fetch the live part before the browser follows the redirect:
+            # the message on what was done is still there for the page itself
+            assert (await http.get(f"/cases/{cid}", params={"part": "live"})).status_code == 200
+            assert 'id="flash">response recorded</p>' in (await http.get(f"/cases/{cid}")).text
             await stage_is(redress, cid, "in_progress")
             response = next(e for e in await redress.timeline(cid) if e.kind == "response")
             assert response.actor == "agent:li.na"

@@ -153,7 +153,7 @@ class Pages(Web):
             return self.page(request, session, "missing.html", status=404, what=complaint_id, reason=str(error))
         context = self._case_context(status, timeline, session)
         if request.query_params.get("part") == "live":
-            return self.page(request, session, "case_live.html", **context)
+            return self.page(request, session, "case_live.html", fragment=True, **context)
         try:  # what the customer sent does not change: the full page reads it, its live part does not
             complaint = await self.redress.complaint(complaint_id)
         except RedressError:

@@ -120,14 +120,25 @@ class Web:
             f"not on the host this request named"
         )
 
-    def page(self, request: Request, session: Session, template: str, status: int = 200, **context: Any) -> Response:
+    def page(
+        self,
+        request: Request,
+        session: Session,
+        template: str,
+        status: int = 200,
+        *,
+        fragment: bool = False,
+        **context: Any,
+    ) -> Response:
+        """A page; a `fragment` (the case page's live part, polled in the background) shows no message on what was
+        just done, so it leaves that message for the page the browser is about to load after the action."""
         language = choose(request.headers.get("accept-language"), request.cookies.get(LANGUAGE_COOKIE))
         body = self.templates.get_template(template).render(
             t=words(language),
             language=language,
             me=session.person,
             csrf=session.csrf,
-            flash=context.pop("flash", None) or _pop_flash(session),
+            flash=context.pop("flash", None) or (None if fragment else _pop_flash(session)),
             path=request.url.path,
             **context,
         )
