@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from redress.contract import Channel, ComplaintInput, Customer, Order, RemedyKind, RemedyOffer, Severity
+from redress.contract import Channel, ComplaintInput, Customer, EvidenceKind, Order, RemedyKind, RemedyOffer, Severity
 from redress.customers import ComplaintEnded
 
 
@@ -173,6 +173,15 @@ class ShiftedDeadlines(BaseModel):
     paused_seconds: float  # counted as the tier counts: calendar or working time
 
 
+class ProposalCase(BaseModel):
+    """The case an agent proposes a remedy on, as `evidence_required` matches it."""
+
+    category: str
+    severity: Severity
+    queue: str
+    tags: list[str] = Field(default_factory=list)
+
+
 class ProposalCheck(BaseModel):
     complaint_id: str
     rule_version: str = Field(description="The case's pinned version: roles, limits, timeouts, fallback.")
@@ -186,6 +195,7 @@ class ProposalCheck(BaseModel):
     auto_used: Decimal = Field(
         default=Decimal(0), description="What the case was already granted under the automatic limit, in this currency."
     )
+    case: ProposalCase | None = Field(default=None, description="An agent's proposal: what evidence_required reads.")
 
 
 class AuthorityCheck(BaseModel):
@@ -232,6 +242,10 @@ class ProposalVerdict(BaseModel):
     fallback_cap: Decimal | None = None
     proposer: Authority | None = Field(default=None, description="The signing proposer's authority (signed only).")
     within_auto_limit: bool = Field(default=False, description="Approved by the rules' automatic limit.")
+    evidence_kinds: list[EvidenceKind] = Field(
+        default_factory=list, description="evidence_required: the proposal waits until one of these is on the case."
+    )
+    evidence_reason: str | None = None
 
 
 class CustomerNotice(BaseModel):

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -33,7 +34,10 @@ from redress.contract import (
     TASK_QUEUE,
     CustomerQuestion,
     CustomerReply,
+    Evidence,
+    EvidenceKind,
     Feedback,
+    ProposalStatus,
     RemedyProposal,
     Resolution,
     ResponseRecord,
@@ -92,6 +96,14 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
                 f" (eligible: {', '.join(p.eligible_approvers)})",
             )
         )
+    for held in (p for p in status.remedies if p.status == ProposalStatus.awaiting_evidence):
+        fields.append(
+            (
+                "held",
+                f"{held.proposal_id}: {held.kind.value} {held.amount} {held.currency} waits for "
+                f"{' or '.join(k.value for k in held.evidence_needed)} (`redress evidence`)",
+            )
+        )
     for offer in status.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
         fields.append(("offer", f"{offer.kind.value}{amount}  ({offer.rule})"))
@@ -115,6 +127,12 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
             for name, d in status.deadlines.items()
         ]
         print_table(["deadline", "due", "state", "since"], rows, title="deadlines")
+    if status.evidence:
+        print_table(
+            ["id", "kind", "by", "sha256", "ref"],
+            [(e.evidence_id, e.kind.value, e.by, e.sha256[:16], e.ref) for e in status.evidence],
+            title="evidence",
+        )
     print_table(
         ["at", "event", "by", "detail"], [(_when(e.at), e.kind, e.actor, e.detail) for e in timeline], title="timeline"
     )
@@ -317,6 +335,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _age(span: timedelta) -> str:
     minutes = int(span.total_seconds() // 60)
     return f"{minutes // 1440}d{minutes % 1440 // 60}h" if minutes >= 1440 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _evidence_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """add_evidence's message; with --file, the digest of the local copy (only the digest is sent)."""
+    sha256, ref = args.sha256, args.ref
+    if args.file:
+        try:
+            with open(args.file, "rb") as file:
+                sha256 = hashlib.file_digest(file, "sha256").hexdigest()
+        except OSError as error:
+            raise InvalidMessage([f"--file: {error.strerror or error}"]) from None
+        ref = ref or Path(args.file).resolve().as_uri()
+    return {"kind": args.kind, "ref": ref, "sha256": sha256, "note": args.note, "by": args.by}
 
 
 def _update_command(method: str, model: type[BaseModel], fields) -> Any:
@@ -1187,6 +1218,20 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         lambda a: {"agent": a.agent, "summary": a.summary, "root_cause": a.root_cause},
     )
+    evidence = add_command(
+        "evidence",
+        help="put evidence on the case: where it is kept and its SHA-256 (never the file itself); "
+        "a remedy held for evidence of this kind goes on",
+    )
+    evidence.add_argument("id", help="complaint id")
+    evidence.add_argument("--kind", required=True, choices=[k.value for k in EvidenceKind])
+    evidence.add_argument("--ref", help="where it is kept (a URL or a store's key; default: the --file's path)")
+    digest = evidence.add_mutually_exclusive_group(required=True)
+    digest.add_argument("--file", help="a copy of it here: its SHA-256 is computed (the file is not sent)")
+    digest.add_argument("--sha256", help="its SHA-256 (hex), computed where it is kept")
+    evidence.add_argument("--note")
+    evidence.add_argument("--by", required=True, help="who adds it: your name, or `customer`")
+    evidence.set_defaults(run=_update_command("add_evidence", Evidence, _evidence_fields))
     message_command(
         "feedback",
         "record the customer's CSAT (1-5)",

@@ -47,6 +47,7 @@ from redress.contract import (
     ComplaintInput,
     CustomerQuestion,
     CustomerReply,
+    Evidence,
     Feedback,
     Outcome,
     ProposalAnswer,
@@ -597,6 +598,10 @@ class RedressClient:
 
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
+
+    async def add_evidence(self, complaint_id: str, evidence: Evidence) -> Status:
+        """Put a reference and its SHA-256 on the case (the file stays where it is kept)."""
+        return await self._update(complaint_id, "add_evidence", evidence, Status)
 
     async def erase_customer(self, customer_id: str) -> ErasedCases:
         """Erase a customer's personal data from all their ended cases by deleting the cases' keys (redress/codec.py).

@@ -407,7 +407,49 @@ class Withdrawal(_Strict):
 # ---------------------------------------------------------------- results
 
 
+class EvidenceKind(StrEnum):
+    photo = "photo"
+    document = "document"
+    recording = "recording"
+    record = "record"  # a system's record: the carrier's scan history, the order log
+
+
+class Evidence(_Strict):
+    """add_evidence: something that backs the complaint, kept elsewhere; the case holds where and its digest.
+
+    Never the bytes: history keeps every message for as long as the case lives, and a
+    photo would be megabytes of personal data in it. `sha256` pins exactly which file
+    was looked at, so a later dispute compares digests. `ref` and `note` are free text
+    (personal data): encrypted like every payload, never logged.
+    """
+
+    kind: EvidenceKind
+    ref: Annotated[str, Field(min_length=1, max_length=2000, description="Where it is kept: a URL or a store's key.")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="The file's SHA-256, in hex.")]
+    note: Annotated[str, Field(max_length=2000)] | None = None
+    by: Name = Field(description="Who added it: the agent's name, or `customer`.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, digest: str) -> str:
+        return digest.lower()
+
+
+class EvidenceRecord(BaseModel):
+    """A piece of evidence as the case keeps it (status.evidence)."""
+
+    evidence_id: str
+    kind: EvidenceKind
+    ref: str
+    sha256: str
+    note: str | None = None
+    by: str
+    added_at: datetime
+
+
 class ProposalStatus(StrEnum):
+    awaiting_evidence = "awaiting_evidence"  # the rules hold it until evidence of a kind they name is on the case
+    lapsed = "lapsed"  # it waited for evidence and the case was resolved or withdrawn without it
     awaiting_approval = "awaiting_approval"
     approved = "approved"
     rejected = "rejected"
@@ -435,6 +477,11 @@ class ProposalRecord(BaseModel):
         default=False,
         description="Approved by the rules' automatic limit (which counts what the case was granted under it before).",
     )
+    evidence_needed: list[EvidenceKind] = Field(
+        default_factory=list,
+        description="awaiting_evidence: any one of these kinds on the case releases it (rules: evidence_required).",
+    )
+    held_because: str | None = Field(default=None, description="Why the rules held it for evidence.")
 
 
 class ProposalAnswer(BaseModel):
@@ -491,6 +538,7 @@ class Status(BaseModel):
     apology_by: str | None = Field(
         default=None, description="The role an apology goes out in the name of (the rules' apology_by)."
     )
+    evidence: list[EvidenceRecord] = Field(default_factory=list, description="What add_evidence put on the case.")
 
 
 class TimelineEvent(BaseModel):

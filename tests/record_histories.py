@@ -132,6 +132,31 @@ async def approval_reopen_close(redress: RedressClient) -> str:
     return cid
 
 
+async def evidence_hold(redress: RedressClient) -> str:
+    """A refund for damage held for a photo (a document does not release it), released to approval, paid once."""
+    import hashlib
+
+    from redress.contract import Evidence
+
+    def evidence(kind: str, content: bytes) -> Evidence:
+        return Evidence(kind=kind, ref="s3://evidence/x", sha256=hashlib.sha256(content).hexdigest(), by="customer")
+
+    cid = await open_case(
+        redress, respond_as="li.na", complaint_id="H-evidence-hold", text="快递送到时箱子破损，电水壶摔坏了，要求退款。"
+    )
+    refund = RemedyProposal(kind="refund", amount=Decimal("299"), currency="CNY", reason="破损", proposed_by="li.na")
+    await redress.propose_remedy(cid, refund)
+    await redress.add_evidence(cid, evidence("document", b"delivery note"))
+    await redress.add_evidence(cid, evidence("photo", b"dent"))
+    await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
+    await stage_is(redress, cid, "remedy_executed")
+    await redress.resolve(cid, Resolution(agent="li.na", summary="refunded once", root_cause="carrier_damage"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=4))
+    await redress.outcome(cid)
+    return cid
+
+
 async def escalation_withdrawal(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-escalation-withdraw", text="Parcel arrived damaged", channel="referral")
     cid = data["complaint_id"]
@@ -387,6 +412,7 @@ SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = { 
     signed_proposal: CHAIN_TIERS,
     passkey_approval: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
+    evidence_hold: CHAIN_TIERS,
     escalation_withdrawal: CHAIN_TIERS,
     refused_input: CHAIN_TIERS,
     chain_and_retier: CHAIN_TIERS,

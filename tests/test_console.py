@@ -6,10 +6,12 @@ workflow verifies every assertion itself. Screenshots land in build/screenshots/
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from playwright.async_api import FilePayload
 
 from redress.client import Refused
 from redress.console.ceremonies import assertion_of
@@ -19,23 +21,42 @@ from tests.helpers.cases import eventually, open_case, stage_is
 from tests.helpers.processes import redress_cli
 from tests.helpers.rules import write_rules
 
+PHOTO = b"\xff\xd8\xff\xe0 a dented kettle"
+PHOTO_DIGEST = hashlib.sha256(PHOTO).hexdigest()
+
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
 
 
 async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_once(run_worker, tmp_path, peer):
     rules = write_rules(tmp_path / "rules")
     async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
-        cid = await open_case(redress, respond_as="li.na")
+        cid = await open_case(redress, respond_as="li.na", text="The parcel arrived smashed and the kettle is broken.")
         agent = await register_and_sign_in(browser, url, "li.na")
         await agent.goto(f"{url}/cases/{cid}")
         form = agent.locator("#propose")
         await form.locator("select[name=kind]").select_option("refund")
         await form.locator("input[name=amount]").fill("299")
-        await form.locator("input[name=reason]").fill("late delivery")
+        await form.locator("input[name=reason]").fill("broken in transit")
         await form.locator("button").click()
-        assert "P1: awaiting approval" in await problem(agent)  # signed by li.na's passkey, beyond her 200
+        assert "P1: awaiting evidence" in await problem(agent)  # damaged goods: the rules want a photo first
+        held = agent.locator('#remedies tr[data-proposal="P1"] .held')
+        assert "photo" in await held.inner_text()
+
+        # the photo's digest is computed in the browser; the file itself is never sent
+        evidence = agent.locator("#add-evidence")
+        await evidence.locator("select[name=kind]").select_option("photo")
+        await evidence.locator("input[type=file]").set_input_files(
+            files=FilePayload(name="dent.jpg", mimeType="image/jpeg", buffer=PHOTO)
+        )
+        await agent.wait_for_function("document.getElementById('sha256').value.length === 64")
+        await evidence.locator("input[name=ref]").fill("https://files.example.com/cases/dent.jpg")
+        await evidence.locator("button").click()
+        await agent.locator("#flash", has_text="evidence E1 added").wait_for()
+        assert PHOTO_DIGEST[:16] in await agent.locator('#evidence tr[data-evidence="E1"]').inner_text()
+        await screenshot(agent, "case-evidence")
         status = await redress.status(cid)
-        assert status.pending_approval and status.pending_approval.proposer_verified
+        assert status.evidence[0].sha256 == PHOTO_DIGEST and status.evidence[0].by == "li.na"
+        assert status.pending_approval and status.pending_approval.proposer_verified  # signed by li.na's passkey
 
         lead = await register_and_sign_in(browser, url, "wang.fang")
         row = lead.locator("#awaiting tr", has_text=cid)
@@ -66,7 +87,7 @@ async def test_an_agent_proposes_and_the_team_lead_approves_with_a_passkey_paid_
         resolve = lead.locator('form[action$="/resolve"]')
         offered = await resolve.locator("select[name=root_cause] option").all_inner_texts()
         assert offered[1:] == (await redress.status(cid)).root_causes
-        await resolve.locator("textarea[name=summary]").fill("refunded the late delivery")
+        await resolve.locator("textarea[name=summary]").fill("refunded the broken kettle")
         await resolve.locator("select[name=root_cause]").select_option("carrier_delay")
         await resolve.locator("button").click()
         assert await lead.locator("#flash").inner_text() == "resolved"

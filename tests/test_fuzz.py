@@ -138,6 +138,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "retriage": contract.Retriage,
     "change_severity": contract.SeverityChange,
     "withdraw": contract.Withdrawal,
+    "add_evidence": contract.Evidence,
 }
 VALID_MESSAGES: dict[str, dict[str, Any]] = {
     "record_response": {"agent": "li.na", "message": "on it"},
@@ -156,6 +157,7 @@ VALID_MESSAGES: dict[str, dict[str, Any]] = {
     "retriage": {"by": "li.na", "reason": "new facts"},
     "change_severity": {"severity": "urgent", "by": "wang.fang", "reason": "press"},
     "withdraw": {"by": "customer"},
+    "add_evidence": {"kind": "photo", "ref": "s3://e/1", "sha256": "ab" * 32, "by": "customer", "note": "dent"},
 }
 messages = st.sampled_from(sorted(MESSAGES)).flatmap(
     lambda name: st.tuples(st.just(name), st.one_of(mutated(VALID_MESSAGES[name]), json_values))

@@ -21,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from redress.contract import (
         ComplaintInput,
         Deadline,
+        Evidence,
+        EvidenceKind,
+        EvidenceRecord,
         Feedback,
         Outcome,
         ProposalRecord,
@@ -76,6 +79,8 @@ class CaseState:
     crisis_remedies: set[str] = field(default_factory=set)  # "<crisis>:<proposal>" already taken on
     to_execute: deque[str] = field(default_factory=deque)
     executing: str | None = None
+    evidence: list[EvidenceRecord] = field(default_factory=list)  # references and digests, never the bytes
+    approved_while_held: set[str] = field(default_factory=set)  # held proposals already approved when proposed
 
     # the agent's and the customer's part
     resolution: Resolution | None = None
@@ -137,6 +142,30 @@ class CaseState:
     def pending_approval(self) -> ProposalRecord | None:
         return next((p for p in self.proposals if p.status == ProposalStatus.awaiting_approval), None)
 
+    def held_proposal(self) -> ProposalRecord | None:
+        """The proposal the rules hold until evidence is on the case (evidence_required), if one is."""
+        return next((p for p in self.proposals if p.status == ProposalStatus.awaiting_evidence), None)
+
+    def evidence_of(self, kinds: list[EvidenceKind]) -> EvidenceRecord | None:
+        """The first evidence on the case of one of these kinds."""
+        return next((e for e in self.evidence if e.kind in kinds), None)
+
+    def add_evidence(self, evidence: Evidence) -> EvidenceRecord:
+        record = EvidenceRecord(
+            evidence_id=f"E{len(self.evidence) + 1}", added_at=workflow.now(), **evidence.model_dump()
+        )
+        self.evidence.append(record)
+        note = f": {evidence.note}" if evidence.note else ""
+        self.event(
+            "evidence_added",
+            "customer" if evidence.by == "customer" else f"agent:{evidence.by}",
+            f"{record.evidence_id}: {evidence.kind.value} at {evidence.ref} (sha256 {evidence.sha256}){note}",
+            evidence_id=record.evidence_id,
+            evidence_kind=evidence.kind.value,
+            sha256=evidence.sha256,
+        )
+        return record
+
     def proposal(self, proposal_id: str) -> ProposalRecord:
         return next(p for p in self.proposals if p.proposal_id == proposal_id)
 
@@ -149,10 +178,16 @@ class CaseState:
             (
                 p.amount
                 for p in self.proposals
-                if p.within_auto_limit and p.currency == currency and p.status != ProposalStatus.failed
+                if p.within_auto_limit
+                and p.currency == currency
+                and p.status not in (ProposalStatus.failed, ProposalStatus.lapsed)
             ),
             Decimal(0),
         )
+
+    def tags(self) -> list[str]:
+        """What the rules tagged the case with at triage (repeat, duplicate_order, damaged...)."""
+        return self.triage.tags if self.triage else []
 
     def root_causes(self) -> list[str]:
         """What `resolve` may name: the case's rules' list (empty for cases triaged before there was one)."""
@@ -189,10 +224,11 @@ class CaseState:
             reopen_count=self.reopen_count,
             paused_since=self.paused_since,
             paused_seconds=self.paused_seconds,
-            tags=self.triage.tags if self.triage else [],
+            tags=self.tags(),
             root_cause=self.root_cause,
             root_causes=self.root_causes(),
             apology_by=self.triage.apology_by if self.triage else None,
+            evidence=self.evidence,
         )
 
     def outcome(self) -> Outcome:

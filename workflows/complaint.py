@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerQuestion,
         CustomerReply,
         Deadline,
+        Evidence,
         Feedback,
         Outcome,
         ProposalAnswer,
@@ -78,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
 
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 DECISIONS = ("approve_remedy", "reject_remedy")
+MAX_EVIDENCE = 100  # each piece is a timeline event and a status entry: bounded like every list a message grows
 
 
 def _customer_id_in(raw: Any) -> str | None:
@@ -583,6 +585,7 @@ class Complaint:
         case.meet("resolution")
         case.meet("next_update")
         case.event("resolved", f"agent:{resolution.agent}", resolution.summary, root_cause=resolution.root_cause)
+        self.remedies.lapse_held("resolved")
         return case.status()
 
     @resolve.validator
@@ -730,6 +733,7 @@ class Complaint:
             pending.status = ProposalStatus.rejected
             pending.decided_by = "withdrawn"
         case.event("withdrawn", withdrawal.by, withdrawal.reason or "withdrawn")
+        self.remedies.lapse_held("withdrawn")
         # The main loop ends the case next (after a remedy being paid, if one is); the caller is told the
         # decided stage rather than the one it is leaving.
         return case.status().model_copy(update={"stage": Stage.withdrawn})
@@ -745,6 +749,30 @@ class Complaint:
         """A signal cannot be refused to its sender: the timeline says what was ignored, and why."""
         kind = "decision_refused" if name in DECISIONS else "signal_refused"
         self.case.event(kind, "system", f"{name} signal ignored: {reason}")
+
+    # ------------------------------------------------------------ messages: evidence
+
+    @workflow.update
+    @takes(Evidence)
+    async def add_evidence(self, evidence: Evidence) -> Status:
+        """A reference and a digest on the case; a proposal held for evidence of this kind goes on (a step)."""
+        case = self.case
+        case.add_evidence(evidence)
+        held = case.held_proposal()
+        if held is not None and evidence.kind in held.evidence_needed:
+            await self._ask(self.remedies.release)
+        return case.status()
+
+    @add_evidence.validator
+    @takes(Evidence)
+    def _check_evidence(self, evidence: Evidence) -> None:
+        case = self.case
+        case.refuse_unless_open()
+        if len(case.evidence) >= MAX_EVIDENCE:
+            raise refusal(f"the case holds {MAX_EVIDENCE} pieces of evidence, the most it takes")
+        same = next((e for e in case.evidence if e.sha256 == evidence.sha256), None)
+        if same is not None:
+            raise refusal(f"this file is already on the case as {same.evidence_id} (same sha256)")
 
     # ------------------------------------------------------------ messages: remedies and approvals
 

@@ -18,7 +18,14 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
-    from activities.io import AuthorityCheck, PlannedPayout, ProposalCheck, ProposalVerdict, RemedyOrder
+    from activities.io import (
+        AuthorityCheck,
+        PlannedPayout,
+        ProposalCase,
+        ProposalCheck,
+        ProposalVerdict,
+        RemedyOrder,
+    )
     from activities.rules.schema import Template
     from redress import signatures
     from redress.contract import (
@@ -65,6 +72,9 @@ class Remedies:
             raise refusal(f"a remedy cannot be proposed while the case is {case.stage.value}")
         if case.withdrawal or case.resolution:
             raise refusal("the case is being resolved or withdrawn")
+        held = case.held_proposal()
+        if held is not None:
+            raise refusal(f"proposal {held.proposal_id} waits for evidence ({held.held_because}); add it first")
         busy = case.pending_approval() or (case.proposal(case.executing) if case.executing else None)
         if busy or case.to_execute:
             which = busy.proposal_id if busy else case.to_execute[0]
@@ -100,11 +110,14 @@ class Remedies:
             proposed_by=proposal.proposed_by,
             signed=signed,
             auto_used=case.auto_used(proposal.currency),
+            case=ProposalCase(
+                category=case.category or "", severity=case.tier, queue=case.queue or "", tags=case.tags()
+            ),
         )
         claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
         actor = f"agent:{proposal.proposed_by}"
         if not verdict.needs_approval:
-            record = self.record(proposal, verdict, actor, verdict.reason, automatic=True)
+            record = self.record(proposal, verdict, actor, verdict.reason, automatic=True, evidence_first=True)
             record.within_auto_limit = verdict.within_auto_limit
             return record
         if claim is not None and verdict.proposer is not None:
@@ -120,14 +133,19 @@ class Remedies:
                     verified=True,
                     reason=f"within the verified authority of {proposal.proposed_by} "
                     f"({approvals.acting(verdict.proposer)})",
+                    evidence_first=True,
                 )
         if not verdict.allowed:
             raise refusal(verdict.reason)
         if claim is None:
             return self.record(
-                proposal, verdict, actor, f"{verdict.reason}; unsigned, so the proposer's name is only a claim"
+                proposal,
+                verdict,
+                actor,
+                f"{verdict.reason}; unsigned, so the proposer's name is only a claim",
+                evidence_first=True,
             )
-        return self.record(proposal, verdict, actor, verdict.reason, verified=True)
+        return self.record(proposal, verdict, actor, verdict.reason, verified=True, evidence_first=True)
 
     async def pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
         """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
@@ -163,15 +181,21 @@ class Remedies:
         approved_by: str | None = None,
         automatic: bool = False,
         verified: bool = False,
+        evidence_first: bool = False,
     ) -> ProposalRecord:
         """The one path every remedy takes, an agent's, a rule's or a crisis': approval, or straight to execution.
 
         Approved at once only when `automatic` (free, within the rules' automatic limit, or a rule's
         own payout) or `approved_by` names a signer whose signature was verified; else it awaits approval.
+        With `evidence_first` (an agent's proposal), a proposal the rules want evidence for waits, approved
+        or not, until evidence of a kind they name is on the case (`release`). Whether it is there is read
+        now, not when the rules were asked: evidence added meanwhile counts.
         """
         case = self.case
         proposal_id = case.next_proposal_id()
         approved = automatic or approved_by is not None
+        held = evidence_first and bool(verdict.evidence_kinds) and case.evidence_of(verdict.evidence_kinds) is None
+        status = ProposalStatus.approved if approved else ProposalStatus.awaiting_approval
         record = ProposalRecord(
             proposal_id=proposal_id,
             kind=proposal.kind,
@@ -180,17 +204,17 @@ class Remedies:
             reason=proposal.reason,
             proposed_by=proposal.proposed_by,
             rule_version=case.rule_version,
-            status=ProposalStatus.approved if approved else ProposalStatus.awaiting_approval,
+            status=ProposalStatus.awaiting_evidence if held else status,
             required_role=None if approved else verdict.required_role,
             eligible_approvers=[] if approved else verdict.eligible_approvers,
             decided_by=approved_by or (actor if automatic and actor.startswith("rules:") else None),
             decided_at=workflow.now() if approved else None,
             proposed_at=workflow.now(),
             proposer_verified=verified,
+            evidence_needed=verdict.evidence_kinds if held else [],
+            held_because=verdict.evidence_reason if held else None,
         )
         case.proposals.append(record)
-        if not approved and verdict.decision_timeout_seconds and case.pending_approval() is record:
-            case.approval_due = workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
         case.event(
             "remedy_proposed",
             actor,
@@ -199,13 +223,95 @@ class Remedies:
             rule_version=case.rule_version,
             signed=verified,
         )
-        if approved:
-            case.to_execute.append(proposal_id)
-        else:
-            role = verdict.required_role or ""
-            self.notices.tell_staff(Template.approval_needed, role, proposal=record, reason=proposal.reason, role=role)
-        case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_proposed)
+        if held:
+            if approved:
+                case.approved_while_held.add(proposal_id)
+            case.event(
+                "remedy_held",
+                "rules",
+                f"{proposal_id} waits for evidence: {verdict.evidence_reason}",
+                proposal_id=proposal_id,
+                evidence=[kind.value for kind in verdict.evidence_kinds],
+            )
+            return record
+        self._go_on(record, verdict.decision_timeout_seconds)
         return record
+
+    def _go_on(self, record: ProposalRecord, decision_timeout_seconds: float | None) -> None:
+        """An approved proposal is queued to be carried out; one awaiting approval asks its approvers."""
+        case = self.case
+        if record.status == ProposalStatus.approved:
+            case.to_execute.append(record.proposal_id)
+        else:
+            if decision_timeout_seconds and case.pending_approval() is record:
+                case.approval_due = workflow.now() + timedelta(seconds=decision_timeout_seconds)
+            role = record.required_role or ""
+            self.notices.tell_staff(Template.approval_needed, role, proposal=record, reason=record.reason, role=role)
+        case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_proposed)
+
+    # ------------------------------------------------------------ evidence
+
+    async def release(self) -> None:
+        """The step after evidence is added: a held proposal whose evidence is now on the case goes on.
+
+        One approved when it was proposed (automatically, or by its signed proposer's own
+        authority) is carried out now; any other asks the rules again (the approvers of the
+        live directory, the level's timeout) and awaits approval from now.
+        """
+        case = self.case
+        held = case.held_proposal()
+        evidence = case.evidence_of(held.evidence_needed) if held else None
+        if held is None or evidence is None:
+            return
+        if held.proposal_id in case.approved_while_held:
+            held.status = ProposalStatus.approved
+            self._released(held, evidence.evidence_id, "approved when proposed: carried out now")
+            self._go_on(held, None)
+            return
+        verdict = await self._rules_on(
+            kind=held.kind,
+            amount=held.amount,
+            currency=held.currency,
+            proposed_by=held.proposed_by,
+            auto_used=case.auto_used(held.currency),
+        )
+        if case.held_proposal() is not held:
+            return  # the case was resolved or withdrawn while the rules were read: it lapsed
+        if not verdict.needs_approval:
+            held.status, held.decided_by, held.decided_at = ProposalStatus.approved, None, workflow.now()
+            held.within_auto_limit = verdict.within_auto_limit
+            self._released(held, evidence.evidence_id, verdict.reason)
+        elif not verdict.allowed:
+            held.status, held.decided_by, held.decided_at = ProposalStatus.rejected, "rules", workflow.now()
+            self._released(held, evidence.evidence_id, f"rejected: {verdict.reason}")
+            return
+        else:
+            held.status = ProposalStatus.awaiting_approval
+            held.required_role, held.eligible_approvers = verdict.required_role, verdict.eligible_approvers
+            self._released(held, evidence.evidence_id, f"to approval: {verdict.reason}")
+        self._go_on(held, verdict.decision_timeout_seconds)
+
+    def _released(self, proposal: ProposalRecord, evidence_id: str, what: str) -> None:
+        self.case.event(
+            "remedy_released",
+            "rules",
+            f"{proposal.proposal_id}: evidence {evidence_id} is on the case; {what}",
+            proposal_id=proposal.proposal_id,
+            evidence_id=evidence_id,
+        )
+
+    def lapse_held(self, why: str) -> None:
+        """The case is resolved or withdrawn while a proposal waits for evidence: it lapses, never paid."""
+        held = self.case.held_proposal()
+        if held is None:
+            return
+        held.status, held.decided_at = ProposalStatus.lapsed, workflow.now()
+        self.case.event(
+            "remedy_lapsed",
+            "system",
+            f"{held.proposal_id} lapsed: the case was {why} before the evidence it waited for came",
+            proposal_id=held.proposal_id,
+        )
 
     # ------------------------------------------------------------ decisions
 

@@ -124,6 +124,24 @@ def check_offer(policy: RuleSet, complaint_id: str, offer: RemedyOffer) -> Propo
 
 
 def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
+    """Who must approve this remedy, and what evidence it waits for first (the case's pinned rules)."""
+    verdict = _approval(policy, check, directory)
+    if check.case is not None:
+        rule = next(
+            (
+                rule
+                for rule in policy.document.evidence_required
+                if rule.matches(check.kind, check.amount, check.currency, check.case)
+            ),
+            None,
+        )
+        if rule is not None:
+            verdict.evidence_kinds = list(rule.evidence)
+            verdict.evidence_reason = rule.reason(check.kind, check.amount, check.currency)
+    return verdict
+
+
+def _approval(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
     """Who must approve this remedy: nobody for free kinds, or while the case stays within the automatic limit.
 
     The automatic limit is per case and currency: what the case was already granted

@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from activities.io import ProposalCase
 from activities.rules.durations import Duration, Offset
 from activities.rules.keywords import fold
-from redress.contract import Currency, Money, RemedyKind, Severity
+from redress.contract import Currency, EvidenceKind, Money, RemedyKind, Severity
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
 
@@ -321,6 +322,46 @@ class ApologyRule(_Strict):
         return " and ".join(said) or "every case"
 
 
+class EvidenceRule(_Strict):
+    """Evidence before a remedy: an agent's proposal that matches waits until evidence of one of `evidence`'s kinds
+    is on the case (a photo before a refund for damage). A proposal matches when its kind is in `remedies` and
+    the case is in every other list given (an empty list matches any); with `above`, only amounts above it
+    in that currency, and in a currency `above` does not list, any amount (the safe side). Plain lists, like
+    `apology_by`: an admin reads at a glance which refunds wait. The rules' own payouts (a missed deadline's
+    guarantee) and a crisis' common remedy never wait: the company owes them, whatever the customer shows."""
+
+    name: Identifier
+    remedies: list[RemedyKind] = Field(min_length=1, max_length=10)
+    evidence: list[EvidenceKind] = Field(min_length=1, max_length=4, description="Any one of these releases it.")
+    category: list[Identifier] = Field(default_factory=list, max_length=100)
+    severity: list[Severity] = Field(default_factory=list, max_length=3)
+    queue: list[Identifier] = Field(default_factory=list, max_length=100)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=100, description="The case carries any of these (set by triage rules)."
+    )
+    above: dict[Currency, Money] = Field(default_factory=dict, description="Only amounts above these.")
+    description: str | None = Field(default=None, max_length=500)
+
+    def matches(self, kind: RemedyKind, amount: Decimal, currency: str, case: ProposalCase) -> bool:
+        threshold = self.above.get(currency) if self.above else None
+        return (
+            kind in self.remedies
+            and (not self.category or case.category in self.category)
+            and (not self.severity or case.severity in self.severity)
+            and (not self.queue or case.queue in self.queue)
+            and (not self.tags or any(tag in self.tags for tag in case.tags))
+            and (not self.above or threshold is None or amount > threshold)
+        )
+
+    def reason(self, kind: RemedyKind, amount: Decimal, currency: str) -> str:
+        """What the agent and the timeline are told the proposal waits for."""
+        kinds = " or ".join(k.value for k in self.evidence)
+        threshold = self.above.get(currency)
+        above = f" above {threshold} {currency}" if threshold is not None else ""
+        why = f": {self.description}" if self.description else ""
+        return f"a {kind.value}{above} needs a {kinds} on the case first (rule {self.name}){why}"
+
+
 class ApprovalRole(_Strict):
     role: Identifier
     limits: dict[Currency, Money] | None = Field(
@@ -604,6 +645,12 @@ class RuleSetDocument(_Strict):
         default_factory=list,
         description="Who apologises: the first matching rule's role signs an executed apology (template "
         "`apology.<role>`); none matching, the apology goes out as any other remedy (`remedy_executed`).",
+    )
+    evidence_required: list[EvidenceRule] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Evidence before a remedy: the first matching rule holds an agent's proposal until evidence of "
+        "a kind it names is on the case.",
     )
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval

@@ -1,4 +1,5 @@
-"""The console's routine actions: respond, ask the customer, resolve, change severity, withdraw, propose unsigned.
+"""The console's routine actions: respond, ask the customer, add evidence, resolve, change severity, withdraw,
+propose unsigned.
 
 Plain form posts, recorded as the signed-in person; the workflow's refusal is
 shown on the case page with its reason. Money decisions are in ceremonies.py.
@@ -17,6 +18,7 @@ from redress.client import RedressError, Refused
 from redress.console.web import Web
 from redress.contract import (
     CustomerQuestion,
+    Evidence,
     RemedyProposal,
     Resolution,
     ResponseRecord,
@@ -64,6 +66,18 @@ class Actions(Web):
         if action == "ask":
             await r.await_customer(complaint_id, CustomerQuestion(agent=me, question=fields.get("question", "")))
             return "question sent; the clocks are paused until the customer answers"
+        if action == "evidence":  # the browser computed the digest; the file itself never left it
+            evidence = Evidence.model_validate(
+                {
+                    "kind": fields.get("kind"),
+                    "ref": fields.get("ref", ""),
+                    "sha256": fields.get("sha256", ""),
+                    "note": fields.get("note") or None,
+                    "by": me,
+                }
+            )
+            status = await r.add_evidence(complaint_id, evidence)
+            return f"evidence {status.evidence[-1].evidence_id} added"
         if action == "resolve":
             resolution = Resolution(
                 agent=me, summary=fields.get("summary", ""), root_cause=fields.get("root_cause") or None

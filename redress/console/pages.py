@@ -20,6 +20,7 @@ from redress.console.web import LANGUAGE_COOKIE, REPORT_CSP, Web
 from redress.contract import (
     CRISIS_ID_PREFIX,
     CRISIS_WORKFLOW_TYPE,
+    EvidenceKind,
     ProposalStatus,
     RemedyKind,
     Severity,
@@ -182,6 +183,7 @@ class Pages(Web):
             "proposal": proposal,
             "now": datetime.now(UTC),
             "kinds": [k.value for k in RemedyKind],
+            "evidence_kinds": [k.value for k in EvidenceKind],
             "severities": [s.value for s in Severity],
             "open": not status.stage.is_final,
             "can_propose": status.stage

@@ -154,6 +154,16 @@ document.addEventListener("submit", (event) => {
   )(event);
 });
 
+// Evidence: the chosen file's SHA-256 is computed here and put in the form; the file has no name in the form,
+// so its bytes are never sent (the case keeps where it is and its digest).
+document.addEventListener("change", async (event) => {
+  const input = event.target;
+  if (!input.dataset || !input.dataset.digestInto || !input.files || !input.files.length) return;
+  const digest = await crypto.subtle.digest("SHA-256", await input.files[0].arrayBuffer());
+  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  input.form.elements[input.dataset.digestInto].value = hex;
+});
+
 // Countdowns: every [data-due] shows the time left (or overdue), from the browser's clock, each second.
 function tick() {
   const now = Date.now();
