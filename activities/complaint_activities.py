@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -57,6 +57,7 @@ from redress.contract import (
     DESK_WORKFLOW_TYPE,
     ComplaintInput,
     Customer,
+    RemedyKind,
     crisis_workflow_id,
     customer_workflow_id,
     desk_workflow_id,
@@ -67,16 +68,21 @@ from redress.crises import COMPLAINT_REPORTED, ComplaintReported, CrisisRules, C
 from redress.customers import (
     COMPLAINT_ENDED,
     COMPLAINT_OPENED,
+    FLAG_CUSTOMER,
+    REMEDY_PAID,
     CareOrder,
     ComplaintOpened,
     CustomerFacts,
     CustomerState,
+    FlagRequest,
+    Payout,
 )
 from redress.desks import ROUTE, DeskState, Routed, RouteRequest
 
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
 CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call made during triage
+PAID_KINDS = (RemedyKind.refund, RemedyKind.coupon, RemedyKind.points, RemedyKind.cash)  # money, not goods
 HANDOVER_ATTEMPTS = 4  # update-with-start tries while a record or desk continues as new
 
 
@@ -101,6 +107,7 @@ class ComplaintActivities:
         result = engine.triage(rule_set, facts, explain=False)
         if not known:  # the rules saw this complaint alone; whether it repeats another is not known
             result.complaints_90d = None
+        await self._flag_on_record(facts, result)
         await self._report_to_crisis_watch(rule_set, facts, result)
         result = await self._route_to_agent(rule_set, facts, result)
         result.customer_ref = self._customer_ref(facts.customer_id)
@@ -194,8 +201,46 @@ class ComplaintActivities:
             )
             return facts, False
         return facts.model_copy(
-            update={"complaints_90d": known.complaints_in_window, "open_on_order": known.open_on_order}
+            update={
+                "complaints_90d": known.complaints_in_window,
+                "open_on_order": known.open_on_order,
+                "payouts_90d": known.payouts_in_window,
+                "paid_90d": known.paid_in_window,
+                "claims_without_evidence": known.claims_without_evidence,
+                "claimant_flag": known.flag,
+                "flag_cleared_until": known.flag_cleared_until,
+            }
         ), True
+
+    async def _flag_on_record(self, facts: TriageFacts, result: TriageResult) -> None:
+        """A flag the rules raised at this triage goes on the customer's record, so their next cases carry it.
+
+        Best effort: the case carries its flag whatever happens here; the record may refuse it (a supervisor's
+        clearance runs) or be away, and the log says so without the reason's words.
+        """
+        flag = result.claimant_flag
+        if flag is None or facts.claimant_flag is not None or self.temporal is None:
+            return
+        ref = self._customer_ref(facts.customer_id) or ""
+        try:
+            record = await self._update_with_start(
+                CUSTOMER_WORKFLOW_TYPE,
+                CustomerState(customer_id=ref),
+                customer_workflow_id(ref),
+                FLAG_CUSTOMER,
+                FlagRequest(reason=flag.reason, by=flag.by, complaint_id=facts.complaint_id),
+                CustomerState,
+                f"flag:{facts.complaint_id}",
+            )
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError) as error:
+            log.warning(
+                "customer record unavailable; the flag stays on this case only",
+                complaint_id=facts.complaint_id,
+                error=type(error).__name__,
+            )
+            return
+        if record.flag is None:  # a supervisor cleared them meanwhile: their review stands
+            result.claimant_flag = None
 
     async def _report_to_crisis_watch(self, rule_set: RuleSet, facts: TriageFacts, result: TriageResult) -> None:
         """Count this complaint toward a crisis about the same thing (signal-with-start; the watch dedups retries).
@@ -533,7 +578,8 @@ class ComplaintActivities:
 
     @activity.defn
     async def execute_remedy(self, order: RemedyOrder) -> RemedyReceipt:
-        payload = order.model_dump(mode="json", exclude={"then_tell"})  # the payment peer gets no contact details
+        # the payment peer gets no contact details
+        payload = order.model_dump(mode="json", exclude={"then_tell", "with_evidence"})
         if self.settings.payment_url:
             body = await post_idempotent(self.http, self.settings.payment_url, order.idempotency_key, payload)
             transaction_id = str(body.get("transaction_id") or "")
@@ -556,8 +602,47 @@ class ComplaintActivities:
             via=via,
             transaction_id=transaction_id,
         )
+        await self._count_payout(order)
         told = await self._tell_along(order.then_tell) if order.then_tell else None
         return RemedyReceipt(transaction_id=transaction_id, via=via, told=told)
+
+    async def _count_payout(self, order: RemedyOrder) -> None:
+        """Money paid goes on the customer's record (signal-with-start; the record counts each proposal once).
+
+        Never holds up the payment it follows: a record that cannot be told misses one payout, and the
+        log says so.
+        """
+        if self.temporal is None or order.kind not in PAID_KINDS or order.amount <= 0:
+            return
+        ref = self._customer_ref(order.customer_id) or ""
+        payout = Payout(
+            complaint_id=order.complaint_id,
+            proposal_id=order.proposal_id,
+            kind=order.kind,
+            amount=order.amount,
+            currency=order.currency,
+            at=datetime.now(UTC),
+            with_evidence=order.with_evidence,
+            window_seconds=self.rules.latest().document.repeat.window.total_seconds(),
+        )
+        try:
+            await asyncio.wait_for(
+                self.client.start_workflow(
+                    CUSTOMER_WORKFLOW_TYPE,
+                    CustomerState(customer_id=ref),
+                    id=customer_workflow_id(ref),
+                    task_queue=_records_queue(),
+                    start_signal=REMEDY_PAID,
+                    start_signal_args=[payout],
+                ),
+                timeout=CUSTOMER_RECORD_PATIENCE.total_seconds(),
+            )
+        except (TimeoutError, RPCError) as error:
+            log.warning(
+                "customer record unavailable; this payout is not counted",
+                complaint_id=order.complaint_id,
+                error=type(error).__name__,
+            )
 
     async def _deliver(self, key: str, payload: dict, url: str | None) -> str:
         if url:

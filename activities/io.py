@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from redress.contract import Channel, ComplaintInput, Customer, EvidenceKind, Order, RemedyKind, RemedyOffer, Severity
-from redress.customers import ComplaintEnded
+from redress.customers import ClaimantFlag, ComplaintEnded
 
 
 class TriageFacts(BaseModel):
@@ -30,6 +30,11 @@ class TriageFacts(BaseModel):
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     complaints_90d: int = Field(default=1, description="Filled in by triage from the customer's record.")
+    payouts_90d: int = Field(default=0, description="From the customer's record: payouts within the window.")
+    paid_90d: dict[str, Decimal] = Field(default_factory=dict, description="... and how much, per currency.")
+    claims_without_evidence: int = Field(default=0, description="... their cases paid with no evidence on them.")
+    claimant_flag: ClaimantFlag | None = Field(default=None, description="... flagged for review already.")
+    flag_cleared_until: datetime | None = Field(default=None, description="... a supervisor's clearance runs.")
     open_on_order: int = 0
 
     @classmethod
@@ -129,6 +134,9 @@ class TriageResult(BaseModel):
     complaints_90d: int | None = Field(
         default=None, description="The customer's complaints within the repeat window, this one included."
     )
+    claimant_flag: ClaimantFlag | None = Field(
+        default=None, description="The customer is flagged for review (claimant_flags): every remedy needs approval."
+    )
     crisis_key: str | None = Field(
         default=None,
         description="The crisis watch this complaint was reported to "
@@ -180,6 +188,7 @@ class ProposalCase(BaseModel):
     severity: Severity
     queue: str
     tags: list[str] = Field(default_factory=list)
+    flagged: str | None = Field(default=None, description="Why the customer is flagged for review, if they are.")
 
 
 class ProposalCheck(BaseModel):
@@ -246,6 +255,7 @@ class ProposalVerdict(BaseModel):
         default_factory=list, description="evidence_required: the proposal waits until one of these is on the case."
     )
     evidence_reason: str | None = None
+    flagged: bool = Field(default=False, description="The customer is flagged: no one approves their own proposal.")
 
 
 class CustomerNotice(BaseModel):
@@ -320,6 +330,7 @@ class RemedyOrder(BaseModel):
     customer_id: str
     order_id: str | None = None
     then_tell: CustomerNotice | None = Field(default=None, description="Sent once the remedy is carried out.")
+    with_evidence: bool = Field(default=False, description="Evidence is on the case (the customer's record counts it).")
 
     @property
     def idempotency_key(self) -> str:

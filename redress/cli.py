@@ -48,6 +48,7 @@ from redress.contract import (
     Withdrawal,
     describe_validation_error,
 )
+from redress.customers import CustomerState, FlagClearance, FlagRequest
 from redress.logs import configure_logging
 from redress.terminal import print_fields, print_table
 
@@ -417,12 +418,51 @@ def cmd_crisis(args: argparse.Namespace) -> int:
         return 2
 
 
+def _show_customer(record: CustomerState) -> None:
+    paid: dict[str, Decimal] = {}
+    for payout in record.payouts:
+        paid[payout.currency] = paid.get(payout.currency, Decimal(0)) + payout.amount
+    flag = record.flag
+    print_fields(
+        [
+            ("customer", record.customer_id),
+            ("cases", f"{len(record.cases)} ({sum(1 for c in record.cases if c.open)} open)"),
+            (
+                "payouts",
+                f"{len(record.payouts)}" + (": " + ", ".join(f"{v} {k}" for k, v in paid.items()) if paid else ""),
+            ),
+            ("flagged", f"{flag.reason} (by {flag.by}, {_when(flag.at)})" if flag else "no"),
+            ("cleared until", _when(record.flag_cleared_until)),
+            ("churn watches", len(record.watches)),
+        ]
+    )
+    if record.flag_log:
+        print_table(
+            ["at", "action", "by", "reason"],
+            [(_when(e.at), e.action, e.by, e.reason or "") for e in record.flag_log],
+            title="flag",
+        )
+
+
 def cmd_customer(args: argparse.Namespace) -> int:
     async def action(redress: RedressClient) -> Any:
         if args.purchased:
             await redress.customer_purchased(args.id, order_id=args.order)
             return f"purchase recorded for {args.id}"
-        return await redress.customer_record(args.id)
+        if args.clear_flag or args.flag:
+            if not args.by:
+                raise InvalidMessage(["--as: name yourself (the supervisor who reviewed the flag)"])
+            if args.clear_flag:
+                clearance = _message(FlagClearance, by=args.by, note=args.note)
+                await redress.clear_customer_flag(args.id, clearance)
+                return f"flag cleared for {args.id}"
+            await redress.flag_customer(args.id, _message(FlagRequest, reason=args.flag, by=args.by))
+            return f"{args.id} flagged for review"
+        record = await redress.customer_record(args.id)
+        if args.json:
+            return record
+        _show_customer(record)
+        return None
 
     return asyncio.run(_with_client(args, action))
 
@@ -1313,6 +1353,10 @@ def build_parser() -> argparse.ArgumentParser:
     customer.add_argument("id", help="customer id")
     customer.add_argument("--purchased", action="store_true", help="record that the customer bought again")
     customer.add_argument("--order", help="the new order's id (with --purchased)")
+    customer.add_argument("--flag", metavar="REASON", help="flag for review: every remedy on new cases needs approval")
+    customer.add_argument("--clear-flag", action="store_true", help="after review: remove the flag")
+    customer.add_argument("--as", dest="by", help="the supervisor flagging or clearing")
+    customer.add_argument("--note", help="why the flag is cleared (kept on the record)")
     customer.set_defaults(run=cmd_customer)
     schema = add_command("schema", help="JSON Schema of the workflow input, every message and query result")
     schema.add_argument("--out", help="write to this file instead of standard output")

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -64,10 +65,20 @@ from redress.contract import (
     crisis_workflow_id,
     customer_workflow_id,
     describe_validation_error,
+    records_queue,
     workflow_id_for,
 )
 from redress.crises import APPROVE_COMMON_REMEDY, CRISIS_QUERY, PROPOSE_COMMON_REMEDY
-from redress.customers import CUSTOMER_PURCHASED, RECORD_QUERY, CustomerState, Purchase
+from redress.customers import (
+    CLEAR_FLAG,
+    CUSTOMER_PURCHASED,
+    FLAG_CUSTOMER,
+    RECORD_QUERY,
+    CustomerState,
+    FlagClearance,
+    FlagRequest,
+    Purchase,
+)
 
 DEFAULT_ADDRESS = "localhost:7233"
 # How long a step waits out a case whose workflow task is being retried (its worker died mid-task), or whose
@@ -413,6 +424,32 @@ class RedressClient:
             )
         except RPCError as error:
             raise self._translate(customer_id, error) from None
+
+    async def flag_customer(self, customer_id: str, request: FlagRequest) -> CustomerState:
+        """A supervisor flags a customer for review: every remedy on their new cases needs an approver.
+
+        Their record is started if they have none yet (a customer flagged before their first complaint).
+        """
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            CUSTOMER_WORKFLOW_TYPE,
+            CustomerState(customer_id=self.customer_ref(customer_id)),
+            id=self.customer_record_id(customer_id),
+            task_queue=records_queue(self.task_queue),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                FLAG_CUSTOMER, request, start_workflow_operation=start, result_type=CustomerState
+            )
+        except WorkflowUpdateFailedError as failed:
+            cause = failed.cause
+            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+
+    async def clear_customer_flag(self, customer_id: str, clearance: FlagClearance) -> CustomerState:
+        """A supervisor reviewed a customer's flag and removes it (the rules may not flag them again for a while)."""
+        return await self._update_workflow(
+            self.customer_record_id(customer_id), customer_id, CLEAR_FLAG, clearance, CustomerState
+        )
 
     def customer_ref(self, customer_id: str) -> str:
         """The customer's keyed pseudonym: their `CustomerId` in visibility (codec.KeyRing.pseudonym)."""

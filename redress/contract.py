@@ -539,6 +539,10 @@ class Status(BaseModel):
         default=None, description="The role an apology goes out in the name of (the rules' apology_by)."
     )
     evidence: list[EvidenceRecord] = Field(default_factory=list, description="What add_evidence put on the case.")
+    claimant_flag: str | None = Field(
+        default=None,
+        description="For staff: the customer is flagged for review (the reason); every remedy needs an approver.",
+    )
 
 
 class TimelineEvent(BaseModel):

@@ -8,11 +8,12 @@ schemas and all) for every new customer.
 
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from redress.contract import Channel, Customer, Moment, Name, Seconds
+from redress.contract import Channel, Currency, Customer, Moment, Money, Name, RemedyKind, Seconds
 
 Profile = Annotated[str, Field(max_length=200)]
 
@@ -20,7 +21,12 @@ Profile = Annotated[str, Field(max_length=200)]
 COMPLAINT_OPENED = "complaint_opened"  # update: ComplaintOpened -> CustomerFacts, sent by triage
 COMPLAINT_ENDED = "complaint_ended"  # signal: ComplaintEnded, sent when a case ends
 CUSTOMER_PURCHASED = "customer_purchased"  # signal: Purchase, sent by the order system (RedressClient)
+REMEDY_PAID = "remedy_paid"  # signal: Payout, sent when a case has paid the customer
+FLAG_CUSTOMER = "flag_customer"  # update: FlagRequest -> CustomerState, by the rules at triage or a supervisor
+CLEAR_FLAG = "clear_flag"  # update: FlagClearance -> CustomerState, a supervisor after review
 RECORD_QUERY = "record"  # query: CustomerState
+
+MAX_FLAG_LOG = 50  # the flag's history kept on the record (newest last)
 
 
 class ComplaintOpened(BaseModel):
@@ -31,10 +37,19 @@ class ComplaintOpened(BaseModel):
 
 
 class CustomerFacts(BaseModel):
-    """What triage rules may know of a customer's other complaints."""
+    """What triage rules may know of a customer's other complaints, and what they were paid."""
 
     complaints_in_window: int = Field(description="Complaints received in the repeat window, this one included.")
     open_on_order: int = Field(description="Other open complaints about the same order.")
+    payouts_in_window: int = Field(default=0, description="Money paid to them in the window (each payout once).")
+    paid_in_window: dict[str, Decimal] = Field(default_factory=dict, description="How much, per currency.")
+    claims_without_evidence: int = Field(
+        default=0, description="Their complaints in the window that were paid with no evidence on the case."
+    )
+    flag: ClaimantFlag | None = Field(default=None, description="Flagged for review: every remedy needs approval.")
+    flag_cleared_until: Moment | None = Field(
+        default=None, description="A supervisor cleared a flag: the rules may not flag them again before this."
+    )
 
 
 class ComplaintEnded(BaseModel):
@@ -47,6 +62,55 @@ class ComplaintEnded(BaseModel):
     language: Annotated[str, Field(max_length=35)] = "en"
     profile: Profile | None = None
     churn_window_seconds: Seconds | None = Field(default=None, description="None: no churn watch for this case.")
+
+
+class Payout(BaseModel):
+    """A remedy paid to the customer (refund, coupon, points, cash): what `customer.payouts_90d` counts."""
+
+    complaint_id: Name
+    proposal_id: Name
+    kind: RemedyKind
+    amount: Money
+    currency: Currency
+    at: Moment
+    with_evidence: bool = Field(description="Evidence was on the case when it was paid (add_evidence).")
+    window_seconds: Seconds = Field(description="The rules' repeat window: how long the record keeps it.")
+
+
+class ClaimantFlag(BaseModel):
+    """The customer is flagged for review: every remedy on their new cases needs an approver's decision.
+
+    For staff only: it is never an accusation, and the customer is never told of it.
+    """
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    by: Name = Field(description="`rules:<flag rule>`, or the supervisor who flagged them.")
+    at: Moment
+    complaint_id: Name | None = Field(default=None, description="The case whose triage flagged them.")
+
+
+class FlagRequest(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    by: Name
+    complaint_id: Name | None = None
+    keep_seconds: Seconds = Field(
+        default=90 * 86400, description="The record, with its flag, lives at least this long from now."
+    )
+
+
+class FlagClearance(BaseModel):
+    """A supervisor reviewed the flag and removes it; the rules may not flag the customer again for a while."""
+
+    by: Name
+    note: Annotated[str, Field(max_length=2000)] | None = None
+    for_seconds: Seconds = Field(default=90 * 86400, description="The rules may not flag them again for this long.")
+
+
+class FlagEvent(BaseModel):
+    action: Literal["flagged", "cleared"]
+    by: Name
+    at: Moment
+    reason: Annotated[str, Field(max_length=2000)] | None = None
 
 
 class Purchase(BaseModel):
@@ -82,3 +146,7 @@ class CustomerState(BaseModel):
     last_purchase_at: Moment | None = None
     care_sent: list[str] = Field(default_factory=list, description="Complaints whose care package went out.")
     keep_until: Moment | None = None
+    payouts: list[Payout] = Field(default_factory=list, description="Paid within the window.")
+    flag: ClaimantFlag | None = None
+    flag_cleared_until: Moment | None = None
+    flag_log: list[FlagEvent] = Field(default_factory=list, description="Flagged and cleared, newest last.")

@@ -50,14 +50,20 @@ from redress.crises import (
     CrisisState,
 )
 from redress.customers import (
+    CLEAR_FLAG,
     COMPLAINT_ENDED,
     COMPLAINT_OPENED,
     CUSTOMER_PURCHASED,
+    FLAG_CUSTOMER,
     RECORD_QUERY,
+    REMEDY_PAID,
     ComplaintEnded,
     ComplaintOpened,
     CustomerFacts,
     CustomerState,
+    FlagClearance,
+    FlagRequest,
+    Payout,
     Purchase,
 )
 from redress.desks import DESK_QUERY, ROUTE, DeskState, Routed, RouteRequest
@@ -94,6 +100,9 @@ OTHER_WORKFLOWS: dict[str, dict[str, Any]] = {
             COMPLAINT_OPENED: (ComplaintOpened, CustomerFacts),
             COMPLAINT_ENDED: (ComplaintEnded, None),
             CUSTOMER_PURCHASED: (Purchase, None),
+            REMEDY_PAID: (Payout, None),
+            FLAG_CUSTOMER: (FlagRequest, CustomerState),
+            CLEAR_FLAG: (FlagClearance, CustomerState),
         },
         "queries": {RECORD_QUERY: CustomerState},
     },

@@ -328,6 +328,32 @@ async def customer_churn(redress: RedressClient) -> str:
     return redress.customer_record_id(who["id"])
 
 
+async def claimant_review(redress: RedressClient) -> list[str]:
+    """Two coupons paid to a customer, the third complaint flags them (the rules flag at two payouts here), a
+    small coupon on it awaits an approver; a supervisor clears the flag."""
+    from redress.customers import FlagClearance
+
+    who = {"id": "H-claimant", "language": "en"}
+    coupon = RemedyProposal(kind="coupon", amount=Decimal("20"), currency="CNY", reason="late", proposed_by="li.na")
+    for number in (1, 2):
+        cid = await open_case(redress, complaint_id=f"H-claims-{number}", customer=who, respond_as="li.na")
+        await redress.propose_remedy(cid, coupon)
+        await stage_is(redress, cid, "remedy_executed")
+
+    async def paid_twice() -> bool:
+        return len((await redress.customer_record(who["id"])).payouts) == 2
+
+    await eventually(paid_twice)
+    flagged = await open_case(redress, complaint_id="H-claims-3", customer=who, respond_as="li.na")
+    await redress.propose_remedy(flagged, coupon)
+    await redress.approve(flagged, "sam.taylor", APPROVER_KEYS["sam.taylor"])
+    await stage_is(redress, flagged, "remedy_executed")
+    await redress.clear_customer_flag(who["id"], FlagClearance(by="wang.fang", note="reviewed"))
+    await redress.withdraw(flagged, Withdrawal(by="customer"))
+    await redress.outcome(flagged)
+    return [workflow_id_for(flagged), redress.customer_record_id(who["id"])]
+
+
 async def _record_settled(redress: RedressClient, customer_id: str) -> bool:
     record = await redress.customer_record(customer_id)
     return record.last_purchase_at is not None and not any(c.open for c in record.cases)
@@ -405,6 +431,7 @@ async def _record_settled_without_purchase(redress: RedressClient, customer_id: 
 RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
     "customer_churn": ("across_cases.yaml", "  window: 30d", "  window: 2s"),
     "crisis_common_remedy": ("across_cases.yaml", "  window: 1h\n  threshold: 20", "  window: 1m\n  threshold: 3"),
+    "claimant_review": ("across_cases.yaml", "customer.payouts_90d >= 4", "customer.payouts_90d >= 2"),
 }
 AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
 
@@ -421,6 +448,7 @@ SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = { 
     approval_timeout: CHAIN_TIERS,
     retriage_case: CHAIN_TIERS,
     customer_churn: CHAIN_TIERS,
+    claimant_review: CHAIN_TIERS,
     crisis_common_remedy: CHAIN_TIERS,
     agent_desk_break: CHAIN_TIERS,
     bad_signals: CHAIN_TIERS,

@@ -7,6 +7,7 @@ workflow verifies every assertion itself. Screenshots land in build/screenshots/
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from playwright.async_api import FilePayload
 from redress.client import Refused
 from redress.console.ceremonies import assertion_of
 from redress.contract import ApprovalDecision, RemedyProposal
+from redress.customers import FlagRequest
 from tests.helpers.browser import CHROMIUM, chromium, console, problem, register_and_sign_in, screenshot
 from tests.helpers.cases import eventually, open_case, stage_is
 from tests.helpers.processes import redress_cli
@@ -144,9 +146,13 @@ async def test_the_case_page_counts_down_with_the_workflow_and_follows_changes_m
 ):
     rules = write_rules(tmp_path / "rules", first_response="6s", resolution="60s")
     async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
-        cid = await open_case(redress)
+        # a customer a supervisor flagged for review: staff see why on the case page
+        customer = {"id": f"flagged-{uuid.uuid4().hex[:8]}", "language": "zh"}
+        await redress.flag_customer(customer["id"], FlagRequest(reason="chargebacks on 3 orders", by="zhang.wei"))
+        cid = await open_case(redress, customer=customer)
         page = await register_and_sign_in(browser, url, "wang.fang")
         await page.goto(f"{url}/cases/{cid}")
+        assert await page.locator("#claimant-flag").inner_text() == "chargebacks on 3 orders"
         status = await redress.status(cid)
         due = status.deadlines["first_response"].due
         countdown = page.locator('tr[data-deadline="first_response"] .countdown')

@@ -298,6 +298,21 @@ OTHER_MESSAGES: dict[str, dict[str, tuple[str, dict]]] = {
             },
         ),
         "customer_purchased": ("signal", {"at": NOW, "order_id": "SO-1"}),
+        "remedy_paid": (
+            "signal",
+            {
+                "complaint_id": "c1",
+                "proposal_id": "P1",
+                "kind": "refund",
+                "amount": "20",
+                "currency": "CNY",
+                "at": NOW,
+                "with_evidence": False,
+                "window_seconds": 60,
+            },
+        ),
+        "flag_customer": ("update", {"reason": "many payouts", "by": "wang.fang"}),
+        "clear_flag": ("update", {"by": "wang.fang", "note": "reviewed", "for_seconds": 60}),
     },
     "CrisisWatch": {
         "complaint_reported": ("signal", {"complaint_id": "c1", "at": NOW, "rules": CRISIS_RULES}),

@@ -94,17 +94,18 @@ def test_the_triage_activity_decides_as_explain_does_and_records_the_words_that_
             explained = triage(rules, complaint_facts)
             recorded = triage(rules, complaint_facts, explain=False)
             assert recorded.fired == explained.fired, text
-            # explain: every rule and offer, and the apology rules up to the first that names who apologises
+            # explain: every rule, offer and claimant flag, and the apology rules up to the first that names who
+            # apologises
             apology_rules = [r for r in explained.rules if r.rule.startswith("apology_by:")]
             assert recorded.rules == [] and len(explained.rules) == len(rules.document.rules) + len(
                 rules.document.offers
-            ) + len(apology_rules)
+            ) + len(rules.document.claimant_flags) + len(apology_rules)
             assert [r.fired for r in apology_rules][-1] and not any(r.fired for r in apology_rules[:-1])
             decided = {"category", "severity", "queue", "tags", "deadlines", "offers", "chains", "text_language"}
-            decided.add("apology_by")
+            decided |= {"apology_by", "claimant_flag"}
             assert recorded.model_dump(include=decided) == explained.model_dump(include=decided), text
             assert recorded.rules_not_fired + recorded.rules_without_keyword + sum(
-                not name.startswith(("offer:", "apology_by:")) for name in recorded.fired_rules
+                not name.startswith(("offer:", "apology_by:", "claimant_flag:")) for name in recorded.fired_rules
             ) == len(rules.document.rules)
 
     recorded = triage(rules, facts(text=texts[0], channel="referral"), explain=False)

@@ -189,6 +189,11 @@ class CaseState:
         """What the rules tagged the case with at triage (repeat, duplicate_order, damaged...)."""
         return self.triage.tags if self.triage else []
 
+    def claimant_flag(self) -> str | None:
+        """Why the customer is flagged for review (claimant_flags), as triage found them; None if they are not."""
+        flag = self.triage.claimant_flag if self.triage else None
+        return flag.reason if flag else None
+
     def root_causes(self) -> list[str]:
         """What `resolve` may name: the case's rules' list (empty for cases triaged before there was one)."""
         return self.triage.root_causes if self.triage else []
@@ -229,6 +234,7 @@ class CaseState:
             root_causes=self.root_causes(),
             apology_by=self.triage.apology_by if self.triage else None,
             evidence=self.evidence,
+            claimant_flag=self.claimant_flag(),
         )
 
     def outcome(self) -> Outcome:

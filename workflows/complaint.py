@@ -229,6 +229,16 @@ class Complaint:
             sentiment=triage.sentiment,
             deadlines={k: v.isoformat() for k, v in triage.deadlines.items()},
         )
+        flag = triage.claimant_flag
+        if flag is not None:
+            new = flag.complaint_id == case.id
+            case.event(
+                "claimant_flagged" if new else "claimant_flag_noted",
+                flag.by if flag.by.startswith("rules:") else f"supervisor:{flag.by}",
+                f"{'flagged for review' if new else 'the customer is flagged for review'}: {flag.reason}; "
+                "every remedy on this case needs an approver's decision",
+                since=flag.at.isoformat(),
+            )
         if triage.assignee:
             case.assignee = triage.assignee
             case.event(

@@ -11,6 +11,11 @@ durable timer per closed case that a purchase cancels.
   A closed case starts a churn watch when the rules have one.
 - The order system sends `customer_purchased` (signal-with-start): it ends the
   watches of cases closed before the purchase.
+- A case that pays the customer sends `remedy_paid` (signal-with-start, from the
+  payment activity): `customer.payouts_90d`, `paid_amount_90d` and
+  `claims_without_evidence` count them. Triage may flag the customer for review
+  (`flag_customer`: the rules' `claimant_flags`); a supervisor removes a flag with
+  `clear_flag`, after which the rules may not flag them again for a while.
 - A watch whose window passes without a purchase sends the care package
   (activity), once.
 
@@ -22,7 +27,8 @@ repeat window, no open case, no watch).
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -34,16 +40,25 @@ with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from redress.contract import CUSTOMER_WORKFLOW_TYPE
     from redress.customers import (
+        MAX_FLAG_LOG,
         CareOrder,
         CaseEntry,
         ChurnWatch,
+        ClaimantFlag,
         ComplaintEnded,
         ComplaintOpened,
         CustomerFacts,
         CustomerState,
+        FlagClearance,
+        FlagEvent,
+        FlagRequest,
+        Payout,
         Purchase,
     )
     from workflows.messages import problems, receives, refusal, takes
+
+
+MAX_PAYOUTS = 500  # payouts kept within the window: a record's state stays bounded whatever is paid
 
 
 @workflow.defn(name=CUSTOMER_WORKFLOW_TYPE)
@@ -130,9 +145,14 @@ class CustomerRecord:
         window = timedelta(seconds=opened.window_seconds)
         since = opened.received_at - window
         state.cases = [c for c in state.cases if c.open or c.received_at >= since]
-        keep = opened.received_at + window
-        state.keep_until = max(state.keep_until, keep) if state.keep_until else keep
-        self._replan = True
+        self._keep(opened.received_at + window)
+        state.payouts = [p for p in state.payouts if p.at >= since]
+        paid: dict[str, Decimal] = {}
+        for payout in state.payouts:
+            paid[payout.currency] = paid.get(payout.currency, Decimal(0)) + payout.amount
+        without_evidence = {p.complaint_id for p in state.payouts} - {
+            p.complaint_id for p in state.payouts if p.with_evidence
+        }
         return CustomerFacts(
             complaints_in_window=sum(1 for c in state.cases if since <= c.received_at <= opened.received_at),
             open_on_order=sum(
@@ -143,7 +163,18 @@ class CustomerRecord:
                 and c.order_id == opened.order_id
                 and c.complaint_id != opened.complaint_id
             ),
+            payouts_in_window=len(state.payouts),
+            paid_in_window=paid,
+            claims_without_evidence=len(without_evidence),
+            flag=state.flag,
+            flag_cleared_until=state.flag_cleared_until,
         )
+
+    def _keep(self, until: datetime) -> None:
+        """The record lives at least until then (the repeat window after its latest complaint or payout)."""
+        state = self.state
+        state.keep_until = max(state.keep_until, until) if state.keep_until else until
+        self._replan = True
 
     @complaint_opened.validator
     @takes(ComplaintOpened)
@@ -180,6 +211,61 @@ class CustomerRecord:
         self.state.last_purchase_at = max(at, self.state.last_purchase_at or at)
         self.state.watches = [w for w in self.state.watches if w.ended.ended_at > at]
         self._replan = True
+
+    @workflow.signal
+    @receives(Payout)
+    def remedy_paid(self, payout: Payout) -> None:
+        """Counted once per proposal, however often the payment activity that sends it is retried."""
+        self._require_state()
+        state = self.state
+        if any(p.complaint_id == payout.complaint_id and p.proposal_id == payout.proposal_id for p in state.payouts):
+            return
+        state.payouts.append(payout)
+        state.payouts = state.payouts[-MAX_PAYOUTS:]
+        self._keep(payout.at + timedelta(seconds=payout.window_seconds))
+
+    @workflow.update
+    @takes(FlagRequest)
+    def flag_customer(self, request: FlagRequest) -> CustomerState:
+        """The rules at triage, or a supervisor: from now on, every remedy on their new cases needs approval.
+
+        A flag the rules ask for while a supervisor's clearance runs is not set (they reviewed these
+        facts); a supervisor may flag at any time. Flagged already: nothing changes.
+        """
+        state = self.state
+        now = workflow.now()
+        by_rules = request.by.startswith("rules:")
+        if state.flag is None and not (by_rules and state.flag_cleared_until and state.flag_cleared_until > now):
+            state.flag = ClaimantFlag(reason=request.reason, by=request.by, at=now, complaint_id=request.complaint_id)
+            self._log(FlagEvent(action="flagged", by=request.by, at=now, reason=request.reason))
+            self._keep(now + timedelta(seconds=request.keep_seconds))
+        return state
+
+    @flag_customer.validator
+    @takes(FlagRequest)
+    def _check_flag(self, request: FlagRequest) -> None:
+        self._require_state()
+
+    @workflow.update
+    @takes(FlagClearance)
+    def clear_flag(self, clearance: FlagClearance) -> CustomerState:
+        state = self.state
+        now = workflow.now()
+        state.flag = None
+        state.flag_cleared_until = now + timedelta(seconds=clearance.for_seconds)
+        self._log(FlagEvent(action="cleared", by=clearance.by, at=now, reason=clearance.note))
+        self._keep(state.flag_cleared_until)
+        return state
+
+    @clear_flag.validator
+    @takes(FlagClearance)
+    def _check_clearance(self, clearance: FlagClearance) -> None:
+        self._require_state()
+        if self.state.flag is None:
+            raise refusal("this customer is not flagged")
+
+    def _log(self, event: FlagEvent) -> None:
+        self.state.flag_log = [*self.state.flag_log, event][-MAX_FLAG_LOG:]
 
     def _signal_refused(self, name: str, reason: str) -> None:
         """A signal cannot be refused to its sender: log that it was ignored (the reason names fields only)."""

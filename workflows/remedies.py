@@ -111,7 +111,11 @@ class Remedies:
             signed=signed,
             auto_used=case.auto_used(proposal.currency),
             case=ProposalCase(
-                category=case.category or "", severity=case.tier, queue=case.queue or "", tags=case.tags()
+                category=case.category or "",
+                severity=case.tier,
+                queue=case.queue or "",
+                tags=case.tags(),
+                flagged=case.claimant_flag(),
             ),
         )
         claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
@@ -124,7 +128,7 @@ class Remedies:
             fingerprint = approvals.admissible(claim, workflow.now(), case.used_signatures)
             approvals.proven(claim, verdict.proposer)
             case.used_signatures.add(fingerprint)
-            if verdict.proposer.covers:
+            if verdict.proposer.covers and not verdict.flagged:
                 return self.record(
                     proposal,
                     verdict,
@@ -578,6 +582,7 @@ class Remedies:
             currency=proposal.currency,
             customer_id=complaint.customer.id,
             order_id=complaint.order.id if complaint.order else None,
+            with_evidence=bool(case.evidence),
         )
         # its notice goes along with the payment, unless notices wait in the queue (they go first)
         along = not self.notices.queue and not self.notices.sending

@@ -124,8 +124,16 @@ def check_offer(policy: RuleSet, complaint_id: str, offer: RemedyOffer) -> Propo
 
 
 def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
-    """Who must approve this remedy, and what evidence it waits for first (the case's pinned rules)."""
-    verdict = _approval(policy, check, directory)
+    """Who must approve this remedy, and what evidence it waits for first (the case's pinned rules).
+
+    For a customer flagged for review (claimant_flags), every remedy that is not free needs an
+    approver's decision: the automatic limit does not apply, nor may the proposer grant it.
+    """
+    flagged = check.case is not None and check.case.flagged is not None
+    verdict = _approval(policy, check, directory, automatic_limit=not flagged)
+    if flagged and verdict.needs_approval:
+        verdict.flagged = True
+        verdict.reason = f"{verdict.reason}; the customer is flagged for review, so no one approves their own"
     if check.case is not None:
         rule = next(
             (
@@ -141,7 +149,9 @@ def check_proposal(policy: RuleSet, check: ProposalCheck, directory: RuleSet | N
     return verdict
 
 
-def _approval(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None) -> ProposalVerdict:
+def _approval(
+    policy: RuleSet, check: ProposalCheck, directory: RuleSet | None = None, automatic_limit: bool = True
+) -> ProposalVerdict:
     """Who must approve this remedy: nobody for free kinds, or while the case stays within the automatic limit.
 
     The automatic limit is per case and currency: what the case was already granted
@@ -180,7 +190,7 @@ def _approval(policy: RuleSet, check: ProposalCheck, directory: RuleSet | None =
     if check.above_role is not None:
         return _next_level(policy, directory, check, ranks, covers)
     auto = doc.approval.auto_approve.get(check.currency)
-    if auto is not None and check.amount > 0 and check.amount + check.auto_used <= auto:
+    if automatic_limit and auto is not None and check.amount > 0 and check.amount + check.auto_used <= auto:
         used = f" (with the {check.auto_used} {check.currency} granted before)" if check.auto_used else ""
         return ProposalVerdict(
             allowed=True,

@@ -38,6 +38,7 @@ from activities.rules.loader import RuleSet
 from activities.rules.schema import DeadlineName, RuleSetDocument
 from activities.rules.sentiment import Sentiment, assess, detect_language
 from redress.contract import RemedyOffer, Severity
+from redress.customers import ClaimantFlag
 
 DEADLINE_NAMES: tuple[DeadlineName, ...] = ("first_response", "resolution", "next_update")
 
@@ -48,6 +49,7 @@ def facts_variables(
     sentiment: Sentiment | None = None,
     read: frozenset[str] | None = None,
     members: dict[str, frozenset[str]] | None = None,
+    paid_currency: str = "CNY",
 ) -> dict[str, Any]:
     """The CEL view of a complaint: every variable always present, so conditions never hit a missing field.
 
@@ -63,7 +65,15 @@ def facts_variables(
     if "channel" in wanted:
         variables["channel"] = facts.channel.value
     if "customer" in wanted:
-        customer = {"id": facts.customer_id, "language": facts.language, "complaints_90d": facts.complaints_90d}
+        customer = {
+            "id": facts.customer_id,
+            "language": facts.language,
+            "complaints_90d": facts.complaints_90d,
+            "payouts_90d": facts.payouts_90d,
+            "paid_amount_90d": float(facts.paid_90d.get(paid_currency, 0)),
+            "claims_without_evidence": facts.claims_without_evidence,
+            "flagged": facts.claimant_flag is not None,
+        }
         variables["customer"] = _only(customer, members.get("customer"))
     if "order" in wanted:
         variables["order"] = _order_variable(facts, members.get("order"))
@@ -135,7 +145,9 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
     def all_keywords() -> list[str]:  # for conditions that read `keywords`: only when one gets to it (expressions.py)
         return sorted({keyword for found in hits.values() for keyword in found})
 
-    activation = Activation(facts_variables(facts, all_keywords, sentiment, read, rule_set.members_read))
+    activation = Activation(
+        facts_variables(facts, all_keywords, sentiment, read, rule_set.members_read, doc.repeat.currency)
+    )
 
     category: str | None = None
     queue: str | None = None
@@ -195,6 +207,9 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
                 fired_rules[plan.name] = []
         if fired:
             offers.append(_offer(offer, facts))
+    claimant_flag = _claimant_flag(rule_set, facts, activation, firings if explain else None)
+    if claimant_flag and claimant_flag.by.startswith("rules:") and not explain:
+        fired_rules[f"claimant_flag:{claimant_flag.by.removeprefix('rules:')}"] = []
     apology_by = _apologiser(doc, severity, category, queue, facts, firings if explain else None)
     if apology_by and not explain:
         fired_rules[f"apology_by:{apology_by}"] = []
@@ -223,7 +238,33 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         root_causes=list(doc.root_causes),
         apology_by=apology_by,
         complaints_90d=facts.complaints_90d,
+        claimant_flag=claimant_flag,
     )
+
+
+def _claimant_flag(
+    rule_set: RuleSet, facts: TriageFacts, activation: Activation, firings: list[dict[str, Any]] | None
+) -> ClaimantFlag | None:
+    """The customer's flag: the one their record holds, else the first of the rules' `claimant_flags` that holds
+    (not while a supervisor's clearance runs: they reviewed these facts)."""
+    if facts.claimant_flag is not None:
+        return facts.claimant_flag
+    if facts.flag_cleared_until is not None and facts.flag_cleared_until > facts.received_at:
+        return None
+    for index, rule in enumerate(rule_set.document.claimant_flags):
+        condition = rule_set.condition("claimant_flags", index)
+        try:
+            fired = condition is not None and condition.evaluate(activation)
+            why = _holds(condition) if fired else f"condition `{rule.when}` is false"
+        except ValueError as error:  # a condition that cannot be evaluated flags no one
+            fired, why = False, f"condition could not be evaluated: {error}"
+        if firings is not None:
+            firings.append({"rule": f"claimant_flag:{rule.name}", "fired": fired, "reason": why})
+        if fired:
+            return ClaimantFlag(
+                reason=rule.reason, by=f"rules:{rule.name}", at=facts.received_at, complaint_id=facts.complaint_id
+            )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,7 +188,11 @@ def _compile_conditions(
 ) -> dict[tuple[str, int], CompiledCondition]:
     """Compile every `when` found in the raw tree, so CEL problems show even when the schema has others."""
     compiled: dict[tuple[str, int], CompiledCondition] = {}
-    for section, variables in (("rules", TRIAGE_VARIABLES), ("offers", OFFER_VARIABLES)):
+    for section, variables in (
+        ("rules", TRIAGE_VARIABLES),
+        ("offers", OFFER_VARIABLES),
+        ("claimant_flags", OFFER_VARIABLES),
+    ):
         items = merged.get(section)
         if not isinstance(items, list):
             continue

@@ -518,9 +518,26 @@ class Delegation(_Strict):
 
 
 class Repeat(_Strict):
-    """Repeat complaints: what `customer.complaints_90d` and `order.open_complaints` count."""
+    """Repeat complaints and claims: what `customer.complaints_90d`, `order.open_complaints`,
+    `customer.payouts_90d`, `customer.paid_amount_90d` and `customer.claims_without_evidence` count."""
 
     window: Duration = Field(default=timedelta(days=90), description="How far back customer.complaints_90d counts.")
+    currency: Currency = Field(
+        default="CNY", description="What customer.paid_amount_90d adds up (payouts in other currencies: not added)."
+    )
+    cleared_for: Duration = Field(
+        default=timedelta(days=90), description="After a supervisor clears a flag, the rules may not flag again."
+    )
+
+
+class ClaimantFlagRule(_Strict):
+    """Flag a customer for review when `when` holds at triage: from then on every remedy on their new cases needs
+    an approver's decision (the automatic limit and a proposer's own authority no longer grant it). The reason is
+    for staff, in the timeline and the customer's record: never an accusation, never told to the customer."""
+
+    name: Identifier
+    when: str = Field(min_length=1, description="CEL, over what offers read (customer.payouts_90d, ...).")
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class RootCauseSpec(_Strict):
@@ -651,6 +668,9 @@ class RuleSetDocument(_Strict):
         max_length=200,
         description="Evidence before a remedy: the first matching rule holds an agent's proposal until evidence of "
         "a kind it names is on the case.",
+    )
+    claimant_flags: list[ClaimantFlagRule] = Field(
+        default_factory=list, max_length=50, description="When to flag a customer for review (the first that holds)."
     )
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval

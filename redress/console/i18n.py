@@ -84,6 +84,7 @@ WORDS: dict[str, dict[str, str]] = {
     "root_cause": {"en": "Root cause", "zh": "根本原因"},
     "apology_by": {"en": "Apology from", "zh": "致歉人"},
     "evidence": {"en": "Evidence", "zh": "证据"},
+    "claimant_flag": {"en": "Flagged for review", "zh": "待复核客户"},
     "add_evidence": {"en": "Add evidence", "zh": "添加证据"},
     "evidence_ref": {"en": "Where it is kept (URL)", "zh": "存放位置（URL）"},
     "evidence_file": {"en": "File (only its SHA-256 is sent)", "zh": "文件（仅发送其 SHA-256）"},
