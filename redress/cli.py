@@ -36,6 +36,7 @@ from redress.contract import (
     CustomerReply,
     Evidence,
     EvidenceKind,
+    EvidenceRecord,
     Feedback,
     ProposalStatus,
     RemedyProposal,
@@ -75,7 +76,7 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().isoformat(timespec="seconds") if moment else "-"
 
 
-def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
+def _show_status(status: Status, timeline: list[TimelineEvent], evidence: list[EvidenceRecord]) -> None:
     fields: list[tuple[str, Any]] = [("complaint", status.complaint_id), ("stage", status.stage.value)]
     if status.severity:
         fields += [
@@ -128,10 +129,10 @@ def _show_status(status: Status, timeline: list[TimelineEvent]) -> None:
             for name, d in status.deadlines.items()
         ]
         print_table(["deadline", "due", "state", "since"], rows, title="deadlines")
-    if status.evidence:
+    if evidence:
         print_table(
             ["id", "kind", "by", "sha256", "ref"],
-            [(e.evidence_id, e.kind.value, e.by, e.sha256[:16], e.ref) for e in status.evidence],
+            [(e.evidence_id, e.kind.value, e.by, e.sha256[:16], e.ref) for e in evidence],
             title="evidence",
         )
     print_table(
@@ -196,12 +197,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     async def action(redress: RedressClient) -> None:
         status, timeline = await redress.status(args.id), await redress.timeline(args.id)
+        evidence = await redress.evidence(args.id) if status.evidence else []
         if args.json:
             _print_json(
-                {"status": status.model_dump(mode="json"), "timeline": [e.model_dump(mode="json") for e in timeline]}
+                {
+                    "status": status.model_dump(mode="json"),
+                    "timeline": [e.model_dump(mode="json") for e in timeline],
+                    "evidence": [e.model_dump(mode="json") for e in evidence],
+                }
             )
         else:
-            _show_status(status, timeline)
+            _show_status(status, timeline, evidence)
 
     return asyncio.run(_with_client(args, action))
 
@@ -342,6 +348,8 @@ def _evidence_fields(args: argparse.Namespace) -> dict[str, Any]:
     """add_evidence's message; with --file, the digest of the local copy (only the digest is sent)."""
     sha256, ref = args.sha256, args.ref
     if args.file:
+        if not Path(args.file).is_file():  # a FIFO would block for ever, /dev/null would digest nothing
+            raise InvalidMessage(["--file: not a regular file"])
         try:
             with open(args.file, "rb") as file:
                 sha256 = hashlib.file_digest(file, "sha256").hexdigest()
@@ -684,6 +692,21 @@ def cmd_erase(args: argparse.Namespace) -> int:
         )
 
     return asyncio.run(_with_client(args, erase))
+
+
+def cmd_export_customer(args: argparse.Namespace) -> int:
+    """Everything held about a customer, decrypted, as JSON: to --out (readable by its owner alone) or stdout."""
+    from redress.subject_access import export_customer
+
+    async def export(redress: RedressClient) -> str | None:
+        document = json.dumps(await export_customer(redress, args.customer_id, args.by), ensure_ascii=False, indent=2)
+        if not args.out:
+            print(document)
+            return None
+        codec.write_private(Path(args.out), document + "\n")
+        return f"wrote everything held about {args.customer_id} to {args.out}"
+
+    return asyncio.run(_with_client(args, export))
 
 
 def _signing_key(name: str, explicit: str | None, unsigned: bool = False):
@@ -1246,6 +1269,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     erase.add_argument("customer_id")
     erase.set_defaults(run=cmd_erase)
+    export = add_command(
+        "export-customer",
+        help="everything held about a customer, decrypted, as JSON (a subject-access request; recorded as yours)",
+    )
+    export.add_argument("customer_id")
+    export.add_argument("--as", dest="by", required=True, help="who makes the export (kept in the record)")
+    export.add_argument("--out", help="write to this file (mode 0600) instead of standard output")
+    export.set_defaults(run=cmd_export_customer)
     message_command(
         "resolve",
         "mark the case resolved",

@@ -49,6 +49,7 @@ from redress.contract import (
     CustomerQuestion,
     CustomerReply,
     Evidence,
+    EvidenceRecord,
     Feedback,
     Outcome,
     ProposalAnswer,
@@ -305,6 +306,10 @@ class RedressClient:
 
     async def timeline(self, complaint_id: str) -> list[TimelineEvent]:
         return await self._query(complaint_id, "timeline", list[TimelineEvent])
+
+    async def evidence(self, complaint_id: str) -> list[EvidenceRecord]:
+        """The evidence on a case, with where each piece is kept and its note."""
+        return await self._query(complaint_id, "evidence", list[EvidenceRecord])
 
     async def complaint(self, complaint_id: str) -> ComplaintInput | None:
         """What the customer sent: names, contacts, their text (for staff; None if the input was refused)."""
@@ -648,17 +653,23 @@ class RedressClient:
         Returns the erased complaint ids. Cases are found through visibility, which
         lags a second or so behind a case's start.
         """
+        running, ended = await self.cases_of(customer_id)
+        if running:
+            ids = ", ".join(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in running))
+            raise Refused(f"customer {customer_id} has open complaints ({ids}); erase once they have ended")
+        _, remaining = codec.erase_subjects(self.client.data_converter, ended)
+        return ErasedCases(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in ended), remaining=remaining)
+
+    async def cases_of(self, customer_id: str) -> tuple[list[str], list[str]]:
+        """The workflow ids of a customer's cases, running and ended, found through visibility by their pseudonym
+        (it lags a second or so behind a case's start)."""
         ref = self.customer_ref(customer_id)  # any id (an e-mail address, a phone); visibility holds its pseudonym
         query = f"WorkflowType = '{WORKFLOW_TYPE}' AND {sa.CUSTOMER_ID.name} = {_quoted(ref)}"
         running: list[str] = []
         ended: list[str] = []
         async for execution in self.client.list_workflows(query):
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
-        if running:
-            ids = ", ".join(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in running))
-            raise Refused(f"customer {customer_id} has open complaints ({ids}); erase once they have ended")
-        _, remaining = codec.erase_subjects(self.client.data_converter, ended)
-        return ErasedCases(sorted(i.removeprefix(WORKFLOW_ID_PREFIX) for i in ended), remaining=remaining)
+        return sorted(running), sorted(ended)
 
     def _erased(self, complaint_id: str) -> bool:
         converter = self.client.data_converter

@@ -404,6 +404,17 @@ class Withdrawal(_Strict):
     reason: Annotated[str, Field(max_length=2_000)] | None = None
 
 
+class DataExported(_Strict):
+    """data_exported (a signal, sent by `redress export-customer`): the customer's data was exported for a
+    subject-access request; the case notes who did it, and when."""
+
+    by: Name
+    cases: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    keep_seconds: Seconds = Field(
+        default=90 * 86400, description="The customer's record keeps this entry at least this long."
+    )
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -424,7 +435,15 @@ class Evidence(_Strict):
     """
 
     kind: EvidenceKind
-    ref: Annotated[str, Field(min_length=1, max_length=2000, description="Where it is kept: a URL or a store's key.")]
+    ref: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=2000,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="Where it is kept: a URL or a store's key (no control characters).",
+        ),
+    ]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="The file's SHA-256, in hex.")]
     note: Annotated[str, Field(max_length=2000)] | None = None
     by: Name = Field(description="Who added it: the agent's name, or `customer`.")
@@ -435,16 +454,25 @@ class Evidence(_Strict):
         return digest.lower()
 
 
-class EvidenceRecord(BaseModel):
-    """A piece of evidence as the case keeps it (status.evidence)."""
+class EvidenceEntry(BaseModel):
+    """A piece of evidence as `status` lists it: what and whose, not where or the note (the `evidence` query).
+
+    Every update answers the status, and every answer stays in history: the free text of a
+    hundred pieces of evidence in each would grow a case's history past Temporal's limit.
+    """
 
     evidence_id: str
     kind: EvidenceKind
-    ref: str
     sha256: str
-    note: str | None = None
     by: str
     added_at: datetime
+
+
+class EvidenceRecord(EvidenceEntry):
+    """A piece of evidence as the case keeps it (the `evidence` query)."""
+
+    ref: str
+    note: str | None = None
 
 
 class ProposalStatus(StrEnum):
@@ -538,7 +566,9 @@ class Status(BaseModel):
     apology_by: str | None = Field(
         default=None, description="The role an apology goes out in the name of (the rules' apology_by)."
     )
-    evidence: list[EvidenceRecord] = Field(default_factory=list, description="What add_evidence put on the case.")
+    evidence: list[EvidenceEntry] = Field(
+        default_factory=list, description="What add_evidence put on the case (where, and notes: the evidence query)."
+    )
     claimant_flag: str | None = Field(
         default=None,
         description="For staff: the customer is flagged for review (the reason); every remedy needs an approver.",

@@ -22,6 +22,7 @@ COMPLAINT_OPENED = "complaint_opened"  # update: ComplaintOpened -> CustomerFact
 COMPLAINT_ENDED = "complaint_ended"  # signal: ComplaintEnded, sent when a case ends
 CUSTOMER_PURCHASED = "customer_purchased"  # signal: Purchase, sent by the order system (RedressClient)
 REMEDY_PAID = "remedy_paid"  # signal: Payout, sent when a case has paid the customer
+DATA_EXPORTED = "data_exported"  # signal: contract.DataExported, sent by `redress export-customer`
 FLAG_CUSTOMER = "flag_customer"  # update: FlagRequest -> CustomerState, by the rules at triage or a supervisor
 CLEAR_FLAG = "clear_flag"  # update: FlagClearance -> CustomerState, a supervisor after review
 RECORD_QUERY = "record"  # query: CustomerState
@@ -113,6 +114,15 @@ class FlagEvent(BaseModel):
     reason: Annotated[str, Field(max_length=2000)] | None = None
 
 
+class AccessEvent(BaseModel):
+    """Someone read out everything held about the customer (a subject-access request)."""
+
+    action: Literal["exported"]
+    by: Name
+    at: Moment
+    cases: int = Field(default=0, ge=0, le=1_000_000)
+
+
 class Purchase(BaseModel):
     at: Moment | None = None
     order_id: Name | None = None
@@ -150,3 +160,4 @@ class CustomerState(BaseModel):
     flag: ClaimantFlag | None = None
     flag_cleared_until: Moment | None = None
     flag_log: list[FlagEvent] = Field(default_factory=list, description="Flagged and cleared, newest last.")
+    access_log: list[AccessEvent] = Field(default_factory=list, description="Exports of their data, newest last.")

@@ -21,7 +21,9 @@ from redress.contract import (
     ComplaintInput,
     CustomerQuestion,
     CustomerReply,
+    DataExported,
     Evidence,
+    EvidenceRecord,
     Feedback,
     Outcome,
     ProposalAnswer,
@@ -54,6 +56,7 @@ from redress.customers import (
     COMPLAINT_ENDED,
     COMPLAINT_OPENED,
     CUSTOMER_PURCHASED,
+    DATA_EXPORTED,
     FLAG_CUSTOMER,
     RECORD_QUERY,
     REMEDY_PAID,
@@ -84,11 +87,14 @@ MESSAGES: dict[str, tuple[type[BaseModel], Any]] = {  # update/signal name -> (a
     # sent by a CrisisWatch workflow, not by people
     "crisis_declared": (CrisisLink, None),
     "crisis_remedy": (CommonRemedy, None),
+    # sent by `redress export-customer`
+    "data_exported": (DataExported, None),
 }
 QUERIES: dict[str, Any] = {
     "status": Status,
     "timeline": list[TimelineEvent],
     "complaint": ComplaintInput | None,
+    "evidence": list[EvidenceRecord],
 }
 
 # The workflows around cases: a customer's record and a crisis watch (see README "Across cases").
@@ -103,6 +109,7 @@ OTHER_WORKFLOWS: dict[str, dict[str, Any]] = {
             REMEDY_PAID: (Payout, None),
             FLAG_CUSTOMER: (FlagRequest, CustomerState),
             CLEAR_FLAG: (FlagClearance, CustomerState),
+            DATA_EXPORTED: (DataExported, None),
         },
         "queries": {RECORD_QUERY: CustomerState},
     },

@@ -271,6 +271,7 @@ OTHER_MESSAGES: dict[str, dict[str, tuple[str, dict]]] = {
         "approve_remedy": ("signal", VALID_MESSAGES["approve_remedy"]),
         "reject_remedy": ("signal", VALID_MESSAGES["reject_remedy"]),
         "crisis_declared": ("signal", {"crisis_id": "sku:X", "raise_to": "major", "reason": "many"}),
+        "data_exported": ("signal", {"by": "li.na", "cases": 2}),
         "crisis_remedy": (
             "signal",
             {
@@ -313,6 +314,7 @@ OTHER_MESSAGES: dict[str, dict[str, tuple[str, dict]]] = {
         ),
         "flag_customer": ("update", {"reason": "many payouts", "by": "wang.fang"}),
         "clear_flag": ("update", {"by": "wang.fang", "note": "reviewed", "for_seconds": 60}),
+        "data_exported": ("signal", {"by": "li.na", "cases": 2, "keep_seconds": 60}),
     },
     "CrisisWatch": {
         "complaint_reported": ("signal", {"complaint_id": "c1", "at": NOW, "rules": CRISIS_RULES}),

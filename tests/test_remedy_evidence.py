@@ -8,6 +8,7 @@ The shipped rules (rules/remedies.yaml, evidence_required) hold a refund above 2
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from decimal import Decimal
 
@@ -15,7 +16,14 @@ import pytest
 
 from activities.rules import RulesInvalid, load_rules
 from redress.client import Refused
-from redress.contract import Evidence, RemedyProposal, Resolution, ResponseRecord
+from redress.contract import (
+    CustomerQuestion,
+    CustomerReply,
+    Evidence,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+)
 from tests.helpers.cases import eventually, open_case, stage_is
 from tests.helpers.processes import ROOT, redress_cli
 from tests.helpers.rules import APPROVER_KEYS
@@ -52,6 +60,8 @@ async def test_a_refund_for_damage_waits_for_a_photo_then_goes_to_approval_and_i
         with pytest.raises(Refused, match="sha256") as refused:
             await redress.add_evidence(cid, {"kind": "photo", "ref": "x", "sha256": "secret-not-hex", "by": "li.na"})
         assert "secret-not-hex" not in str(refused.value)
+        with pytest.raises(Refused, match="ref"):
+            await redress.add_evidence(cid, {"kind": "photo", "ref": "a\x00b", "sha256": "ab" * 32, "by": "li.na"})
         status = await redress.add_evidence(cid, evidence("document", b"the delivery note", by="li.na"))
         assert status.remedies[0].status.value == "awaiting_evidence" and status.evidence[0].evidence_id == "E1"
         with pytest.raises(Refused, match="already on the case as E1"):
@@ -61,7 +71,8 @@ async def test_a_refund_for_damage_waits_for_a_photo_then_goes_to_approval_and_i
         photo = evidence("photo", b"\x89PNG a dented kettle", note="箱子一角压扁")
         status = await redress.add_evidence(cid, photo)
         assert status.stage.value == "awaiting_approval" and status.pending_approval.proposal_id == "P1"
-        assert status.evidence[1].sha256 == photo.sha256 and status.evidence[1].note == "箱子一角压扁"
+        kept = await redress.evidence(cid)
+        assert status.evidence[1].sha256 == photo.sha256 and kept[1].note == "箱子一角压扁" and kept[1].ref == photo.ref
         assert peer.acted("/pay", complaint_id=cid) == []
         await redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"])
         await stage_is(redress, cid, "remedy_executed")
@@ -129,11 +140,44 @@ async def test_the_cli_adds_evidence_by_its_digest_and_shows_what_waits(run_work
             env, "evidence", cid, "--kind", "photo", "--file", str(photo), "--by", "li.na"
         )
         assert code == 0, err
-        status = await redress.status(cid)
+        status, kept = await redress.status(cid), await redress.evidence(cid)
         code, _, missing = await redress_cli(env, "evidence", cid, "--kind", "photo", "--file", "/nowhere", "--by", "x")
-    assert status.evidence[0].sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
-    assert status.evidence[0].ref == photo.resolve().as_uri() and status.stage.value == "awaiting_approval"
+        fifo = tmp_path / "pipe"
+        os.mkfifo(fifo)  # would block a reader for ever
+        code_fifo, _, not_regular = await redress_cli(
+            env, "evidence", cid, "--kind", "photo", "--file", f"{fifo}", "--by", "x"
+        )
+    assert kept[0].sha256 == status.evidence[0].sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert kept[0].ref == photo.resolve().as_uri() and status.stage.value == "awaiting_approval"
     assert code == 2 and "--file" in missing
+    assert code_fifo == 2 and "not a regular file" in not_regular
+
+
+async def test_evidence_sent_while_the_customer_is_asked_for_it_releases_the_remedy_when_they_reply(run_worker):
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na", text=DAMAGED)
+        await redress.propose_remedy(cid, refund("299"))
+        await redress.await_customer(cid, CustomerQuestion(agent="li.na", question="please send a photo"))
+        status = await redress.add_evidence(cid, evidence("photo", b"sent with the answer"))
+        assert status.stage.value == "pending_customer" and status.remedies[0].status.value == "awaiting_evidence"
+        status = await redress.customer_replied(cid, CustomerReply(message="photo attached"))
+        assert status.paused_since is None and status.stage.value == "awaiting_approval"
+        assert status.pending_approval is not None and status.pending_approval.proposal_id == "P1"
+
+
+async def test_a_signers_approval_that_waited_for_evidence_is_asked_of_the_live_directory_again(
+    run_worker, rules_dir, env, peer
+):
+    async with run_worker(rules=rules_dir) as redress:
+        cid = await open_case(redress, respond_as="li.na", text=DAMAGED)
+        answer = await redress.propose(cid, refund("900", by="wang.fang"), APPROVER_KEYS["wang.fang"])
+        assert answer.status.value == "awaiting_evidence"
+        code, _, err = await redress_cli(env, "keys", "revoke", "wang.fang", "--rules", str(rules_dir))
+        assert code == 0, err
+        status = await redress.add_evidence(cid, evidence("photo", b"dent"))
+        kinds = [e.kind for e in await redress.timeline(cid)]
+    assert status.stage.value == "awaiting_approval" and status.pending_approval.decided_by is None
+    assert "remedy_approval_lapsed" in kinds and peer.acted("/pay", complaint_id=cid) == []
 
 
 def test_a_bad_evidence_rule_is_refused_with_its_place(tmp_path):

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ComplaintInput,
         Deadline,
         Evidence,
+        EvidenceEntry,
         EvidenceKind,
         EvidenceRecord,
         Feedback,
@@ -233,7 +234,7 @@ class CaseState:
             root_cause=self.root_cause,
             root_causes=self.root_causes(),
             apology_by=self.triage.apology_by if self.triage else None,
-            evidence=self.evidence,
+            evidence=[EvidenceEntry.model_validate(e, from_attributes=True) for e in self.evidence],
             claimant_flag=self.claimant_flag(),
         )
 

@@ -49,8 +49,10 @@ with workflow.unsafe.imports_passed_through():
         ComplaintInput,
         CustomerQuestion,
         CustomerReply,
+        DataExported,
         Deadline,
         Evidence,
+        EvidenceRecord,
         Feedback,
         Outcome,
         ProposalAnswer,
@@ -695,6 +697,7 @@ class Complaint:
             deadlines={n: d.isoformat() for n, d in shifted.deadlines.items()},
         )
         case.publish()
+        await self.remedies.release()  # evidence that came while they were asked for it releases a held remedy now
 
     @customer_replied.validator
     @takes(CustomerReply)
@@ -769,7 +772,8 @@ class Complaint:
         case = self.case
         case.add_evidence(evidence)
         held = case.held_proposal()
-        if held is not None and evidence.kind in held.evidence_needed:
+        # while the case waits on the customer nothing moves on (the clocks are paused): their reply releases it
+        if held is not None and evidence.kind in held.evidence_needed and case.stage != Stage.pending_customer:
             await self._ask(self.remedies.release)
         return case.status()
 
@@ -837,6 +841,16 @@ class Complaint:
         self.remedies.decision_admissible(decision, "reject")
         await self._ask(lambda: self.remedies.decide(decision, "reject"))
 
+    @workflow.signal
+    @receives(DataExported)
+    def data_exported(self, exported: DataExported) -> None:
+        """A subject-access export read this case out: who did it is kept in its timeline."""
+        self.case.event(
+            "data_exported",
+            f"staff:{exported.by}",
+            f"the customer's data was exported by {exported.by} (subject-access request, {exported.cases} case(s))",
+        )
+
     # ------------------------------------------------------------ crises (from a CrisisWatch workflow)
 
     @workflow.signal
@@ -869,6 +883,11 @@ class Complaint:
     @workflow.query
     def timeline(self) -> list[TimelineEvent]:
         return self.case.timeline
+
+    @workflow.query
+    def evidence(self) -> list[EvidenceRecord]:
+        """The evidence on the case with where it is kept and its notes (free text: encrypted like every payload)."""
+        return self.case.evidence
 
     @workflow.query
     def complaint(self) -> ComplaintInput | None:

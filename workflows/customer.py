@@ -38,9 +38,11 @@ from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
-    from redress.contract import CUSTOMER_WORKFLOW_TYPE
+    from redress.contract import CUSTOMER_WORKFLOW_TYPE, DataExported
     from redress.customers import (
+        DATA_EXPORTED,
         MAX_FLAG_LOG,
+        AccessEvent,
         CareOrder,
         CaseEntry,
         ChurnWatch,
@@ -263,6 +265,14 @@ class CustomerRecord:
         self._require_state()
         if self.state.flag is None:
             raise refusal("this customer is not flagged")
+
+    @workflow.signal(name=DATA_EXPORTED)
+    @receives(DataExported)
+    def data_exported(self, exported: DataExported) -> None:
+        self._require_state()
+        event = AccessEvent(action="exported", by=exported.by, at=workflow.now(), cases=exported.cases)
+        self.state.access_log = [*self.state.access_log, event][-MAX_FLAG_LOG:]
+        self._keep(event.at + timedelta(seconds=exported.keep_seconds))
 
     def _log(self, event: FlagEvent) -> None:
         self.state.flag_log = [*self.state.flag_log, event][-MAX_FLAG_LOG:]

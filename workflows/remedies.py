@@ -12,6 +12,7 @@ past, or the rules' fallback applies.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -19,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from activities.io import (
+        Authority,
         AuthorityCheck,
         PlannedPayout,
         ProposalCase,
@@ -61,6 +63,24 @@ class Remedies:
         check = ProposalCheck(complaint_id=case.id, rule_version=case.rule_version, at=workflow.now(), **remedy)
         verdict: ProposalVerdict = await self.run(ComplaintActivities.check_proposal, check)
         return verdict
+
+    async def _authority(
+        self, person: str, kind: RemedyKind, amount: Decimal, currency: str, at_least: str | None = None
+    ) -> Authority:
+        """What the live directory says `person` may grant on this case now, against its pinned limits."""
+        case = self.case
+        check = AuthorityCheck(
+            complaint_id=case.id,
+            rule_version=case.rule_version,
+            person=person,
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            at=workflow.now(),
+            at_least=at_least,
+        )
+        authority: Authority = await self.run(ComplaintActivities.authority, check)
+        return authority
 
     # ------------------------------------------------------------ proposals
 
@@ -267,7 +287,9 @@ class Remedies:
         evidence = case.evidence_of(held.evidence_needed) if held else None
         if held is None or evidence is None:
             return
-        if held.proposal_id in case.approved_while_held:
+        if held.proposal_id in case.approved_while_held and await self._approval_stands(held):
+            if case.held_proposal() is not held:
+                return  # the case was resolved or withdrawn while the directory was read: it lapsed
             held.status = ProposalStatus.approved
             self._released(held, evidence.evidence_id, "approved when proposed: carried out now")
             self._go_on(held, None)
@@ -294,6 +316,31 @@ class Remedies:
             held.required_role, held.eligible_approvers = verdict.required_role, verdict.eligible_approvers
             self._released(held, evidence.evidence_id, f"to approval: {verdict.reason}")
         self._go_on(held, verdict.decision_timeout_seconds)
+
+    async def _approval_stands(self, held: ProposalRecord) -> bool:
+        """Whether the approval a held proposal got when proposed still holds now that it would be paid.
+
+        Within the automatic limit it does (the case's pinned rules). A signer's own authority is asked of
+        the live directory again: a hold can last days, and a key revoked or a role lost meanwhile must not
+        pay. If it no longer covers the amount, the proposal goes to approval like any other.
+        """
+        case = self.case
+        if not held.proposer_verified or held.decided_by is None:
+            return True
+        authority = await self._authority(held.decided_by, held.kind, held.amount, held.currency)
+        can_sign = authority.public_key is not None or bool(authority.passkeys)
+        stands = authority.covers and can_sign and authority.unavailable is None
+        if not stands:
+            case.approved_while_held.discard(held.proposal_id)
+            held.decided_by, held.decided_at = None, None
+            case.event(
+                "remedy_approval_lapsed",
+                "rules",
+                f"{held.proposal_id}: {authority.person}'s authority no longer covers it (key revoked or role "
+                "changed while it waited for evidence); it goes to approval",
+                proposal_id=held.proposal_id,
+            )
+        return stands
 
     def _released(self, proposal: ProposalRecord, evidence_id: str, what: str) -> None:
         self.case.event(
@@ -348,18 +395,8 @@ class Remedies:
         """The step behind a decision: the live directory's key for the approver must verify it, at their level."""
         case = self.case
         pending, claim, _ = self.decision_admissible(decision, verb)
-        authority = await self.run(
-            ComplaintActivities.authority,
-            AuthorityCheck(
-                complaint_id=case.id,
-                rule_version=case.rule_version,
-                person=decision.approver,
-                kind=pending.kind,
-                amount=pending.amount,
-                currency=pending.currency,
-                at=workflow.now(),
-                at_least=pending.required_role,
-            ),
+        authority = await self._authority(
+            decision.approver, pending.kind, pending.amount, pending.currency, at_least=pending.required_role
         )
         pending, claim, fingerprint = self.decision_admissible(decision, verb)  # decided or timed out meanwhile?
         approvals.proven(claim, authority)
@@ -516,18 +553,7 @@ class Remedies:
             fingerprint = approvals.admissible(
                 claim, workflow.now(), case.used_signatures, max_age=signatures.CRISIS_SIGNATURE_MAX_AGE
             )
-            authority = await self.run(
-                ComplaintActivities.authority,
-                AuthorityCheck(
-                    complaint_id=case.id,
-                    rule_version=case.rule_version,
-                    person=remedy.signed_by,
-                    kind=remedy.kind,
-                    amount=remedy.amount,
-                    currency=remedy.currency,
-                    at=workflow.now(),
-                ),
-            )
+            authority = await self._authority(remedy.signed_by, remedy.kind, remedy.amount, remedy.currency)
             approvals.proven(claim, authority)
             if not authority.covers:
                 raise refusal(

@@ -147,12 +147,15 @@ class Pages(Web):
             return away
         complaint_id = request.path_params["complaint_id"]
         try:
-            status, timeline = await asyncio.gather(
-                self.redress.status(complaint_id), self.redress.timeline(complaint_id)
+            status, timeline, evidence = await asyncio.gather(
+                self.redress.status(complaint_id),
+                self.redress.timeline(complaint_id),
+                self.redress.evidence(complaint_id),
             )
         except RedressError as error:
             return self.page(request, session, "missing.html", status=404, what=complaint_id, reason=str(error))
         context = self._case_context(status, timeline, session)
+        context["evidence"] = evidence
         if request.query_params.get("part") == "live":
             return self.page(request, session, "case_live.html", fragment=True, **context)
         try:  # what the customer sent does not change: the full page reads it, its live part does not
