@@ -47,6 +47,7 @@ from activities.outbox import Outbox
 from activities.peers import post_idempotent
 from activities.rules import approvals, engine
 from activities.rules.loader import RuleSet
+from activities.rules.schema import Repeat
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from activities.templates import render
@@ -107,7 +108,7 @@ class ComplaintActivities:
         result = engine.triage(rule_set, facts, explain=False)
         if not known:  # the rules saw this complaint alone; whether it repeats another is not known
             result.complaints_90d = None
-        await self._flag_on_record(facts, result)
+        await self._flag_on_record(rule_set.document.repeat, facts, result)
         await self._report_to_crisis_watch(rule_set, facts, result)
         result = await self._route_to_agent(rule_set, facts, result)
         result.customer_ref = self._customer_ref(facts.customer_id)
@@ -212,7 +213,7 @@ class ComplaintActivities:
             }
         ), True
 
-    async def _flag_on_record(self, facts: TriageFacts, result: TriageResult) -> None:
+    async def _flag_on_record(self, repeat: Repeat, facts: TriageFacts, result: TriageResult) -> None:
         """A flag the rules raised at this triage goes on the customer's record, so their next cases carry it.
 
         Best effort: the case carries its flag whatever happens here; the record may refuse it (a supervisor's
@@ -228,7 +229,13 @@ class ComplaintActivities:
                 CustomerState(customer_id=ref),
                 customer_workflow_id(ref),
                 FLAG_CUSTOMER,
-                FlagRequest(reason=flag.reason, by=flag.by, complaint_id=facts.complaint_id),
+                FlagRequest(
+                    reason=flag.reason,
+                    by=flag.by,
+                    complaint_id=facts.complaint_id,
+                    keep_seconds=repeat.window.total_seconds(),
+                    cleared_for_seconds=repeat.cleared_for.total_seconds(),
+                ),
                 CustomerState,
                 f"flag:{facts.complaint_id}",
             )

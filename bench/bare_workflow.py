@@ -5,9 +5,10 @@ Every call an auto-remedied case makes, in the same order, with empty bodies:
   follows), one deadline timer the case ends without cancelling, 4 updates
   (one awaits a step, as proposing does), and a search-attribute upsert per
   workflow task;
-- beside it, as triage and the end of a case do: an update-with-start of the
-  customer's record, a signal-with-start of the product's crisis watch, and a
-  signal-with-start of the record when the case ends. The record and the watch
+- beside it, as triage, the payment and the end of a case do: an update-with-start
+  of the customer's record, a signal-with-start of the product's crisis watch, a
+  signal-with-start of the record when the remedy is paid (what the customer was
+  paid counts there) and another when the case ends. The record and the watch
   wait on a timer that each message re-plans, as ours do.
 
 What it leaves out is what the goal is about: rules, pydantic models, payload
@@ -40,7 +41,7 @@ async def bare_noop(_: Any = None) -> None:
 
 
 class BareActivities:
-    """The two steps that message other workflows, as our triage and record_case_end do."""
+    """The steps that message other workflows, as our triage, execute_remedy and record_case_end do."""
 
     def __init__(self, client: Client, records_queue: str) -> None:
         self.client = client
@@ -63,18 +64,25 @@ class BareActivities:
             start_signal_args=[{}],
         )
 
+    @activity.defn(name="bare_payment")
+    async def payment(self, keys: dict) -> None:
+        await self._tell_record(keys, "paid")
+
     @activity.defn(name="bare_case_end")
     async def case_end(self, keys: dict) -> None:
+        await self._tell_record(keys, "ended")
+
+    async def _tell_record(self, keys: dict, signal: str) -> None:
         await self.client.start_workflow(
             BareRecord.run,
             id=f"bare-customer-{keys['customer']}",
             task_queue=self.records_queue,
-            start_signal="ended",
+            start_signal=signal,
             start_signal_args=[{}],
         )
 
     def all(self) -> list:
-        return [bare_noop, self.triage, self.case_end]
+        return [bare_noop, self.triage, self.payment, self.case_end]
 
 
 @workflow.defn(name="BareComplaint")
@@ -83,7 +91,7 @@ class BareComplaint:
 
     def __init__(self) -> None:
         self.stage = "received"
-        self.pending = 0  # steps the main loop still has to run
+        self.pending: list[str] = []  # steps the main loop still has to run
         self.done = False
 
     @workflow.run
@@ -93,11 +101,11 @@ class BareComplaint:
         self.stage = "acknowledged"
         # the deadline watcher's one timer, which the case ends without cancelling
         self.timer = asyncio.create_task(workflow.sleep(timedelta(hours=1)))
-        while not (self.done and self.pending == 0):
-            await workflow.wait_condition(lambda: self.pending > 0 or self.done)
+        while not (self.done and not self.pending):
+            await workflow.wait_condition(lambda: bool(self.pending) or self.done)
             while self.pending:
-                self.pending -= 1
-                await self._step()
+                name = self.pending.pop(0)
+                await self._step(name, keys if name != "bare_noop" else None)
         await self._step("bare_case_end", keys)  # tell the customer's record, then the customer
         return self.stage
 
@@ -117,7 +125,8 @@ class BareComplaint:
 
     @workflow.update
     def record_response(self, _: Any) -> dict:
-        self.stage, self.pending = "in_progress", self.pending + 1  # the response goes to the customer
+        self.stage = "in_progress"
+        self.pending.append("bare_noop")  # the response goes to the customer
         self._upsert()
         return {"stage": self.stage}
 
@@ -125,13 +134,14 @@ class BareComplaint:
     async def propose_remedy(self, _: Any) -> dict:
         await self._step()  # the rules' check
         self.stage = "remedy_executed"
-        self.pending += 1  # payment, its notice within
+        self.pending.append("bare_payment")  # payment, its notice within; the customer's record is told
         self._upsert()
         return {"stage": self.stage}
 
     @workflow.update
     def resolve(self, _: Any) -> dict:
-        self.stage, self.pending = "follow_up", self.pending + 1
+        self.stage = "follow_up"
+        self.pending.append("bare_noop")
         self._upsert()
         return {"stage": self.stage}
 
@@ -157,7 +167,7 @@ class _Replanning:
 
 @workflow.defn(name="BareRecord")
 class BareRecord(_Replanning):
-    """The customer's record: an update when a case opens, a signal when it ends."""
+    """The customer's record: an update when a case opens, a signal when it pays and when it ends."""
 
     @workflow.run
     async def run(self) -> None:
@@ -167,6 +177,10 @@ class BareRecord(_Replanning):
     def opened(self, _: Any) -> dict:
         self.replan = True
         return {}
+
+    @workflow.signal
+    def paid(self, _: Any) -> None:
+        self.replan = True
 
     @workflow.signal
     def ended(self, _: Any) -> None:

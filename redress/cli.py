@@ -696,15 +696,17 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 def cmd_export_customer(args: argparse.Namespace) -> int:
     """Everything held about a customer, decrypted, as JSON: to --out (readable by its owner alone) or stdout."""
-    from redress.subject_access import export_customer
+    from redress import subject_access
 
     async def export(redress: RedressClient) -> str | None:
-        document = json.dumps(await export_customer(redress, args.customer_id, args.by), ensure_ascii=False, indent=2)
-        if not args.out:
-            print(document)
-            return None
-        codec.write_private(Path(args.out), document + "\n")
-        return f"wrote everything held about {args.customer_id} to {args.out}"
+        document = await subject_access.collect(redress, args.customer_id, args.by)
+        text = json.dumps(document, ensure_ascii=False, indent=2)
+        if args.out:
+            codec.write_private(Path(args.out), text + "\n")
+        else:
+            print(text)
+        await subject_access.record_export(redress, document)  # once it is written
+        return f"wrote everything held about {args.customer_id} to {args.out}" if args.out else None
 
     return asyncio.run(_with_client(args, export))
 

@@ -307,6 +307,10 @@ class RedressClient:
     async def timeline(self, complaint_id: str) -> list[TimelineEvent]:
         return await self._query(complaint_id, "timeline", list[TimelineEvent])
 
+    async def refused_input(self, complaint_id: str) -> Any:
+        """What a complaint refused as invalid sent, as it came (None for an accepted one)."""
+        return await self._query(complaint_id, "refused_input", Any)
+
     async def evidence(self, complaint_id: str) -> list[EvidenceRecord]:
         """The evidence on a case, with where each piece is kept and its note."""
         return await self._query(complaint_id, "evidence", list[EvidenceRecord])

@@ -88,6 +88,9 @@ class ClaimantFlag(BaseModel):
     by: Name = Field(description="`rules:<flag rule>`, or the supervisor who flagged them.")
     at: Moment
     complaint_id: Name | None = Field(default=None, description="The case whose triage flagged them.")
+    cleared_for_seconds: Seconds = Field(
+        default=90 * 86400, description="Once a supervisor clears it, the rules may not flag them again for this long."
+    )
 
 
 class FlagRequest(BaseModel):
@@ -97,6 +100,10 @@ class FlagRequest(BaseModel):
     keep_seconds: Seconds = Field(
         default=90 * 86400, description="The record, with its flag, lives at least this long from now."
     )
+    cleared_for_seconds: Seconds = Field(
+        default=90 * 86400,
+        description="Once cleared, the rules may not flag them again for this long (rules: repeat.cleared_for).",
+    )
 
 
 class FlagClearance(BaseModel):
@@ -104,7 +111,9 @@ class FlagClearance(BaseModel):
 
     by: Name
     note: Annotated[str, Field(max_length=2000)] | None = None
-    for_seconds: Seconds = Field(default=90 * 86400, description="The rules may not flag them again for this long.")
+    for_seconds: Seconds | None = Field(
+        default=None, description="The rules may not flag them again for this long (default: the flag's own)."
+    )
 
 
 class FlagEvent(BaseModel):

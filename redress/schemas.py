@@ -95,6 +95,7 @@ QUERIES: dict[str, Any] = {
     "timeline": list[TimelineEvent],
     "complaint": ComplaintInput | None,
     "evidence": list[EvidenceRecord],
+    "refused_input": Any,
 }
 
 # The workflows around cases: a customer's record and a crisis watch (see README "Across cases").

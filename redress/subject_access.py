@@ -19,6 +19,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from redress.client import NotFound, RedressClient, RedressError
@@ -38,7 +39,19 @@ READ_AT_ONCE = 8  # cases read concurrently
 
 
 async def export_customer(redress: RedressClient, customer_id: str, by: str) -> dict[str, Any]:
-    """Everything held about `customer_id`, as plain JSON; the export is recorded as made by `by`."""
+    """Everything held about `customer_id`, as plain JSON; the export is recorded as made by `by`.
+
+    A caller that writes the document somewhere should rather `collect` it, write it, then
+    `record_export` (as `redress export-customer` does): an export that failed to be written
+    is then not recorded as made.
+    """
+    document = await collect(redress, customer_id, by)
+    await record_export(redress, document)
+    return document
+
+
+async def collect(redress: RedressClient, customer_id: str, by: str) -> dict[str, Any]:
+    """Everything held about `customer_id`, as plain JSON (nothing is recorded yet)."""
     running, ended = await redress.cases_of(customer_id)
     gate = asyncio.Semaphore(READ_AT_ONCE)
 
@@ -48,20 +61,31 @@ async def export_customer(redress: RedressClient, customer_id: str, by: str) -> 
 
     cases = await asyncio.gather(*(read(workflow_id) for workflow_id in sorted(running + ended)))
     mine = [c for c in cases if c.get("customer_id") in (customer_id, None)]
-    try:
-        record: dict[str, Any] | None = (await redress.customer_record(customer_id)).model_dump(mode="json")
-    except NotFound:
-        record = None
-    exported = DataExported(by=by, cases=len(mine))
-    await _record_the_export(redress, customer_id, exported, running)
     return {
         "customer_id": customer_id,
         "exported_at": datetime.now(UTC).isoformat(),
         "exported_by": by,
         "cases": [{k: v for k, v in c.items() if k != "customer_id"} for c in mine],
         "skipped": len(cases) - len(mine),
-        "record": record,
+        "record": await _record(redress, customer_id),
+        "open_cases": sorted(running),
     }
+
+
+async def record_export(redress: RedressClient, document: dict[str, Any]) -> None:
+    """Record that `document` (from `collect`) was handed out."""
+    exported = DataExported(by=document["exported_by"], cases=len(document["cases"]))
+    await _record_the_export(redress, document["customer_id"], exported, document["open_cases"])
+
+
+async def _record(redress: RedressClient, customer_id: str) -> dict[str, Any] | None:
+    """Their record; one that cannot be read is said to be so rather than ending the export."""
+    try:
+        return (await redress.customer_record(customer_id)).model_dump(mode="json")
+    except NotFound:
+        return None
+    except (RedressError, RPCError, ValidationError) as unreadable:
+        return {"unreadable": type(unreadable).__name__}
 
 
 async def _case(redress: RedressClient, complaint_id: str) -> dict[str, Any]:
@@ -71,19 +95,28 @@ async def _case(redress: RedressClient, complaint_id: str) -> dict[str, Any]:
         complaint: ComplaintInput | None = await redress.complaint(complaint_id)
         status: Status = await redress.status(complaint_id)
         timeline: list[TimelineEvent] = await redress.timeline(complaint_id)
-    except RedressError as unreadable:  # erased, or gone: say so rather than leave the case out
+        refused = await redress.refused_input(complaint_id) if complaint is None else None
+    except (RedressError, RPCError, ValidationError) as unreadable:  # erased, or gone: say so, never leave it out
         return {**entry, "customer_id": None, "unreadable": str(unreadable)}
-    entry["customer_id"] = complaint.customer.id if complaint else None
+    entry["customer_id"] = complaint.customer.id if complaint else _customer_id_in(refused)
     entry["complaint"] = complaint.model_dump(mode="json") if complaint else None
+    if refused is not None:
+        entry["refused_input"] = refused  # what they sent, as it came: refused as invalid, but held all the same
     entry["status"] = status.model_dump(mode="json")
     entry["timeline"] = [event.model_dump(mode="json") for event in timeline]
     if status.stage.is_final:
         try:
             outcome: Outcome = await redress.outcome(complaint_id)
             entry["outcome"] = outcome.model_dump(mode="json")
-        except RedressError:
+        except (RedressError, RPCError):
             entry["outcome"] = None
     return entry
+
+
+def _customer_id_in(raw: Any) -> str | None:
+    customer = raw.get("customer") if isinstance(raw, dict) else None
+    value = customer.get("id") if isinstance(customer, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _record_the_export(

@@ -7,13 +7,14 @@ The test's rules flag at two payouts (the shipped rule, rules/across_cases.yaml,
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from redress.client import Refused
 from redress.contract import RemedyProposal
-from redress.customers import FlagClearance
+from redress.customers import REMEDY_PAID, FlagClearance
 from tests.helpers.cases import eventually, notices, open_case, stage_is
 from tests.helpers.processes import redress_cli
 from tests.helpers.rules import APPROVER_KEYS
@@ -49,6 +50,15 @@ async def test_a_flagged_claimants_small_remedy_awaits_an_approver_until_a_super
             await paid_case(redress, customer)
         record = await eventually(lambda: _with_payouts(redress, customer["id"], 2))
         assert record.flag is None and {p.with_evidence for p in record.payouts} == {False}
+        # a forged payout dated far ahead is ignored (it would keep the record past any date it may hold); the
+        # ordinary one sent after it, counted, shows the first was read
+        handle = redress.client.get_workflow_handle(redress.customer_record_id(customer["id"]))
+        far = datetime(2099, 1, 1, tzinfo=UTC)
+        paid = record.payouts[0]
+        await handle.signal(REMEDY_PAID, paid.model_copy(update={"proposal_id": "P9", "at": far}))
+        await handle.signal(REMEDY_PAID, paid.model_copy(update={"proposal_id": "P8"}))
+        record = await eventually(lambda: _with_payouts(redress, customer["id"], 3))
+        assert "P9" not in {p.proposal_id for p in record.payouts}
 
         # the third complaint's triage flags them: the case says why (for staff), the record keeps the flag
         flagged = await open_case(redress, respond_as="li.na", text="Delivery is two days late.", customer=customer)

@@ -7,8 +7,8 @@ import json
 import stat
 import uuid
 
-from redress.contract import Withdrawal
-from tests.helpers.cases import eventually, open_case, stage_is
+from redress.contract import Withdrawal, workflow_id_for
+from tests.helpers.cases import complaint, eventually, open_case, stage_is
 from tests.helpers.processes import redress_cli
 
 
@@ -21,10 +21,18 @@ async def test_an_export_holds_every_case_of_the_customer_and_nothing_of_another
         await stage_is(redress, ended, "withdrawn")
         still_open = await open_case(redress, respond_as="li.na", customer=mine, text="The lid is cracked too.")
         someone_else = await open_case(redress, customer=other, text="Another person's private complaint.")
+        refused = f"SAR-{uuid.uuid4().hex[:8]}"  # refused as invalid, and held all the same: theirs too
+        await redress.client.start_workflow(
+            "Complaint",
+            {**complaint(complaint_id=refused, customer=mine), "channel": "pigeon", "text": "Sent by pigeon, refused."},
+            id=workflow_id_for(refused),
+            task_queue=redress.task_queue,
+        )
+        await stage_is(redress, refused, "refused")
 
         async def listed() -> bool:
             running, done = await redress.cases_of(mine["id"])
-            return len(running) == 1 and len(done) == 1
+            return len(running) == 1 and len(done) == 2
 
         await eventually(listed)
         out = tmp_path / "ada.json"
@@ -38,7 +46,8 @@ async def test_an_export_holds_every_case_of_the_customer_and_nothing_of_another
 
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and mine["id"] in said
     cases = {c["complaint_id"]: c for c in exported["cases"]}
-    assert set(cases) == {ended, still_open} and exported["skipped"] == 0
+    assert set(cases) == {ended, still_open, refused} and exported["skipped"] == 0
+    assert cases[refused]["refused_input"]["text"] == "Sent by pigeon, refused." and cases[refused]["complaint"] is None
     assert cases[ended]["complaint"]["customer"]["phone"] == mine["phone"]  # decrypted: it is theirs
     assert cases[ended]["complaint"]["text"] == "The kettle leaks: first case."
     assert cases[ended]["outcome"]["stage"] == "withdrawn" and "outcome" not in cases[still_open]
@@ -47,7 +56,7 @@ async def test_an_export_holds_every_case_of_the_customer_and_nothing_of_another
     assert exported["record"]["customer_id"] == record.customer_id and len(exported["record"]["cases"]) == 2
     for trace in (someone_else, other["id"], other["name"], other["email"], "Another person's private"):
         assert trace not in text
-    assert [(a.by, a.cases) for a in record.access_log] == [("li.na", 2)]
+    assert [(a.by, a.cases) for a in record.access_log] == [("li.na", 3)]
 
 
 async def _noted(redress, complaint_id: str) -> bool:

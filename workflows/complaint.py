@@ -105,6 +105,8 @@ class Complaint:
         complaint, found = problems(ComplaintInput, raw, root="complaint")
         if complaint and complaint.received_at > workflow.info().start_time + FUTURE_TOLERANCE:
             complaint, found = None, ["complaint.received_at: is in the future"]
+        # what a refused complaint sent, as it came (personal data too: a subject-access export must show it)
+        self._refused_input = raw if complaint is None and not isinstance(raw, Undecodable) else None
         self.case = CaseState(
             id=workflow.info().workflow_id.removeprefix(WORKFLOW_ID_PREFIX),
             complaint=complaint,
@@ -883,6 +885,12 @@ class Complaint:
     @workflow.query
     def timeline(self) -> list[TimelineEvent]:
         return self.case.timeline
+
+    @workflow.query
+    def refused_input(self) -> Any:
+        """What a complaint refused as invalid sent, as it came (None for an accepted one, or one that could not be
+        opened). Personal data: encrypted like every payload."""
+        return self._refused_input
 
     @workflow.query
     def evidence(self) -> list[EvidenceRecord]:

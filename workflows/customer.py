@@ -38,7 +38,7 @@ from workflows.policies import ACTIVITY_TIMEOUT, PATIENT_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
-    from redress.contract import CUSTOMER_WORKFLOW_TYPE, DataExported
+    from redress.contract import CUSTOMER_WORKFLOW_TYPE, FUTURE_TOLERANCE, DataExported
     from redress.customers import (
         DATA_EXPORTED,
         MAX_FLAG_LOG,
@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 MAX_PAYOUTS = 500  # payouts kept within the window: a record's state stays bounded whatever is paid
+MAX_KEEP = timedelta(days=3 * 366)  # the longest a record is kept from now (windows, clearances, audits)
 
 
 @workflow.defn(name=CUSTOMER_WORKFLOW_TYPE)
@@ -173,8 +174,13 @@ class CustomerRecord:
         )
 
     def _keep(self, until: datetime) -> None:
-        """The record lives at least until then (the repeat window after its latest complaint or payout)."""
+        """The record lives at least until then (the repeat window after its latest complaint or payout).
+
+        Never beyond MAX_KEEP from now: a date sent from far in the future (any message may come from
+        anyone) would otherwise leave the record a state its next run refuses as its input.
+        """
         state = self.state
+        until = min(until, workflow.now() + MAX_KEEP)
         state.keep_until = max(state.keep_until, until) if state.keep_until else until
         self._replan = True
 
@@ -220,6 +226,8 @@ class CustomerRecord:
         """Counted once per proposal, however often the payment activity that sends it is retried."""
         self._require_state()
         state = self.state
+        if payout.at > workflow.now() + FUTURE_TOLERANCE:
+            raise refusal("remedy_paid: at is in the future")
         if any(p.complaint_id == payout.complaint_id and p.proposal_id == payout.proposal_id for p in state.payouts):
             return
         state.payouts.append(payout)
@@ -238,7 +246,13 @@ class CustomerRecord:
         now = workflow.now()
         by_rules = request.by.startswith("rules:")
         if state.flag is None and not (by_rules and state.flag_cleared_until and state.flag_cleared_until > now):
-            state.flag = ClaimantFlag(reason=request.reason, by=request.by, at=now, complaint_id=request.complaint_id)
+            state.flag = ClaimantFlag(
+                reason=request.reason,
+                by=request.by,
+                at=now,
+                complaint_id=request.complaint_id,
+                cleared_for_seconds=request.cleared_for_seconds,
+            )
             self._log(FlagEvent(action="flagged", by=request.by, at=now, reason=request.reason))
             self._keep(now + timedelta(seconds=request.keep_seconds))
         return state
@@ -253,8 +267,10 @@ class CustomerRecord:
     def clear_flag(self, clearance: FlagClearance) -> CustomerState:
         state = self.state
         now = workflow.now()
+        assert state.flag is not None  # the validator refuses a clearance of no flag
+        cleared_for = clearance.for_seconds or state.flag.cleared_for_seconds
         state.flag = None
-        state.flag_cleared_until = now + timedelta(seconds=clearance.for_seconds)
+        state.flag_cleared_until = now + timedelta(seconds=cleared_for)
         self._log(FlagEvent(action="cleared", by=clearance.by, at=now, reason=clearance.note))
         self._keep(state.flag_cleared_until)
         return state

@@ -82,6 +82,18 @@ class Remedies:
         authority: Authority = await self.run(ComplaintActivities.authority, check)
         return authority
 
+    def _proposal_case(self) -> ProposalCase:
+        """The case as the rules judge an agent's proposal on it: evidence_required, and whether its customer is
+        flagged for review (then no automatic limit)."""
+        case = self.case
+        return ProposalCase(
+            category=case.category or "",
+            severity=case.tier,
+            queue=case.queue or "",
+            tags=case.tags(),
+            flagged=case.claimant_flag(),
+        )
+
     # ------------------------------------------------------------ proposals
 
     def proposal_admissible(self, proposal: RemedyProposal) -> Claim | None:
@@ -130,13 +142,7 @@ class Remedies:
             proposed_by=proposal.proposed_by,
             signed=signed,
             auto_used=case.auto_used(proposal.currency),
-            case=ProposalCase(
-                category=case.category or "",
-                severity=case.tier,
-                queue=case.queue or "",
-                tags=case.tags(),
-                flagged=case.claimant_flag(),
-            ),
+            case=self._proposal_case(),
         )
         claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
         actor = f"agent:{proposal.proposed_by}"
@@ -300,6 +306,7 @@ class Remedies:
             currency=held.currency,
             proposed_by=held.proposed_by,
             auto_used=case.auto_used(held.currency),
+            case=self._proposal_case(),
         )
         if case.held_proposal() is not held:
             return  # the case was resolved or withdrawn while the rules were read: it lapsed
@@ -471,7 +478,8 @@ class Remedies:
         action, cap = verdict.fallback, verdict.fallback_cap
         pending.decided_by = "rules:approval-timeout"
         pending.decided_at = workflow.now()
-        if action == "approve" and cap is not None and pending.amount <= cap:
+        # a flagged customer's remedy needs someone's decision: the fallback approves nothing for them
+        if action == "approve" and cap is not None and pending.amount <= cap and not case.claimant_flag():
             pending.status = ProposalStatus.approved
             case.to_execute.append(pending.proposal_id)
             case.set_stage(Stage.remedy_proposed)
