@@ -477,19 +477,24 @@ class ComplaintActivities:
     @activity.defn
     async def compute_deadlines(self, request: DeadlineRequest) -> DeadlineAnswer:
         rule_set = self.rules.get(request.rule_version)
+        deadlines = engine.deadlines_for(
+            rule_set,
+            request.severity,
+            request.start,
+            request.names,
+            timedelta(seconds=request.paused_seconds),
+            request.category,
+            request.queue,
+        )
+        chains = engine.chains_for(rule_set, request.severity)
+        if request.team_clock and request.queue:  # the case was handed to this queue at `start`
+            team_due, team_chain = engine.team_clock(rule_set, request.severity, request.queue, request.start)
+            deadlines, chains = deadlines | team_due, chains | team_chain
         return DeadlineAnswer(
             rule_version=rule_set.version,
-            deadlines=engine.deadlines_for(
-                rule_set,
-                request.severity,
-                request.start,
-                request.names,
-                timedelta(seconds=request.paused_seconds),
-                request.category,
-                request.queue,
-            ),
+            deadlines=deadlines,
             escalate_to=rule_set.document.tiers[request.severity].escalate_to,
-            chains=engine.chains_for(rule_set, request.severity),
+            chains=chains,
         )
 
     @activity.defn

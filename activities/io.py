@@ -137,6 +137,9 @@ class TriageResult(BaseModel):
     claimant_flag: ClaimantFlag | None = Field(
         default=None, description="The customer is flagged for review (claimant_flags): every remedy needs approval."
     )
+    team_clocks: list[str] = Field(
+        default_factory=list, description="The queues the rules give a team clock (ola): a handover to one starts it."
+    )
     crisis_key: str | None = Field(
         default=None,
         description="The crisis watch this complaint was reported to "
@@ -157,6 +160,7 @@ class DeadlineRequest(BaseModel):
     paused_seconds: float = 0  # earlier pauses, counted as the tier counts time
     category: str | None = None  # for per-category/queue targets
     queue: str | None = None
+    team_clock: bool = Field(default=False, description="Also the team clock (OLA) of `queue`, handed it at start.")
 
 
 class DeadlineAnswer(BaseModel):

@@ -608,7 +608,9 @@ class Outcome(BaseModel):
     ended_at: datetime | None = None
     csat: int | None = None
     reopen_count: int = 0
-    breaches: list[str] = Field(default_factory=list)
+    breaches: list[str] = Field(default_factory=list, description="The customer's deadlines missed.")
+    team_clocks: list[str] = Field(default_factory=list, description="Queues whose team clock (OLA) ran on the case.")
+    team_breaches: list[str] = Field(default_factory=list, description="Queues whose team clock was missed.")
     compensation: list[ProposalRecord] = Field(default_factory=list)
     rule_version: str | None = None
     problems: list[str] = Field(default_factory=list)

@@ -69,6 +69,8 @@ class CaseRecord(BaseModel):
         default=None, description="From the acknowledgement to an agent's first response or question."
     )
     repeat: bool | None = Field(default=None, description="The customer had complained before within the window.")
+    team_clocks: list[str] = Field(default_factory=list, description="Queues whose team clock (OLA) ran on it.")
+    team_breaches: list[str] = Field(default_factory=list, description="Queues whose team clock was missed.")
 
 
 # ------------------------------------------------------------------ collect
@@ -151,6 +153,7 @@ def case_record(execution: WorkflowExecution, outcome: Outcome | None) -> CaseRe
         since = outcome.acknowledged_at or received
         record.first_callback_seconds = max(0.0, (outcome.first_contact_at - since).total_seconds())
     record.repeat = outcome.repeat_complaint
+    record.team_clocks, record.team_breaches = outcome.team_clocks, outcome.team_breaches
     return record
 
 
@@ -281,7 +284,19 @@ def summarize(
         "by_category": grouped(lambda r: r.category or "(none)"),
         "by_root_cause": grouped(_cause),
         "over_time": grouped(lambda r: period_of(r.started_at, period)),
+        "team_clocks": team_clocks(records),
     }
+
+
+def team_clocks(records: Sequence[CaseRecord]) -> list[dict[str, Any]]:
+    """Per team (queue), the ended cases its clock (OLA) ran on and how many it missed: the teams' own rates,
+    apart from the customer's deadlines (`breach_rate`)."""
+    ran: Counter[str] = Counter(team for r in records for team in set(r.team_clocks))
+    missed: Counter[str] = Counter(team for r in records for team in set(r.team_breaches))
+    return [
+        {"team": team, "cases": ran[team], "breached": missed[team], "breach_rate": _rate(missed[team], ran[team])}
+        for team in sorted(ran)
+    ]
 
 
 # ------------------------------------------------------------------ render
@@ -356,6 +371,16 @@ def render_terminal(report: dict[str, Any]) -> None:
     ):
         rows = [[group["group"], *(_cell(key, group[key]) for key, _ in FIGURE_COLUMNS)] for group in report[section]]
         print_table([head, *labels], rows, title=title, right=labels[:-1])
+    if report["team_clocks"]:
+        print_table(
+            ["team", "cases", "missed", "OLA breach"],
+            [
+                (t["team"], t["cases"], t["breached"], _cell("breach_rate", t["breach_rate"]))
+                for t in report["team_clocks"]
+            ],
+            title="Team clocks (OLA), ended cases",
+            right=["cases", "missed", "OLA breach"],
+        )
 
 
 def render_csv(report: dict[str, Any]) -> str:
@@ -386,6 +411,9 @@ def render_csv(report: dict[str, Any]) -> str:
     for section in SECTIONS:
         for group in report[section]:
             row(section, group["group"], group)
+    for team in report["team_clocks"]:  # cases: its clock ran; breach_rate: missed / ran
+        values = {"cases": team["cases"], "breach_rate": team["breach_rate"], "compensation": {}}
+        row("team_clock", team["team"], values)
     return out.getvalue()
 
 
@@ -522,6 +550,15 @@ def render_html(report: dict[str, Any]) -> str:
             f"CSAT per {report['period']}", [g["group"] for g in periods], {"CSAT": [g["csat_mean"] for g in periods]}
         ),
     ]
+    if report["team_clocks"]:
+        charts.append(
+            bar_chart(
+                "Team clock (OLA) breach rate by team",
+                [t["team"] for t in report["team_clocks"]],
+                {"missed": [t["breach_rate"] for t in report["team_clocks"]]},
+                percent,
+            )
+        )
     labels = [label for _, label in FIGURE_COLUMNS]
 
     def table(rows: list[dict[str, Any]], head: str) -> str:

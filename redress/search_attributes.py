@@ -22,7 +22,11 @@ FIRST_RESPONSE_DUE = SearchAttributeKey.for_datetime("FirstResponseDue")
 RESOLUTION_DUE = SearchAttributeKey.for_datetime("ResolutionDue")
 NEXT_UPDATE_DUE = SearchAttributeKey.for_datetime("NextUpdateDue")
 ESCALATION_LEVEL = SearchAttributeKey.for_int("EscalationLevel")
-BREACHED = SearchAttributeKey.for_bool("Breached")
+BREACHED = SearchAttributeKey.for_bool("Breached")  # one of the customer's deadlines was missed
+# the running team clock (OLA), cleared once met: an Int of Unix seconds, as SQL visibility stores three Datetime
+# attributes at most per namespace (ours: the customer's three deadlines). `TeamDue < 1764590400`.
+TEAM_DUE = SearchAttributeKey.for_int("TeamDue")
+TEAM_BREACHED = SearchAttributeKey.for_bool("TeamBreached")  # a team clock was missed
 
 ALL: list[SearchAttributeKey[Any]] = [
     COMPLAINT_STATUS,
@@ -36,6 +40,8 @@ ALL: list[SearchAttributeKey[Any]] = [
     NEXT_UPDATE_DUE,
     ESCALATION_LEVEL,
     BREACHED,
+    TEAM_DUE,
+    TEAM_BREACHED,
 ]
 DUE_KEYS: dict[str, SearchAttributeKey[datetime]] = {
     "first_response": FIRST_RESPONSE_DUE,

@@ -157,6 +157,25 @@ async def evidence_hold(redress: RedressClient) -> str:
     return cid
 
 
+async def team_clock_handover(redress: RedressClient) -> str:
+    """Logistics' team clock (3 s) warned, missed and escalated with a reassign to quality, whose clock then
+    runs; the customer's deadlines (an hour) are met by the response that follows."""
+    cid = await open_case(
+        redress, complaint_id="H-team-clock", text="The parcel arrived smashed and the kettle is broken."
+    )
+
+    async def handed_on() -> bool:
+        return "ola:quality" in (await redress.status(cid)).deadlines
+
+    await eventually(handed_on, timeout=20)
+    await redress.record_response(cid, ResponseRecord(agent="li.na", message="on it"))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="replaced", root_cause="carrier_damage"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+    return cid
+
+
 async def escalation_withdrawal(redress: RedressClient) -> str:
     data = complaint(complaint_id="H-escalation-withdraw", text="Parcel arrived damaged", channel="referral")
     cid = data["complaint_id"]
@@ -435,11 +454,27 @@ RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
 }
 AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
 
+TEAM_CLOCK_TIERS = """tiers:
+  general: {first_response: 1h, resolution: 2h, escalate_to: team_lead}
+  urgent: {first_response: 1h, resolution: 2h, escalate_to: cs_manager}
+  major: {first_response: 1h, resolution: 2h, escalate_to: director}
+follow_up: {survey_window: 20s, reopen_below: 3}
+ola:
+  logistics:
+    within: 3s
+    escalation:
+      - {after: -1s, notify: team_lead}
+      - {after: 1s, notify: cs_manager, reassign: quality}
+  quality:
+    within: 1h
+"""
+
 SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = {  # scenario -> its tiers
     signed_proposal: CHAIN_TIERS,
     passkey_approval: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
     evidence_hold: CHAIN_TIERS,
+    team_clock_handover: TEAM_CLOCK_TIERS,
     escalation_withdrawal: CHAIN_TIERS,
     refused_input: CHAIN_TIERS,
     chain_and_retier: CHAIN_TIERS,

@@ -39,6 +39,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.messages import refusal
 
 
+TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue> (activities/rules/engine.py)
+
+
+def is_team_clock(name: str) -> bool:
+    """A team's clock (OLA), not one of the customer's deadlines."""
+    return name.startswith(TEAM_CLOCK)
+
+
 @dataclass
 class CaseState:
     id: str
@@ -66,7 +74,8 @@ class CaseState:
     stage_before_pause: Stage | None = None
     paused_seconds: float = 0.0
     escalation_level: int = 0
-    breaches: list[str] = field(default_factory=list)
+    breaches: list[str] = field(default_factory=list)  # the customer's deadlines missed
+    team_breaches: list[str] = field(default_factory=list)  # team clocks (ola:<queue>) missed
     approval_due: datetime | None = None  # when the level asked must have decided
     survey_until: datetime | None = None
     survey_expired: bool = False
@@ -118,6 +127,12 @@ class CaseState:
     def refuse_unless_open(self) -> None:
         if self.stage.is_final:
             raise refusal(f"the case is {self.stage.value}")
+
+    def team_answered(self) -> None:
+        """An agent answered, asked or resolved: the team clock running (the queue the case was handed to) is met."""
+        for name in self.deadlines:
+            if is_team_clock(name):
+                self.meet(name)
 
     def meet(self, name: str) -> None:
         """A deadline's target was met: its chain stops."""
@@ -257,6 +272,8 @@ class CaseState:
             csat=self.csat,
             reopen_count=self.reopen_count,
             breaches=self.breaches,
+            team_clocks=sorted(name.removeprefix(TEAM_CLOCK) for name in self.deadlines if is_team_clock(name)),
+            team_breaches=[name.removeprefix(TEAM_CLOCK) for name in self.team_breaches],
             # the Outcome outlives erasure (redress/codec.py): amounts and kinds, not the agents' free text
             compensation=[
                 p.model_copy(update={"reason": ""}) for p in self.proposals if p.status == ProposalStatus.executed

@@ -72,8 +72,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from redress.crises import CommonRemedy, CrisisLink
     from redress.customers import ComplaintEnded
-    from workflows.case_state import CaseState
-    from workflows.deadlines import Due, DueEvent, next_due
+    from workflows.case_state import CaseState, is_team_clock
+    from workflows.deadlines import Due, DueEvent, chain, next_due
     from workflows.messages import problems, receives, refusal, takes
     from workflows.notices import Notices
     from workflows.remedies import Remedies
@@ -402,11 +402,12 @@ class Complaint:
         name, step = due.deadline, due.step
         deadline = case.deadlines[name]
         deadline.fired += 1
+        team = is_team_clock(name)  # a team's own clock: its chain stays inside the team
         if due.kind == Due.breach:
             deadline.breached_at = workflow.now()
-            case.breaches.append(name)
-            case.count("redress_deadline_breaches", deadline=name)
-            case.event("deadline_missed", "system", f"{name} deadline missed", deadline=name)
+            (case.team_breaches if team else case.breaches).append(name)
+            case.count("redress_team_clock_breaches" if team else "redress_deadline_breaches", deadline=name)
+            case.event("deadline_missed", "system", f"{name} deadline missed", deadline=name, team=team)
             case.publish()
             return
         assert step is not None
@@ -426,8 +427,12 @@ class Complaint:
             if step.page:
                 notices.tell_staff(Template.deadline_warning, "page", person=step.page, deadline=name, due=at)
             return
-        case.escalation_level += 1
-        level = str(case.escalation_level)
+        if team:  # the team's own levels: the case's escalation level is the customer's deadlines'
+            events = chain(name, deadline, case.chains.get(name), case.escalate_to)[: deadline.fired]
+            level = str(sum(1 for event in events if event.kind == Due.level))
+        else:
+            case.escalation_level += 1
+            level = str(case.escalation_level)
         case.count("redress_escalations", deadline=name)
         done = []
         if step.notify:
@@ -438,7 +443,8 @@ class Complaint:
             done.append(f"paged {step.page}")
         if step.pay:
             done.append(f"pays {step.pay.kind.value} {step.pay.amount} {step.pay.currency}")
-        if step.reassign and step.reassign != case.queue:
+        handed_over = bool(step.reassign and step.reassign != case.queue)
+        if step.reassign and handed_over:
             done.append(f"moved from queue {case.queue} to {step.reassign}")
             case.queue = step.reassign
         raise_to = step.raise_severity if step.raise_severity and step.raise_severity.rank > case.tier.rank else None
@@ -449,9 +455,12 @@ class Complaint:
             "system",
             f"{name} level {level}: {', '.join(done) or 'nothing left to do'}",
             deadline=name,
-            level=case.escalation_level,
+            level=int(level),
+            team=team,
         )
         case.publish()
+        if handed_over and self._team_clock_moves():
+            await self._ask_quietly(self._hand_over)
         if step.pay:
             pay = step.pay
             await self._ask_quietly(lambda: self.remedies.pay_on_breach(name, pay))
@@ -482,6 +491,47 @@ class Complaint:
             case.chains.update(answer.chains)
             case.publish()
 
+    def _team_clock_moves(self) -> bool:
+        """Whether a move to the case's (new) queue stops a team clock or starts one.
+
+        Asked before any step is queued: a case whose rules give no queue a clock (every case
+        begun before team clocks existed) takes no step and schedules nothing more on a move.
+        """
+        case = self.case
+        running = any(is_team_clock(n) and d.met_at is None for n, d in case.deadlines.items())
+        return running or bool(case.triage and case.queue in case.triage.team_clocks)
+
+    async def _hand_over(self) -> None:
+        """The case moved to another queue: the team clock of the one it left stops (handed on, counted as met),
+        the new queue's starts now, if it has one."""
+        case = self.case
+        if case.stage.is_final or case.resolution:
+            return
+        for name in [n for n, d in case.deadlines.items() if is_team_clock(n) and d.met_at is None]:
+            case.meet(name)
+            case.event("team_clock_handed_on", "system", f"{name}: the case went to queue {case.queue}", deadline=name)
+        if not (case.triage and case.queue in case.triage.team_clocks):
+            case.publish()
+            return
+        answer = await self.run_step(
+            ComplaintActivities.compute_deadlines,
+            DeadlineRequest(
+                rule_version=case.rule_version,
+                severity=case.tier,
+                start=workflow.now(),
+                names=[],
+                queue=case.queue,
+                team_clock=True,
+            ),
+        )
+        for name, due in answer.deadlines.items():
+            if is_team_clock(name):
+                case.deadlines[name] = Deadline(due=due)
+                case.deadline_starts[name] = workflow.now()
+                case.chains[name] = answer.chains[name]
+                case.event("team_clock", "rules", f"{name} due at {utc_minute(due)}", deadline=name)
+        case.publish()
+
     async def _change_severity(self, severity: Severity, actor: str, reason: str) -> None:
         """Re-tier the case: open deadlines are recomputed from the rules and the watcher re-plans."""
         case = self.case
@@ -505,7 +555,8 @@ class Complaint:
         watcher plans again on the whole change, never on half of it.
         """
         case = self.case
-        open_names = [name for name, d in case.deadlines.items() if d.met_at is None]
+        # a team clock runs from the handover, whatever the case's tier: it is not recomputed here
+        open_names = [name for name, d in case.deadlines.items() if d.met_at is None and not is_team_clock(name)]
         escalate_to, dues = case.escalate_to, {}
         asks: list[str | None] = [*open_names] or [None]  # none open: once, for the escalation role alone
         for name in asks:
@@ -543,7 +594,10 @@ class Complaint:
             case.crisis_keys.add(result.crisis_key)
         case.rule_version, case.category, case.queue = result.rule_version, result.category, result.queue
         case.severity = result.severity
-        open_names = await self._recompute_open_deadlines(dict(result.chains))
+        team_chains = {name: steps for name, steps in case.chains.items() if is_team_clock(name)}
+        open_names = await self._recompute_open_deadlines(dict(result.chains) | team_chains)
+        if result.queue != before[3] and self._team_clock_moves():
+            await self._hand_over()
         case.event(
             "retriaged",
             actor,
@@ -569,6 +623,7 @@ class Complaint:
         case = self.case
         is_first = not any(event.kind == "response" for event in case.timeline)
         case.meet("first_response")
+        case.team_answered()
         case.contacted_by_agent()
         case.assignee = case.assignee or response.agent
         if case.stage in STAGES_BEFORE_RESPONSE:
@@ -598,6 +653,7 @@ class Complaint:
         case.root_cause = resolution.root_cause or case.root_cause
         case.meet("resolution")
         case.meet("next_update")
+        case.team_answered()
         case.event("resolved", f"agent:{resolution.agent}", resolution.summary, root_cause=resolution.root_cause)
         self.remedies.lapse_held("resolved")
         return case.status()
@@ -646,6 +702,7 @@ class Complaint:
     async def await_customer(self, question: CustomerQuestion) -> Status:
         case = self.case
         case.paused_since = workflow.now()
+        case.team_answered()
         case.contacted_by_agent()
         case.stage_before_pause = case.stage
         case.set_stage(Stage.pending_customer)
@@ -938,8 +995,13 @@ class Complaint:
             wanted.update(
                 {sa.SEVERITY.name: case.severity.value, sa.CATEGORY.name: case.category, sa.QUEUE.name: case.queue}
             )
-        if any(d.breached_at for d in case.deadlines.values()):
+        if any(d.breached_at for name, d in case.deadlines.items() if not is_team_clock(name)):
             wanted[sa.BREACHED.name] = True
+        if case.team_breaches:
+            wanted[sa.TEAM_BREACHED.name] = True
+        team_due = [d.due for n, d in case.deadlines.items() if is_team_clock(n) and d.met_at is None]
+        if team_due or sa.TEAM_DUE.name in self._sent_attributes:  # never sent for a case no team clock ran on
+            wanted[sa.TEAM_DUE.name] = int(min(team_due).timestamp()) if team_due and not case.stage.is_final else None
         for name, key in sa.DUE_KEYS.items():
             deadline = case.deadlines.get(name)
             open_ = deadline and deadline.met_at is None and not case.stage.is_final

@@ -207,6 +207,7 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
                 fired_rules[plan.name] = []
         if fired:
             offers.append(_offer(offer, facts))
+    team_due, team_chain = team_clock(rule_set, severity, queue, facts.received_at)
     claimant_flag = _claimant_flag(rule_set, facts, activation, firings if explain else None)
     if claimant_flag and claimant_flag.by.startswith("rules:") and not explain:
         fired_rules[f"claimant_flag:{claimant_flag.by.removeprefix('rules:')}"] = []
@@ -221,7 +222,8 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         queue=queue,
         tags=tags,
         escalate_to=doc.tiers[severity].escalate_to,
-        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES, category=category, queue=queue),
+        deadlines=deadlines_for(rule_set, severity, facts.received_at, DEADLINE_NAMES, category=category, queue=queue)
+        | team_due,
         offers=offers,
         rules=firings,
         fired_rules=fired_rules,
@@ -232,13 +234,14 @@ def triage(rule_set: RuleSet, facts: TriageFacts, explain: bool = True) -> Triag
         sentiment=sentiment.as_variables() if sentiment else None,
         survey_window_seconds=doc.follow_up.survey_window.total_seconds(),
         reopen_below=doc.follow_up.reopen_below,
-        chains=chains_for(rule_set, severity),
+        chains=chains_for(rule_set, severity) | team_chain,
         evidence=evidence.totals() if by_evidence else None,
         decided_by=decided_by,
         root_causes=list(doc.root_causes),
         apology_by=apology_by,
         complaints_90d=facts.complaints_90d,
         claimant_flag=claimant_flag,
+        team_clocks=list(doc.ola),
     )
 
 
@@ -565,6 +568,36 @@ def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedS
     return {name: list(steps) for name, steps in rule_set.memo[key].items()}
 
 
+TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue>
+
+
+def team_clock(
+    rule_set: RuleSet, severity: Severity, queue: str, start: datetime
+) -> tuple[dict[str, datetime], dict[str, list[PlannedStep]]]:
+    """The team clock (OLA) of a case handed to `queue` at `start`: its due time and chain, under the name
+    `ola:<queue>`; nothing when the queue has none. Counted as the case's tier counts time."""
+    clock = rule_set.document.ola.get(queue)
+    if clock is None:
+        return {}, {}
+    tier = rule_set.document.tiers[severity]
+    calendar = rule_set.calendars.get(tier.calendar) if tier.calendar else None
+    due = start + clock.within if calendar is None else calendar.add(start, clock.within)
+    steps = [_planned(step) for step in clock.escalation] or [PlannedStep(after_seconds=0, notify=tier.escalate_to)]
+    name = TEAM_CLOCK + queue
+    return {name: due}, {name: steps}
+
+
+def _planned(step: Any) -> PlannedStep:
+    return PlannedStep(
+        after_seconds=step.after.total_seconds(),
+        notify=step.notify,
+        raise_severity=step.raise_severity,
+        reassign=step.reassign,
+        page=step.page,
+        pay=PlannedPayout(**step.pay.model_dump()) if step.pay else None,
+    )
+
+
 def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedStep]]:
     tier = rule_set.document.tiers[severity]
     chains: dict[str, list[PlannedStep]] = {}
@@ -573,15 +606,5 @@ def _chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[Planned
         if steps is None:
             chains[name] = [PlannedStep(after_seconds=0, notify=tier.escalate_to)]
         else:
-            chains[name] = [
-                PlannedStep(
-                    after_seconds=s.after.total_seconds(),
-                    notify=s.notify,
-                    raise_severity=s.raise_severity,
-                    reassign=s.reassign,
-                    page=s.page,
-                    pay=PlannedPayout(**s.pay.model_dump()) if s.pay else None,
-                )
-                for s in steps
-            ]
+            chains[name] = [_planned(s) for s in steps]
     return chains

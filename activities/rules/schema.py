@@ -128,6 +128,32 @@ class EscalationStep(_Strict):
         return self
 
 
+class TeamClock(_Strict):
+    """An operational-level agreement (OLA): when a case is handed to this queue (at triage, by a rule's reassign,
+    or a retriage), the team owes it an answer `within` (counted as the case's tier counts time), with its own
+    warnings and escalation chain inside the team. Separate from the customer's deadlines: a missed team clock
+    is not a missed customer deadline, raises no severity and pays nothing."""
+
+    within: Duration
+    escalation: list[EscalationStep] = Field(
+        default_factory=list,
+        description="In order of `after`; without one, a miss notifies the tier's escalate_to role.",
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+    @field_validator("escalation")
+    @classmethod
+    def _inside_the_team(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        if [s.after for s in steps] != sorted(s.after for s in steps):
+            raise ValueError("list the steps in order of `after` (they fire in that order)")
+        if any(s.pay or s.raise_severity for s in steps):
+            raise ValueError(
+                "a team clock's steps notify, page or reassign: pay and raise_severity are the "
+                "customer's deadlines' to use"
+            )
+        return steps
+
+
 class Tier(_Strict):
     first_response: Duration
     resolution: Duration
@@ -672,6 +698,9 @@ class RuleSetDocument(_Strict):
     claimant_flags: list[ClaimantFlagRule] = Field(
         default_factory=list, max_length=50, description="When to flag a customer for review (the first that holds)."
     )
+    ola: dict[Identifier, TeamClock] = Field(
+        default_factory=dict, description="Team clocks by queue: what a team owes a case handed to it."
+    )
     calendars: dict[Identifier, CalendarSpec] = Field(default_factory=dict)
     approval: Approval
     approvers: dict[Identifier, Approver] = Field(default_factory=dict)
@@ -737,6 +766,13 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                     problems.append(((*where, "notify"), f"unknown role {step.notify!r}"))
                 if step.page and step.page not in doc.approvers:
                     problems.append(((*where, "page"), f"{step.page!r} is not in the approver directory"))
+    for queue, clock in doc.ola.items():
+        for index, team_step in enumerate(clock.escalation):
+            place: tuple[str | int, ...] = ("ola", queue, "escalation", index)
+            if team_step.notify and team_step.notify not in roles:
+                problems.append(((*place, "notify"), f"unknown role {team_step.notify!r}"))
+            if team_step.page and team_step.page not in doc.approvers:
+                problems.append(((*place, "page"), f"{team_step.page!r} is not in the approver directory"))
     if doc.category_by != "evidence":  # weights mean nothing when the first match decides
         for index, rule in enumerate(doc.rules):
             if rule.keyword_weights:
