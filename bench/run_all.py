@@ -365,6 +365,7 @@ def rerender() -> None:
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text(encoding="utf-8"))
     for flag, key in (
+        ("--add-floor", "floor"),
         ("--add-floor-postgres", "floor_postgres"),
         ("--add-state-lookup", "state_lookup"),
         ("--add-rule-eval", "rule_eval"),

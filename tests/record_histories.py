@@ -49,6 +49,7 @@ from tests.helpers.authenticator import SoftAuthenticator, with_passkey
 from tests.helpers.cases import complaint, eventually, open_case, stage_is
 from tests.helpers.peer import Peer
 from tests.helpers.rules import APPROVER_KEYS, write_rules
+from tests.test_team_clocks import TIERS as TEAM_CLOCK_TIERS
 from worker import build_worker, temporal_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -454,27 +455,13 @@ RULE_EDITS = {  # scenario -> (file, text, replacement) in its rules
 }
 AGENT_DESKS = {"agent_desk_break"}  # scenarios that run with the shipped agent desks
 
-TEAM_CLOCK_TIERS = """tiers:
-  general: {first_response: 1h, resolution: 2h, escalate_to: team_lead}
-  urgent: {first_response: 1h, resolution: 2h, escalate_to: cs_manager}
-  major: {first_response: 1h, resolution: 2h, escalate_to: director}
-follow_up: {survey_window: 20s, reopen_below: 3}
-ola:
-  logistics:
-    within: 3s
-    escalation:
-      - {after: -1s, notify: team_lead}
-      - {after: 1s, notify: cs_manager, reassign: quality}
-  quality:
-    within: 1h
-"""
 
 SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = {  # scenario -> its tiers
     signed_proposal: CHAIN_TIERS,
     passkey_approval: CHAIN_TIERS,
     approval_reopen_close: CHAIN_TIERS,
     evidence_hold: CHAIN_TIERS,
-    team_clock_handover: TEAM_CLOCK_TIERS,
+    team_clock_handover: TEAM_CLOCK_TIERS,  # logistics 3 s, then reassigned to quality
     escalation_withdrawal: CHAIN_TIERS,
     refused_input: CHAIN_TIERS,
     chain_and_retier: CHAIN_TIERS,
