@@ -370,6 +370,7 @@ def rerender() -> None:
         ("--add-state-lookup", "state_lookup"),
         ("--add-rule-eval", "rule_eval"),
         ("--add-history-cost", "history_cost"),
+        ("--add-approval-latency", "approval_latency"),
     ):
         if flag in sys.argv:
             results[key] = json.loads(Path(sys.argv[sys.argv.index(flag) + 1]).read_text(encoding="utf-8"))
