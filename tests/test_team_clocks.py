@@ -7,6 +7,8 @@ case goes to the quality queue (whose clock then starts), while the customer's f
 
 from __future__ import annotations
 
+import asyncio
+
 from redress import search_attributes as sa
 from redress.contract import ResponseRecord
 from redress.report import CaseRecord, summarize
@@ -68,6 +70,38 @@ async def test_a_team_clock_escalates_inside_the_team_while_the_customers_deadli
 async def _team_breached(redress, cid: str):
     attributes = (await redress.handle(cid).describe()).typed_search_attributes
     return attributes if attributes.get(sa.TEAM_BREACHED) and attributes.get(sa.TEAM_DUE) else None
+
+
+PING_PONG = """tiers:
+  general: {first_response: 1h, resolution: 2h, escalate_to: team_lead}
+  urgent: {first_response: 1h, resolution: 2h, escalate_to: cs_manager}
+  major: {first_response: 1h, resolution: 2h, escalate_to: director}
+follow_up: {survey_window: 20s, reopen_below: 3}
+ola:
+  logistics: {within: 1s, escalation: [{after: 0s, reassign: quality}]}
+  quality: {within: 1s, escalation: [{after: 0s, reassign: logistics}]}
+"""
+
+
+async def test_a_teams_clock_runs_once_so_two_teams_cannot_pass_a_case_back_and_forth(run_worker, tmp_path):
+    async with run_worker(rules=write_rules(tmp_path / "r", tiers_yaml=PING_PONG)) as redress:
+        cid = await open_case(redress, text="The parcel arrived smashed and the kettle is broken.")
+
+        async def back_with_logistics():
+            status = await redress.status(cid)
+            quality = status.deadlines.get("ola:quality")
+            back = status.queue == "logistics" and quality is not None and quality.breached_at is not None
+            return status if back else None
+
+        await eventually(back_with_logistics, timeout=20)
+        await asyncio.sleep(2.5)  # a restarted logistics clock would have been missed by now
+        status = await redress.status(cid)
+        kinds = [e.kind for e in await redress.timeline(cid)]
+    assert status.queue == "logistics" and sorted(n for n in status.deadlines if n.startswith("ola:")) == [
+        "ola:logistics",
+        "ola:quality",
+    ]
+    assert kinds.count("team_clock") == 1 and kinds.count("deadline_missed") == 2  # quality's start; two misses
 
 
 def test_the_report_gives_each_teams_own_breach_rate():

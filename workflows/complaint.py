@@ -72,7 +72,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from redress.crises import CommonRemedy, CrisisLink
     from redress.customers import ComplaintEnded
-    from workflows.case_state import CaseState, is_team_clock
+    from workflows.case_state import TEAM_CLOCK, CaseState, is_team_clock
     from workflows.deadlines import Due, DueEvent, chain, next_due
     from workflows.messages import problems, receives, refusal, takes
     from workflows.notices import Notices
@@ -503,14 +503,21 @@ class Complaint:
 
     async def _hand_over(self) -> None:
         """The case moved to another queue: the team clock of the one it left stops (handed on, counted as met),
-        the new queue's starts now, if it has one."""
+        the new queue's starts now, if it has one.
+
+        A team's clock runs once per case: handed back to a team whose clock already ran, the case starts
+        none (two teams whose chains reassign to each other would otherwise pass it back and forth, a miss
+        each time, for as long as it lives). Handed over while the case waits on the customer, the clock
+        starts from the pause, which the customer's reply then shifts it by: it counts from the reply.
+        """
         case = self.case
         if case.stage.is_final or case.resolution:
             return
         for name in [n for n, d in case.deadlines.items() if is_team_clock(n) and d.met_at is None]:
             case.meet(name)
             case.event("team_clock_handed_on", "system", f"{name}: the case went to queue {case.queue}", deadline=name)
-        if not (case.triage and case.queue in case.triage.team_clocks):
+        ran_before = TEAM_CLOCK + (case.queue or "") in case.deadlines
+        if not (case.triage and case.queue in case.triage.team_clocks) or ran_before:
             case.publish()
             return
         answer = await self.run_step(
@@ -518,16 +525,16 @@ class Complaint:
             DeadlineRequest(
                 rule_version=case.rule_version,
                 severity=case.tier,
-                start=workflow.now(),
+                start=case.paused_since or workflow.now(),
                 names=[],
                 queue=case.queue,
                 team_clock=True,
             ),
         )
         for name, due in answer.deadlines.items():
-            if is_team_clock(name):
+            if is_team_clock(name) and name not in case.deadlines:
                 case.deadlines[name] = Deadline(due=due)
-                case.deadline_starts[name] = workflow.now()
+                case.deadline_starts[name] = case.paused_since or workflow.now()
                 case.chains[name] = answer.chains[name]
                 case.event("team_clock", "rules", f"{name} due at {utc_minute(due)}", deadline=name)
         case.publish()
