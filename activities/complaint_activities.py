@@ -56,9 +56,9 @@ from redress.contract import (
     CRISIS_WORKFLOW_TYPE,
     CUSTOMER_WORKFLOW_TYPE,
     DESK_WORKFLOW_TYPE,
+    MONEY_KINDS,
     ComplaintInput,
     Customer,
-    RemedyKind,
     crisis_workflow_id,
     customer_workflow_id,
     desk_workflow_id,
@@ -83,7 +83,6 @@ from redress.desks import ROUTE, DeskState, Routed, RouteRequest
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
 CUSTOMER_RECORD_PATIENCE = timedelta(seconds=10)  # for each cross-case call made during triage
-PAID_KINDS = (RemedyKind.refund, RemedyKind.coupon, RemedyKind.points, RemedyKind.cash)  # money, not goods
 HANDOVER_ATTEMPTS = 4  # update-with-start tries while a record or desk continues as new
 
 
@@ -624,7 +623,7 @@ class ComplaintActivities:
         Never holds up the payment it follows: a record that cannot be told misses one payout, and the
         log says so.
         """
-        if self.temporal is None or order.kind not in PAID_KINDS or order.amount <= 0:
+        if self.temporal is None or order.kind not in MONEY_KINDS or order.amount <= 0:
             return
         ref = self._customer_ref(order.customer_id) or ""
         payout = Payout(

@@ -14,6 +14,13 @@ from pydantic import BaseModel, Field
 from redress.contract import Channel, ComplaintInput, Customer, EvidenceKind, Order, RemedyKind, RemedyOffer, Severity
 from redress.customers import ClaimantFlag, ComplaintEnded
 
+TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue>, beside the customer's deadlines
+
+
+def is_team_clock(name: str) -> bool:
+    """A team's clock (OLA), not one of the customer's deadlines."""
+    return name.startswith(TEAM_CLOCK)
+
 
 class TriageFacts(BaseModel):
     """What the rules may see of a complaint: no name, phone or e-mail."""

@@ -34,6 +34,7 @@ from redress.contract import (
     TASK_QUEUE,
     CustomerQuestion,
     CustomerReply,
+    DataExported,
     Evidence,
     EvidenceKind,
     EvidenceRecord,
@@ -49,7 +50,7 @@ from redress.contract import (
     Withdrawal,
     describe_validation_error,
 )
-from redress.customers import CustomerState, FlagClearance, FlagRequest
+from redress.customers import CustomerState, FlagClearance, FlagRequest, paid_per_currency
 from redress.logs import configure_logging
 from redress.terminal import print_fields, print_table
 
@@ -427,9 +428,7 @@ def cmd_crisis(args: argparse.Namespace) -> int:
 
 
 def _show_customer(record: CustomerState) -> None:
-    paid: dict[str, Decimal] = {}
-    for payout in record.payouts:
-        paid[payout.currency] = paid.get(payout.currency, Decimal(0)) + payout.amount
+    paid = paid_per_currency(record.payouts)
     flag = record.flag
     print_fields(
         [
@@ -699,6 +698,7 @@ def cmd_export_customer(args: argparse.Namespace) -> int:
     from redress import subject_access
 
     async def export(redress: RedressClient) -> str | None:
+        _message(DataExported, by=args.by)  # a name the record can keep, checked before anything is read
         document = await subject_access.collect(redress, args.customer_id, args.by)
         text = json.dumps(document, ensure_ascii=False, indent=2)
         if args.out:

@@ -168,6 +168,10 @@ class RemedyKind(StrEnum):
     cash = "cash"
 
 
+# Kinds that are money: they need an amount, and paying one counts toward what the customer was paid.
+MONEY_KINDS = (RemedyKind.refund, RemedyKind.coupon, RemedyKind.cash, RemedyKind.points)
+
+
 class Stage(StrEnum):
     received = "received"
     triaged = "triaged"

@@ -27,7 +27,7 @@ FLAG_CUSTOMER = "flag_customer"  # update: FlagRequest -> CustomerState, by the 
 CLEAR_FLAG = "clear_flag"  # update: FlagClearance -> CustomerState, a supervisor after review
 RECORD_QUERY = "record"  # query: CustomerState
 
-MAX_FLAG_LOG = 50  # the flag's history kept on the record (newest last)
+MAX_LOG = 50  # entries of the flag log and of the access log kept on the record (newest last)
 
 
 class ComplaintOpened(BaseModel):
@@ -76,6 +76,14 @@ class Payout(BaseModel):
     at: Moment
     with_evidence: bool = Field(description="Evidence was on the case when it was paid (add_evidence).")
     window_seconds: Seconds = Field(description="The rules' repeat window: how long the record keeps it.")
+
+
+def paid_per_currency(payouts: list[Payout]) -> dict[str, Decimal]:
+    """What the payouts add up to, per currency (the record's facts for triage; `redress customer`)."""
+    paid: dict[str, Decimal] = {}
+    for payout in payouts:
+        paid[payout.currency] = paid.get(payout.currency, Decimal(0)) + payout.amount
+    return paid
 
 
 class ClaimantFlag(BaseModel):

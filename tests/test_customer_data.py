@@ -36,6 +36,8 @@ async def test_an_export_holds_every_case_of_the_customer_and_nothing_of_another
 
         await eventually(listed)
         out = tmp_path / "ada.json"
+        nameless, _, why = await redress_cli(env, "export-customer", mine["id"], "--as", "", "--out", str(out))
+        assert nameless == 2 and "by" in why and not out.exists()  # refused before anything is read or written
         code, said, err = await redress_cli(env, "export-customer", mine["id"], "--as", "li.na", "--out", str(out))
         assert code == 0, err
         text = out.read_text(encoding="utf-8")

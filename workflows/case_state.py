@@ -17,7 +17,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.io import PlannedStep, TriageResult
+    from activities.io import TEAM_CLOCK, PlannedStep, TriageResult, is_team_clock
     from redress.contract import (
         ComplaintInput,
         Deadline,
@@ -37,14 +37,6 @@ with workflow.unsafe.imports_passed_through():
         Withdrawal,
     )
     from workflows.messages import refusal
-
-
-TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue> (activities/rules/engine.py)
-
-
-def is_team_clock(name: str) -> bool:
-    """A team's clock (OLA), not one of the customer's deadlines."""
-    return name.startswith(TEAM_CLOCK)
 
 
 @dataclass
@@ -90,7 +82,6 @@ class CaseState:
     to_execute: deque[str] = field(default_factory=deque)
     executing: str | None = None
     evidence: list[EvidenceRecord] = field(default_factory=list)  # references and digests, never the bytes
-    approved_while_held: set[str] = field(default_factory=set)  # held proposals already approved when proposed
 
     # the agent's and the customer's part
     resolution: Resolution | None = None

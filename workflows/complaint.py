@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from activities.io import (
+        TEAM_CLOCK,
         CaseEnd,
         DeadlineRequest,
         Intake,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PlannedStep,
         TriageFacts,
         TriageResult,
+        is_team_clock,
         utc_minute,
     )
     from activities.rules.schema import Template
@@ -72,7 +74,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from redress.crises import CommonRemedy, CrisisLink
     from redress.customers import ComplaintEnded
-    from workflows.case_state import TEAM_CLOCK, CaseState, is_team_clock
+    from workflows.case_state import CaseState
     from workflows.deadlines import Due, DueEvent, chain, next_due
     from workflows.messages import problems, receives, refusal, takes
     from workflows.notices import Notices
@@ -443,10 +445,10 @@ class Complaint:
             done.append(f"paged {step.page}")
         if step.pay:
             done.append(f"pays {step.pay.kind.value} {step.pay.amount} {step.pay.currency}")
-        handed_over = bool(step.reassign and step.reassign != case.queue)
-        if step.reassign and handed_over:
+        handed_over = False
+        if step.reassign and step.reassign != case.queue:
             done.append(f"moved from queue {case.queue} to {step.reassign}")
-            case.queue = step.reassign
+            case.queue, handed_over = step.reassign, True
         raise_to = step.raise_severity if step.raise_severity and step.raise_severity.rank > case.tier.rank else None
         if raise_to:
             done.append(f"severity raised to {raise_to.value}")

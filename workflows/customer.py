@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -41,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from redress.contract import CUSTOMER_WORKFLOW_TYPE, FUTURE_TOLERANCE, DataExported
     from redress.customers import (
         DATA_EXPORTED,
-        MAX_FLAG_LOG,
+        MAX_LOG,
         AccessEvent,
         CareOrder,
         CaseEntry,
@@ -56,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         FlagRequest,
         Payout,
         Purchase,
+        paid_per_currency,
     )
     from workflows.messages import problems, receives, refusal, takes
 
@@ -150,9 +150,6 @@ class CustomerRecord:
         state.cases = [c for c in state.cases if c.open or c.received_at >= since]
         self._keep(opened.received_at + window)
         state.payouts = [p for p in state.payouts if p.at >= since]
-        paid: dict[str, Decimal] = {}
-        for payout in state.payouts:
-            paid[payout.currency] = paid.get(payout.currency, Decimal(0)) + payout.amount
         without_evidence = {p.complaint_id for p in state.payouts} - {
             p.complaint_id for p in state.payouts if p.with_evidence
         }
@@ -167,7 +164,7 @@ class CustomerRecord:
                 and c.complaint_id != opened.complaint_id
             ),
             payouts_in_window=len(state.payouts),
-            paid_in_window=paid,
+            paid_in_window=paid_per_currency(state.payouts),
             claims_without_evidence=len(without_evidence),
             flag=state.flag,
             flag_cleared_until=state.flag_cleared_until,
@@ -287,11 +284,11 @@ class CustomerRecord:
     def data_exported(self, exported: DataExported) -> None:
         self._require_state()
         event = AccessEvent(action="exported", by=exported.by, at=workflow.now(), cases=exported.cases)
-        self.state.access_log = [*self.state.access_log, event][-MAX_FLAG_LOG:]
+        self.state.access_log = [*self.state.access_log, event][-MAX_LOG:]
         self._keep(event.at + timedelta(seconds=exported.keep_seconds))
 
     def _log(self, event: FlagEvent) -> None:
-        self.state.flag_log = [*self.state.flag_log, event][-MAX_FLAG_LOG:]
+        self.state.flag_log = [*self.state.flag_log, event][-MAX_LOG:]
 
     def _signal_refused(self, name: str, reason: str) -> None:
         """A signal cannot be refused to its sender: log that it was ignored (the reason names fields only)."""

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules.schema import Template
     from redress import signatures
     from redress.contract import (
+        MONEY_KINDS,
         ApprovalDecision,
         ProposalRecord,
         ProposalStatus,
@@ -46,9 +47,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.notices import Notices
     from workflows.steps import StepRefused, StepRunner
 
-MONETARY = (RemedyKind.refund, RemedyKind.coupon, RemedyKind.cash, RemedyKind.points)
 # A proposal cannot be made while the case is in these stages.
 NOT_NOW = (Stage.received, Stage.resolved, Stage.follow_up, Stage.pending_customer)
+
+
+def _terms(proposal: ProposalRecord) -> dict[str, Any]:
+    """What the rules are asked about a recorded proposal: its kind, amount, currency and proposer."""
+    return {
+        "kind": proposal.kind,
+        "amount": proposal.amount,
+        "currency": proposal.currency,
+        "proposed_by": proposal.proposed_by,
+    }
 
 
 class Remedies:
@@ -111,7 +121,7 @@ class Remedies:
         if busy or case.to_execute:
             which = busy.proposal_id if busy else case.to_execute[0]
             raise refusal(f"proposal {which} is still open; it must be decided and carried out first")
-        if proposal.kind in MONETARY and proposal.amount <= 0:
+        if proposal.kind in MONEY_KINDS and proposal.amount <= 0:
             raise refusal(f"amount: a {proposal.kind.value} needs an amount above zero")
         if proposal.signature is None and proposal.passkey is None and proposal.signed_at is None:
             return None
@@ -147,7 +157,7 @@ class Remedies:
         claim = self.proposal_admissible(proposal)  # the case may have moved on while the rules were read
         actor = f"agent:{proposal.proposed_by}"
         if not verdict.needs_approval:
-            record = self.record(proposal, verdict, actor, verdict.reason, automatic=True, evidence_first=True)
+            record = self.record(proposal, verdict, actor, verdict.reason, automatic=True)
             record.within_auto_limit = verdict.within_auto_limit
             return record
         if claim is not None and verdict.proposer is not None:
@@ -163,19 +173,14 @@ class Remedies:
                     verified=True,
                     reason=f"within the verified authority of {proposal.proposed_by} "
                     f"({approvals.acting(verdict.proposer)})",
-                    evidence_first=True,
                 )
         if not verdict.allowed:
             raise refusal(verdict.reason)
         if claim is None:
             return self.record(
-                proposal,
-                verdict,
-                actor,
-                f"{verdict.reason}; unsigned, so the proposer's name is only a claim",
-                evidence_first=True,
+                proposal, verdict, actor, f"{verdict.reason}; unsigned, so the proposer's name is only a claim"
             )
-        return self.record(proposal, verdict, actor, verdict.reason, verified=True, evidence_first=True)
+        return self.record(proposal, verdict, actor, verdict.reason, verified=True)
 
     async def pay_on_breach(self, name: str, payout: PlannedPayout) -> None:
         """A rule's guarantee ("miss the deadline, we pay"): fired once with its step, paid through the usual path."""
@@ -211,20 +216,20 @@ class Remedies:
         approved_by: str | None = None,
         automatic: bool = False,
         verified: bool = False,
-        evidence_first: bool = False,
     ) -> ProposalRecord:
         """The one path every remedy takes, an agent's, a rule's or a crisis': approval, or straight to execution.
 
         Approved at once only when `automatic` (free, within the rules' automatic limit, or a rule's
         own payout) or `approved_by` names a signer whose signature was verified; else it awaits approval.
-        With `evidence_first` (an agent's proposal), a proposal the rules want evidence for waits, approved
-        or not, until evidence of a kind they name is on the case (`release`). Whether it is there is read
-        now, not when the rules were asked: evidence added meanwhile counts.
+        A proposal the rules want evidence for (`verdict.evidence_kinds`: only an agent's proposal is asked
+        about evidence) waits, approved or not, until evidence of a kind they name is on the case
+        (`release`). Whether it is there is read now, not when the rules were asked: evidence added
+        meanwhile counts.
         """
         case = self.case
         proposal_id = case.next_proposal_id()
         approved = automatic or approved_by is not None
-        held = evidence_first and bool(verdict.evidence_kinds) and case.evidence_of(verdict.evidence_kinds) is None
+        held = bool(verdict.evidence_kinds) and case.evidence_of(verdict.evidence_kinds) is None
         status = ProposalStatus.approved if approved else ProposalStatus.awaiting_approval
         record = ProposalRecord(
             proposal_id=proposal_id,
@@ -253,9 +258,7 @@ class Remedies:
             rule_version=case.rule_version,
             signed=verified,
         )
-        if held:
-            if approved:
-                case.approved_while_held.add(proposal_id)
+        if held:  # approved or not, it waits: `decided_at` says whether it was approved when proposed
             case.event(
                 "remedy_held",
                 "rules",
@@ -293,7 +296,7 @@ class Remedies:
         evidence = case.evidence_of(held.evidence_needed) if held else None
         if held is None or evidence is None:
             return
-        if held.proposal_id in case.approved_while_held and await self._approval_stands(held):
+        if held.decided_at is not None and await self._approval_stands(held):
             if case.held_proposal() is not held:
                 return  # the case was resolved or withdrawn while the directory was read: it lapsed
             held.status = ProposalStatus.approved
@@ -301,12 +304,7 @@ class Remedies:
             self._go_on(held, None)
             return
         verdict = await self._rules_on(
-            kind=held.kind,
-            amount=held.amount,
-            currency=held.currency,
-            proposed_by=held.proposed_by,
-            auto_used=case.auto_used(held.currency),
-            case=self._proposal_case(),
+            **_terms(held), auto_used=case.auto_used(held.currency), case=self._proposal_case()
         )
         if case.held_proposal() is not held:
             return  # the case was resolved or withdrawn while the rules were read: it lapsed
@@ -338,7 +336,6 @@ class Remedies:
         can_sign = authority.public_key is not None or bool(authority.passkeys)
         stands = authority.covers and can_sign and authority.unavailable is None
         if not stands:
-            case.approved_while_held.discard(held.proposal_id)
             held.decided_by, held.decided_at = None, None
             case.event(
                 "remedy_approval_lapsed",
@@ -451,13 +448,7 @@ class Remedies:
         pending = case.pending_approval()
         if pending is None:
             return
-        verdict = await self._rules_on(
-            kind=pending.kind,
-            amount=pending.amount,
-            currency=pending.currency,
-            proposed_by=pending.proposed_by,
-            above_role=pending.required_role,
-        )
+        verdict = await self._rules_on(**_terms(pending), above_role=pending.required_role)
         if pending.status != ProposalStatus.awaiting_approval:
             return  # decided while the rules were consulted
         if verdict.allowed:

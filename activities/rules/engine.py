@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from activities.io import (
+    TEAM_CLOCK,
     PauseShift,
     PlannedPayout,
     PlannedStep,
@@ -566,9 +567,6 @@ def chains_for(rule_set: RuleSet, severity: Severity) -> dict[str, list[PlannedS
     if key not in rule_set.memo:
         rule_set.memo[key] = _chains_for(rule_set, severity)
     return {name: list(steps) for name, steps in rule_set.memo[key].items()}
-
-
-TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue>
 
 
 def team_clock(

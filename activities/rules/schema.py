@@ -128,6 +128,12 @@ class EscalationStep(_Strict):
         return self
 
 
+def _in_firing_order(steps: list[EscalationStep], where: str = "") -> None:
+    """A chain's steps fire in order of `after`: the file must list them so."""
+    if [step.after for step in steps] != sorted(step.after for step in steps):
+        raise ValueError(f"{where}list the steps in order of `after` (they fire in that order)")
+
+
 class TeamClock(_Strict):
     """An operational-level agreement (OLA): when a case is handed to this queue (at triage, by a rule's reassign,
     or a retriage), the team owes it an answer `within` (counted as the case's tier counts time), with its own
@@ -144,8 +150,7 @@ class TeamClock(_Strict):
     @field_validator("escalation")
     @classmethod
     def _inside_the_team(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
-        if [s.after for s in steps] != sorted(s.after for s in steps):
-            raise ValueError("list the steps in order of `after` (they fire in that order)")
+        _in_firing_order(steps)
         if any(s.pay or s.raise_severity for s in steps):
             raise ValueError(
                 "a team clock's steps notify, page or reassign: pay and raise_severity are the "
@@ -174,9 +179,7 @@ class Tier(_Strict):
     @classmethod
     def _in_order(cls, chains: dict[str, list[EscalationStep]]) -> dict[str, list[EscalationStep]]:
         for name, steps in chains.items():
-            offsets = [step.after for step in steps]
-            if offsets != sorted(offsets):
-                raise ValueError(f"{name}: list the steps in order of `after` (they fire in that order)")
+            _in_firing_order(steps, f"{name}: ")
         return chains
 
 
@@ -369,14 +372,14 @@ class EvidenceRule(_Strict):
     description: str | None = Field(default=None, max_length=500)
 
     def matches(self, kind: RemedyKind, amount: Decimal, currency: str, case: ProposalCase) -> bool:
-        threshold = self.above.get(currency) if self.above else None
+        threshold = self.above.get(currency)
         return (
             kind in self.remedies
             and (not self.category or case.category in self.category)
             and (not self.severity or case.severity in self.severity)
             and (not self.queue or case.queue in self.queue)
             and (not self.tags or any(tag in self.tags for tag in case.tags))
-            and (not self.above or threshold is None or amount > threshold)
+            and (threshold is None or amount > threshold)
         )
 
     def reason(self, kind: RemedyKind, amount: Decimal, currency: str) -> str:
@@ -759,20 +762,19 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
     for severity, tier in doc.tiers.items():
         if tier.calendar and tier.calendar not in doc.calendars:
             problems.append((("tiers", severity.value, "calendar"), f"unknown calendar {tier.calendar!r}"))
-        for deadline, steps in tier.escalation.items():
-            for index, step in enumerate(steps):
-                where = ("tiers", severity.value, "escalation", deadline, index)
-                if step.notify and step.notify not in roles:
-                    problems.append(((*where, "notify"), f"unknown role {step.notify!r}"))
-                if step.page and step.page not in doc.approvers:
-                    problems.append(((*where, "page"), f"{step.page!r} is not in the approver directory"))
-    for queue, clock in doc.ola.items():
-        for index, team_step in enumerate(clock.escalation):
-            place: tuple[str | int, ...] = ("ola", queue, "escalation", index)
-            if team_step.notify and team_step.notify not in roles:
-                problems.append(((*place, "notify"), f"unknown role {team_step.notify!r}"))
-            if team_step.page and team_step.page not in doc.approvers:
-                problems.append(((*place, "page"), f"{team_step.page!r} is not in the approver directory"))
+    # every chain, the customer's deadlines' and the team clocks': the roles it notifies, the people it pages
+    chains: list[tuple[tuple[str | int, ...], list[EscalationStep]]] = [
+        (("tiers", severity.value, "escalation", deadline), steps)
+        for severity, tier in doc.tiers.items()
+        for deadline, steps in tier.escalation.items()
+    ] + [(("ola", queue, "escalation"), clock.escalation) for queue, clock in doc.ola.items()]
+    for chain, steps in chains:
+        for index, step in enumerate(steps):
+            where = (*chain, index)
+            if step.notify and step.notify not in roles:
+                problems.append(((*where, "notify"), f"unknown role {step.notify!r}"))
+            if step.page and step.page not in doc.approvers:
+                problems.append(((*where, "page"), f"{step.page!r} is not in the approver directory"))
     if doc.category_by != "evidence":  # weights mean nothing when the first match decides
         for index, rule in enumerate(doc.rules):
             if rule.keyword_weights:

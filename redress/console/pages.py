@@ -147,11 +147,11 @@ class Pages(Web):
             return away
         complaint_id = request.path_params["complaint_id"]
         try:
-            status, timeline, evidence = await asyncio.gather(
-                self.redress.status(complaint_id),
-                self.redress.timeline(complaint_id),
-                self.redress.evidence(complaint_id),
+            status, timeline = await asyncio.gather(
+                self.redress.status(complaint_id), self.redress.timeline(complaint_id)
             )
+            # where each piece is kept and its note: a query of its own, asked only when there is any
+            evidence = await self.redress.evidence(complaint_id) if status.evidence else []
         except RedressError as error:
             return self.page(request, session, "missing.html", status=404, what=complaint_id, reason=str(error))
         context = self._case_context(status, timeline, session)
