@@ -11,7 +11,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from redress.contract import Channel, ComplaintInput, Customer, EvidenceKind, Order, RemedyKind, RemedyOffer, Severity
+from redress.contract import (
+    ApprovalSeat,
+    Channel,
+    ComplaintInput,
+    Customer,
+    EvidenceKind,
+    GroupApproval,
+    Order,
+    RemedyKind,
+    RemedyOffer,
+    Severity,
+)
 from redress.customers import ClaimantFlag, ComplaintEnded
 
 TEAM_CLOCK = "ola:"  # a team clock's deadline is named ola:<queue>, beside the customer's deadlines
@@ -216,6 +227,10 @@ class ProposalCheck(BaseModel):
         default=Decimal(0), description="What the case was already granted under the automatic limit, in this currency."
     )
     case: ProposalCase | None = Field(default=None, description="An agent's proposal: what evidence_required reads.")
+    exclude: list[str] = Field(
+        default_factory=list, description="above_role for a group's seat: who signed its other seats (not asked again)."
+    )
+    need: int = Field(default=1, description="above_role: how many people the next level must have to ask.")
 
 
 class AuthorityCheck(BaseModel):
@@ -229,6 +244,7 @@ class AuthorityCheck(BaseModel):
     currency: str
     at: datetime | None = None
     at_least: str | None = Field(default=None, description="The role the decision must come from, or above.")
+    seats: list[ApprovalSeat] = Field(default_factory=list, description="A group's seats: which could they fill?")
 
 
 class Authority(BaseModel):
@@ -244,6 +260,12 @@ class Authority(BaseModel):
     acting_for: str | None = None
     covers: bool = Field(default=False, description="Their authority covers this amount, kind and currency.")
     at_level: bool = Field(default=False, description="Their role is `at_least` or above.")
+    fits: list[int] = Field(
+        default_factory=list, description="Of the `seats` asked about, those they may fill: the most demanding first."
+    )
+    group: str | None = Field(
+        default=None, description="An approver group's rule covers this remedy: no one signature grants it."
+    )
     unavailable: str | None = Field(
         default=None,
         description="Why nobody can be checked now (the rules folder does not load: decisions fail closed).",
@@ -267,6 +289,9 @@ class ProposalVerdict(BaseModel):
     )
     evidence_reason: str | None = None
     flagged: bool = Field(default=False, description="The customer is flagged: no one approves their own proposal.")
+    group: GroupApproval | None = Field(
+        default=None, description="An approver group decides: every seat filled by a different person."
+    )
 
 
 class CustomerNotice(BaseModel):

@@ -95,7 +95,7 @@ def _show_status(status: Status, timeline: list[TimelineEvent], evidence: list[E
         fields.append(
             (
                 "awaiting",
-                f"{p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.required_role}"
+                f"{p.proposal_id}: {p.kind.value} {p.amount} {p.currency} needs {p.needs()}"
                 f" (eligible: {', '.join(p.eligible_approvers)})",
             )
         )
@@ -233,7 +233,7 @@ def cmd_pending(args: argparse.Namespace) -> int:
                     p.proposal_id,
                     p.kind.value,
                     f"{p.amount} {p.currency}",
-                    p.required_role or "",
+                    p.needs(),
                     _age(now - p.proposed_at) if p.proposed_at else "?",
                     p.proposed_by,
                 )

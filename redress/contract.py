@@ -489,6 +489,50 @@ class ProposalStatus(StrEnum):
     failed = "failed"  # the payment service refused it; a human must act
 
 
+class ApprovalSeat(BaseModel):
+    """One place in an approver group: `count` different people holding `role`.
+
+    A ranked role (in the approval matrix) is filled by its holders and those above; a countersign
+    role (finance, say) only by its own holders. One seat of every group `must_cover`: its signer's
+    own limits cover the amount, so money never moves on signatures none of which could grant it.
+    """
+
+    role: str
+    count: int = 1
+    countersign: bool = False
+    must_cover: bool = False
+    eligible: list[str] = Field(default_factory=list, description="Who could fill it when it was asked.")
+    approved_by: list[str] = Field(default_factory=list)
+    due: datetime | None = Field(default=None, description="When it climbs a level (or, countersign, ends it).")
+
+    def open(self) -> bool:
+        return len(self.approved_by) < self.count
+
+    def describe(self) -> str:
+        return f"{self.count} x {self.role}" if self.count > 1 else self.role
+
+
+class GroupApproval(BaseModel):
+    """An approver group's rule for one proposal (approval.groups): it is approved when every seat is filled,
+    each by a different person, none of them its proposer; one rejection ends it."""
+
+    name: str
+    seats: list[ApprovalSeat]
+
+    def signers(self) -> list[str]:
+        return [person for seat in self.seats for person in seat.approved_by]
+
+    def complete(self) -> bool:
+        return not any(seat.open() for seat in self.seats)
+
+    def waiting_for(self) -> str:
+        """The seats still open, for refusals and the timeline: "cs_manager + finance"."""
+        return " + ".join(seat.describe() for seat in self.seats if seat.open())
+
+    def describe(self) -> str:
+        return " + ".join(seat.describe() for seat in self.seats)
+
+
 class ProposalRecord(BaseModel):
     proposal_id: str
     kind: RemedyKind
@@ -514,6 +558,18 @@ class ProposalRecord(BaseModel):
         description="awaiting_evidence: any one of these kinds on the case releases it (rules: evidence_required).",
     )
     held_because: str | None = Field(default=None, description="Why the rules held it for evidence.")
+    group: GroupApproval | None = Field(
+        default=None, description="awaiting_approval by an approver group: its seats and who has signed."
+    )
+
+    def needs(self) -> str:
+        """Whose decision it waits for, in words: "team_lead", or "group large-cash: finance (zhang.wei signed)"."""
+        if self.group is None:
+            return self.required_role or ""
+        signed = self.group.signers()
+        return f"group {self.group.name}: {self.group.waiting_for()}" + (
+            f" ({', '.join(signed)} signed)" if signed else ""
+        )
 
 
 class ProposalAnswer(BaseModel):

@@ -309,7 +309,37 @@ async def retriage_case(redress: RedressClient) -> str:
 
 
 # Extra lines for approval.yaml, per scenario.
-APPROVAL_EXTRA = {"approval_timeout": "  decision_timeout: 1s\n  fallback: {action: reject}\n"}
+async def approver_group(redress: RedressClient) -> list[str]:
+    """3000 CNY cash (group large-cash): finance signs, the cs_manager seat times out and climbs to director, who
+    signs: paid once; a second case where nobody signs is rejected when the finance seat times out."""
+    cash = RemedyProposal(kind="cash", amount=Decimal("3000"), currency="CNY", reason="wedding", proposed_by="li.na")
+    climbed = await open_case(redress, respond_as="li.na", complaint_id="H-group-climbed")
+    lapsed = await open_case(redress, respond_as="li.na", complaint_id="H-group-lapsed")
+    await redress.propose_remedy(climbed, cash)
+    await redress.propose_remedy(lapsed, cash)
+    await redress.approve(climbed, "liu.yang", APPROVER_KEYS["liu.yang"])
+
+    async def escalated() -> bool:
+        return any(e.kind == "approval_escalated" for e in await redress.timeline(climbed))
+
+    await eventually(escalated)
+    await redress.approve(climbed, "chen.jing", APPROVER_KEYS["chen.jing"])
+    await eventually(lambda: _paid(redress, climbed))
+
+    async def rejected() -> bool:
+        return (await redress.status(lapsed)).remedies[0].status.value == "rejected"
+
+    await eventually(rejected)
+    for cid in (climbed, lapsed):
+        await redress.withdraw(cid, Withdrawal(by="customer"))
+        await redress.outcome(cid)
+    return [workflow_id_for(climbed), workflow_id_for(lapsed)]
+
+
+APPROVAL_EXTRA = {
+    "approval_timeout": "  decision_timeout: 1s\n  fallback: {action: reject}\n",
+    "approver_group": "  decision_timeout: 2s\n",
+}
 
 
 async def refused_input(redress: RedressClient) -> str:
@@ -468,6 +498,7 @@ SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = { 
     guarantee_payout: GUARANTEE_TIERS,
     next_update_period: NEXT_UPDATE_TIERS,
     approval_timeout: CHAIN_TIERS,
+    approver_group: CHAIN_TIERS,
     retriage_case: CHAIN_TIERS,
     customer_churn: CHAIN_TIERS,
     claimant_review: CHAIN_TIERS,

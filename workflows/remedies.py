@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
     from redress.contract import (
         MONEY_KINDS,
         ApprovalDecision,
+        ApprovalSeat,
+        GroupApproval,
         ProposalRecord,
         ProposalStatus,
         RemedyKind,
@@ -75,9 +77,16 @@ class Remedies:
         return verdict
 
     async def _authority(
-        self, person: str, kind: RemedyKind, amount: Decimal, currency: str, at_least: str | None = None
+        self,
+        person: str,
+        kind: RemedyKind,
+        amount: Decimal,
+        currency: str,
+        at_least: str | None = None,
+        seats: list[ApprovalSeat] | None = None,
     ) -> Authority:
-        """What the live directory says `person` may grant on this case now, against its pinned limits."""
+        """What the live directory says `person` may grant on this case now, against its pinned limits
+        (and, for an approver group's proposal, which of its `seats` they may fill)."""
         case = self.case
         check = AuthorityCheck(
             complaint_id=case.id,
@@ -88,6 +97,7 @@ class Remedies:
             currency=currency,
             at=workflow.now(),
             at_least=at_least,
+            seats=seats or [],
         )
         authority: Authority = await self.run(ComplaintActivities.authority, check)
         return authority
@@ -164,7 +174,7 @@ class Remedies:
             fingerprint = approvals.admissible(claim, workflow.now(), case.used_signatures)
             approvals.proven(claim, verdict.proposer)
             case.used_signatures.add(fingerprint)
-            if verdict.proposer.covers and not verdict.flagged:
+            if verdict.proposer.covers and not verdict.flagged and verdict.group is None:
                 return self.record(
                     proposal,
                     verdict,
@@ -242,6 +252,7 @@ class Remedies:
             status=ProposalStatus.awaiting_evidence if held else status,
             required_role=None if approved else verdict.required_role,
             eligible_approvers=[] if approved else verdict.eligible_approvers,
+            group=None if approved else verdict.group,
             decided_by=approved_by or (actor if automatic and actor.startswith("rules:") else None),
             decided_at=workflow.now() if approved else None,
             proposed_at=workflow.now(),
@@ -271,16 +282,37 @@ class Remedies:
         return record
 
     def _go_on(self, record: ProposalRecord, decision_timeout_seconds: float | None) -> None:
-        """An approved proposal is queued to be carried out; one awaiting approval asks its approvers."""
+        """An approved proposal is queued to be carried out; one awaiting approval asks its approvers
+        (an approver group's: every seat's role, each seat on its own clock)."""
         case = self.case
         if record.status == ProposalStatus.approved:
             case.to_execute.append(record.proposal_id)
+        elif record.group is not None:
+            for seat in record.group.seats:
+                if decision_timeout_seconds:
+                    seat.due = workflow.now() + timedelta(seconds=decision_timeout_seconds)
+                self._ask(record, seat.role)
+            self._group_due(record)
         else:
             if decision_timeout_seconds and case.pending_approval() is record:
                 case.approval_due = workflow.now() + timedelta(seconds=decision_timeout_seconds)
-            role = record.required_role or ""
-            self.notices.tell_staff(Template.approval_needed, role, proposal=record, reason=record.reason, role=role)
+            self._ask(record, record.required_role or "")
         case.set_stage(Stage.awaiting_approval if case.pending_approval() else Stage.remedy_proposed)
+
+    def _ask(self, record: ProposalRecord, role: str) -> None:
+        self.notices.tell_staff(Template.approval_needed, role, proposal=record, reason=record.reason, role=role)
+
+    def _group_due(self, record: ProposalRecord) -> None:
+        """A group's proposal: the deadline watcher wakes for the open seat that falls due first; the
+        eligible approvers are those who could fill an open seat and have not signed."""
+        group = record.group
+        assert group is not None
+        open_seats = [seat for seat in group.seats if seat.open()]
+        signed = set(group.signers())
+        record.eligible_approvers = sorted({n for seat in open_seats for n in seat.eligible if n not in signed})
+        dues = [seat.due for seat in open_seats if seat.due is not None]
+        if self.case.pending_approval() is record:
+            self.case.approval_due = min(dues) if dues else None
 
     # ------------------------------------------------------------ evidence
 
@@ -319,6 +351,7 @@ class Remedies:
         else:
             held.status = ProposalStatus.awaiting_approval
             held.required_role, held.eligible_approvers = verdict.required_role, verdict.eligible_approvers
+            held.group = verdict.group
             self._released(held, evidence.evidence_id, f"to approval: {verdict.reason}")
         self._go_on(held, verdict.decision_timeout_seconds)
 
@@ -380,6 +413,11 @@ class Remedies:
         if pending is None:
             raise refusal(f"no remedy awaits approval (the case is {case.stage.value})")
         approvals.current(decision, pending.proposal_id, pending.proposed_by)
+        if pending.group is not None and decision.approver in pending.group.signers():
+            raise refusal(
+                f"four eyes: {decision.approver} already signed {pending.proposal_id}; "
+                f"it waits for someone else ({pending.group.waiting_for()})"
+            )
         claim = approvals.claim(
             case.id,
             pending.proposal_id,
@@ -399,47 +437,106 @@ class Remedies:
         """The step behind a decision: the live directory's key for the approver must verify it, at their level."""
         case = self.case
         pending, claim, _ = self.decision_admissible(decision, verb)
+        group = pending.group
+        asked = [(seat.role, seat.countersign) for seat in group.seats] if group else []
         authority = await self._authority(
-            decision.approver, pending.kind, pending.amount, pending.currency, at_least=pending.required_role
+            decision.approver,
+            pending.kind,
+            pending.amount,
+            pending.currency,
+            at_least=pending.required_role,
+            seats=group.seats if group else None,
         )
         pending, claim, fingerprint = self.decision_admissible(decision, verb)  # decided or timed out meanwhile?
         approvals.proven(claim, authority)
+        if pending.group is not None:
+            if [(seat.role, seat.countersign) for seat in pending.group.seats] != asked:  # a seat climbed meanwhile
+                raise refusal(f"{pending.proposal_id} changed while your decision was checked; decide again")
+            return self._seat_decided(pending, pending.group, decision, verb, authority, fingerprint)
         approvals.entitled(
             authority, pending.proposal_id, pending.required_role, pending.amount, pending.currency, "decide"
         )
         case.used_signatures.add(fingerprint)
+        self._decided(pending, decision, verb, authority)
+        return pending
+
+    def _decided(self, pending: ProposalRecord, decision: ApprovalDecision, verb: str, authority: Authority) -> None:
+        """A verified decision ends the wait: approved (carried out next) or rejected (back to the agent)."""
+        case = self.case
         pending.status = ProposalStatus.approved if verb == "approve" else ProposalStatus.rejected
         pending.decided_by = decision.approver
         pending.decided_at = workflow.now()
         case.approval_due = None
         note = f": {decision.note}" if decision.note else ""
-        actor = f"approver:{decision.approver}"
-        standing = approvals.acting(authority)
+        group = pending.group
+        what = f" by approver group {group.name} ({', '.join(group.signers())})" if group and verb == "approve" else ""
         if verb == "approve":
             case.to_execute.append(pending.proposal_id)
             case.set_stage(Stage.remedy_proposed)
-            case.event(
-                "remedy_approved",
-                actor,
-                f"{pending.proposal_id} approved{note}",
-                proposal_id=pending.proposal_id,
-                rule_version=case.rule_version,
-                verified=True,
-                role=standing,
-                proof="passkey" if decision.passkey else "key",
-            )
         else:
             case.set_stage(Stage.in_progress)
-            case.event(
-                "remedy_rejected",
-                actor,
-                f"{pending.proposal_id} rejected{note}",
-                proposal_id=pending.proposal_id,
-                rule_version=case.rule_version,
-                verified=True,
-                role=standing,
-                proof="passkey" if decision.passkey else "key",
+        self._verified_event(
+            "remedy_approved" if verb == "approve" else "remedy_rejected",
+            decision,
+            authority,
+            f"{pending.proposal_id} {'approved' if verb == 'approve' else 'rejected'}{what}{note}",
+            proposal_id=pending.proposal_id,
+            rule_version=case.rule_version,
+        )
+
+    def _verified_event(
+        self, kind: str, decision: ApprovalDecision, authority: Authority, detail: str, **data: Any
+    ) -> None:
+        """A verified signer's decision in the timeline: who, in what standing, proven by key or passkey."""
+        self.case.event(
+            kind,
+            f"approver:{decision.approver}",
+            detail,
+            **data,
+            verified=True,
+            role=approvals.acting(authority),
+            proof="passkey" if decision.passkey else "key",
+        )
+
+    def _seat_decided(
+        self,
+        pending: ProposalRecord,
+        group: GroupApproval,
+        decision: ApprovalDecision,
+        verb: str,
+        authority: Authority,
+        fingerprint: str,
+    ) -> ProposalRecord:
+        """A verified decision on an approver group's proposal, by someone who may fill one of its open seats.
+
+        A rejection ends it. An approval fills the most demanding open seat they fit; the last seat
+        filled approves it.
+        """
+        case = self.case
+        seat = next((group.seats[i] for i in authority.fits if group.seats[i].open()), None)
+        if seat is None:
+            standing = approvals.acting(authority) if authority.role else "no role in the directory"
+            raise refusal(
+                f"{decision.approver} ({standing}) may fill no open seat of {pending.proposal_id}: "
+                f"it waits for {group.waiting_for()}"
             )
+        case.used_signatures.add(fingerprint)
+        if verb == "approve":
+            seat.approved_by.append(decision.approver)
+        if verb == "reject" or group.complete():
+            self._decided(pending, decision, verb, authority)
+            return pending
+        self._group_due(pending)
+        note = f": {decision.note}" if decision.note else ""
+        self._verified_event(
+            "remedy_signed",
+            decision,
+            authority,
+            f"{pending.proposal_id}: approved for the {seat.role} seat of group {group.name}{note}; "
+            f"it waits for {group.waiting_for()}",
+            proposal_id=pending.proposal_id,
+            seat=seat.role,
+        )
         return pending
 
     async def approval_timed_out(self) -> None:
@@ -447,6 +544,9 @@ class Remedies:
         case = self.case
         pending = case.pending_approval()
         if pending is None:
+            return
+        if pending.group is not None:
+            await self._seats_timed_out(pending, pending.group)
             return
         verdict = await self._rules_on(**_terms(pending), above_role=pending.required_role)
         if pending.status != ProposalStatus.awaiting_approval:
@@ -483,12 +583,67 @@ class Remedies:
                 rule_version=case.rule_version,
             )
             return
+        self._rejected_in_time(pending, "rejected by the fallback: no decision in time")
+
+    async def _seats_timed_out(self, pending: ProposalRecord, group: GroupApproval) -> None:
+        """An approver group's open seats that fell due: a ranked seat climbs to the next level that has enough
+        people who have not signed; a countersign seat, or a ranked one with no level left, ends the proposal
+        rejected: a group's approval is never granted by a timeout."""
+        case = self.case
+        due = [seat for seat in group.seats if seat.open() and seat.due is not None and seat.due <= workflow.now()]
+        for seat in due:
+            if seat.countersign:
+                self._rejected_in_time(
+                    pending,
+                    f"rejected: no {seat.role} signed in time, and an approver group is never approved by a timeout",
+                )
+                return
+            verdict = await self._rules_on(
+                **_terms(pending),
+                above_role=seat.role,
+                exclude=group.signers(),
+                need=seat.count - len(seat.approved_by),
+            )
+            if pending.status != ProposalStatus.awaiting_approval or pending.group is not group:
+                return  # decided while the rules were consulted
+            if not verdict.allowed or verdict.required_role is None:
+                self._rejected_in_time(
+                    pending,
+                    f"rejected: no decision for the {seat.role} seat in time and no level above it is "
+                    "left; an approver group is never approved by a timeout",
+                )
+                return
+            before, seat.role, seat.eligible = seat.role, verdict.required_role, verdict.eligible_approvers
+            seat.due = (
+                workflow.now() + timedelta(seconds=verdict.decision_timeout_seconds)
+                if verdict.decision_timeout_seconds
+                else None
+            )
+            case.event(
+                "approval_escalated",
+                "rules",
+                f"{pending.proposal_id}: no decision for the {before} seat of group {group.name} in time: "
+                f"now {seat.role} or above",
+                proposal_id=pending.proposal_id,
+                required_role=seat.role,
+                seat=before,
+            )
+            self._ask(pending, seat.role)
+        self._group_due(pending)
+
+    def _rejected_in_time(self, pending: ProposalRecord, why: str) -> None:
+        """No decision came in time and the rules do not approve it: the customer is told, the case's escalation
+        role too."""
+        case = self.case
+        pending.decided_by = "rules:approval-timeout"
+        pending.decided_at = workflow.now()
         pending.status = ProposalStatus.rejected
+        case.approval_due = None
         case.set_stage(Stage.in_progress)
         case.event(
             "remedy_rejected",
             "rules",
-            f"{pending.proposal_id} rejected by the fallback: no decision in time",
+            f"{pending.proposal_id} {why}",
             proposal_id=pending.proposal_id,
             rule_version=case.rule_version,
         )
@@ -554,6 +709,9 @@ class Remedies:
             )
             authority = await self._authority(remedy.signed_by, remedy.kind, remedy.amount, remedy.currency)
             approvals.proven(claim, authority)
+            if authority.group is not None:
+                await self._to_group(remedy, proposal, key, fingerprint, authority.group)
+                return
             if not authority.covers:
                 raise refusal(
                     f"{remedy.signed_by} may not grant {remedy.amount} {remedy.currency} of "
@@ -576,11 +734,37 @@ class Remedies:
         actor = f"approver:{approver}" if approver else f"crisis:{remedy.crisis_id}"
         self.record(proposal, verdict, actor, reason, approved_by=approver, automatic=approver is None)
 
-    def _skipped(self, remedy: CommonRemedy) -> None:
+    async def _to_group(
+        self, remedy: CommonRemedy, proposal: RemedyProposal, key: str, fingerprint: str, group: str
+    ) -> None:
+        """A crisis' common remedy that this case's rules give to an approver group: one signature does not grant
+        it here; it awaits the group's approval on the case like any proposal."""
+        case = self.case
+        verdict = await self._rules_on(
+            kind=remedy.kind, amount=remedy.amount, currency=remedy.currency, proposed_by=remedy.proposed_by
+        )
+        if key in case.crisis_remedies:
+            return
+        case.crisis_remedies.add(key)
+        case.used_signatures.add(fingerprint)
+        if case.stage.is_final or case.withdrawal or case.resolution:
+            self._skipped(remedy)
+            return
+        if case.pending_approval() or case.held_proposal() or not verdict.allowed:
+            busy = "another proposal awaits a decision" if verdict.allowed else verdict.reason
+            self._skipped(remedy, f"it needs approver group {group} on this case, and {busy}")
+            return
+        reason = (
+            f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, signed by {remedy.signed_by}: "
+            f"on this case it needs approver group {group} ({verdict.reason})"
+        )
+        self.record(proposal, verdict, f"crisis:{remedy.crisis_id}", reason)
+
+    def _skipped(self, remedy: CommonRemedy, why: str | None = None) -> None:
         self.case.event(
             "crisis_remedy_skipped",
             f"crisis:{remedy.crisis_id}",
-            f"{remedy.proposal_id} not applied: the case is {self.case.stage.value}",
+            f"{remedy.proposal_id} not applied: {why or f'the case is {self.case.stage.value}'}",
         )
 
     # ------------------------------------------------------------ payouts

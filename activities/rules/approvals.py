@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from activities.io import Authority, AuthorityCheck, ProposalCheck, ProposalVerdict
 from activities.rules.loader import RuleSet
-from activities.rules.schema import RuleSetDocument
-from redress.contract import RemedyOffer
+from activities.rules.schema import ApprovalGroup, RuleSetDocument
+from redress.contract import ApprovalSeat, GroupApproval, RemedyOffer
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,25 @@ def _covers(policy: RuleSet, position: int, kind, amount, currency: str) -> bool
 
 
 def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> Authority:
-    """What `check.person` may grant of this remedy on this case, by the live directory and the pinned limits."""
-    roles = policy.document.approval.roles
+    """What `check.person` may grant of this remedy on this case, by the live directory and the pinned limits.
+
+    `group` names the approver group whose rule covers the remedy, if any: then no one signature grants it,
+    whatever the signer's limits. With `check.seats` (a group's), `fits` says which seats they may fill.
+    """
+    approval = policy.document.approval
+    roles = approval.roles
+    group = approval.group_for(check.kind, check.amount, check.currency)
     standing = standings(policy, directory.document, today_at(policy, check.at)).get(check.person)
+    fits = _fits(policy, directory, check, standing)
     if standing is None:
-        return Authority(**_identity(directory, check.person))
+        entry = directory.document.approvers.get(check.person)
+        countersigner = entry is not None and entry.role in approval.countersign_roles
+        return Authority(
+            **_identity(directory, check.person),
+            role=entry.role if countersigner and entry else None,
+            fits=fits,
+            group=group.name if group else None,
+        )
     level = next((i for i, role in enumerate(roles) if role.role == check.at_least), None)
     return Authority(
         **_identity(directory, check.person),
@@ -107,7 +121,33 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
         acting_for=standing.acting_for,
         covers=_covers(policy, standing.rank, check.kind, check.amount, check.currency),
         at_level=check.at_least is None or (level is not None and standing.rank >= level),
+        fits=fits,
+        group=group.name if group else None,
     )
+
+
+def _fits(policy: RuleSet, directory: RuleSet, check: AuthorityCheck, standing: Standing | None) -> list[int]:
+    """Which of a group's seats the person may fill today, the most demanding first (so that a director who
+    signs fills a director's seat before a team lead's, and the people below stay free for the rest).
+
+    A ranked seat: their rank is the seat's or above (and for the seat that must cover the amount, their
+    limits do). A countersign seat: the live directory gives them exactly that role.
+    """
+    rank = {role.role: position for position, role in enumerate(policy.document.approval.roles)}
+    entry = directory.document.approvers.get(check.person)
+    fits = []
+    for index, seat in enumerate(check.seats):
+        if seat.countersign:
+            if entry is not None and entry.role == seat.role:
+                fits.append(index)
+        elif (
+            standing is not None
+            and seat.role in rank
+            and standing.rank >= rank[seat.role]
+            and (not seat.must_cover or _covers(policy, standing.rank, check.kind, check.amount, check.currency))
+        ):
+            fits.append(index)
+    return sorted(fits, key=lambda i: (check.seats[i].countersign, -rank.get(check.seats[i].role, 0)))
 
 
 def check_offer(policy: RuleSet, complaint_id: str, offer: RemedyOffer) -> ProposalVerdict:
@@ -189,8 +229,15 @@ def _approval(
 
     if check.above_role is not None:
         return _next_level(policy, directory, check, ranks, covers)
+    group = doc.approval.group_for(check.kind, check.amount, check.currency)
     auto = doc.approval.auto_approve.get(check.currency)
-    if automatic_limit and auto is not None and check.amount > 0 and check.amount + check.auto_used <= auto:
+    if (
+        automatic_limit
+        and group is None
+        and auto is not None
+        and check.amount > 0
+        and check.amount + check.auto_used <= auto
+    ):
         used = f" (with the {check.auto_used} {check.currency} granted before)" if check.auto_used else ""
         return ProposalVerdict(
             allowed=True,
@@ -207,6 +254,8 @@ def _approval(
             reason=f"no role may approve {check.amount} {check.currency}: the approval matrix has no limit "
             f"in {check.currency}",
         )
+    if group is not None:
+        return _group(policy, directory, check, group, ranks, required, proposer)
     eligible = _eligible(ranks, required, check.proposed_by)
     if not eligible:
         return ProposalVerdict(
@@ -228,9 +277,87 @@ def _approval(
     )
 
 
-def _eligible(ranks: dict[str, Standing], level: int, proposer: str) -> list[str]:
-    """Who may decide at this level: anyone holding it or above today, except the proposer (four eyes)."""
-    return sorted(name for name, standing in ranks.items() if standing.rank >= level and name != proposer)
+def _eligible(ranks: dict[str, Standing], level: int, proposer: str, exclude: list[str] | None = None) -> list[str]:
+    """Who may decide at this level: anyone holding it or above today, except the proposer (four eyes) and
+    those who signed a group's other seats (`exclude`)."""
+    left_out = {proposer, *(exclude or [])}
+    return sorted(name for name, standing in ranks.items() if standing.rank >= level and name not in left_out)
+
+
+def _group(
+    policy: RuleSet,
+    directory: RuleSet,
+    check: ProposalCheck,
+    group: ApprovalGroup,
+    ranks: dict[str, Standing],
+    required: int,
+    proposer: Authority | None,
+) -> ProposalVerdict:
+    """An approver group decides: its seats, each ranked one at least at the level the amount needs."""
+    approval = policy.document.approval
+    roles = approval.roles
+    rank = {role.role: position for position, role in enumerate(roles)}
+    ranked = [spec for spec in group.seats if spec.role not in approval.countersign_roles]
+    top = max(ranked, key=lambda spec: rank[spec.role])  # the schema insists on one ranked seat at least
+    seats = []
+    for spec in group.seats:
+        if spec.role in approval.countersign_roles:
+            holders = sorted(
+                name
+                for name, person in directory.document.approvers.items()
+                if person.role == spec.role and name != check.proposed_by
+            )
+            seats.append(ApprovalSeat(role=spec.role, count=spec.count, countersign=True, eligible=holders))
+            continue
+        if spec is top:  # one signer's own authority covers the amount: the highest seat, raised to that level
+            level = max(rank[spec.role], required)
+            eligible = _eligible(ranks, level, check.proposed_by)
+            seats.append(ApprovalSeat(role=roles[level].role, must_cover=True, eligible=eligible))
+            if spec.count == 1:
+                continue
+        count = spec.count - 1 if spec is top else spec.count
+        eligible = _eligible(ranks, rank[spec.role], check.proposed_by)
+        seats.append(ApprovalSeat(role=spec.role, count=count, eligible=eligible))
+    seated = GroupApproval(name=group.name, seats=seats)
+    problem = _unfillable(seated, rank)
+    what = f"{check.amount} {check.currency} of {check.kind.value} needs group {group.name}: {seated.describe()}"
+    if problem:
+        return ProposalVerdict(allowed=False, needs_approval=True, proposer=proposer, reason=f"{what}, but {problem}")
+    everyone = sorted({name for seat in seats for name in seat.eligible})
+    timeout = approval.decision_timeout.total_seconds() if approval.decision_timeout else None
+    return ProposalVerdict(
+        allowed=True,
+        needs_approval=True,
+        eligible_approvers=everyone,
+        approver_keys={name: key for name in everyone if (key := public_key(directory.document, name))},
+        reason=f"{what}, each a different person",
+        decision_timeout_seconds=timeout,
+        proposer=proposer,
+        group=seated,
+    )
+
+
+def _unfillable(group: GroupApproval, rank: dict[str, int]) -> str | None:
+    """Why the directory cannot fill every seat with different people, or None.
+
+    Countersign seats draw on their own role's holders. Ranked seats are nested (who may fill a higher
+    one may fill a lower one), so walking them from the most demanding down, each level must have as many
+    people as the seats at it and above ask for.
+    """
+    wanted: dict[str, int] = {}
+    for seat in group.seats:
+        if seat.countersign:
+            wanted[seat.role] = wanted.get(seat.role, 0) + seat.count
+    for seat in group.seats:
+        if seat.countersign and len(seat.eligible) < wanted[seat.role]:
+            return f"the approver directory has {len(seat.eligible)} {seat.role} besides the proposer"
+    need = 0
+    for seat in sorted((s for s in group.seats if not s.countersign), key=lambda s: -rank[s.role]):
+        need += seat.count
+        if len(seat.eligible) < need:
+            held = f"only {len(seat.eligible)}" if seat.eligible else "nobody"
+            return f"{held} besides the proposer at {seat.role} or above, and {need} must sign"
+    return None
 
 
 def _level(
@@ -267,8 +394,8 @@ def _next_level(
     rank = {role.role: position for position, role in enumerate(roles)}
     above = rank[check.above_role] + 1 if check.above_role in rank else len(roles)
     for position in range(above, len(roles)):
-        eligible = _eligible(ranks, position, check.proposed_by)
-        if covers(position) and eligible:
+        eligible = _eligible(ranks, position, check.proposed_by, check.exclude)
+        if covers(position) and len(eligible) >= check.need:
             return _level(
                 policy,
                 directory,

@@ -417,8 +417,51 @@ class ApprovalFallback(_Strict):
     )
 
 
+class GroupSeat(_Strict):
+    """A seat of an approver group: `count` different people holding `role` (a ranked role: or above)."""
+
+    role: Identifier
+    count: int = Field(default=1, ge=1, le=5)
+
+
+class ApprovalGroup(_Strict):
+    """Above a threshold one approver is not enough (four eyes across several): every seat must be filled,
+    each by a different person, none of them the proposer; a rejection by anyone who could fill an open
+    seat ends it, and a group's approval is never granted by a timeout.
+
+    A group adds signatures, it never lowers the bar: its highest ranked seat is asked of at least the
+    level the matrix names for the amount (that one signer's authority covers it); so a group has one
+    ranked seat at least. Validity of the seat roles is checked across sections (reference_problems).
+    """
+
+    name: Identifier
+    kinds: list[RemedyKind] = Field(default_factory=list, description="Empty: every kind that is not free.")
+    above: dict[Currency, Money] = Field(
+        min_length=1, description="Applies above this amount per currency (not in a currency it does not list)."
+    )
+    seats: list[GroupSeat] = Field(min_length=1, max_length=5)
+
+    @model_validator(mode="after")
+    def _more_than_one(self) -> ApprovalGroup:
+        if sum(seat.count for seat in self.seats) < 2:
+            raise ValueError("a group needs two approvers or more (one is the matrix's ordinary approval)")
+        return self
+
+    def matches(self, kind: RemedyKind, amount: Decimal, currency: str) -> bool:
+        threshold = self.above.get(currency)
+        return threshold is not None and amount > threshold and (not self.kinds or kind in self.kinds)
+
+
 class Approval(_Strict):
     roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
+    countersign_roles: list[Identifier] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Roles outside the ranking (finance, legal): no authority of their own, they fill group seats.",
+    )
+    groups: list[ApprovalGroup] = Field(
+        default_factory=list, max_length=20, description="Approver groups: the first whose rule matches decides."
+    )
     auto_approve: dict[Currency, Money] = Field(
         default_factory=dict, description="Amounts up to this execute at once, whoever proposes them."
     )
@@ -440,6 +483,16 @@ class Approval(_Strict):
         if duplicates:
             raise ValueError(f"role listed twice: {', '.join(duplicates)}")
         return roles
+
+    def group_for(self, kind: RemedyKind, amount: Decimal, currency: str) -> ApprovalGroup | None:
+        """The approver group whose rule covers this remedy (free kinds never need one)."""
+        if kind in self.free_kinds:
+            return None
+        return next((group for group in self.groups if group.matches(kind, amount, currency)), None)
+
+    def all_roles(self) -> set[str]:
+        """Every role a person may hold: the ranked ones and the countersigning ones."""
+        return {role.role for role in self.roles} | set(self.countersign_roles)
 
 
 class Passkey(_Strict):
@@ -754,8 +807,24 @@ class RuleSetDocument(_Strict):
 
 def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...], str]]:
     """Problems that span sections (a role named but not defined, a name used twice), with their paths."""
-    roles = {r.role for r in doc.approval.roles}
+    roles = doc.approval.all_roles()
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    for role in doc.approval.countersign_roles:
+        if role in {r.role for r in doc.approval.roles}:
+            at: tuple[str | int, ...] = ("approval", "countersign_roles", doc.approval.countersign_roles.index(role))
+            problems.append((at, f"{role!r} is a ranked role already: a countersign role stands outside them"))
+    for index, group in enumerate(doc.approval.groups):
+        if all(seat.role in doc.approval.countersign_roles for seat in group.seats):
+            problems.append(
+                (
+                    ("approval", "groups", index, "seats"),
+                    "a group needs a ranked seat: someone whose own authority covers the amount signs too",
+                )
+            )
+        for seat_index, seat in enumerate(group.seats):
+            if seat.role not in roles:
+                at = ("approval", "groups", index, "seats", seat_index, "role")
+                problems.append((at, f"unknown role {seat.role!r} (ranked or countersign_roles)"))
     for severity, tier in doc.tiers.items():
         if tier.escalate_to not in roles:
             problems.append((("tiers", severity.value, "escalate_to"), f"unknown role {tier.escalate_to!r}"))

@@ -45,6 +45,7 @@ from redress.console.web import COOKIE, Web, _origin, _short
 from redress.contract import (
     ApprovalDecision,
     PasskeyAssertion,
+    ProposalStatus,
     RemedyProposal,
 )
 
@@ -388,6 +389,8 @@ class Ceremonies(Web):
             decided = await self.redress.approve_remedy(subject, decision)
         else:
             decided = await self.redress.reject_remedy(subject, decision)
+        if decided.group is not None and decided.status == ProposalStatus.awaiting_approval:
+            return f"{decided.proposal_id}: signed by {me}; it waits for {decided.group.waiting_for()}"
         return f"{decided.proposal_id}: {decided.status.value} by {decided.decided_by}"
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # One signing key per approver in the shipped directory, made once per process (in memory only).
 APPROVER_KEYS = {}
 _PUBLIC_KEYS = {}
-for _name in ("li.na", "sam.taylor", "wang.fang", "alex.morgan", "zhang.wei", "chen.jing"):
+for _name in ("li.na", "sam.taylor", "wang.fang", "alex.morgan", "zhang.wei", "chen.jing", "liu.yang"):
     _pem, _PUBLIC_KEYS[_name] = signatures.new_key_pair()
     APPROVER_KEYS[_name] = signatures.load_private_key(_pem)
 
