@@ -35,7 +35,7 @@ from activities.rules import RulesInvalid
 from activities.rules.store import RuleStore
 from activities.settings import Settings
 from redress import client as redress_client
-from redress import codec, codec_server
+from redress import codec, codec_server, trends
 from redress import search_attributes as sa
 from redress.contract import TASK_QUEUE, records_queue
 from redress.logs import configure_logging
@@ -44,10 +44,11 @@ from workflows.agent_desk import AgentDesk
 from workflows.complaint import Complaint
 from workflows.crisis import CrisisWatch
 from workflows.customer import CustomerRecord
+from workflows.trends import TrendWatch
 
 log = structlog.get_logger("redress.worker")
 
-WORKFLOWS = [Complaint, CustomerRecord, CrisisWatch, AgentDesk]
+WORKFLOWS = [Complaint, CustomerRecord, CrisisWatch, AgentDesk, TrendWatch]
 # Passed through to every workflow's sandbox rather than imported afresh for each workflow:
 # - `redress`, the contract's models and names: plain data and pure functions;
 # - `cryptography`, whose Rust core imports `cryptography.exceptions` only when it raises (a signature
@@ -166,6 +167,14 @@ async def start_embedded_server(settings: Settings, runtime: Runtime | None = No
     )
 
 
+async def ensure_trend_schedule(client: Client, task_queue: str, rules: RuleStore) -> None:
+    """The daily trend watch's Schedule as the rules at start say (`trends:`; none: no schedule)."""
+    watch = rules.latest().document.trends
+    await trends.ensure_schedule(client, task_queue, watch.at if watch else None, watch.time_zone if watch else "UTC")
+    if watch:
+        log.info("trend watch scheduled", at=watch.at.isoformat(), time_zone=watch.time_zone)
+
+
 async def ensure_search_attributes(client: Client) -> None:
     """Create missing search attributes on a self-hosted cluster; on Temporal Cloud, explain instead."""
     kinds = {
@@ -280,6 +289,7 @@ async def serve(settings: Settings) -> None:
         if not redress_client.external_cluster_configured():
             start_console(stack, settings, task_queue)
         worker = build_worker(client, ComplaintActivities(settings, http, rules, client), task_queue=task_queue)
+        await ensure_trend_schedule(client, task_queue, rules)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

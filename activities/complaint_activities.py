@@ -22,6 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities import trends
 from activities.io import (
     Authority,
     AuthorityCheck,
@@ -79,6 +80,7 @@ from redress.customers import (
     Payout,
 )
 from redress.desks import ROUTE, DeskState, Routed, RouteRequest
+from redress.trends import TrendReport
 
 log = structlog.get_logger(__name__)
 R = TypeVar("R", bound=BaseModel)
@@ -662,8 +664,21 @@ class ComplaintActivities:
         await self.outbox.put(key, payload)
         return "outbox"
 
+    @activity.defn
+    async def watch_trends(self, at: datetime) -> TrendReport:
+        """The trend watch's day (activities/trends.py): the cases of this task queue, by the newest rules."""
+        rules = self.rules.latest()
+        settings = rules.document.trends
+        if settings is None:
+            day = at.astimezone(UTC).date() - timedelta(days=1)
+            return TrendReport(ran_at=at, day=day, rule_version=rules.version, note="the rules have no trends section")
+        report = await trends.watch(self.client, activity.info().task_queue, settings, at, rules.version)
+        log.info("trends watched", series=len(report.series), warnings=len(report.warnings()), day=str(report.day))
+        return report
+
     def all(self) -> list:
         return [
+            self.watch_trends,
             self.triage,
             self.triage_and_acknowledge,
             self.compute_deadlines,

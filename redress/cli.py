@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from temporalio.service import RPCError
 
-from redress import codec, signatures, state
+from redress import codec, signatures, state, trends
 from redress.client import (
     InsecureConnection,
     InvalidComplaint,
@@ -312,8 +313,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"report: {error}", file=sys.stderr)
         return 2
 
+    watched: list[trends.TrendReport | None] = [None]  # the last trend watch: read from the live cluster only
+
     async def gather() -> list[report.CaseRecord]:
         client = await connect(args.address)
+        watched[0] = await trends.last_report(client, args.task_queue)
         return await report.collect(client, since, until, task_queue=args.task_queue)
 
     try:
@@ -327,7 +331,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         count = report.write_export(records, Path(args.export))
         print(f"exported {count} case record(s) to {args.export}", file=sys.stderr)
         return 0
-    summary = report.summarize(records, period=args.by, since=since, until=until)
+    summary = report.summarize(records, period=args.by, since=since, until=until, trends=watched[0])
     if fmt == "table":
         report.render_terminal(summary)
         return 0
@@ -338,6 +342,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def cmd_trends(args: argparse.Namespace) -> int:
+    """redress trends [--run]: the trend watch's last run (every series, its usual band, forecast and warning)."""
+    from redress import report
+
+    async def action(redress: RedressClient) -> None:
+        if args.run:
+            found: trends.TrendReport | None = await trends.run_now(redress.client, args.task_queue)
+        else:
+            found = await trends.last_report(redress.client, args.task_queue)
+        if found is None:
+            print("the trend watch has not run yet (its schedule starts with the worker; --run runs it now)")
+        elif args.json:
+            _print_json(found)
+        else:
+            report.render_trends(found.model_dump(mode="json"))
+
+    try:
+        return asyncio.run(_with_client(args, action))
+    except RPCError as error:  # no schedule on this queue: the worker was never started with `trends:` rules
+        print(f"trends: {error.message}", file=sys.stderr)
+        return 1
 
 
 def _age(span: timedelta) -> str:
@@ -1141,6 +1168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", metavar="FILE", action="append", help="report from --export files instead of Temporal (repeatable)"
     )
     report.set_defaults(run=cmd_report)
+    trend = add_command("trends", help="the daily trend watch's last run: volumes, usual band, forecast, warnings")
+    trend.add_argument("--run", action="store_true", help="run it now (through its schedule) and show that run")
+    trend.set_defaults(run=cmd_trends)
     show = add_command("show", help="status and timeline of a case")
     show.add_argument("id", help="complaint id")
     show.set_defaults(run=cmd_show)

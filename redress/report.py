@@ -36,6 +36,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from redress import search_attributes as sa
 from redress.contract import WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, Outcome
+from redress.trends import TrendReport
 
 RESULT_FETCH_CONCURRENCY = 32
 PERIODS = ("day", "week", "month")
@@ -257,8 +258,11 @@ def summarize(
     since: datetime | None = None,
     until: datetime | None = None,
     generated_at: datetime | None = None,
+    trends: TrendReport | None = None,
 ) -> dict[str, Any]:
-    """The whole report as plain data (what `--format json` prints and the other formats draw from)."""
+    """The whole report as plain data (what `--format json` prints and the other formats draw from).
+
+    `trends`: the trend watch's last run, shown as it was (it counts days received, not these records)."""
 
     def grouped(key) -> list[dict[str, Any]]:
         groups: dict[str, list[CaseRecord]] = defaultdict(list)
@@ -285,6 +289,7 @@ def summarize(
         "by_root_cause": grouped(_cause),
         "over_time": grouped(lambda r: period_of(r.started_at, period)),
         "team_clocks": team_clocks(records),
+        "trends": trends.model_dump(mode="json") if trends else None,
     }
 
 
@@ -381,6 +386,36 @@ def render_terminal(report: dict[str, Any]) -> None:
             title="Team clocks (OLA), ended cases",
             right=["cases", "missed", "OLA breach"],
         )
+    if report.get("trends"):
+        render_trends(report["trends"])
+
+
+def render_trends(watch: dict[str, Any]) -> None:
+    """The trend watch's run as tables: its warnings, then every series watched."""
+    from redress.terminal import print_table
+
+    if watch.get("note"):
+        print(f"Trend watch of {watch['ran_at']}: {watch['note']}")
+        return
+    warned = [s for s in watch["series"] if s["signal"] != "usual"]
+    title = f"Trend warnings for {watch['day']} (run {watch['ran_at']}, told: {watch['notify']})"
+    print_table(
+        ["series", "signal", "why"], [(f"{s['by']} {s['name']}", s["signal"], s["reason"]) for s in warned], title=title
+    )
+    print_table(
+        ["series", "last days", "usual", "band", "forecast"],
+        [
+            (
+                f"{s['by']} {s['name']}",
+                " ".join(str(day) for day in s["days"][-7:]),
+                f"{s['median']:g}",
+                f"{s['low']:g}-{s['high']:g}",
+                " ".join(f"{value:g}" for value in s["forecast"]) or "-",
+            )
+            for s in watch["series"]
+        ],
+        title=f"Series watched ({watch['not_watched']} below min_cases not shown); forecast: {watch['model']}",
+    )
 
 
 def render_csv(report: dict[str, Any]) -> str:
@@ -414,6 +449,13 @@ def render_csv(report: dict[str, Any]) -> str:
     for team in report["team_clocks"]:  # cases: its clock ran; breach_rate: missed / ran
         values = {"cases": team["cases"], "breach_rate": team["breach_rate"], "compensation": {}}
         row("team_clock", team["team"], values)
+    for series in (report.get("trends") or {}).get("series", []):  # cases: the last day's volume
+        if series["signal"] != "usual":
+            row(
+                f"trend_{series['signal']}",
+                f"{series['by']} {series['name']}",
+                {"cases": series["days"][-1], "compensation": {}},
+            )
     return out.getvalue()
 
 
@@ -587,8 +629,31 @@ Times run from when the customer complained; time, CSAT, reopen and compensation
 <h2>By category</h2>{table(categories, "category")}
 <h2>By root cause</h2><p>Named when the case was resolved; "(open)": running cases, whose results a report
 does not read yet (one resolved and awaiting its survey among them).</p>{table(causes, "root cause")}
-<h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}"""
+<h2>Over time (per {html.escape(report["period"])})</h2>{table(periods, report["period"])}
+{trends_html(report.get("trends"))}"""
     return html_page("Redress report", body)
+
+
+def trends_html(watch: dict[str, Any] | None) -> str:
+    """The trend watch's last run: each series' last days, usual band and forecast, warnings first."""
+    if not watch:
+        return ""
+    if watch.get("note"):
+        return f"<h2>Trend watch</h2><p>{html.escape(watch['note'])}</p>"
+    ordered = sorted(watch["series"], key=lambda s: (s["signal"] == "usual", s["by"], s["name"]))
+    rows = "".join(
+        f"<tr class={html.escape(s['signal'])}><td>{html.escape(s['by'] + ' ' + s['name'])}</td>"
+        f"<td>{html.escape(' '.join(str(d) for d in s['days'][-7:]))}</td><td>{s['median']:g}</td>"
+        f"<td>{s['low']:g}-{s['high']:g}</td><td>{html.escape(' '.join(f'{v:g}' for v in s['forecast']) or '-')}</td>"
+        f"<td>{html.escape(s['signal'])}</td><td>{html.escape(s['reason'] or '')}</td></tr>"
+        for s in ordered
+    )
+    return (
+        f"<h2>Trend watch for {html.escape(watch['day'])}</h2><p>Run {html.escape(watch['ran_at'])}; warnings go to "
+        f"{html.escape(watch['notify'] or '-')}; forecast: {html.escape(watch['model'])}.</p><table id=trends>"
+        "<thead><tr><th>series</th><th>last 7 days</th><th>usual</th><th>band</th><th>forecast</th><th>signal</th>"
+        f"<th>why</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 PAGE_STYLE = """

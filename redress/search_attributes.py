@@ -7,7 +7,7 @@ operator creates them once (see README).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.common import SearchAttributeKey
@@ -27,6 +27,10 @@ BREACHED = SearchAttributeKey.for_bool("Breached")  # one of the customer's dead
 # attributes at most per namespace (ours: the customer's three deadlines). `TeamDue < 1764590400`.
 TEAM_DUE = SearchAttributeKey.for_int("TeamDue")
 TEAM_BREACHED = SearchAttributeKey.for_bool("TeamBreached")  # a team clock was missed
+# what the trend watch counts by (workflows/trends.py): the UTC day a complaint was received on ("2026-11-30"),
+# which a backdated complaint keeps, unlike the workflow's start time; and the order's product SKU
+RECEIVED_DAY = SearchAttributeKey.for_keyword("ReceivedDay")
+PRODUCT = SearchAttributeKey.for_keyword("Product")
 
 ALL: list[SearchAttributeKey[Any]] = [
     COMPLAINT_STATUS,
@@ -42,9 +46,16 @@ ALL: list[SearchAttributeKey[Any]] = [
     BREACHED,
     TEAM_DUE,
     TEAM_BREACHED,
+    RECEIVED_DAY,
+    PRODUCT,
 ]
 DUE_KEYS: dict[str, SearchAttributeKey[datetime]] = {
     "first_response": FIRST_RESPONSE_DUE,
     "resolution": RESOLUTION_DUE,
     "next_update": NEXT_UPDATE_DUE,
 }
+
+
+def received_day(moment: datetime) -> str:
+    """The ReceivedDay of a complaint received at `moment`: its UTC date, as the trend watch counts days."""
+    return moment.astimezone(UTC).date().isoformat()

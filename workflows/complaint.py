@@ -997,6 +997,9 @@ class Complaint:
         }
         if case.complaint:
             wanted[sa.CHANNEL.name] = case.complaint.channel.value
+            wanted[sa.RECEIVED_DAY.name] = sa.received_day(case.complaint.received_at)
+            if case.complaint.order and case.complaint.order.product_sku:
+                wanted[sa.PRODUCT.name] = case.complaint.order.product_sku
         customer_ref = case.triage.customer_ref if case.triage else case.customer_ref
         if customer_ref:
             wanted[sa.CUSTOMER_ID.name] = customer_ref

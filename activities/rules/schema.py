@@ -21,6 +21,7 @@ from activities.io import ProposalCase
 from activities.rules.durations import Duration, Offset
 from activities.rules.keywords import fold
 from redress.contract import Currency, EvidenceKind, Money, RemedyKind, Severity
+from redress.trends import Dimension
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]*$", max_length=64)]
 
@@ -659,6 +660,27 @@ class Crisis(_Strict):
     raise_to: Severity = Severity.major
 
 
+class Trends(_Strict):
+    """The trend watch, run daily by a Temporal Schedule (workflows/trends.py): complaint volume per UTC day from
+    visibility, per category and per product; a warning to `notify` when yesterday left the usual band, or when
+    the forecast for the next `horizon_days` rises above it."""
+
+    at: time = Field(default=time(7, 0), description="When it runs each day, in `time_zone`.")
+    time_zone: TimeZone = "UTC"
+    by: list[Dimension] = Field(default=["category", "product"], min_length=1)
+    history_days: Annotated[int, Field(ge=7, le=365)] = Field(
+        default=28, description="UTC days of volume it reads, ending yesterday."
+    )
+    horizon_days: Annotated[int, Field(ge=1, le=14)] = Field(default=3, description="How far ahead it forecasts.")
+    band: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=3.0, description="The usual band: the median day, give or take this many spreads."
+    )
+    min_cases: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=10, description="A category or product with fewer complaints over the history is not watched."
+    )
+    notify: Identifier = Field(default="cs_manager", description="The role warned.")
+
+
 class AgentLoad(_Strict):
     """Agent load: intense cases in a row wear people out."""
 
@@ -694,6 +716,8 @@ TEMPLATE_FIELDS = frozenset(
         "reason",
         "proposal_id",
         "due",
+        "series",
+        "day",
     }
 )
 
@@ -721,6 +745,7 @@ class Template(StrEnum):
 
 
 REQUIRED_TEMPLATES = frozenset(Template)
+TREND_TEMPLATE = "trend_warning"  # required with a `trends:` section only
 
 
 class RuleSetDocument(_Strict):
@@ -771,6 +796,7 @@ class RuleSetDocument(_Strict):
         description="What `resolve` names as the case's root cause; with none listed, resolve asks for none.",
     )
     churn: Churn | None = None
+    trends: Trends | None = Field(default=None, description="The daily trend watch (none: it does not run).")
     crisis: Crisis | None = None
     agent_load: AgentLoad | None = None
 
@@ -853,6 +879,8 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                         "keywords with their own weight count only with `category_by: evidence`",
                     )
                 )
+    if doc.trends is not None and TREND_TEMPLATE not in doc.templates:
+        problems.append((("trends",), f"no template {TREND_TEMPLATE!r}: word the warning the trend watch sends"))
     for index, apology in enumerate(doc.apology_by):
         template = f"apology.{apology.role}"
         if template not in doc.templates:

@@ -1,0 +1,124 @@
+"""The trend watch: a Temporal Schedule runs it; it counts complaints per day from visibility, forecasts, warns.
+
+The server test crafts a volume series with backdated complaints (a complaint keeps the
+day it was received on, `ReceivedDay`), lets the Schedule start the watch, and reads
+what it told the cs_manager role; the band and forecast are checked on series made here,
+with the real forecast process (statsmodels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+from activities.trends import assess, forecasts, usual_band
+from redress import report, trends
+from redress.contract import WORKFLOW_TYPE
+from tests.helpers.cases import complaint, eventually
+from tests.helpers.processes import redress_cli
+from tests.helpers.rules import write_rules
+
+DAY = date(2026, 11, 30)
+
+
+async def test_a_day_above_the_band_and_a_rise_the_forecast_carries_above_it_both_warn():
+    spike, rise, flat, drop = (
+        [3] * 13 + [12],
+        [10] * 20 + [12, 14, 16, 18],
+        [4, 5, 3, 4, 6, 4, 5, 4, 3, 5],
+        [16] * 13 + [0],
+    )
+    predicted = await forecasts([spike, rise, flat, drop], horizon=3)
+    judged = {
+        name: assess("category", name, days, forecast, 3.0, DAY)
+        for (name, days), forecast in zip(
+            {"spike": spike, "rise": rise, "flat": flat, "drop": drop}.items(), predicted, strict=True
+        )
+    }
+    assert judged["spike"].signal == "above_band" and "12 complaints on 2026-11-30" in str(judged["spike"].reason)
+    # 18 yesterday is still within 10 give or take 3 x sqrt(10), but the damped trend carries it above
+    assert rise_forecast_above(judged["rise"]) and judged["rise"].signal == "peak_ahead"
+    assert "forecast" in str(judged["rise"].reason) and "2026-12-0" in str(judged["rise"].reason)
+    assert judged["flat"].signal == "usual" and len(judged["flat"].forecast) == 3
+    assert judged["drop"].signal == "below_band" and "intake" in str(judged["drop"].reason)
+
+
+def rise_forecast_above(series: trends.TrendSeries) -> bool:
+    return series.days[-1] <= series.high < max(series.forecast)
+
+
+def test_the_usual_band_is_never_narrower_than_counting_noise():
+    assert usual_band([0] * 10, 3.0) == (0.0, 0.0, 3.0)  # one complaint in a quiet category is no trend
+    median, low, high = usual_band([100] * 10, 3.0)
+    assert (median, low, high) == (100.0, 70.0, 130.0)  # sqrt(100) = 10 per spread
+    assert usual_band([2, 8, 2, 8, 2, 8], 1.0)[2] > 5 + 1.4826 * 3 - 0.01
+
+
+def trend_rules(tmp_path):
+    """Ten days of history, watched from five complaints; deadlines far off (the cases are backdated)."""
+    rules = write_rules(tmp_path / "rules", first_response="90d", resolution="90d", survey_window="90d")
+    path = rules / "across_cases.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("  history_days: 28", "  history_days: 10").replace("  min_cases: 10", "  min_cases: 5")
+    path.write_text(text, encoding="utf-8")
+    return rules
+
+
+async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and_report_shows_it(
+    run_worker, peer, tmp_path, env
+):
+    today = datetime.now(UTC).date()
+    billing, delivery = f"KETTLE-{uuid.uuid4().hex[:6]}", f"LAMP-{uuid.uuid4().hex[:6]}"
+    crafted = []  # billing: 2 a day, then 9 yesterday; delivery: 1 a day throughout
+    for back in range(1, 11):
+        day = today - timedelta(days=back)
+        for n in range(9 if back == 1 else 2):
+            crafted.append((day, n, "订单重复扣费，请退款。", billing))
+        crafted.append((day, 20, "My parcel is late and the tracking has not moved.", delivery))
+    crafted.append((today, -1, "订单重复扣费，请退款。", billing))  # today is not counted: not a full day yet
+
+    async with run_worker(rules=trend_rules(tmp_path)) as redress:
+        queue = redress.task_queue
+
+        async def submit(day: date, n: int, text: str, sku: str) -> None:
+            at = datetime.now(UTC) - timedelta(minutes=1) if n < 0 else datetime.combine(day, time(1, n), tzinfo=UTC)
+            order = {"id": f"SO-{uuid.uuid4().hex[:6]}", "value": "99", "currency": "CNY", "product_sku": sku}
+            await redress.submit(complaint(received_at=at.isoformat(), text=text, order=order))
+
+        for batch in range(0, len(crafted), 8):  # a few at a time: the test server's two cores are shared
+            await asyncio.gather(*(submit(*case) for case in crafted[batch : batch + 8]))
+
+        async def all_visible() -> bool:
+            query = f"WorkflowType = '{WORKFLOW_TYPE}' AND TaskQueue = '{queue}' AND Category IS NOT NULL"
+            return (await redress.client.count_workflows(query)).count == len(crafted)
+
+        await eventually(all_visible, timeout=60)
+        await trends.ensure_schedule(redress.client, queue, time(7, 0), "Asia/Shanghai")
+        watch = await trends.run_now(redress.client, queue)  # the Schedule starts the run, as it does daily
+
+        async def warnings_sent() -> list:
+            return peer.acted("/notify", template="trend_warning")
+
+        told = await eventually(warnings_sent)
+        last = await trends.last_report(redress.client, queue)
+        code, out, err = await redress_cli(env, "--task-queue", queue, "trends")
+        await trends.ensure_schedule(redress.client, queue, None)  # rules without `trends:`: no schedule
+        gone = await trends.last_report(redress.client, queue)
+
+    series = {s.label: s for s in watch.series}
+    assert watch.day == today - timedelta(days=1)
+    assert series["category billing"].days == [2] * 9 + [9]
+    assert series[f"product {billing}"].days == [2] * 9 + [9]
+    assert series["category delivery"].days == [1] * 10 and series["category delivery"].signal == "usual"
+    warned = {s.label for s in watch.warnings()}
+    assert warned == {"category billing", f"product {billing}"}
+    mine = [r for r in told if r.body["complaint_id"].endswith(("billing", billing))]
+    assert {r.body["role"] for r in mine} == {"cs_manager"} and len(mine) == 2
+    assert "9 complaints on" in mine[0].body["text"]
+    assert last == watch
+    assert code == 0, err
+    assert "category billing" in out and "above_band" in out
+    assert gone is None
+    summary = report.summarize([], trends=watch)
+    assert "category billing" in report.render_html(summary) and "trend_above_band" in report.render_csv(summary)
