@@ -231,6 +231,9 @@ class ProposalCheck(BaseModel):
         default_factory=list, description="above_role for a group's seat: who signed its other seats (not asked again)."
     )
     need: int = Field(default=1, description="above_role: how many people the next level must have to ask.")
+    granted_before: Decimal = Field(
+        default=Decimal(0), description="What the case was granted of this kind and currency before (groups count it)."
+    )
 
 
 class AuthorityCheck(BaseModel):
@@ -245,6 +248,9 @@ class AuthorityCheck(BaseModel):
     at: datetime | None = None
     at_least: str | None = Field(default=None, description="The role the decision must come from, or above.")
     seats: list[ApprovalSeat] = Field(default_factory=list, description="A group's seats: which could they fill?")
+    granted_before: Decimal = Field(
+        default=Decimal(0), description="What the case was granted of this kind and currency before (groups count it)."
+    )
 
 
 class Authority(BaseModel):

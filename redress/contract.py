@@ -518,9 +518,17 @@ class GroupApproval(BaseModel):
 
     name: str
     seats: list[ApprovalSeat]
+    acting_for: dict[str, str] = Field(
+        default_factory=dict, description="A signer standing in for an absent colleague (delegations): whose."
+    )
 
     def signers(self) -> list[str]:
         return [person for seat in self.seats for person in seat.approved_by]
+
+    def authorities(self) -> set[str]:
+        """Whose authority the signatures so far used: each signer's own, and the colleagues they stood in for.
+        One person's authority fills one seat, whether they sign or their delegate does."""
+        return set(self.signers()) | set(self.acting_for.values())
 
     def complete(self) -> bool:
         return not any(seat.open() for seat in self.seats)

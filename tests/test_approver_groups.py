@@ -7,11 +7,14 @@ The shipped rules: cash above 2000 CNY needs a cs_manager (or above) and someone
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from activities.rules.loader import RulesInvalid, load_rules
+from redress import signatures
 from redress.client import Refused
 from redress.contract import RemedyProposal
 from tests.helpers.browser import CHROMIUM, chromium, console, problem, register_and_sign_in, screenshot
@@ -205,3 +208,100 @@ async def test_the_console_shows_the_seats_and_the_last_member_signs_with_a_pass
         await eventually(lambda: paid(redress, cid))
         await finance.locator('#remedies tr[data-proposal="P1"] .decided-by', has_text="zhang.wei, liu.yang").wait_for()
     assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+def with_delegation(tmp_path, absent: str, delegate: str):
+    rules = write_rules(tmp_path / "rules")
+    today = datetime.now(UTC).date()
+    with (rules / "approval.yaml").open("a", encoding="utf-8") as out:
+        out.write(
+            f"\ndelegations:\n  - {{absent: {absent}, delegate: {delegate}, since: {today - timedelta(days=1)}, "
+            f"until: {today + timedelta(days=5)}}}\n"
+        )
+    return rules
+
+
+async def test_one_persons_authority_fills_one_seat_whether_they_sign_or_their_delegate_does(
+    run_worker, peer, tmp_path
+):
+    """zhang.wei is away and alex.morgan (team_lead) stands in for him as cs_manager."""
+    async with run_worker(rules=with_delegation(tmp_path, "zhang.wei", "alex.morgan")) as redress:
+        refund = await propose(redress, "refund", "4500")  # two cs_managers or above
+        await redress.approve(refund, "zhang.wei", APPROVER_KEYS["zhang.wei"])
+        twice = await refusal(redress.approve(refund, "alex.morgan", APPROVER_KEYS["alex.morgan"]))
+
+        own = await open_case(redress, respond_as="zhang.wei")
+        proposal = RemedyProposal(
+            kind="refund", amount=Decimal("4500"), currency="CNY", reason="wedding", proposed_by="zhang.wei"
+        )
+        await redress.propose(own, proposal, APPROVER_KEYS["zhang.wei"])
+        for_the_proposer = await refusal(redress.approve(own, "alex.morgan", APPROVER_KEYS["alex.morgan"]))
+        await redress.approve(refund, "chen.jing", APPROVER_KEYS["chen.jing"])  # a second authority: it is paid
+        await eventually(lambda: paid(redress, refund))
+    assert "four eyes" in twice and "already signed" in twice
+    assert "stands in for zhang.wei" in for_the_proposer
+    assert len(peer.acted("/pay", complaint_id=refund)) == 1 and peer.acted("/pay", complaint_id=own) == []
+
+
+async def test_a_finance_delegate_fills_the_finance_seat_and_leaves_the_managers_seat_to_a_manager(
+    run_worker, peer, tmp_path
+):
+    """liu.yang (finance) stands in for chen.jing (director): his signature is finance's, his own role."""
+    async with run_worker(rules=with_delegation(tmp_path, "chen.jing", "liu.yang")) as redress:
+        cid = await propose(redress, "cash", "3000")
+        await redress.approve(cid, "liu.yang", APPROVER_KEYS["liu.yang"])
+        await redress.approve(cid, "zhang.wei", APPROVER_KEYS["zhang.wei"])
+        done = await eventually(lambda: paid(redress, cid))
+    assert [s.approved_by for s in done.remedies[0].group.seats] == [["zhang.wei"], ["liu.yang"]]
+
+
+async def test_payouts_split_below_the_threshold_still_reach_the_group(run_worker, peer):
+    """zhang.wei may grant 2000 CNY of cash on his own signature; a second 2000 on the case makes 4000: the group's."""
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="zhang.wei")
+        cash = RemedyProposal(kind="cash", amount=Decimal("2000"), currency="CNY", reason="x", proposed_by="zhang.wei")
+        first = await redress.propose(cid, cash, APPROVER_KEYS["zhang.wei"])
+        assert first.status.value == "approved"
+        await eventually(lambda: paid(redress, cid))
+        second = await redress.propose(cid, cash, APPROVER_KEYS["zhang.wei"])
+        pending = (await redress.status(cid)).pending_approval
+    assert second.status.value == "awaiting_approval" and pending.group.name == "large-cash"
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+
+
+def crisis_signature(crisis: str, signer: str, amount: str) -> dict:
+    at = datetime.now(UTC).replace(microsecond=0)
+    terms = signatures.signed_terms(
+        crisis, "C1", "approve", Decimal(amount), "CNY", signer, at, kind="cash", scope=signatures.CRISIS
+    )
+    return {
+        "signed_by": signer,
+        "signed_at": at.isoformat(),
+        "signature": signatures.sign(APPROVER_KEYS[signer], terms),
+    }
+
+
+async def test_a_crisis_remedy_needs_a_signer_who_may_grant_it_before_the_case_asks_its_group(run_worker, peer):
+    async with run_worker() as redress:
+        asked, cases = {}, []
+        for signer in ("sam.taylor", "chen.jing"):  # a specialist may not grant 3000 CNY; a director may
+            sku = f"G-{uuid.uuid4().hex[:6]}"
+            crisis = f"sku:{sku}"
+            cid = await open_case(redress, respond_as="li.na", order={"id": "SO-1", "value": "900", "product_sku": sku})
+            case = redress.handle(cid)
+            await case.signal("crisis_declared", {"crisis_id": crisis, "raise_to": "urgent", "reason": "batch"})
+            remedy = {"crisis_id": crisis, "proposal_id": "C1", "kind": "cash", "amount": "3000", "currency": "CNY"}
+            remedy |= {"reason": "batch", "proposed_by": "wang.fang"}
+            await case.signal("crisis_remedy", remedy | crisis_signature(crisis, signer, "3000"))
+
+            async def settled(cid=cid):
+                events = await redress.timeline(cid)
+                return [e for e in events if e.kind in ("remedy_proposed", "signal_refused", "step_refused")]
+
+            asked[signer] = (await eventually(settled), (await redress.status(cid)).pending_approval)
+            cases.append(cid)
+    refused, _ = asked["sam.taylor"]
+    assert "may not grant" in refused[-1].detail and asked["sam.taylor"][1] is None
+    proposed, pending = asked["chen.jing"]
+    assert proposed[-1].kind == "remedy_proposed" and pending.group.name == "large-cash"
+    assert all(peer.acted("/pay", complaint_id=cid) == [] for cid in cases)

@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from activities.io import Authority
 from redress import passkeys, signatures
-from redress.contract import ApprovalDecision, PasskeyAssertion, RemedyKind
+from redress.contract import ApprovalDecision, PasskeyAssertion, ProposalRecord, RemedyKind
 from workflows.messages import refusal
 
 
@@ -164,6 +164,16 @@ def _passkey_proven(claim: Claim, assertion: PasskeyAssertion, authority: Author
     problem = passkeys.problem(assertion, claim.terms, public_key, authority.relying_party_id, authority.origins)
     if problem:
         raise refusal(f"forged or altered: {claim.signer}'s passkey did not sign {claim.what} ({problem})")
+
+
+def not_standing_in_for(authority: Authority, pending: ProposalRecord) -> None:
+    """Four eyes hold on authority, not only on names: a delegate standing in for the proposer (delegations)
+    decides with the proposer's own authority, so may not decide their proposal."""
+    if authority.acting_for is not None and authority.acting_for == pending.proposed_by:
+        raise refusal(
+            f"four eyes: {authority.person} stands in for {pending.proposed_by}, who proposed "
+            f"{pending.proposal_id}, and cannot decide it"
+        )
 
 
 def entitled(

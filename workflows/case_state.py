@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         ProposalRecord,
         ProposalStatus,
+        RemedyKind,
         Resolution,
         Severity,
         Stage,
@@ -178,6 +179,15 @@ class CaseState:
 
     def next_proposal_id(self) -> str:
         return f"P{len(self.proposals) + 1}"
+
+    def granted(self, kind: RemedyKind, currency: str) -> Decimal:
+        """What this case was granted of a kind so far, in a currency, however approved (an approver group's
+        threshold counts it: splitting a payout does not avoid the group)."""
+        given = (ProposalStatus.approved, ProposalStatus.executed)
+        return sum(
+            (p.amount for p in self.proposals if p.kind == kind and p.currency == currency and p.status in given),
+            Decimal(0),
+        )
 
     def auto_used(self, currency: str) -> Decimal:
         """What this case was granted under the rules' automatic limit so far, in a currency (not what failed)."""

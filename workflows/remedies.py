@@ -72,7 +72,13 @@ class Remedies:
     async def _rules_on(self, **remedy: Any) -> ProposalVerdict:
         """What the case's own rules say of a remedy now: whether it needs approval, whose, whether it is allowed."""
         case = self.case
-        check = ProposalCheck(complaint_id=case.id, rule_version=case.rule_version, at=workflow.now(), **remedy)
+        check = ProposalCheck(
+            complaint_id=case.id,
+            rule_version=case.rule_version,
+            at=workflow.now(),
+            granted_before=case.granted(remedy["kind"], remedy["currency"]),
+            **remedy,
+        )
         verdict: ProposalVerdict = await self.run(ComplaintActivities.check_proposal, check)
         return verdict
 
@@ -98,6 +104,7 @@ class Remedies:
             at=workflow.now(),
             at_least=at_least,
             seats=seats or [],
+            granted_before=case.granted(kind, currency),
         )
         authority: Authority = await self.run(ComplaintActivities.authority, check)
         return authority
@@ -413,10 +420,10 @@ class Remedies:
         if pending is None:
             raise refusal(f"no remedy awaits approval (the case is {case.stage.value})")
         approvals.current(decision, pending.proposal_id, pending.proposed_by)
-        if pending.group is not None and decision.approver in pending.group.signers():
+        if pending.group is not None and decision.approver in pending.group.authorities():
             raise refusal(
-                f"four eyes: {decision.approver} already signed {pending.proposal_id}; "
-                f"it waits for someone else ({pending.group.waiting_for()})"
+                f"four eyes: {decision.approver}'s authority already signed {pending.proposal_id} (they, or someone "
+                f"standing in for them); it waits for someone else ({pending.group.waiting_for()})"
             )
         claim = approvals.claim(
             case.id,
@@ -449,6 +456,7 @@ class Remedies:
         )
         pending, claim, fingerprint = self.decision_admissible(decision, verb)  # decided or timed out meanwhile?
         approvals.proven(claim, authority)
+        approvals.not_standing_in_for(authority, pending)
         if pending.group is not None:
             if [(seat.role, seat.countersign) for seat in pending.group.seats] != asked:  # a seat climbed meanwhile
                 raise refusal(f"{pending.proposal_id} changed while your decision was checked; decide again")
@@ -513,6 +521,11 @@ class Remedies:
         filled approves it.
         """
         case = self.case
+        if authority.acting_for is not None and authority.acting_for in group.authorities():
+            raise refusal(
+                f"four eyes: {decision.approver} stands in for {authority.acting_for}, whose authority already "
+                f"signed {pending.proposal_id}; it waits for someone else ({group.waiting_for()})"
+            )
         seat = next((group.seats[i] for i in authority.fits if group.seats[i].open()), None)
         if seat is None:
             standing = approvals.acting(authority) if authority.role else "no role in the directory"
@@ -523,6 +536,8 @@ class Remedies:
         case.used_signatures.add(fingerprint)
         if verb == "approve":
             seat.approved_by.append(decision.approver)
+            if authority.acting_for:
+                group.acting_for[decision.approver] = authority.acting_for
         if verb == "reject" or group.complete():
             self._decided(pending, decision, verb, authority)
             return pending
@@ -592,6 +607,8 @@ class Remedies:
         case = self.case
         due = [seat for seat in group.seats if seat.open() and seat.due is not None and seat.due <= workflow.now()]
         for seat in due:
+            if not seat.open():
+                continue  # filled while the rules were read for an earlier seat
             if seat.countersign:
                 self._rejected_in_time(
                     pending,
@@ -709,14 +726,14 @@ class Remedies:
             )
             authority = await self._authority(remedy.signed_by, remedy.kind, remedy.amount, remedy.currency)
             approvals.proven(claim, authority)
-            if authority.group is not None:
-                await self._to_group(remedy, proposal, key, fingerprint, authority.group)
-                return
             if not authority.covers:
                 raise refusal(
                     f"{remedy.signed_by} may not grant {remedy.amount} {remedy.currency} of "
                     f"{remedy.kind.value} on this case"
                 )
+            if authority.group is not None:
+                await self._to_group(remedy, proposal, key, fingerprint, authority.group)
+                return
             approver = remedy.signed_by
             reason = (
                 f"common remedy {remedy.proposal_id} of crisis {remedy.crisis_id}, signed by "

@@ -102,7 +102,7 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
     """
     approval = policy.document.approval
     roles = approval.roles
-    group = approval.group_for(check.kind, check.amount, check.currency)
+    group = approval.group_for(check.kind, check.amount, check.currency, check.granted_before)
     standing = standings(policy, directory.document, today_at(policy, check.at)).get(check.person)
     fits = _fits(policy, directory, check, standing)
     if standing is None:
@@ -127,8 +127,9 @@ def authority_of(policy: RuleSet, directory: RuleSet, check: AuthorityCheck) -> 
 
 
 def _fits(policy: RuleSet, directory: RuleSet, check: AuthorityCheck, standing: Standing | None) -> list[int]:
-    """Which of a group's seats the person may fill today, the most demanding first (so that a director who
-    signs fills a director's seat before a team lead's, and the people below stay free for the rest).
+    """Which of a group's seats the person may fill today, in the order they should fill them: a countersign seat
+    of their own role first, then the most demanding ranked seat (so that a director who signs fills a director's
+    seat before a team lead's, and the people below stay free for the rest).
 
     A ranked seat: their rank is the seat's or above (and for the seat that must cover the amount, their
     limits do). A countersign seat: the live directory gives them exactly that role.
@@ -147,7 +148,8 @@ def _fits(policy: RuleSet, directory: RuleSet, check: AuthorityCheck, standing: 
             and (not seat.must_cover or _covers(policy, standing.rank, check.kind, check.amount, check.currency))
         ):
             fits.append(index)
-    return sorted(fits, key=lambda i: (check.seats[i].countersign, -rank.get(check.seats[i].role, 0)))
+    # a countersign seat first: its holder's own role; a ranked seat they may fill only by standing in for someone
+    return sorted(fits, key=lambda i: (not check.seats[i].countersign, -rank.get(check.seats[i].role, 0)))
 
 
 def check_offer(policy: RuleSet, complaint_id: str, offer: RemedyOffer) -> ProposalVerdict:
@@ -229,7 +231,7 @@ def _approval(
 
     if check.above_role is not None:
         return _next_level(policy, directory, check, ranks, covers)
-    group = doc.approval.group_for(check.kind, check.amount, check.currency)
+    group = doc.approval.group_for(check.kind, check.amount, check.currency, check.granted_before)
     auto = doc.approval.auto_approve.get(check.currency)
     if (
         automatic_limit

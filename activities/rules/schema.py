@@ -448,9 +448,12 @@ class ApprovalGroup(_Strict):
             raise ValueError("a group needs two approvers or more (one is the matrix's ordinary approval)")
         return self
 
-    def matches(self, kind: RemedyKind, amount: Decimal, currency: str) -> bool:
+    def matches(self, kind: RemedyKind, amount: Decimal, currency: str, granted_before: Decimal) -> bool:
+        """Whether it decides this remedy: of its kinds, and above its threshold with what the case was granted of
+        the kind before (three payouts of 2000 need the group that one of 6000 would)."""
         threshold = self.above.get(currency)
-        return threshold is not None and amount > threshold and (not self.kinds or kind in self.kinds)
+        within_kinds = not self.kinds or kind in self.kinds
+        return threshold is not None and within_kinds and amount + granted_before > threshold
 
 
 class Approval(_Strict):
@@ -476,6 +479,15 @@ class Approval(_Strict):
     )
     time_zone: TimeZone = Field(default="UTC", description="Delegations begin and end on days in this zone.")
 
+    @field_validator("groups")
+    @classmethod
+    def _groups_named_once(cls, groups: list[ApprovalGroup]) -> list[ApprovalGroup]:
+        names = [group.name for group in groups]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"group named twice: {', '.join(duplicates)}")
+        return groups
+
     @field_validator("roles")
     @classmethod
     def _unique(cls, roles: list[ApprovalRole]) -> list[ApprovalRole]:
@@ -485,11 +497,13 @@ class Approval(_Strict):
             raise ValueError(f"role listed twice: {', '.join(duplicates)}")
         return roles
 
-    def group_for(self, kind: RemedyKind, amount: Decimal, currency: str) -> ApprovalGroup | None:
+    def group_for(
+        self, kind: RemedyKind, amount: Decimal, currency: str, granted_before: Decimal = Decimal(0)
+    ) -> ApprovalGroup | None:
         """The approver group whose rule covers this remedy (free kinds never need one)."""
-        if kind in self.free_kinds:
+        if kind in self.free_kinds or amount <= 0:
             return None
-        return next((group for group in self.groups if group.matches(kind, amount, currency)), None)
+        return next((group for group in self.groups if group.matches(kind, amount, currency, granted_before)), None)
 
     def all_roles(self) -> set[str]:
         """Every role a person may hold: the ranked ones and the countersigning ones."""
@@ -834,6 +848,7 @@ class RuleSetDocument(_Strict):
 def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...], str]]:
     """Problems that span sections (a role named but not defined, a name used twice), with their paths."""
     roles = doc.approval.all_roles()
+    ranked = {r.role for r in doc.approval.roles}
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for role in doc.approval.countersign_roles:
         if role in {r.role for r in doc.approval.roles}:
@@ -852,7 +867,7 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                 at = ("approval", "groups", index, "seats", seat_index, "role")
                 problems.append((at, f"unknown role {seat.role!r} (ranked or countersign_roles)"))
     for severity, tier in doc.tiers.items():
-        if tier.escalate_to not in roles:
+        if tier.escalate_to not in ranked:
             problems.append((("tiers", severity.value, "escalate_to"), f"unknown role {tier.escalate_to!r}"))
     for severity, tier in doc.tiers.items():
         if tier.calendar and tier.calendar not in doc.calendars:
