@@ -456,6 +456,12 @@ class ApprovalGroup(_Strict):
         return threshold is not None and within_kinds and amount + granted_before > threshold
 
 
+def _named_once(names: list[str], problem: str) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{problem}: {', '.join(duplicates)}")
+
+
 class Approval(_Strict):
     roles: list[ApprovalRole] = Field(min_length=1, description="Lowest authority first.")
     countersign_roles: list[Identifier] = Field(
@@ -482,19 +488,13 @@ class Approval(_Strict):
     @field_validator("groups")
     @classmethod
     def _groups_named_once(cls, groups: list[ApprovalGroup]) -> list[ApprovalGroup]:
-        names = [group.name for group in groups]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"group named twice: {', '.join(duplicates)}")
+        _named_once([group.name for group in groups], "group named twice")
         return groups
 
     @field_validator("roles")
     @classmethod
     def _unique(cls, roles: list[ApprovalRole]) -> list[ApprovalRole]:
-        names = [r.role for r in roles]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"role listed twice: {', '.join(duplicates)}")
+        _named_once([role.role for role in roles], "role listed twice")
         return roles
 
     def group_for(
