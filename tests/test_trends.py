@@ -12,12 +12,16 @@ import asyncio
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
+import httpx
+
 from activities.trends import assess, forecasts, usual_band
 from redress import report, trends
 from redress.contract import WORKFLOW_TYPE
+from tests.helpers.browser import console
 from tests.helpers.cases import complaint, eventually
 from tests.helpers.processes import redress_cli
 from tests.helpers.rules import write_rules
+from tests.test_console_safety import HEADER
 
 DAY = date(2026, 11, 30)
 
@@ -78,7 +82,8 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
         crafted.append((day, 20, "My parcel is late and the tracking has not moved.", delivery))
     crafted.append((today, -1, "订单重复扣费，请退款。", billing))  # today is not counted: not a full day yet
 
-    async with run_worker(rules=trend_rules(tmp_path)) as redress:
+    rules = trend_rules(tmp_path)
+    async with run_worker(rules=rules) as redress:
         queue = redress.task_queue
 
         async def submit(day: date, n: int, text: str, sku: str) -> None:
@@ -103,6 +108,11 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
         told = await eventually(warnings_sent)
         last = await trends.last_report(redress.client, queue)
         code, out, err = await redress_cli(env, "--task-queue", queue, "trends")
+        async with (
+            console(redress, rules, trusted_header=HEADER) as url,
+            httpx.AsyncClient(base_url=url, headers={HEADER: "zhang.wei"}) as http,
+        ):
+            page = (await http.get("/report", params={"since": "30d", "raw": "1"})).text  # the console's report
         await trends.ensure_schedule(redress.client, queue, None)  # rules without `trends:`: no schedule
         gone = await trends.last_report(redress.client, queue)
 
@@ -120,5 +130,6 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
     assert code == 0, err
     assert "category billing" in out and "above_band" in out
     assert gone is None
+    assert "Trend watch for" in page and "category billing" in page and "above_band" in page
     summary = report.summarize([], trends=watch)
     assert "category billing" in report.render_html(summary) and "trend_above_band" in report.render_csv(summary)

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from redress import trends
 from redress.client import RedressError, proposed_at
 from redress.console.sessions import Session
 from redress.console.web import LANGUAGE_COOKIE, REPORT_CSP, Web
@@ -250,7 +251,8 @@ class Pages(Web):
         except ValueError as error:
             return self.page(request, session, "report.html", since=since_text, flash=str(error))
         records = await report.collect(self.redress.client, since, None, task_queue=self.redress.task_queue)
-        html = report.render_html(report.summarize(records, period="day", since=since, until=None))
+        watched = await trends.last_report(self.redress.client, self.redress.task_queue)  # the daily trend watch
+        html = report.render_html(report.summarize(records, period="day", since=since, until=None, trends=watched))
         if request.query_params.get("raw") == "1":
             response = HTMLResponse(html)
             response.headers["Content-Security-Policy"] = REPORT_CSP
