@@ -21,6 +21,7 @@ numbers per series (never below 0), or null where the model could not be fitted.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 
@@ -47,7 +48,10 @@ def forecast(series: list[float], horizon: int) -> list[float] | None:
             predicted = model.fit().forecast(horizon)
         except (ValueError, ArithmeticError, IndexError):
             return None
-    return [max(0.0, round(float(value), 2)) for value in predicted]
+    values = [float(value) for value in predicted]
+    if not all(math.isfinite(value) for value in values):
+        return None  # a fit that diverged says nothing
+    return [max(0.0, round(value, 2)) for value in values]
 
 
 def main() -> None:

@@ -317,7 +317,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     async def gather() -> list[report.CaseRecord]:
         client = await connect(args.address)
-        watched[0] = await trends.last_report(client, args.task_queue)
+        if not args.export:
+            try:
+                watched[0] = await trends.last_report(client, args.task_queue)
+            except RPCError as error:  # the case figures do not depend on it
+                print(f"report: the trend watch's last run could not be read ({error.message})", file=sys.stderr)
         return await report.collect(client, since, until, task_queue=args.task_queue)
 
     try:
@@ -349,7 +353,7 @@ def cmd_trends(args: argparse.Namespace) -> int:
     from redress import report
 
     async def action(redress: RedressClient) -> None:
-        if args.run:
+        if args.run_now:
             found: trends.TrendReport | None = await trends.run_now(redress.client, args.task_queue)
         else:
             found = await trends.last_report(redress.client, args.task_queue)
@@ -1169,7 +1173,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=cmd_report)
     trend = add_command("trends", help="the daily trend watch's last run: volumes, usual band, forecast, warnings")
-    trend.add_argument("--run", action="store_true", help="run it now (through its schedule) and show that run")
+    trend.add_argument(
+        "--run", dest="run_now", action="store_true", help="run it now (through its schedule) and show that run"
+    )
     trend.set_defaults(run=cmd_trends)
     show = add_command("show", help="status and timeline of a case")
     show.add_argument("id", help="complaint id")

@@ -394,6 +394,8 @@ def render_trends(watch: dict[str, Any]) -> None:
     """The trend watch's run as tables: its warnings, then every series watched."""
     from redress.terminal import print_table
 
+    if watch.get("newer_unfinished"):
+        print(f"Note: {watch['newer_unfinished']} later run(s) of the trend watch did not complete; this is older.")
     if watch.get("note"):
         print(f"Trend watch of {watch['ran_at']}: {watch['note']}")
         return
@@ -638,8 +640,10 @@ def trends_html(watch: dict[str, Any] | None) -> str:
     """The trend watch's last run: each series' last days, usual band and forecast, warnings first."""
     if not watch:
         return ""
+    stale = watch.get("newer_unfinished", 0)
+    older = f"<p>{stale} later run(s) did not complete: this is older.</p>" if stale else ""
     if watch.get("note"):
-        return f"<h2>Trend watch</h2><p>{html.escape(watch['note'])}</p>"
+        return f"<h2>Trend watch</h2>{older}<p>{html.escape(watch['note'])}</p>"
     ordered = sorted(watch["series"], key=lambda s: (s["signal"] == "usual", s["by"], s["name"]))
     rows = "".join(
         f"<tr class={html.escape(s['signal'])}><td>{html.escape(s['by'] + ' ' + s['name'])}</td>"
@@ -649,7 +653,8 @@ def trends_html(watch: dict[str, Any] | None) -> str:
         for s in ordered
     )
     return (
-        f"<h2>Trend watch for {html.escape(watch['day'])}</h2><p>Run {html.escape(watch['ran_at'])}; warnings go to "
+        f"<h2>Trend watch for {html.escape(watch['day'])}</h2>{older}"
+        f"<p>Run {html.escape(watch['ran_at'])}; warnings go to "
         f"{html.escape(watch['notify'] or '-')}; forecast: {html.escape(watch['model'])}.</p><table id=trends>"
         "<thead><tr><th>series</th><th>last 7 days</th><th>usual</th><th>band</th><th>forecast</th><th>signal</th>"
         f"<th>why</th></tr></thead><tbody>{rows}</tbody></table>"

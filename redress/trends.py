@@ -37,6 +37,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 TREND_WORKFLOW_TYPE = "TrendWatch"
+RUN_TIMEOUT = timedelta(hours=2)
 
 Signal = Literal["usual", "above_band", "below_band", "peak_ahead"]
 Dimension = Literal["category", "product"]
@@ -70,7 +71,10 @@ class TrendReport(BaseModel):
     model: str = Field(default="", description="The forecast's model, as the report names it.")
     series: list[TrendSeries] = Field(default_factory=list)
     not_watched: int = Field(default=0, description="Categories and products below the rules' min_cases.")
-    note: str | None = Field(default=None, description="Why nothing was watched (no trends section).")
+    note: str | None = Field(default=None, description="Why nothing was judged (no trends section, warming up).")
+    newer_unfinished: int = Field(
+        default=0, description="Runs after this one that did not complete (failed, timed out, running): stale?"
+    )
 
     def warnings(self) -> list[TrendSeries]:
         return [series for series in self.series if series.signal != "usual"]
@@ -82,7 +86,12 @@ def schedule_id(task_queue: str) -> str:
 
 def _schedule(task_queue: str, at: time, time_zone: str) -> Schedule:
     return Schedule(
-        action=ScheduleActionStartWorkflow(TREND_WORKFLOW_TYPE, id=schedule_id(task_queue), task_queue=task_queue),
+        action=ScheduleActionStartWorkflow(
+            TREND_WORKFLOW_TYPE,
+            id=schedule_id(task_queue),
+            task_queue=task_queue,
+            execution_timeout=RUN_TIMEOUT,  # a run that cannot finish must not hold back the next day's
+        ),
         spec=ScheduleSpec(
             calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(at.hour)], minute=[ScheduleRange(at.minute)])],
             time_zone_name=time_zone,
@@ -108,8 +117,10 @@ async def ensure_schedule(client: Client, task_queue: str, at: time | None, time
         await client.create_schedule(schedule_id(task_queue), wanted)
     except ScheduleAlreadyRunningError:
 
-        def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=wanted)
+        def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule = current.description.schedule  # its state (an operator's pause and note) is kept
+            schedule.action, schedule.spec, schedule.policy = wanted.action, wanted.spec, wanted.policy
+            return ScheduleUpdate(schedule=schedule)
 
         await handle.update(update)
 
@@ -122,12 +133,22 @@ async def last_report(client: Client, task_queue: str) -> TrendReport | None:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
+    unfinished = 0
     for started in reversed(_started(description.info.recent_actions)):
         handle = client.get_workflow_handle(
             started.workflow_id, run_id=started.first_execution_run_id, result_type=TrendReport
         )
-        if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result()
+        try:
+            status = (await handle.describe()).status
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue  # gone: past the namespace's retention
+        if status == WorkflowExecutionStatus.COMPLETED:
+            report = await handle.result()
+            report.newer_unfinished = unfinished
+            return report
+        unfinished += 1
     return None
 
 
@@ -138,11 +159,16 @@ def _started(actions: Sequence[ScheduleActionResult]) -> list[ScheduleActionExec
 async def run_now(client: Client, task_queue: str, timeout: float = 120.0) -> TrendReport:
     """Trigger the schedule now (as its daily time would) and wait for that run's report."""
     handle = client.get_schedule_handle(schedule_id(task_queue))
-    before = {a.workflow_id for a in _started((await handle.describe()).info.recent_actions)}
+
+    def runs(actions: Sequence[ScheduleActionResult]) -> list[tuple[str, str | None]]:
+        return [(a.workflow_id, a.first_execution_run_id) for a in _started(actions)]
+
+    before = set(runs((await handle.describe()).info.recent_actions))
     await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        started = [a for a in _started((await handle.describe()).info.recent_actions) if a.workflow_id not in before]
+        actions = (await handle.describe()).info.recent_actions
+        started = [a for a in _started(actions) if (a.workflow_id, a.first_execution_run_id) not in before]
         if started:
             latest = started[-1]
             run = client.get_workflow_handle(

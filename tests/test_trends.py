@@ -13,10 +13,13 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
+import pytest
 
-from activities.trends import assess, forecasts, usual_band
+from activities.rules.loader import RulesInvalid, load_rules
+from activities.trends import assess, forecasts, history_start, usual_band
 from redress import report, trends
 from redress.contract import WORKFLOW_TYPE
+from redress.trends import Dimension
 from tests.helpers.browser import console
 from tests.helpers.cases import complaint, eventually
 from tests.helpers.processes import redress_cli
@@ -46,6 +49,45 @@ async def test_a_day_above_the_band_and_a_rise_the_forecast_carries_above_it_bot
     assert "forecast" in str(judged["rise"].reason) and "2026-12-0" in str(judged["rise"].reason)
     assert judged["flat"].signal == "usual" and len(judged["flat"].forecast) == 3
     assert judged["drop"].signal == "below_band" and "intake" in str(judged["drop"].reason)
+
+
+async def test_a_one_day_incident_that_is_over_forecasts_no_peak():
+    over = [2] * 12 + [60, 2]
+    [forecast] = await forecasts([over], horizon=3)
+    assert forecast is not None and max(forecast) > usual_band(over[:-1], 3.0)[2]  # the model still leans up
+    assert assess("category", "x", over, forecast, 3.0, DAY).signal == "usual"  # but yesterday was usual
+
+
+def test_days_before_counting_began_are_not_read_as_quiet_days():
+    started: dict[tuple[Dimension, str], list[int]] = {
+        ("category", "billing"): [0, 0, 0, 1] + [2] * 10,
+        ("category", "other"): [0, 0, 0, 0] + [1] * 10,
+    }
+    assert history_start(started, 14) == 4  # the first counted day (3) is partial: from the day after
+    assert history_start({("category", "billing"): [0] * 8 + [2] * 6}, 14) is None  # 5 full days: warming up
+    assert history_start({("category", "billing"): [1] * 14}, 14) == 0  # counted from the window's start
+    assert history_start({}, 14) is None
+
+
+def test_trend_rules_that_would_mislead_are_refused(tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    path = rules / "across_cases.yaml"
+    shipped = path.read_text(encoding="utf-8")
+    for bad, expected in (
+        ('  at: "07:00"', '"HH:MM"'),  # replaced by a number: read as seconds otherwise
+        ("  by: [category, product]", "at most once"),
+        ("  notify: cs_manager", "unknown role 'nobody_here'"),
+    ):
+        edited = {
+            '  at: "07:00"': "  at: 30",
+            "  by: [category, product]": "  by: [category, category]",
+            "  notify: cs_manager": "  notify: nobody_here",
+        }[bad]
+        path.write_text(shipped.replace(bad, edited), encoding="utf-8")
+        with pytest.raises(RulesInvalid) as invalid:
+            load_rules(rules)
+        [error] = invalid.value.errors
+        assert expected in error.message and error.file.endswith("across_cases.yaml") and error.line > 1
 
 
 def rise_forecast_above(series: trends.TrendSeries) -> bool:
@@ -99,8 +141,12 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
             return (await redress.client.count_workflows(query)).count == len(crafted)
 
         await eventually(all_visible, timeout=60)
+        never = await redress_cli(env, "--task-queue", queue, "trends")  # no schedule yet: nothing has run
         await trends.ensure_schedule(redress.client, queue, time(7, 0), "Asia/Shanghai")
-        watch = await trends.run_now(redress.client, queue)  # the Schedule starts the run, as it does daily
+        not_yet = await redress_cli(env, "--task-queue", queue, "trends")  # reading starts no run
+        ran = await redress_cli(env, "--task-queue", queue, "trends", "--run")  # the Schedule starts it, as daily
+        watch = await trends.last_report(redress.client, queue)
+        assert watch is not None
 
         async def warnings_sent() -> list:
             return peer.acted("/notify", template="trend_warning")
@@ -108,6 +154,13 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
         told = await eventually(warnings_sent)
         last = await trends.last_report(redress.client, queue)
         code, out, err = await redress_cli(env, "--task-queue", queue, "trends")
+        junk = await redress.client.execute_workflow(  # anyone may start one, with any arguments: it just runs
+            trends.TREND_WORKFLOW_TYPE, args=[1, "two", {"three": [3]}], id=f"junk-{queue}", task_queue=queue
+        )
+        schedule = redress.client.get_schedule_handle(trends.schedule_id(queue))
+        await schedule.pause(note="incident review")
+        await trends.ensure_schedule(redress.client, queue, time(8, 30), "Asia/Shanghai")  # a worker restarts
+        kept = (await schedule.describe()).schedule
         async with (
             console(redress, rules, trusted_header=HEADER) as url,
             httpx.AsyncClient(base_url=url, headers={HEADER: "zhang.wei"}) as http,
@@ -123,12 +176,18 @@ async def test_the_schedule_runs_the_watch_which_warns_about_a_crafted_spike_and
     assert series["category delivery"].days == [1] * 10 and series["category delivery"].signal == "usual"
     warned = {s.label for s in watch.warnings()}
     assert warned == {"category billing", f"product {billing}"}
-    mine = [r for r in told if r.body["complaint_id"].endswith(("billing", billing))]
+    mine = [r for r in told if "billing" in r.body["text"] or billing in r.body["text"]]
     assert {r.body["role"] for r in mine} == {"cs_manager"} and len(mine) == 2
+    assert all(billing not in r.body["complaint_id"] for r in mine)  # what logs show names no product
     assert "9 complaints on" in mine[0].body["text"]
     assert last == watch
     assert code == 0, err
     assert "category billing" in out and "above_band" in out
+    assert never[0] == 0 and "has not run yet" in never[1] and "has not run yet" in not_yet[1]
+    assert ran[0] == 0 and "category billing" in ran[1]
+    assert len(junk["series"]) == len(watch.series)
+    assert kept.state.paused and kept.state.note == "incident review"  # the operator's pause survives
+    assert kept.spec.calendars[0].hour[0].start == 8 and kept.spec.calendars[0].minute[0].start == 30
     assert gone is None
     assert "Trend watch for" in page and "category billing" in page and "above_band" in page
     summary = report.summarize([], trends=watch)

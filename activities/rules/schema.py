@@ -674,14 +674,23 @@ class Crisis(_Strict):
     raise_to: Severity = Severity.major
 
 
+def _hour_and_minute(value: object) -> object:
+    """Only "HH:MM" (a number would be read as seconds, an offset or seconds silently dropped)."""
+    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        raise ValueError('give the time of day as "HH:MM", e.g. "07:00"')
+    return value
+
+
 class Trends(_Strict):
     """The trend watch, run daily by a Temporal Schedule (workflows/trends.py): complaint volume per UTC day from
     visibility, per category and per product; a warning to `notify` when yesterday left the usual band, or when
     the forecast for the next `horizon_days` rises above it."""
 
-    at: time = Field(default=time(7, 0), description="When it runs each day, in `time_zone`.")
+    at: Annotated[time, BeforeValidator(_hour_and_minute)] = Field(
+        default=time(7, 0), description='When it runs each day, in `time_zone`: "HH:MM".'
+    )
     time_zone: TimeZone = "UTC"
-    by: list[Dimension] = Field(default=["category", "product"], min_length=1)
+    by: list[Dimension] = Field(default=["category", "product"], min_length=1, max_length=2)
     history_days: Annotated[int, Field(ge=7, le=365)] = Field(
         default=28, description="UTC days of volume it reads, ending yesterday."
     )
@@ -693,6 +702,13 @@ class Trends(_Strict):
         default=10, description="A category or product with fewer complaints over the history is not watched."
     )
     notify: Identifier = Field(default="cs_manager", description="The role warned.")
+
+    @field_validator("by")
+    @classmethod
+    def _each_once(cls, by: list[Dimension]) -> list[Dimension]:
+        if len(set(by)) != len(by):
+            raise ValueError("each of category and product at most once (twice would count twice)")
+        return by
 
 
 class AgentLoad(_Strict):
@@ -894,6 +910,8 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
                         "keywords with their own weight count only with `category_by: evidence`",
                     )
                 )
+    if doc.trends is not None and doc.trends.notify not in roles:
+        problems.append((("trends", "notify"), f"unknown role {doc.trends.notify!r}"))
     if doc.trends is not None and TREND_TEMPLATE not in doc.templates:
         problems.append((("trends",), f"no template {TREND_TEMPLATE!r}: word the warning the trend watch sends"))
     for index, apology in enumerate(doc.apology_by):
