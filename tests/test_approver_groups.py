@@ -171,6 +171,8 @@ def test_group_rules_that_cannot_work_are_refused_with_their_place(tmp_path):
         "two approvers or more": shipped.replace(
             "        - role: cs_manager\n        - role: finance\n", "        - role: cs_manager\n"
         ),
+        "cost nothing": shipped.replace("      kinds: [cash]", "      kinds: [cash, apology]"),
+        "valid integer": shipped.replace("{role: cs_manager, count: 2}", "{role: cs_manager, count: true}"),
         "a ranked role already": shipped.replace(
             "countersign_roles: [finance]", "countersign_roles: [finance, director]"
         ),

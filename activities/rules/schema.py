@@ -15,7 +15,16 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from activities.io import ProposalCase
 from activities.rules.durations import Duration, Offset
@@ -422,7 +431,7 @@ class GroupSeat(_Strict):
     """A seat of an approver group: `count` different people holding `role` (a ranked role: or above)."""
 
     role: Identifier
-    count: int = Field(default=1, ge=1, le=5)
+    count: StrictInt = Field(default=1, ge=1, le=5)
 
 
 class ApprovalGroup(_Strict):
@@ -871,6 +880,11 @@ def reference_problems(doc: RuleSetDocument) -> list[tuple[tuple[str | int, ...]
             at: tuple[str | int, ...] = ("approval", "countersign_roles", doc.approval.countersign_roles.index(role))
             problems.append((at, f"{role!r} is a ranked role already: a countersign role stands outside them"))
     for index, group in enumerate(doc.approval.groups):
+        free = [kind.value for kind in group.kinds if kind in doc.approval.free_kinds]
+        if free:
+            problems.append(
+                (("approval", "groups", index, "kinds"), f"{', '.join(free)} cost nothing: no group decides them")
+            )
         if all(seat.role in doc.approval.countersign_roles for seat in group.seats):
             problems.append(
                 (
