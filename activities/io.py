@@ -299,6 +299,10 @@ class ProposalVerdict(BaseModel):
         default=None, description="An approver group decides: every seat filled by a different person."
     )
 
+    def approvers(self) -> str:
+        """Who must decide, in words: "team_lead", or "group large-cash: cs_manager + finance"."""
+        return f"group {self.group.name}: {self.group.describe()}" if self.group else self.required_role or "nobody"
+
 
 class CustomerNotice(BaseModel):
     complaint_id: str

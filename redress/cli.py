@@ -889,11 +889,14 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     for offer in result.offers:
         amount = f" {offer.amount} {offer.currency}" if offer.amount else ""
         verdict = check_offer(rule_set, complaint.complaint_id, offer)
-        approval = (
-            f"needs {verdict.required_role} or above (or the signature of a proposer whose authority covers it)"
-            if verdict.needs_approval
-            else "no approval needed"
-        )
+        if not verdict.needs_approval:
+            approval = "no approval needed"
+        elif verdict.group:
+            approval = f"needs {verdict.approvers()}, each a different person"
+        else:
+            approval = (
+                f"needs {verdict.required_role} or above (or the signature of a proposer whose authority covers it)"
+            )
         print(f"  offer {offer.kind.value}{amount} ({offer.rule}): {approval}")
     print("rules:")
     for firing in result.rules:

@@ -307,3 +307,14 @@ async def test_a_crisis_remedy_needs_a_signer_who_may_grant_it_before_the_case_a
     proposed, pending = asked["chen.jing"]
     assert proposed[-1].kind == "remedy_proposed" and pending.group.name == "large-cash"
     assert all(peer.acted("/pay", complaint_id=cid) == [] for cid in cases)
+
+
+def test_the_rules_name_a_groups_seats_wherever_they_say_who_approves():
+    from activities.rules.approvals import check_offer
+    from redress.contract import RemedyOffer
+    from tests.helpers.rules import ROOT
+
+    rules = load_rules(ROOT / "rules")
+    group = check_offer(rules, "c", RemedyOffer(rule="r", kind="cash", amount=Decimal("3000"), currency="CNY"))
+    single = check_offer(rules, "c", RemedyOffer(rule="r", kind="cash", amount=Decimal("1500"), currency="CNY"))
+    assert group.approvers() == "group large-cash: cs_manager + finance" and single.approvers() == "cs_manager"

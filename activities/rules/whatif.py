@@ -61,7 +61,7 @@ def decide(rule_set: RuleSet, facts: TriageFacts) -> Decision:
         offers.append(said)
         verdict = check_offer(rule_set, facts.complaint_id, offer)
         if verdict.needs_approval:
-            approval.append(f"{said}: {verdict.required_role}")
+            approval.append(f"{said}: {verdict.approvers()}")
     return Decision(
         rule_version=rule_set.version,
         category=result.category,
