@@ -119,3 +119,14 @@ def test_the_report_gives_each_teams_own_breach_rate():
         {"team": "quality", "cases": 1, "breached": 0, "breach_rate": 0.0},
     ]
     assert report["overall"]["breach_rate"] == 0.0  # the customer's deadlines: none missed
+
+
+def test_a_team_clock_for_a_queue_nothing_routes_to_is_a_warning_with_its_place(tmp_path):
+    """A misspelt queue under `ola:` loads (the engine keeps running) but `rules check` says where it is."""
+    from activities.rules.loader import load_rules
+    from tests.helpers.rules import write_rules
+
+    rules = write_rules(tmp_path / "rules", tiers_yaml=TIERS.replace("  logistics:", "  logistcs:"))
+    [warning] = [w for w in load_rules(rules).warnings if "logistcs" in w.message]
+    assert warning.file.endswith("tiers.yaml") and warning.line > 1 and "never runs" in warning.message
+    assert not [w for w in load_rules(write_rules(tmp_path / "ok", tiers_yaml=TIERS)).warnings if "ola" in w.path]

@@ -5,7 +5,8 @@
 - a rule shadowed by an earlier one: the earlier fires whenever it does and
   already sets everything it sets (category and queue: the first one wins);
 - a keyword listed twice, in one rule, or in two that both set a category or both a queue (a word in a
-  category rule and in a severity rule is two separate decisions, not a slip).
+  category rule and in a severity rule is two separate decisions, not a slip);
+- a team clock (`ola:`) for a queue nothing ever sends a case to (a misspelt queue name).
 (A tier without deadlines is not a warning but an error: every tier needs them.)
 """
 
@@ -80,7 +81,22 @@ def lint(doc: RuleSetDocument, conditions: dict[tuple[str, int], Any]) -> list[W
                     )
                 )
                 break
+    warnings += _unrouted_team_clocks(doc)
     return warnings
+
+
+def _unrouted_team_clocks(doc: RuleSetDocument) -> list[Warning]:
+    """A team clock (`ola:`) for a queue no rule, default, fallback or reassignment ever sends a case to: a
+    misspelt queue name, most likely, and the team's clock would never run."""
+    queues = {doc.defaults.queue} | {queue for rule in doc.rules for queue in (rule.set.queue, rule.set.fallback_queue)}
+    chains = [steps for tier in doc.tiers.values() for steps in tier.escalation.values()]
+    chains += [clock.escalation for clock in doc.ola.values()]
+    queues |= {step.reassign for steps in chains for step in steps if step.reassign}
+    return [
+        (("ola", queue), f"no rule, default or reassignment sends a case to queue {queue!r}: its clock never runs")
+        for queue in doc.ola
+        if queue not in queues
+    ]
 
 
 def _decide_alike(one: Any, other: Any) -> bool:
