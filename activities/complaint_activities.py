@@ -33,6 +33,7 @@ from activities.io import (
     Delivery,
     Intake,
     IntakeResult,
+    KeyChange,
     PauseShift,
     ProposalCheck,
     ProposalVerdict,
@@ -665,6 +666,36 @@ class ComplaintActivities:
         return "outbox"
 
     @activity.defn
+    async def rekey_case(self, change: KeyChange) -> int:
+        """The case's payloads are sealed with a new key from now on; returns its generation (idempotent)."""
+        subjects = self._subject_keys()
+        if subjects is None:
+            return change.generation + 1
+        generation = await asyncio.to_thread(subjects.rekey, change.workflow_id, change.generation)
+        log.info("case rekeyed", workflow_id=change.workflow_id, generation=generation)
+        return generation
+
+    @activity.defn
+    async def shred_case_keys(self, change: KeyChange) -> list[str]:
+        """Every key generation of the case below `change.generation` deleted for good; what the store could not
+        make unrecoverable itself (backups) is returned and logged."""
+        subjects = self._subject_keys()
+        if subjects is None:
+            return []
+        await asyncio.to_thread(subjects.shred_before, change.workflow_id, change.generation)
+        remaining = await asyncio.to_thread(subjects.after_erasure)
+        log.info("case keys shredded", workflow_id=change.workflow_id, below=change.generation, remaining=remaining)
+        return remaining
+
+    def _subject_keys(self) -> codec.SubjectKeys | None:
+        """The worker's case keys; None without payload encryption (then nothing was sealed to shred)."""
+        encryption = self.client.data_converter.payload_codec
+        if not isinstance(encryption, codec.EncryptionCodec):
+            log.warning("case keys asked for, but this worker encrypts nothing")
+            return None
+        return encryption.subjects
+
+    @activity.defn
     async def watch_trends(self, at: datetime) -> TrendReport:
         """The trend watch's day (activities/trends.py): the cases of this task queue, by the newest rules."""
         rules = self.rules.latest()
@@ -679,6 +710,8 @@ class ComplaintActivities:
     def all(self) -> list:
         return [
             self.watch_trends,
+            self.rekey_case,
+            self.shred_case_keys,
             self.triage,
             self.triage_and_acknowledge,
             self.compute_deadlines,

@@ -357,6 +357,13 @@ class IntakeResult(BaseModel):
     acknowledgement: Delivery
 
 
+class KeyChange(BaseModel):
+    """A case's key generations (redress/codec.py, SubjectKeys): rekey from `generation`, or shred those below it."""
+
+    workflow_id: str
+    generation: int = Field(ge=1)
+
+
 class StaffNotice(BaseModel):
     complaint_id: str
     key: str

@@ -33,6 +33,7 @@ from redress.client import (
 )
 from redress.contract import (
     TASK_QUEUE,
+    ContactCorrection,
     CustomerQuestion,
     CustomerReply,
     DataExported,
@@ -1387,6 +1388,14 @@ def build_parser() -> argparse.ArgumentParser:
             ("--reason", {"required": True}),
         ],
         lambda a: {"severity": a.severity, "by": a.by, "reason": a.reason},
+    )
+    message_command(
+        "correct-contact",
+        "correct the customer's contact details on an open case; the old ones become unreadable",
+        "correct_contact",
+        ContactCorrection,
+        [("--name", {}), ("--phone", {}), ("--email", {}), ("--by", {"required": True})],
+        lambda a: {"name": a.name, "phone": a.phone, "email": a.email, "by": a.by},
     )
     message_command(
         "withdraw",

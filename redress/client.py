@@ -46,6 +46,7 @@ from redress.contract import (
     WORKFLOW_TYPE,
     ApprovalDecision,
     ComplaintInput,
+    ContactCorrection,
     CustomerQuestion,
     CustomerReply,
     Evidence,
@@ -645,6 +646,21 @@ class RedressClient:
     async def withdraw(self, complaint_id: str, withdrawal: Withdrawal) -> Status:
         return await self._update(complaint_id, "withdraw", withdrawal, Status)
 
+    async def correct_contact(self, complaint_id: str, correction: ContactCorrection) -> Status:
+        """New contact details for an open case; the old ones become unreadable (the case goes on in a new run
+        under a new key, and the old key is shredded)."""
+        return await self._update(complaint_id, "correct_contact", correction, Status)
+
+    async def correct_customer_contact(self, customer_id: str, correction: ContactCorrection) -> list[str]:
+        """The same correction on every open case of a customer; returns the complaint ids corrected."""
+        running, _ = await self.cases_of(customer_id)
+        corrected = []
+        for workflow_id in running:
+            complaint_id = workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+            await self.correct_contact(complaint_id, correction)
+            corrected.append(complaint_id)
+        return corrected
+
     async def add_evidence(self, complaint_id: str, evidence: Evidence) -> Status:
         """Put a reference and its SHA-256 on the case (the file stays where it is kept)."""
         return await self._update(complaint_id, "add_evidence", evidence, Status)
@@ -672,8 +688,10 @@ class RedressClient:
         running: list[str] = []
         ended: list[str] = []
         async for execution in self.client.list_workflows(query):
+            if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                continue  # its case goes on in a later run (a contact correction), listed on its own
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
-        return sorted(running), sorted(ended)
+        return sorted(running), sorted(set(ended) - set(running))
 
     def _erased(self, complaint_id: str) -> bool:
         converter = self.client.data_converter

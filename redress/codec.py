@@ -64,7 +64,16 @@ from temporalio.converter import (
 )
 
 from redress.contract import WORKFLOW_ID_PREFIX, Outcome, Undecodable
-from redress.state import LocalState, SharedState, StateProblem, fingerprint, open_state, owner_only, write_private
+from redress.state import (
+    LocalState,
+    SharedState,
+    StateProblem,
+    SubjectRow,
+    fingerprint,
+    open_state,
+    owner_only,
+    write_private,
+)
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -74,6 +83,8 @@ CLASS = "redress-class"
 FIGURES = b"figures"  # anonymous by construction: never under a subject key
 UNDECODABLE = "redress-undecodable"  # set by the codec on a payload it refused to open (the reason)
 MISSING_KEY = "redress-missing-key"
+GENERATION = "encryption-key-generation"  # a case key's generation, from the second on (SubjectKeys)
+GENERATION_TAG = b"G"
 NONCE_BYTES = 12
 PLAIN_SWITCH = "REDRESS_ACCEPT_PLAIN_PAYLOADS"
 PSEUDONYM_SWITCH = "REDRESS_CUSTOMER_IDS_ARE_PSEUDONYMS"
@@ -230,6 +241,12 @@ class SubjectKeys:
     The rows live in the deployment's shared state (redress/state.py): a SQLite file beside
     the keys by default, PostgreSQL with REDRESS_STATE_URL. Nothing here caches a key: every
     lookup asks the store, so an erasure counts at once on every host.
+
+    A case's key has generations. `rekey` gives the case a new key from now on and keeps the
+    old one under `<case>~<generation>` until `shred_before` deletes it: what was sealed with it
+    (a contact detail since corrected) is then unreadable, while what the case seals next is
+    not. The generation rides inside the wrapped key (none: the first) and, from the second on,
+    in each payload's metadata, so a payload always finds the key it was sealed with.
     """
 
     def __init__(self, store: SharedState | Path, ring: KeyRing):
@@ -237,27 +254,74 @@ class SubjectKeys:
         self.ring = ring
 
     def key_for(self, subject: str, create: bool) -> bytes | None:
-        """The subject's key (made on first use when `create`); PersonalDataErased once erased."""
+        """The subject's current key (made on first use when `create`); PersonalDataErased once erased."""
+        found = self.current(subject, create)
+        return found[1] if found else None
+
+    def current(self, subject: str, create: bool) -> tuple[int, bytes] | None:
+        """The subject's current generation and key (made on first use when `create`)."""
         row = self.store.subject_row(subject)
         if row is None:
             if not create:
                 return None
-            fresh = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(NONCE_BYTES)
-            wrapped = nonce + AESGCM(self.ring.key(self.ring.current)).encrypt(nonce, fresh, subject.encode())
-            self.store.add_subject(subject, self.ring.current, wrapped)
-            return self.key_for(subject, create=False)  # another process may have won the race
+            self.store.add_subject(subject, self.ring.current, self._wrap(subject, AESGCM.generate_key(256), 1))
+            return self.current(subject, create=False)  # another process may have won the race
+        return self._unwrap(subject, row)
+
+    def of_generation(self, subject: str, generation: int) -> bytes | None:
+        """The key a payload of that generation was sealed with: the current one, or an earlier one kept since a
+        rekey (PersonalDataErased once shredded; None: no such generation here)."""
+        current = self.current(subject, create=False)
+        if current is None or current[0] == generation:
+            return current[1] if current else None
+        name = archived(subject, generation)
+        row = self.store.subject_row(name)
+        return self._unwrap(name, row)[1] if row else None
+
+    def rekey(self, subject: str, from_generation: int) -> int:
+        """A new key for the subject from now on; the one of `from_generation` is kept until `shred_before`.
+
+        Idempotent for a retried step: once the subject is past `from_generation`, nothing more changes.
+        """
+        current = self.current(subject, create=True)
+        assert current is not None
+        generation, key = current
+        if generation > from_generation:
+            return generation
+        name = archived(subject, generation)
+        self.store.add_subject(name, self.ring.current, self._wrap(name, key, generation))
+        fresh = self._wrap(subject, AESGCM.generate_key(256), generation + 1)
+        self.store.replace_subject(subject, self.ring.current, fresh)
+        return generation + 1
+
+    def shred_before(self, subject: str, generation: int) -> None:
+        """Delete every earlier generation's key for good; call `after_erasure` next."""
+        for earlier in range(1, generation):
+            self.store.erase_subject(archived(subject, earlier))
+
+    def _wrap(self, name: str, key: bytes, generation: int) -> bytes:
+        plain = key if generation == 1 else GENERATION_TAG + generation.to_bytes(4, "big") + key
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + AESGCM(self.ring.key(self.ring.current)).encrypt(nonce, plain, name.encode())
+
+    def _unwrap(self, name: str, row: SubjectRow) -> tuple[int, bytes]:
         if row.erased_at is not None or row.wrapped is None or row.wrapping_key is None:
-            raise PersonalDataErased(subject, row.erased_at or "an unknown time")
+            raise PersonalDataErased(name, row.erased_at or "an unknown time")
         try:
-            return AESGCM(self.ring.key(row.wrapping_key)).decrypt(
-                row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], subject.encode()
+            plain = AESGCM(self.ring.key(row.wrapping_key)).decrypt(
+                row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], name.encode()
             )
         except (InvalidTag, ValueError):
-            raise KeyProblem(f"the stored key of {subject} does not open with the deployment key: altered") from None
+            raise KeyProblem(f"the stored key of {name} does not open with the deployment key: altered") from None
+        if len(plain) == 32:
+            return 1, plain
+        return int.from_bytes(plain[1:5], "big"), plain[5:]
 
     def erase(self, subject: str) -> None:
-        """Delete the key for good; call `after_erasure` once a batch is done."""
+        """Delete the key, and any earlier generation's, for good; call `after_erasure` once a batch is done."""
+        row = self.store.subject_row(subject)
+        if row is not None and row.erased_at is None:
+            self.shred_before(subject, self._unwrap(subject, row)[0])
         self.store.erase_subject(subject)
 
     def after_erasure(self) -> list[str]:
@@ -270,6 +334,11 @@ class SubjectKeys:
     def erased(self, subject: str) -> bool:
         row = self.store.subject_row(subject)
         return bool(row and row.erased_at)
+
+
+def archived(subject: str, generation: int) -> str:
+    """Where a case key's earlier generation is kept between a rekey and its shredding."""
+    return f"{subject}~{generation}"
 
 
 def workflow_of(context: SerializationContext | None) -> str | None:
@@ -325,28 +394,43 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         return EncryptionCodec(self.ring, self.subjects, subject, workflow_id, self.quiet_refusals, self.accept_plain)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        looked_up: dict[str, bytes | None] = {}  # one lookup per case per call, forgotten when it returns
+        looked_up: dict[str, Any] = {}  # one lookup per case per call, forgotten when it returns
         return [self.encode_one(p, looked_up) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        looked_up: dict[str, bytes | None] = {}
+        looked_up: dict[str, Any] = {}
         return [self.decode_one(p, looked_up) for p in payloads]
 
-    def _subject_key(self, subject: str, create: bool, looked_up: dict[str, bytes | None] | None) -> bytes | None:
-        """The case's key from the store; within one codec call, asked once (never kept longer: erasure)."""
-        if looked_up is None:
-            return self.subjects.key_for(subject, create=create)
-        if subject not in looked_up or (create and looked_up[subject] is None):
-            looked_up[subject] = self.subjects.key_for(subject, create=create)
-        return looked_up[subject]
+    def _current_key(self, subject: str, looked_up: dict[str, Any] | None) -> tuple[int, bytes]:
+        """The case's current generation and key (made on first use); within one codec call, asked once (never
+        kept longer: erasure)."""
+        if looked_up is None or looked_up.get(subject) is None:
+            found = self.subjects.current(subject, create=True)
+            assert found is not None  # made on first use
+            if looked_up is None:
+                return found
+            looked_up[subject] = found
+        current: tuple[int, bytes] = looked_up[subject]
+        return current
 
-    def encode_one(self, payload: Payload, looked_up: dict[str, bytes | None] | None = None) -> Payload:
+    def _key_of(self, subject: str, generation: int, looked_up: dict[str, Any] | None) -> bytes | None:
+        """The key of the generation a payload names; within one codec call, asked once."""
+        name = archived(subject, generation)
+        if looked_up is None:
+            return self.subjects.of_generation(subject, generation)
+        if name not in looked_up:
+            looked_up[name] = self.subjects.of_generation(subject, generation)
+        key: bytes | None = looked_up[name]
+        return key
+
+    def encode_one(self, payload: Payload, looked_up: dict[str, Any] | None = None) -> Payload:
         subject = None if payload.metadata.get(CLASS) == FIGURES else self.subject
         metadata = {"encoding": ENCODING}
         if subject:
-            key = self._subject_key(subject, True, looked_up)
-            assert key is not None  # made on first use
+            generation, key = self._current_key(subject, looked_up)
             metadata.update({KEY_ID: b"subject", SUBJECT: subject.encode()})
+            if generation > 1:
+                metadata[GENERATION] = str(generation).encode()
         else:
             key = self.ring.key(self.ring.current)
             metadata[KEY_ID] = self.ring.current.encode()
@@ -356,7 +440,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         sealed = AESGCM(key).encrypt(nonce, payload.SerializeToString(), (self.workflow_id or "").encode())
         return Payload(metadata=metadata, data=nonce + sealed)
 
-    def decode_one(self, payload: Payload, looked_up: dict[str, bytes | None] | None = None) -> Payload:
+    def decode_one(self, payload: Payload, looked_up: dict[str, Any] | None = None) -> Payload:
         try:
             return self._open(payload, looked_up)
         except NotOurs as refused:
@@ -364,7 +448,7 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
                 return refused.placeholder()
             raise
 
-    def _open(self, payload: Payload, looked_up: dict[str, bytes | None] | None) -> Payload:
+    def _open(self, payload: Payload, looked_up: dict[str, Any] | None) -> Payload:
         in_workflow = self.workflow_id is not None
         if payload.metadata.get("encoding") != ENCODING:
             if in_workflow and not self.accept_plain:
@@ -384,7 +468,10 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
                     f"(--codec-endpoint <codec>/bind/{self.workflow_id})"
                 )
         if subject:
-            key = self._subject_key(subject, False, looked_up)  # PersonalDataErased once erased
+            generation = payload.metadata.get(GENERATION, b"1").decode()
+            if not generation.isdigit() or not 0 < int(generation) < 1_000_000:
+                raise NotOurs("its key generation is not a number: altered")
+            key = self._key_of(subject, int(generation), looked_up)  # PersonalDataErased once erased or shredded
             if key is None:
                 raise NotOurs(
                     f"no key for {subject} here: this host does not share the deployment's subject keys",

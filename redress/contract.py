@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 # ---------------------------------------------------------------- workflow types, ids and queues
@@ -226,14 +227,38 @@ Seconds = Annotated[float, Field(gt=0, le=TEN_YEARS, allow_inf_nan=False, descri
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9 ()-]{5,32}$")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
 class Customer(_Strict):
     """Contact details are personal data: never logged, only handed to the notifier."""
 
     id: Name
     name: Name | None = None
-    phone: Annotated[str, Field(pattern=r"^\+?[0-9 ()-]{5,32}$")] | None = None
-    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)] | None = None
+    phone: Phone | None = None
+    email: Email | None = None
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "en"
+
+
+class ContactCorrection(_Strict):
+    """`correct_contact`: new contact details for an open case; the old ones become unreadable (the case goes on
+    under a new key and the old key is shredded: redress/codec.py, SubjectKeys)."""
+
+    name: Name | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    by: Name = Field(description="Who corrected them (an agent; or `customer` when they asked for it).")
+
+    @model_validator(mode="after")
+    def _something(self) -> ContactCorrection:
+        if self.name is None and self.phone is None and self.email is None:
+            raise ValueError("give at least one of name, phone, email")
+        return self
+
+    def fields(self) -> list[str]:
+        """What it corrects, by name only (the timeline never holds the values)."""
+        return [field for field in ("name", "phone", "email") if getattr(self, field) is not None]
 
 
 class OrderItem(_Strict):

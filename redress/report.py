@@ -98,7 +98,9 @@ async def collect(
     client: Client, since: datetime | None = None, until: datetime | None = None, task_queue: str | None = None
 ) -> list[CaseRecord]:
     """Every case started in [since, until): visibility for all, the result for each ended one."""
-    executions = [e async for e in client.list_workflows(visibility_query(since, until, task_queue))]
+    listed = client.list_workflows(visibility_query(since, until, task_queue))
+    # a case whose contact details were corrected went on in a new run: the one it left is not a case of its own
+    executions = [e async for e in listed if e.status != WorkflowExecutionStatus.CONTINUED_AS_NEW]
     gate = asyncio.Semaphore(RESULT_FETCH_CONCURRENCY)
 
     async def record(execution: WorkflowExecution) -> CaseRecord:

@@ -93,6 +93,10 @@ class SharedState(ABC):
         """Store a new case key unless one exists (the first writer wins; callers read it back)."""
 
     @abstractmethod
+    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
+        """Put a new key in the case's row (a key generation: redress/codec.py), unless the row was erased."""
+
+    @abstractmethod
     def erase_subject(self, subject: str) -> None:
         """Delete the case's key for good; the row stays so decoding says 'erased' rather than 'unknown'."""
 
@@ -219,6 +223,12 @@ class LocalState(SharedState):
         self._subjects().execute(
             "INSERT OR IGNORE INTO subject_keys (subject, wrapping_key, wrapped, created_at) VALUES (?, ?, ?, ?)",
             (subject, wrapping_key, wrapped, now()),
+        )
+
+    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
+        self._subjects().execute(
+            "UPDATE subject_keys SET wrapping_key = ?, wrapped = ? WHERE subject = ? AND erased_at IS NULL",
+            (wrapping_key, wrapped, subject),
         )
 
     def erase_subject(self, subject: str) -> None:

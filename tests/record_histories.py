@@ -32,6 +32,7 @@ from redress.client import RedressClient
 from redress.contract import (
     CUSTOMER_ID_PREFIX,
     WORKFLOW_TYPE,
+    ContactCorrection,
     CustomerQuestion,
     CustomerReply,
     Feedback,
@@ -336,6 +337,30 @@ async def approver_group(redress: RedressClient) -> list[str]:
     return [workflow_id_for(climbed), workflow_id_for(lapsed)]
 
 
+async def contact_correction(redress: RedressClient) -> list[str]:
+    """A phone and e-mail corrected on an open case: its first run up to the handover, the run that goes on
+    (shreds the earlier key, pays a small refund, is resolved and closes)."""
+    cid = await open_case(redress, respond_as="li.na", complaint_id="H-contact")
+    first_run = (await redress.handle(cid).describe()).run_id
+    await redress.correct_contact(
+        cid, ContactCorrection(phone="+86 139 2222 3333", email="lei.li@example.cn", by="li.na")
+    )
+
+    async def shredded() -> bool:
+        return any(e.kind == "old_contact_shredded" for e in await redress.timeline(cid))
+
+    await eventually(shredded)
+    await redress.propose_remedy(
+        cid, RemedyProposal(kind="refund", amount=Decimal("30"), currency="CNY", reason="late", proposed_by="li.na")
+    )
+    await eventually(lambda: _paid(redress, cid))
+    await redress.resolve(cid, Resolution(agent="li.na", summary="refunded", root_cause="carrier_delay"))
+    await stage_is(redress, cid, "follow_up")
+    await redress.customer_feedback(cid, Feedback(score=5))
+    await redress.outcome(cid)
+    return [f"{workflow_id_for(cid)}@{first_run}", workflow_id_for(cid)]
+
+
 APPROVAL_EXTRA = {
     "approval_timeout": "  decision_timeout: 1s\n  fallback: {action: reject}\n",
     "approver_group": "  decision_timeout: 2s\n",
@@ -499,6 +524,7 @@ SCENARIOS: dict[Callable[[RedressClient], Awaitable[str | list[str]]], str] = { 
     next_update_period: NEXT_UPDATE_TIERS,
     approval_timeout: CHAIN_TIERS,
     approver_group: CHAIN_TIERS,
+    contact_correction: CHAIN_TIERS,
     retriage_case: CHAIN_TIERS,
     customer_churn: CHAIN_TIERS,
     claimant_review: CHAIN_TIERS,
@@ -548,7 +574,12 @@ async def main() -> None:
                             if isinstance(recorded, list)
                             else [recorded if recorded.startswith(CUSTOMER_ID_PREFIX) else workflow_id_for(recorded)]
                         )
-                        histories = [await env.client.get_workflow_handle(i).fetch_history() for i in ids]
+                        histories = [  # "id@run" names an earlier run of the workflow
+                            await env.client.get_workflow_handle(
+                                i.split("@")[0], run_id=i.split("@")[1] if "@" in i else None
+                            ).fetch_history()
+                            for i in ids
+                        ]
                 for number, history in enumerate(histories):
                     suffix = f"-{number}" if number else ""
                     target = OUT / f"{version}-{scenario.__name__}{suffix}.json"

@@ -427,3 +427,11 @@ def test_only_publications_sealed_by_a_holder_of_the_deployment_ring_are_followe
     )
     with pytest.raises(StateUnavailable, match="not in the shared state"):
         fresh.get(v1)  # a case pinned to it waits (its activity is retried) rather than deciding with other rules
+
+
+def test_case_key_generations_on_postgresql(state_url, tmp_path):
+    """A contact correction's rekey and shredding (tests/test_contact_correction.py) on the shared store."""
+    from tests.test_contact_correction import key_generations_hold
+
+    ring = codec.KeyRing.rotate(tmp_path, first=True)
+    key_generations_hold(codec.SubjectKeys(PostgresState.shared_by_process(state_url), ring), ring)

@@ -12,8 +12,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -95,6 +96,7 @@ class CaseState:
     first_contact_at: datetime | None = None  # an agent's first response or question to the customer
 
     attributes_changed: bool = False  # the search attributes are out of date (complaint.py publishes them)
+    key_generation: int = 1  # of the case's payload key: a contact correction moves it on (redress/codec.py)
 
     # ------------------------------------------------------------ changes
 
@@ -288,3 +290,25 @@ class CaseState:
                 self.triage.complaints_90d > 1 if self.triage and self.triage.complaints_90d is not None else None
             ),
         )
+
+
+HANDOVER = "contact-correction"
+
+
+class CaseHandover(BaseModel):
+    """What a case hands to its next run when its contact details were corrected (continue-as-new): all it knows,
+    under the new key. Taken only by a run that continues this case (workflows/complaint.py checks)."""
+
+    handover: Literal["contact-correction"] = "contact-correction"
+    case: dict[str, Any]
+    notices_sequence: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, case: CaseState, notices_sequence: int) -> CaseHandover:
+        return cls(case=_CASE.dump_python(case, mode="json"), notices_sequence=notices_sequence)
+
+    def state(self) -> CaseState:
+        return _CASE.validate_python(self.case)
+
+
+_CASE: TypeAdapter[CaseState] = TypeAdapter(CaseState)

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         CaseEnd,
         DeadlineRequest,
         Intake,
+        KeyChange,
         PauseShift,
         PlannedStep,
         TriageFacts,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         ApprovalDecision,
         ComplaintInput,
+        ContactCorrection,
         CustomerQuestion,
         CustomerReply,
         DataExported,
@@ -74,7 +76,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from redress.crises import CommonRemedy, CrisisLink
     from redress.customers import ComplaintEnded
-    from workflows.case_state import CaseState
+    from workflows.case_state import HANDOVER, CaseHandover, CaseState
     from workflows.deadlines import Due, DueEvent, chain, next_due
     from workflows.messages import problems, receives, refusal, takes
     from workflows.notices import Notices
@@ -93,10 +95,36 @@ def _customer_id_in(raw: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
+def _handover_in(raw: Any) -> CaseHandover | None:
+    """The case handed over by its previous run (a contact correction), or None for a new complaint.
+
+    Only a run that continues this very case takes it: anyone may start a workflow with any input,
+    but only the case's own run can continue it (a handed-over state carries approvals and payouts).
+    """
+    if not (isinstance(raw, dict) and raw.get("handover") == HANDOVER and workflow.info().continued_run_id):
+        return None
+    try:
+        return CaseHandover.model_validate(raw)
+    except ValueError:
+        return None
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class Complaint:
     @workflow.init
     def __init__(self, raw: Any) -> None:
+        self._handover = _handover_in(raw)
+        self._handing_over = False  # a contact correction: this run hands the case to the next once settled
+        self._correcting = False
+        self.run_step = StepRunner()
+        self.steps = Steps()
+        self._sent_attributes: dict[str, Any] = {}
+        if self._handover is not None:  # the case goes on from where its previous run handed it over
+            self._refused_input = None
+            self.case = self._handover.state()
+            self.notices = Notices(self.case, self.run_step, sequence=self._handover.notices_sequence)
+            self.remedies = Remedies(self.case, self.run_step, self.notices)
+            return
         if isinstance(raw, Undecodable) and raw.missing_key:
             # refused like any payload it cannot open (the key id is the sender's word: waiting for it would let
             # anyone jam a complaint id); an operator who rotated keys in the wrong order must hear of it
@@ -115,11 +143,8 @@ class Complaint:
             problems=found,
             raw_customer_id=_customer_id_in(raw) if complaint is None else None,
         )
-        self.run_step = StepRunner()
-        self.steps = Steps()
         self.notices = Notices(self.case, self.run_step)
         self.remedies = Remedies(self.case, self.run_step, self.notices)
-        self._sent_attributes: dict[str, Any] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -136,6 +161,8 @@ class Complaint:
             await workflow.wait_condition(workflow.all_handlers_finished)
             return case.outcome()
         publisher = asyncio.create_task(self._publish_when_settled())
+        if self._handover is not None:
+            return await self._carry_on(publisher)
 
         complaint = case.complaint
         case.event(
@@ -158,9 +185,42 @@ class Complaint:
             case.acknowledged_at = workflow.now()
             case.event("acknowledged", "system", "acknowledgement sent to the customer")
             await self._contacted()
+        return await self._lifecycle(publisher, watcher, sender, steps)
 
+    async def _carry_on(self, publisher: asyncio.Task[None]) -> Outcome:
+        """A run that continues the case after a contact correction: the earlier key is shredded first (what was
+        sealed with it, the old contact details included, can no longer be read), then the case goes on."""
+        case = self.case
+        remaining = await self.run_step(
+            ComplaintActivities.shred_case_keys,
+            KeyChange(workflow_id=workflow.info().workflow_id, generation=case.key_generation),
+        )
+        case.event(
+            "old_contact_shredded",
+            "system",
+            "the key the earlier contact details were sealed with is deleted: they can no longer be read",
+            store_notes=remaining,
+        )
+        case.publish()
+        watcher = asyncio.create_task(self._watch_deadlines())
+        sender = asyncio.create_task(self.notices.send_all())
+        steps = asyncio.create_task(self.steps.run())
+        return await self._lifecycle(publisher, watcher, sender, steps)
+
+    async def _lifecycle(
+        self,
+        publisher: asyncio.Task[None],
+        watcher: asyncio.Task[None],
+        sender: asyncio.Task[None],
+        steps: asyncio.Task[None],
+    ) -> Outcome:
+        """From the acknowledgement to the close: work the case, follow up, reopen; or hand it to a new run."""
+        case = self.case
+        complaint = case.received
         while True:
             await self._work_case()
+            if self._handing_over:
+                await self._continue_in_new_run()
             if case.withdrawal:
                 break
             await self._follow_up()
@@ -259,14 +319,27 @@ class Complaint:
         """Until the agent resolves the case (or it is withdrawn), carry out remedies as they are cleared."""
         case = self.case
         while True:
-            await workflow.wait_condition(lambda: bool(case.to_execute or case.resolution or case.withdrawal))
-            if case.withdrawal:
+            await workflow.wait_condition(
+                lambda: bool(case.to_execute or case.resolution or case.withdrawal or self._handing_over)
+            )
+            if case.withdrawal or self._handing_over:
                 return
             if case.to_execute:
                 if await self.remedies.execute(case.to_execute.popleft()):
                     await self._contacted()
                 continue
             return  # resolved
+
+    async def _continue_in_new_run(self) -> None:
+        """Continue as new once nothing is in flight: the next run gets the whole case, sealed with the new key."""
+        case = self.case
+
+        def settled() -> bool:
+            quiet = not self.notices.queue and not self.notices.sending and not case.to_execute
+            return quiet and not case.executing and not self.steps and self.run_step.local_running == 0
+
+        await workflow.wait_condition(lambda: settled() and workflow.all_handlers_finished())
+        workflow.continue_as_new(CaseHandover.of(case, self.notices.sequence))
 
     async def _follow_up(self) -> None:
         case = self.case
@@ -832,6 +905,57 @@ class Complaint:
         self.case.event(kind, "system", f"{name} signal ignored: {reason}")
 
     # ------------------------------------------------------------ messages: evidence
+
+    @workflow.update
+    @takes(ContactCorrection)
+    async def correct_contact(self, correction: ContactCorrection) -> Status:
+        """New contact details for an open case; the old ones become unreadable.
+
+        The case's key moves on a generation (a step); the details are changed, in queued notices too;
+        then, once nothing is in flight, the case continues as a new run whose history holds only the new
+        ones, and that run shreds the earlier key: every payload sealed with it, in the old run's history,
+        archives and backups, is unreadable from then on. The timeline names the fields, never the values.
+        """
+        case = self.case
+        self._check_correction(correction)
+        self._correcting = True
+        try:
+            generation = await self.run_step(
+                ComplaintActivities.rekey_case,
+                KeyChange(workflow_id=workflow.info().workflow_id, generation=case.key_generation),
+            )
+        finally:
+            self._correcting = False
+        customer = case.received.customer.model_copy(
+            update={field: getattr(correction, field) for field in correction.fields()}
+        )
+        case.complaint = case.received.model_copy(update={"customer": customer})
+        self.notices.readdress(customer)
+        case.key_generation = generation
+        fields = correction.fields()
+        case.event(
+            "contact_corrected",
+            correction.by if correction.by == "customer" else f"agent:{correction.by}",
+            f"contact details corrected ({', '.join(fields)}); the earlier ones will be unreadable",
+            fields=fields,
+        )
+        self._handing_over = True
+        return case.status()
+
+    @correct_contact.validator
+    @takes(ContactCorrection)
+    def _check_correction(self, correction: ContactCorrection) -> None:
+        case = self.case
+        case.refuse_unless_open()
+        if self._handover is None and case.stage in (Stage.received, Stage.triaged):
+            raise refusal("the case is still being taken in; correct its contact details once it is acknowledged")
+        if case.resolution or case.stage in (Stage.resolved, Stage.follow_up) or case.withdrawal:
+            raise refusal("the case is resolved or withdrawn: contact details are corrected on open cases")
+        if self._correcting or self._handing_over:
+            raise refusal("a correction of this case's contact details is under way; send this one after it")
+        current = case.received.customer
+        if all(getattr(current, field) == getattr(correction, field) for field in correction.fields()):
+            raise refusal("these are the case's contact details already")
 
     @workflow.update
     @takes(Evidence)

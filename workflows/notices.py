@@ -15,7 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.complaint_activities import ComplaintActivities
     from activities.io import CustomerNotice, Delivery, StaffNotice, notice_params
-    from redress.contract import ProposalRecord
+    from redress.contract import Customer, ProposalRecord
     from workflows.case_state import CaseState
     from workflows.steps import StepRefused, StepRunner
 
@@ -23,13 +23,23 @@ Notice = CustomerNotice | StaffNotice
 
 
 class Notices:
-    def __init__(self, case: CaseState, run: StepRunner) -> None:
+    def __init__(self, case: CaseState, run: StepRunner, sequence: int = 0) -> None:
         self.case = case
         self.run = run
         self.queue: deque[Notice] = deque()
         self.sending = False
         self.stopped = False
-        self._sequence = 0
+        self._sequence = sequence  # a case continued in a new run goes on counting (notice keys stay unique)
+
+    @property
+    def sequence(self) -> int:
+        return self._sequence
+
+    def readdress(self, customer: Customer) -> None:
+        """Corrected contact details: the customer's notices still queued go to them."""
+        for position, notice in enumerate(self.queue):
+            if isinstance(notice, CustomerNotice):
+                self.queue[position] = notice.model_copy(update={"customer": customer})
 
     # ------------------------------------------------------------ making them
 
