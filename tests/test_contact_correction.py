@@ -17,8 +17,10 @@ from temporalio.client import Client
 from redress import codec, subject_access
 from redress.client import Refused
 from redress.contract import ContactCorrection, RemedyProposal, Resolution, workflow_id_for
+from tests.helpers.browser import CHROMIUM, chromium, console, register_and_sign_in, screenshot
 from tests.helpers.cases import eventually, notices, open_case, stage_is
 from tests.helpers.histories import payloads_in
+from tests.helpers.rules import write_rules
 from tests.helpers.serving import data_converter
 
 OLD = {"phone": "+86 138 0000 0000", "email": "li.lei@example.com"}  # tests/helpers/cases.py's complaint
@@ -137,3 +139,27 @@ def key_generations_hold(subjects: codec.SubjectKeys, ring: codec.KeyRing) -> No
     subjects.erase("complaint-T-1")
     with pytest.raises(codec.PersonalDataErased):
         case.decode_one(after)
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (.ci/run installs it)")
+async def test_an_agent_corrects_the_contact_details_in_the_console(run_worker, tmp_path):
+    rules = write_rules(tmp_path / "rules")
+    async with run_worker(rules=rules) as redress, console(redress, rules) as url, chromium() as browser:
+        cid = await open_case(redress, respond_as="li.na")
+        agent = await register_and_sign_in(browser, url, "li.na")
+        await agent.goto(f"{url}/cases/{cid}")
+        form = agent.locator("#correct-contact")
+        await form.locator("input[name=phone]").fill(NEW["phone"])
+        await form.locator("button").click()
+        await agent.locator("#flash", has_text="contact details corrected (phone)").wait_for()
+
+        async def shredded():
+            return any(e.kind == "old_contact_shredded" for e in await redress.timeline(cid))
+
+        await eventually(shredded)
+        await agent.goto(f"{url}/cases/{cid}")
+        page = await agent.content()
+        await screenshot(agent, "case-contact-corrected")
+        now = await redress.complaint(cid)
+    assert NEW["phone"] in page and OLD["phone"] not in page
+    assert now.customer.email == OLD["email"]  # only what was given changes

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from redress.client import RedressError, Refused
 from redress.console.web import Web
 from redress.contract import (
+    ContactCorrection,
     CustomerQuestion,
     Evidence,
     RemedyProposal,
@@ -93,6 +94,12 @@ class Actions(Web):
         if action == "withdraw":
             await r.withdraw(complaint_id, Withdrawal(by=me, reason=fields.get("reason") or None))
             return "withdrawn"
+        if action == "contact":  # the old details become unreadable once the case has moved to its new key
+            correction = ContactCorrection.model_validate(
+                {field: fields.get(field) or None for field in ("name", "phone", "email")} | {"by": me}
+            )
+            await r.correct_contact(complaint_id, correction)
+            return f"contact details corrected ({', '.join(correction.fields())}); the earlier ones are shredded"
         if action == "propose":
             proposal = RemedyProposal.model_validate(
                 {
