@@ -389,7 +389,9 @@ class RedressClient:
     ) -> list[CaseSummary]:
         """Cases matching the filters from visibility, soonest deadline first (then oldest)."""
         query = list_query(self.task_queue, stage, severity, queue, category, breached, due_within, include_ended)
-        cases = [self._summary(e) async for e in self.client.list_workflows(query, limit=limit)]
+        listed = self.client.list_workflows(query, limit=limit)
+        # a case whose contact details were corrected went on in a new run: the run it left is not listed
+        cases = [self._summary(e) async for e in listed if e.status != WorkflowExecutionStatus.CONTINUED_AS_NEW]
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(cases, key=lambda c: (c.next_due or far, c.started_at))
 
