@@ -473,6 +473,8 @@ class ComplaintActivities:
                 [raw] = await self.client.data_converter.decode(payloads, [dict])
             except codec.PersonalDataErased:
                 return None
+            if isinstance(raw, dict) and raw.get("handover"):  # a case continued after a contact correction
+                raw = (raw.get("case") or {}).get("complaint")
             return ComplaintInput.model_validate(raw).customer
         return None
 

@@ -693,7 +693,7 @@ class RedressClient:
             if execution.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
                 continue  # its case goes on in a later run (a contact correction), listed on its own
             (running if execution.status == WorkflowExecutionStatus.RUNNING else ended).append(execution.id)
-        return sorted(running), sorted(set(ended) - set(running))
+        return sorted(set(running)), sorted(set(ended) - set(running))
 
     def _erased(self, complaint_id: str) -> bool:
         converter = self.client.data_converter

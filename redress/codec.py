@@ -281,17 +281,22 @@ class SubjectKeys:
     def rekey(self, subject: str, from_generation: int) -> int:
         """A new key for the subject from now on; the one of `from_generation` is kept until `shred_before`.
 
-        Idempotent for a retried step: once the subject is past `from_generation`, nothing more changes.
+        Idempotent for a retried step: once the subject is past `from_generation`, nothing more changes. Two
+        attempts at once: the row is replaced only if it still holds the key read here, so one new key wins and
+        the other attempt reads it back.
         """
-        current = self.current(subject, create=True)
-        assert current is not None
-        generation, key = current
+        self.current(subject, create=True)  # made on first use
+        row = self.store.subject_row(subject)
+        assert row is not None
+        generation, key = self._unwrap(subject, row)  # read once: the key and the bytes it is replaced by
+        assert row.wrapped is not None
         if generation > from_generation:
             return generation
         name = archived(subject, generation)
         self.store.add_subject(name, self.ring.current, self._wrap(name, key, generation))
         fresh = self._wrap(subject, AESGCM.generate_key(256), generation + 1)
-        self.store.replace_subject(subject, self.ring.current, fresh)
+        if not self.store.replace_subject(subject, self.ring.current, fresh, replacing=row.wrapped):
+            return self.rekey(subject, from_generation)  # another attempt came first: its key stands
         return generation + 1
 
     def shred_before(self, subject: str, generation: int) -> None:

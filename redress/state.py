@@ -93,8 +93,9 @@ class SharedState(ABC):
         """Store a new case key unless one exists (the first writer wins; callers read it back)."""
 
     @abstractmethod
-    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
-        """Put a new key in the case's row (a key generation: redress/codec.py), unless the row was erased."""
+    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes, replacing: bytes) -> bool:
+        """Put a new key in the case's row (a key generation: redress/codec.py) if it still holds `replacing`
+        (not erased, and no other rekey came first); whether it did."""
 
     @abstractmethod
     def erase_subject(self, subject: str) -> None:
@@ -225,11 +226,13 @@ class LocalState(SharedState):
             (subject, wrapping_key, wrapped, now()),
         )
 
-    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
-        self._subjects().execute(
-            "UPDATE subject_keys SET wrapping_key = ?, wrapped = ? WHERE subject = ? AND erased_at IS NULL",
-            (wrapping_key, wrapped, subject),
+    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes, replacing: bytes) -> bool:
+        changed = self._subjects().execute(
+            "UPDATE subject_keys SET wrapping_key = ?, wrapped = ? "
+            "WHERE subject = ? AND erased_at IS NULL AND wrapped = ?",
+            (wrapping_key, wrapped, subject, replacing),
         )
+        return changed.rowcount == 1
 
     def erase_subject(self, subject: str) -> None:
         self._subjects().execute(

@@ -240,13 +240,14 @@ class PostgresState(SharedState):
                 (subject, wrapping_key, wrapped),
             )
 
-    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes) -> None:
+    def replace_subject(self, subject: str, wrapping_key: str, wrapped: bytes, replacing: bytes) -> bool:
         with self._connection() as connection:
-            connection.execute(
+            changed = connection.execute(
                 "UPDATE redress.subject_keys SET wrapping_key = %s, wrapped = %s "
-                "WHERE subject = %s AND erased_at IS NULL",
-                (wrapping_key, wrapped, subject),
+                "WHERE subject = %s AND erased_at IS NULL AND wrapped = %s",
+                (wrapping_key, wrapped, subject, replacing),
             )
+            return changed.rowcount == 1
 
     def erase_subject(self, subject: str) -> None:
         with self._connection() as connection:

@@ -7,6 +7,7 @@ old ones (the complaint as received, every notice's input), no longer opens.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -16,12 +17,23 @@ from temporalio.client import Client
 
 from redress import codec, subject_access
 from redress.client import Refused
-from redress.contract import ContactCorrection, RemedyProposal, Resolution, workflow_id_for
+from redress.contract import (
+    ComplaintInput,
+    ContactCorrection,
+    Feedback,
+    ProposalRecord,
+    RemedyProposal,
+    Resolution,
+    ResponseRecord,
+    Stage,
+    workflow_id_for,
+)
 from tests.helpers.browser import CHROMIUM, chromium, console, register_and_sign_in, screenshot
-from tests.helpers.cases import eventually, notices, open_case, stage_is
+from tests.helpers.cases import complaint, eventually, notices, open_case, stage_is
 from tests.helpers.histories import payloads_in
-from tests.helpers.rules import write_rules
+from tests.helpers.rules import APPROVER_KEYS, write_rules
 from tests.helpers.serving import data_converter
+from workflows.case_state import CaseHandover, CaseState
 
 OLD = {"phone": "+86 138 0000 0000", "email": "li.lei@example.com"}  # tests/helpers/cases.py's complaint
 NEW = {"phone": "+86 139 2222 3333", "email": "lei.li@example.cn"}
@@ -163,3 +175,122 @@ async def test_an_agent_corrects_the_contact_details_in_the_console(run_worker, 
         now = await redress.complaint(cid)
     assert NEW["phone"] in page and OLD["phone"] not in page
     assert now.customer.email == OLD["email"]  # only what was given changes
+
+
+async def test_a_forged_handover_is_refused_even_by_a_run_that_continues_a_cron(run_worker, peer):
+    """A cron run has a continued run id too: a state claiming approvals and a payout must still move nothing."""
+    async with run_worker() as redress:
+        forged_case = CaseState(
+            id="FORGED-1",
+            complaint=ComplaintInput.model_validate(complaint(complaint_id="FORGED-1")),
+            problems=[],
+            stage=Stage.remedy_proposed,
+            key_generation=2,
+        )
+        forged_case.proposals.append(
+            ProposalRecord(
+                proposal_id="P1",
+                kind="refund",
+                amount=Decimal("99999"),
+                currency="CNY",
+                reason="x",
+                proposed_by="li.na",
+                status="approved",
+                rule_version="x",
+            )
+        )
+        forged_case.to_execute.append("P1")
+        forged = CaseHandover.of(forged_case, 0)
+        handle = await redress.client.start_workflow(
+            "Complaint",
+            forged,
+            id=workflow_id_for("FORGED-1"),
+            task_queue=redress.task_queue,
+            cron_schedule="@every 2s",
+        )
+
+        async def later_runs() -> int:
+            runs = [e async for e in redress.client.list_workflows(f"WorkflowId = '{workflow_id_for('FORGED-1')}'")]
+            return len(runs) >= 2 and len(runs)
+
+        await eventually(later_runs, timeout=30)
+        await handle.terminate("test over")
+    assert peer.acted("/pay", complaint_id="FORGED-1") == []
+
+
+async def test_an_approval_landing_during_the_handover_is_paid_in_the_case_that_goes_on(run_worker, peer):
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        proposal = RemedyProposal(kind="refund", amount=Decimal("800"), currency="CNY", reason="x", proposed_by="li.na")
+        await redress.propose_remedy(cid, proposal)
+        await asyncio.gather(
+            redress.correct_contact(cid, ContactCorrection(phone=NEW["phone"], by="li.na")),
+            redress.approve(cid, "wang.fang", APPROVER_KEYS["wang.fang"]),
+        )
+
+        async def settled():
+            kinds = [e.kind for e in await redress.timeline(cid)]
+            return "old_contact_shredded" in kinds and "remedy_executed" in kinds
+
+        await eventually(settled)
+        told = await eventually(lambda: notices(peer, cid, "remedy_executed"))
+    assert len(peer.acted("/pay", complaint_id=cid)) == 1
+    assert told[0].body["to"]["phone"] == NEW["phone"]
+
+
+async def test_a_correction_waits_while_a_message_to_the_customer_is_on_its_way(run_worker, peer):
+    async with run_worker() as redress:
+        cid = await open_case(redress, respond_as="li.na")
+        peer.script("/notify", fail=[503] * 3)  # the next notice is retried for a few seconds
+        await redress.record_response(cid, ResponseRecord(agent="li.na", message="we are on it"))
+        refused = await _refusal(redress.correct_contact(cid, ContactCorrection(phone=NEW["phone"], by="li.na")))
+
+        async def accepted():
+            try:
+                return await redress.correct_contact(cid, ContactCorrection(phone=NEW["phone"], by="li.na"))
+            except Refused:
+                return None
+
+        await eventually(accepted, timeout=30)
+    assert "on its way" in refused
+
+
+def test_two_rekeys_at_once_leave_one_new_key(tmp_path):
+    """A rekey that loses the race to another attempt reads the winner's key back instead of replacing it."""
+    ring = codec.KeyRing.rotate(tmp_path, first=True)
+    subjects = codec.SubjectKeys(tmp_path / "subjects.sqlite", ring)
+    original = subjects.store.add_subject
+    sealed: list = []
+    raced: list[bool] = []
+
+    def add_then_race(subject: str, wrapping_key: str, wrapped: bytes) -> None:
+        original(subject, wrapping_key, wrapped)
+        if subject.endswith("~1") and not raced:  # the other attempt, between this one's archive and replace
+            raced.append(True)
+            sealed.append(subjects.rekey("complaint-T-2", from_generation=1))
+            sealed.append(case.encode_one(Payload(data=b"between")))
+
+    case = codec.EncryptionCodec(ring, subjects, subject="complaint-T-2", workflow_id="complaint-T-2")
+    case.encode_one(Payload(data=b"first"))  # the key exists
+    subjects.store.add_subject = add_then_race  # type: ignore[method-assign]
+    assert subjects.rekey("complaint-T-2", from_generation=1) == 2
+    assert sealed[0] == 2 and case.decode_one(sealed[1]).data == b"between"
+
+
+async def test_the_care_package_after_a_corrected_case_goes_to_the_new_contact(run_worker, peer, tmp_path):
+    rules = write_rules(tmp_path / "churn-rules")
+    text = (rules / "across_cases.yaml").read_text(encoding="utf-8")
+    (rules / "across_cases.yaml").write_text(text.replace("  window: 30d", "  window: 3s"), encoding="utf-8")
+    async with run_worker(rules=rules) as redress:
+        cid = await open_case(redress, respond_as="li.na", metadata={"customer_profile": "experience_oriented"})
+        await redress.correct_contact(cid, ContactCorrection(phone=NEW["phone"], by="customer"))
+
+        async def shredded():
+            return any(e.kind == "old_contact_shredded" for e in await redress.timeline(cid))
+
+        await eventually(shredded)
+        await redress.resolve(cid, Resolution(agent="li.na", summary="done", root_cause="carrier_delay"))
+        await stage_is(redress, cid, "follow_up")
+        await redress.customer_feedback(cid, Feedback(score=5))
+        care = await eventually(lambda: notices(peer, cid, "care_vip"), timeout=30)
+    assert care[0].body["to"]["phone"] == NEW["phone"]

@@ -85,6 +85,7 @@ with workflow.unsafe.imports_passed_through():
 
 STAGES_BEFORE_RESPONSE = (Stage.triaged, Stage.acknowledged, Stage.reopened)
 DECISIONS = ("approve_remedy", "reject_remedy")
+MAX_CORRECTIONS = 20  # contact corrections per case: each is a new run and a key generation
 MAX_EVIDENCE = 100  # each piece is a timeline event and a status entry: bounded like every list a message grows
 
 
@@ -101,12 +102,17 @@ def _handover_in(raw: Any) -> CaseHandover | None:
     Only a run that continues this very case takes it: anyone may start a workflow with any input,
     but only the case's own run can continue it (a handed-over state carries approvals and payouts).
     """
-    if not (isinstance(raw, dict) and raw.get("handover") == HANDOVER and workflow.info().continued_run_id):
+    info = workflow.info()
+    # a cron run and a retried run have a continued run id too, from any start: only continue-as-new counts
+    ours = info.continued_run_id is not None and not info.cron_schedule and info.attempt == 1
+    if not (ours and isinstance(raw, dict) and raw.get("handover") == HANDOVER):
         return None
     try:
-        return CaseHandover.model_validate(raw)
+        handover = CaseHandover.model_validate(raw)
+        state = handover.state()
     except ValueError:
         return None
+    return handover if 1 < state.key_generation <= MAX_CORRECTIONS + 1 else None
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -322,13 +328,13 @@ class Complaint:
             await workflow.wait_condition(
                 lambda: bool(case.to_execute or case.resolution or case.withdrawal or self._handing_over)
             )
-            if case.withdrawal or self._handing_over:
+            if case.withdrawal:
                 return
-            if case.to_execute:
+            if case.to_execute:  # an approved remedy is paid before the case hands over to its next run
                 if await self.remedies.execute(case.to_execute.popleft()):
                     await self._contacted()
                 continue
-            return  # resolved
+            return  # resolved, or handing over
 
     async def _continue_in_new_run(self) -> None:
         """Continue as new once nothing is in flight: the next run gets the whole case, sealed with the new key."""
@@ -918,6 +924,13 @@ class Complaint:
         """
         case = self.case
         self._check_correction(correction)
+        # the new details first (queued notices too): whatever is sealed from now on, before the rekey or after,
+        # holds them, never the old ones
+        customer = case.received.customer.model_copy(
+            update={field: getattr(correction, field) for field in correction.fields()}
+        )
+        case.complaint = case.received.model_copy(update={"customer": customer})
+        self.notices.readdress(customer)
         self._correcting = True
         try:
             generation = await self.run_step(
@@ -926,11 +939,6 @@ class Complaint:
             )
         finally:
             self._correcting = False
-        customer = case.received.customer.model_copy(
-            update={field: getattr(correction, field) for field in correction.fields()}
-        )
-        case.complaint = case.received.model_copy(update={"customer": customer})
-        self.notices.readdress(customer)
         case.key_generation = generation
         fields = correction.fields()
         case.event(
@@ -953,6 +961,11 @@ class Complaint:
             raise refusal("the case is resolved or withdrawn: contact details are corrected on open cases")
         if self._correcting or self._handing_over:
             raise refusal("a correction of this case's contact details is under way; send this one after it")
+        if self.notices.sending or case.executing:
+            # what is on its way holds the old details: sealed after the rekey, it could never be shredded
+            raise refusal("a message to the customer or a payout is on its way; correct the details in a moment")
+        if case.key_generation > MAX_CORRECTIONS:
+            raise refusal(f"this case's contact details were corrected {MAX_CORRECTIONS} times, the most it takes")
         current = case.received.customer
         if all(getattr(current, field) == getattr(correction, field) for field in correction.fields()):
             raise refusal("these are the case's contact details already")
