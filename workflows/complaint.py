@@ -96,8 +96,9 @@ def _customer_id_in(raw: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
-def _handover_in(raw: Any) -> CaseHandover | None:
-    """The case handed over by its previous run (a contact correction), or None for a new complaint.
+def _handover_in(raw: Any) -> tuple[CaseState, int] | None:
+    """The case handed over by its previous run (a contact correction) and its notice count, or None for a new
+    complaint.
 
     Only a run that continues this very case takes it: anyone may start a workflow with any input,
     but only the case's own run can continue it (a handed-over state carries approvals and payouts).
@@ -112,23 +113,24 @@ def _handover_in(raw: Any) -> CaseHandover | None:
         state = handover.state()
     except ValueError:
         return None
-    return handover if 1 < state.key_generation <= MAX_CORRECTIONS + 1 else None
+    return (state, handover.notices_sequence) if 1 < state.key_generation <= MAX_CORRECTIONS + 1 else None
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class Complaint:
     @workflow.init
     def __init__(self, raw: Any) -> None:
-        self._handover = _handover_in(raw)
+        handover = _handover_in(raw)
+        self._resumed = handover is not None  # this run continues a case (a contact correction)
         self._handing_over = False  # a contact correction: this run hands the case to the next once settled
         self._correcting = False
         self.run_step = StepRunner()
         self.steps = Steps()
         self._sent_attributes: dict[str, Any] = {}
-        if self._handover is not None:  # the case goes on from where its previous run handed it over
+        if handover is not None:  # the case goes on from where its previous run handed it over
             self._refused_input = None
-            self.case = self._handover.state()
-            self.notices = Notices(self.case, self.run_step, sequence=self._handover.notices_sequence)
+            self.case, sequence = handover
+            self.notices = Notices(self.case, self.run_step, sequence=sequence)
             self.remedies = Remedies(self.case, self.run_step, self.notices)
             return
         if isinstance(raw, Undecodable) and raw.missing_key:
@@ -167,7 +169,7 @@ class Complaint:
             await workflow.wait_condition(workflow.all_handlers_finished)
             return case.outcome()
         publisher = asyncio.create_task(self._publish_when_settled())
-        if self._handover is not None:
+        if self._resumed:
             return await self._carry_on(publisher)
 
         complaint = case.complaint
@@ -181,9 +183,7 @@ class Complaint:
         await self._triage_and_acknowledge(complaint)
         case.count("redress_complaints_started", severity=case.tier.value, channel=complaint.channel.value)
 
-        watcher = asyncio.create_task(self._watch_deadlines())
-        sender = asyncio.create_task(self.notices.send_all())
-        steps = asyncio.create_task(self.steps.run())
+        watcher, sender, steps = self._start_working()
         await workflow.wait_condition(lambda: not self.notices.queue)
         if not any(e.kind == "notice_failed" for e in case.timeline):
             if case.stage == Stage.triaged:
@@ -208,10 +208,14 @@ class Complaint:
             store_notes=remaining,
         )
         case.publish()
+        return await self._lifecycle(publisher, *self._start_working())
+
+    def _start_working(self) -> tuple[asyncio.Task[None], asyncio.Task[None], asyncio.Task[None]]:
+        """The case's background work: its deadline watcher, its notice sender, its queue of steps."""
         watcher = asyncio.create_task(self._watch_deadlines())
         sender = asyncio.create_task(self.notices.send_all())
         steps = asyncio.create_task(self.steps.run())
-        return await self._lifecycle(publisher, watcher, sender, steps)
+        return watcher, sender, steps
 
     async def _lifecycle(
         self,
@@ -226,7 +230,8 @@ class Complaint:
         while True:
             await self._work_case()
             if self._handing_over:
-                await self._continue_in_new_run()
+                await self._continue_in_new_run()  # returns only when a remedy was approved meanwhile
+                continue
             if case.withdrawal:
                 break
             await self._follow_up()
@@ -337,15 +342,19 @@ class Complaint:
             return  # resolved, or handing over
 
     async def _continue_in_new_run(self) -> None:
-        """Continue as new once nothing is in flight: the next run gets the whole case, sealed with the new key."""
+        """Continue as new once nothing is in flight: the next run gets the whole case, sealed with the new key.
+
+        A remedy approved meanwhile is paid first (this returns, and the case's work pays it).
+        """
         case = self.case
 
         def settled() -> bool:
-            quiet = not self.notices.queue and not self.notices.sending and not case.to_execute
-            return quiet and not case.executing and not self.steps and self.run_step.local_running == 0
+            quiet = not self.notices.queue and not self.notices.sending and not case.executing
+            return quiet and not self.steps and self.run_step.local_running == 0 and workflow.all_handlers_finished()
 
-        await workflow.wait_condition(lambda: settled() and workflow.all_handlers_finished())
-        workflow.continue_as_new(CaseHandover.of(case, self.notices.sequence))
+        await workflow.wait_condition(lambda: bool(case.to_execute) or settled())
+        if not case.to_execute:
+            workflow.continue_as_new(CaseHandover.of(case, self.notices.sequence))
 
     async def _follow_up(self) -> None:
         case = self.case
@@ -923,12 +932,10 @@ class Complaint:
         archives and backups, is unreadable from then on. The timeline names the fields, never the values.
         """
         case = self.case
-        self._check_correction(correction)
+        fields = correction.fields()
         # the new details first (queued notices too): whatever is sealed from now on, before the rekey or after,
         # holds them, never the old ones
-        customer = case.received.customer.model_copy(
-            update={field: getattr(correction, field) for field in correction.fields()}
-        )
+        customer = case.received.customer.model_copy(update={field: getattr(correction, field) for field in fields})
         case.complaint = case.received.model_copy(update={"customer": customer})
         self.notices.readdress(customer)
         self._correcting = True
@@ -940,7 +947,6 @@ class Complaint:
         finally:
             self._correcting = False
         case.key_generation = generation
-        fields = correction.fields()
         case.event(
             "contact_corrected",
             correction.by if correction.by == "customer" else f"agent:{correction.by}",
@@ -955,7 +961,7 @@ class Complaint:
     def _check_correction(self, correction: ContactCorrection) -> None:
         case = self.case
         case.refuse_unless_open()
-        if self._handover is None and case.stage in (Stage.received, Stage.triaged):
+        if not self._resumed and case.stage in (Stage.received, Stage.triaged):
             raise refusal("the case is still being taken in; correct its contact details once it is acknowledged")
         if case.resolution or case.stage in (Stage.resolved, Stage.follow_up) or case.withdrawal:
             raise refusal("the case is resolved or withdrawn: contact details are corrected on open cases")
